@@ -1,0 +1,35 @@
+# One Makefile for people and CI. `make help` lists the targets.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EVENTS ?= 5000
+RATE   ?= 150
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint typecheck clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)  ## the demo: embedded broker + emulator + one worker + a generated shop stream
+	$(BIN)/talon-stream demo --events $(EVENTS) --rate $(RATE)
+
+test: $(STAMP)  ## unit, conformance and end-to-end tests (real broker, real HTTP on loopback)
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff over the whole tree
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check workers emulator
+
+typecheck: $(STAMP)  ## mypy --strict on workers/ and emulator/
+	$(BIN)/mypy workers emulator
+
+clean:  ## remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""talon-stream: Kafka shop events to Talon.One, effects back to Kafka."""

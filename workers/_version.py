@@ -1,0 +1,3 @@
+"""The worker's version, written into DLQ headers and the User-Agent."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,197 @@
+"""The ``talon-stream`` command: ``run`` (the worker), ``demo``, ``emulator`` and ``broker``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+
+from workers._version import __version__
+from workers.config import DEFAULT_INPUT_TOPICS, load_settings
+from workers.exceptions import (
+    BrokerError,
+    ConfigurationError,
+    TalonFatalError,
+    TalonStreamError,
+)
+
+__all__ = ["main"]
+
+log = logging.getLogger("talon_stream")
+
+EXIT_CONFIG = 2
+EXIT_TALON_FATAL = 3
+EXIT_BROKER = 4
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.version_option(__version__, prog_name="talon-stream")
+def main() -> None:
+    """Kafka shop events → Talon.One Integration API → effects topics."""
+
+
+@main.command()
+@click.option("--bootstrap-servers", help="Overrides TALON_STREAM_BOOTSTRAP_SERVERS.")
+@click.option("--group-id", help="Overrides TALON_STREAM_GROUP_ID.")
+@click.option("--input-topics", help="Comma-separated; overrides TALON_STREAM_INPUT_TOPICS.")
+@click.option("--talon-base-url", help="Overrides TALON_STREAM_TALON_BASE_URL.")
+@click.option("--log-level", default="info", show_default=True)
+def run(
+    bootstrap_servers: str | None,
+    group_id: str | None,
+    input_topics: str | None,
+    talon_base_url: str | None,
+    log_level: str,
+) -> None:
+    """Run one worker of the consumer group until SIGTERM/SIGINT.
+
+    Configuration comes from TALON_STREAM_* environment variables (see the README); the options
+    override them.
+    """
+    from workers.worker import Worker  # noqa: PLC0415 - keep `--help` fast
+
+    _setup_logging(log_level)
+    overrides = {
+        name: value
+        for name, value in {
+            "bootstrap_servers": bootstrap_servers,
+            "group_id": group_id,
+            "input_topics": input_topics,
+            "talon_base_url": talon_base_url,
+        }.items()
+        if value is not None
+    }
+    try:
+        settings = load_settings(**overrides)
+        worker = Worker(settings)
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+
+    try:
+        asyncio.run(serve())
+    except TalonFatalError as exc:
+        raise _exit(
+            EXIT_TALON_FATAL,
+            f"{exc}\nTalon.One refused the API key: check TALON_STREAM_TALON_API_KEY and "
+            "TALON_STREAM_TALON_BASE_URL. Nothing was skipped; restart once fixed.",
+        ) from exc
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
+    except TalonStreamError as exc:
+        raise _exit(1, str(exc)) from exc
+    log.info("stopped cleanly")
+
+
+@main.command()
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Exit 0 once this many events have an outcome (default: run until Ctrl-C).",
+)
+@click.option("--rate", type=click.FloatRange(min=1), default=150.0, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--emulator-latency-ms", type=click.FloatRange(min=0), default=0.0)
+@click.option("--log-level", default="warning", show_default=True)
+def demo(
+    events: int | None, rate: float, seed: int, emulator_latency_ms: float, log_level: str
+) -> None:
+    """Start a broker, the Talon.One emulator and one worker, and feed them a shop stream."""
+    from workers.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
+
+    _setup_logging(log_level)
+    options = DemoOptions(
+        events=events, rate=rate, seed=seed, emulator_latency_ms=emulator_latency_ms
+    )
+    try:
+        code = run_demo(options)
+    except TalonStreamError as exc:
+        raise _exit(1, str(exc)) from exc
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8900, show_default=True)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    required=True,
+    help="An accepted Integration API key (repeatable).",
+)
+@click.option(
+    "--campaigns",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Campaign file (YAML); default: the built-in demo campaigns.",
+)
+@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def emulator(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    campaigns: Path | None,
+    latency_ms: float,
+    log_level: str,
+) -> None:
+    """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT."""
+    from emulator.server import run_forever  # noqa: PLC0415 - keep `--help` fast
+
+    _setup_logging(log_level)
+    run_forever(host, port, api_keys, campaigns_path=campaigns, latency_ms=latency_ms)
+
+
+@main.command()
+@click.option(
+    "--topics",
+    default=",".join(DEFAULT_INPUT_TOPICS) + ",talon.effects,talon-stream.dlq",
+    show_default=True,
+    help="Comma-separated topics to create.",
+)
+@click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
+def broker(topics: str, partitions: int) -> None:
+    """Start the embedded Kafka broker (Tansu), create topics, print the address; Ctrl-C stops."""
+    from workers.broker import EmbeddedBroker  # noqa: PLC0415 - keep `--help` fast
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        with EmbeddedBroker() as embedded:
+            names = [name.strip() for name in topics.split(",") if name.strip()]
+            embedded.create_topics(dict.fromkeys(names, partitions))
+            click.echo(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}", err=False)
+            click.echo(f"topics: {', '.join(names)} ({partitions} partitions each)", err=True)
+            stop.wait()
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, str(exc)) from exc
+
+
+def _exit(code: int, message: str) -> click.exceptions.Exit:
+    click.secho(f"talon-stream: {message}", fg="red", err=True)
+    return click.exceptions.Exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Typed, frozen configuration, read once at start-up from ``TALON_STREAM_*`` variables.
+
+``docs/configuration.md`` and the README list every setting. The API key is a ``SecretStr``: it
+is never printed, logged or written to a record.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workers.exceptions import ConfigurationError
+
+__all__ = ["DEFAULT_INPUT_TOPICS", "Settings", "load_settings"]
+
+DEFAULT_INPUT_TOPICS = ("shop.carts", "shop.orders", "shop.customers", "shop.events")
+
+ResponseContent = Literal[
+    "customerSession",
+    "customerProfile",
+    "coupons",
+    "triggeredCampaigns",
+    "referral",
+    "loyalty",
+    "event",
+    "awardedGiveaways",
+    "ruleFailureReasons",
+    "previousReturns",
+]
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything a worker needs; each field is the variable ``TALON_STREAM_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TALON_STREAM_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("TALON_STREAM_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"),
+        description="Kafka bootstrap servers (KAFKA_BOOTSTRAP_SERVERS is honoured too).",
+    )
+    group_id: str = Field(default="talon-stream", min_length=1)
+    input_topics: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INPUT_TOPICS
+    effects_topic: str = Field(default="talon.effects", min_length=1)
+    dlq_topic: str = Field(default="talon-stream.dlq", min_length=1)
+    #: Extra librdkafka settings for both clients, e.g. ``{"security.protocol": "SASL_SSL"}``.
+    kafka_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    session_timeout_ms: int = Field(default=10_000, ge=1000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    fetch_wait_max_ms: int = Field(default=100, ge=1)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+    partition_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = (
+        "cooperative-sticky"
+    )
+
+    # --- Talon.One -----------------------------------------------------------------------------
+    talon_base_url: str = Field(default="http://127.0.0.1:8900")
+    talon_api_key: SecretStr = SecretStr("")
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=256, ge=1)
+    response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = (
+        "customerSession",
+        "customerProfile",
+    )
+    dry_run: bool = False
+    profile_run_rule_engine: bool = True
+
+    # --- Worker --------------------------------------------------------------------------------
+    max_buffered_per_partition: int = Field(default=1000, ge=1)
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    retry_max_backoff_s: float = Field(default=30.0, gt=0)
+
+    _split = field_validator("input_topics", "response_content", mode="before")(_split_csv)
+
+    @field_validator("talon_base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "must start with http:// or https:// (e.g. https://mycompany.talon.one)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("input_topics")
+    @classmethod
+    def _topics(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("name at least one input topic (comma-separated)")
+        return value
+
+    def consumer_config(self) -> dict[str, Any]:
+        """librdkafka settings of the worker's consumer. Offsets are committed by the worker,
+        only past finished records, so auto-commit is off; a new group starts at the earliest
+        offset so no event that was already in the topic is skipped."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group_id,
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": self.heartbeat_interval_ms,
+            "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            "partition.assignment.strategy": self.partition_assignment_strategy,
+            "isolation.level": "read_uncommitted",
+            **self.kafka_config,
+        }
+
+    def producer_config(self) -> dict[str, Any]:
+        """librdkafka settings of the producer of effects and DLQ records (idempotent, acks=all)."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.timeout.ms": 30_000,
+            **self.kafka_config,
+        }
+
+    def require_api_key(self) -> str:
+        """The API key, or a ConfigurationError that says how to set it."""
+        key = self.talon_api_key.get_secret_value()
+        if not key:
+            raise ConfigurationError(
+                "no Talon.One API key: set TALON_STREAM_TALON_API_KEY to an Integration API key "
+                "(Campaign Manager: Settings, Integration API Keys)"
+            )
+        return key
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment (plus explicit overrides) once; turn validation errors into one
+    ConfigurationError that names each variable to fix."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_url=False):
+            name = "TALON_STREAM_" + "_".join(str(p) for p in error["loc"]).upper()
+            lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from exc

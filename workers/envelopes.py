@@ -1,0 +1,134 @@
+"""What the worker writes: the effects envelope (``docs/effects.md``) and the DLQ record headers.
+
+Both are pure functions of the input record and the outcome, so a replayed record produces the
+same ``envelopeId`` and downstream consumers can drop repeats.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from workers._version import __version__
+from workers.calls import TalonCall
+from workers.events import Event
+from workers.exceptions import TalonStatusError, TalonStreamError
+from workers.kafka_io import Headers, InputRecord
+from workers.talon_client import TalonResponse
+
+__all__ = [
+    "DLQ_HEADER_PREFIX",
+    "ENVELOPE_VERSION",
+    "DlqFailure",
+    "dlq_headers",
+    "effects_envelope",
+    "envelope_id",
+]
+
+ENVELOPE_VERSION = 1
+DLQ_HEADER_PREFIX = "talon-stream."
+_NAMESPACE = uuid.UUID("0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
+_DLQ_BODY_CHARS = 2000
+# Session fields copied into the envelope when Talon.One returned the session.
+_SESSION_FIELDS = (
+    "integrationId",
+    "profileId",
+    "state",
+    "total",
+    "cartItemTotal",
+    "additionalCostTotal",
+    "updateCount",
+    "couponCodes",
+    "referralCode",
+    "updated",
+)
+
+
+def envelope_id(topic: str, partition: int, offset: int) -> str:
+    """A UUID derived from the source record's coordinates: the same record, the same id."""
+    return str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
+
+
+def _iso_ms(timestamp_ms: int | None) -> str | None:
+    if timestamp_ms is None:
+        return None
+    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def effects_envelope(
+    record: InputRecord,
+    event: Event,
+    call: TalonCall,
+    response: TalonResponse,
+    *,
+    processing_ms: float,
+) -> dict[str, Any]:
+    """The envelope published (as JSON) for one processed event."""
+    body = response.body
+    session = body.get("customerSession")
+    envelope: dict[str, Any] = {
+        "envelopeId": envelope_id(record.topic, record.partition, record.offset),
+        "envelopeVersion": ENVELOPE_VERSION,
+        "source": {
+            "eventId": event.event_id,
+            "type": event.type,
+            "occurredAt": event.occurred_at.isoformat(),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": _iso_ms(record.timestamp_ms),
+        },
+        "operation": call.operation.value,
+        "status": response.status,
+        "profileId": call.profile_id,
+        "sessionId": call.session_id,
+        "effects": response.effects,
+        "createdCoupons": body.get("createdCoupons") or [],
+        "createdReferrals": body.get("createdReferrals") or [],
+        "session": (
+            {name: session[name] for name in _SESSION_FIELDS if name in session}
+            if isinstance(session, dict)
+            else None
+        ),
+        "processingMs": round(processing_ms, 3),
+        "processedAt": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+    }
+    return envelope
+
+
+@dataclass(frozen=True, slots=True)
+class DlqFailure:
+    """Why a record went to the DLQ, and how hard the worker tried."""
+
+    error: TalonStreamError
+    attempts: int
+    first_attempt_at: datetime
+    last_attempt_at: datetime
+
+
+def dlq_headers(record: InputRecord, failure: DlqFailure) -> Headers:
+    """The original headers plus ``talon-stream.*`` headers saying what went wrong."""
+    error = failure.error
+    extra: dict[str, str] = {
+        "error.class": type(error).__name__,
+        "error.message": str(error),
+        "source.topic": record.topic,
+        "source.partition": str(record.partition),
+        "source.offset": str(record.offset),
+        "attempts": str(failure.attempts),
+        "first.attempt.at": failure.first_attempt_at.isoformat(timespec="milliseconds"),
+        "last.attempt.at": failure.last_attempt_at.isoformat(timespec="milliseconds"),
+        "worker.version": __version__,
+    }
+    timestamp = _iso_ms(record.timestamp_ms)
+    if timestamp is not None:
+        extra["source.timestamp"] = timestamp
+    if isinstance(error, TalonStatusError):
+        extra["http.status"] = str(error.status)
+        extra["http.body"] = error.body[:_DLQ_BODY_CHARS]
+        extra["talon.operation"] = error.call.operation.value
+    headers = list(record.headers)
+    headers.extend((DLQ_HEADER_PREFIX + name, value.encode()) for name, value in extra.items())
+    return headers

@@ -1,0 +1,231 @@
+"""Thin asyncio adapters over confluent-kafka's Consumer and Producer.
+
+The event loop never blocks on Kafka:
+
+* :class:`AsyncConsumer` runs every consumer call on one dedicated thread (librdkafka's consumer
+  must not be used from two threads at once). Rebalance callbacks fire on that thread; they hand
+  the partitions to coroutines on the loop and wait for them, and commit what those return
+  right there (a commit from the loop would queue behind the callback and deadlock).
+* :class:`AsyncProducer` keeps a background thread serving delivery reports and resolves one
+  asyncio future per record when the broker acknowledges it.
+
+Records cross this boundary as :class:`InputRecord`; ``confluent_kafka`` errors become
+:class:`~workers.exceptions.BrokerError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from workers.exceptions import BrokerError
+
+__all__ = ["AsyncConsumer", "AsyncProducer", "Headers", "InputRecord", "PartitionKey"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Headers = list[tuple[str, bytes]]
+PartitionKey = tuple[str, int]
+AssignHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, None]]
+#: Called on revoke or loss; returns the offsets to commit for those partitions before they go.
+RevokeHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, dict[PartitionKey, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class InputRecord:
+    """One consumed record, detached from librdkafka."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    timestamp_ms: int | None
+
+    @property
+    def partition_key(self) -> PartitionKey:
+        return (self.topic, self.partition)
+
+    @classmethod
+    def from_message(cls, message: Message) -> InputRecord:
+        kind, timestamp = message.timestamp()
+        # A consumed message's headers are always a list of (name, value) pairs.
+        raw_headers: list[tuple[str, str | bytes | None]] = message.headers() or []  # type: ignore[assignment]
+        headers = [(name, _as_bytes(value) or b"") for name, value in raw_headers]
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        # A consumed record without an error always has its coordinates.
+        assert topic is not None
+        assert partition is not None
+        assert offset is not None
+        return cls(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=_as_bytes(message.key()),
+            value=_as_bytes(message.value()),
+            headers=headers,
+            timestamp_ms=timestamp if kind != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+        )
+
+
+def _as_bytes(value: str | bytes | None) -> bytes | None:
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else value
+
+
+class AsyncConsumer:
+    """A consumer-group member whose calls run on one dedicated thread."""
+
+    def __init__(
+        self, config: dict[str, Any], *, factory: Callable[[dict[str, Any]], Any] = Consumer
+    ) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        self._consumer = factory(config)
+        self._closed = False
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def subscribe(
+        self, topics: Sequence[str], *, on_assign: AssignHandler, on_revoke: RevokeHandler
+    ) -> None:
+        loop = asyncio.get_running_loop()
+
+        def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
+            keys = [(tp.topic, tp.partition) for tp in partitions]
+            asyncio.run_coroutine_threadsafe(on_assign(keys), loop).result()
+
+        def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
+            keys = [(tp.topic, tp.partition) for tp in partitions]
+            offsets = asyncio.run_coroutine_threadsafe(on_revoke(keys), loop).result()
+            if offsets:
+                self._commit_now(offsets)
+
+        await self._run(
+            self._consumer.subscribe,
+            list(topics),
+            on_assign=assigned,
+            on_revoke=revoked,
+            on_lost=revoked,
+        )
+
+    async def consume(self, max_records: int, timeout_s: float) -> list[InputRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one."""
+        messages = await self._run(self._consumer.consume, max_records, timeout_s)
+        records: list[InputRecord] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(InputRecord.from_message(message))
+            elif error.fatal():
+                raise BrokerError(f"fatal consumer error: {error}")
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+        return records
+
+    async def commit(self, offsets: dict[PartitionKey, int]) -> None:
+        """Commit ``offsets`` (next offset to read, per partition) synchronously."""
+        if offsets:
+            await self._run(self._commit_now, offsets)
+
+    def _commit_now(self, offsets: dict[PartitionKey, int]) -> None:
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            # A commit can lose a race with a rebalance; the records are then replayed by the
+            # next owner (at-least-once), never skipped.
+            log.warning("offset commit failed (%s); uncommitted records will be replayed", exc)
+
+    async def pause(self, partitions: Sequence[PartitionKey]) -> None:
+        if partitions:
+            await self._run(self._consumer.pause, [TopicPartition(t, p) for t, p in partitions])
+
+    async def resume(self, partitions: Sequence[PartitionKey]) -> None:
+        if partitions:
+            await self._run(self._consumer.resume, [TopicPartition(t, p) for t, p in partitions])
+
+    async def close(self) -> None:
+        """Leave the group (fires the revoke callback) and release the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._run(self._consumer.close)
+        finally:
+            self._executor.shutdown(wait=True)
+
+
+class AsyncProducer:
+    """Produces records and awaits the broker's acknowledgement of each."""
+
+    def __init__(
+        self, config: dict[str, Any], *, factory: Callable[[dict[str, Any]], Any] = Producer
+    ) -> None:
+        self._producer = factory(config)
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
+        self._poller.start()
+
+    def _poll(self) -> None:
+        while not self._stopping.is_set():
+            self._producer.poll(0.05)
+
+    async def send(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
+    ) -> None:
+        """Produce one record and wait until the broker has acknowledged it.
+
+        Raises:
+            BrokerError: the record was rejected (too large, unknown topic, timed out).
+        """
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+
+        def delivered(error: KafkaError | None, _message: Message) -> None:
+            loop.call_soon_threadsafe(_settle, acked, error, topic)
+
+        while True:
+            try:
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                )
+                break
+            except BufferError:  # local queue full: let deliveries drain
+                await asyncio.sleep(0.005)
+            except KafkaException as exc:
+                raise BrokerError(f"could not produce to {topic!r}: {exc}") from exc
+        await acked
+
+    async def flush(self, timeout_s: float = 10.0) -> int:
+        """Wait for outstanding deliveries; returns how many are still queued."""
+        loop = asyncio.get_running_loop()
+        remaining: int = await loop.run_in_executor(None, self._producer.flush, timeout_s)
+        return remaining
+
+    async def close(self, timeout_s: float = 10.0) -> None:
+        remaining = await self.flush(timeout_s)
+        self._stopping.set()
+        await asyncio.get_running_loop().run_in_executor(None, self._poller.join)
+        if remaining:
+            log.error("%d produced records were not acknowledged before close", remaining)
+
+
+def _settle(future: asyncio.Future[None], error: KafkaError | None, topic: str) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(BrokerError(f"delivery to {topic!r} failed: {error}"))

@@ -1,0 +1,152 @@
+"""The worker: one consumer-group member that turns input records into Talon.One calls.
+
+The loop fetches records on the consumer thread, hands them to the dispatcher, pauses and resumes
+partitions as their buffers fill and drain, and commits — every ``commit_interval_s``, on
+revoke and on shutdown — only offsets below which every record has an acknowledged outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from workers._version import __version__
+from workers.config import Settings
+from workers.dispatch import PartitionSerialDispatcher
+from workers.kafka_io import AsyncConsumer, AsyncProducer, PartitionKey
+from workers.processor import RecordProcessor
+from workers.stats import WorkerStats
+from workers.talon_client import TalonClient
+from workers.translate import TranslationOptions
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+_FETCH_BATCH = 500
+_FETCH_WAIT_S = 0.1
+
+
+class Worker:
+    """Runs until :meth:`stop` is called or a fatal error occurs (which :meth:`run` raises)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stats: WorkerStats | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
+        producer_factory: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats or WorkerStats()
+        self._api_key = settings.require_api_key()
+        self._http_transport = http_transport
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._stopping = asyncio.Event()
+        self.assigned: set[PartitionKey] = set()
+
+    def stop(self) -> None:
+        """Ask the worker to finish its in-flight records, commit and return from :meth:`run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until stopped.
+
+        Raises:
+            TalonFatalError: Talon.One refused the API key (fix the key; nothing was skipped).
+            BrokerError: Kafka refused the worker's output records.
+        """
+        settings = self.settings
+        producer_kwargs = {"factory": self._producer_factory} if self._producer_factory else {}
+        consumer_kwargs = {"factory": self._consumer_factory} if self._consumer_factory else {}
+        producer = AsyncProducer(settings.producer_config(), **producer_kwargs)
+        talon = TalonClient(
+            settings.talon_base_url,
+            self._api_key,
+            timeout_s=settings.request_timeout_s,
+            max_connections=settings.max_connections,
+            transport=self._http_transport,
+            user_agent=f"talon-stream/{__version__}",
+        )
+        processor = RecordProcessor(
+            talon,
+            producer,
+            effects_topic=settings.effects_topic,
+            dlq_topic=settings.dlq_topic,
+            options=TranslationOptions(
+                response_content=settings.response_content,
+                dry=settings.dry_run,
+                profile_run_rule_engine=settings.profile_run_rule_engine,
+            ),
+            stats=self.stats,
+            retry_max_s=settings.retry_max_backoff_s,
+        )
+        dispatcher = PartitionSerialDispatcher(
+            processor.process, max_buffered_per_partition=settings.max_buffered_per_partition
+        )
+        consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
+
+        async def on_assign(partitions: list[PartitionKey]) -> None:
+            log.info("assigned %s", _describe(partitions))
+            self.assigned.update(partitions)
+            dispatcher.assign(partitions)
+
+        async def on_revoke(partitions: list[PartitionKey]) -> dict[PartitionKey, int]:
+            log.info("revoked %s", _describe(partitions))
+            self.assigned.difference_update(partitions)
+            return await dispatcher.revoke(partitions, settings.drain_timeout_s)
+
+        try:
+            await consumer.subscribe(
+                settings.input_topics, on_assign=on_assign, on_revoke=on_revoke
+            )
+            log.info(
+                "consuming %s as group %r → %s (DLQ %s)",
+                ", ".join(settings.input_topics),
+                settings.group_id,
+                settings.effects_topic,
+                settings.dlq_topic,
+            )
+            await self._loop(consumer, dispatcher)
+        finally:
+            # close() leaves the group: the revoke callback finishes in-flight records (bounded)
+            # and commits what is finished.
+            await consumer.close()
+            await producer.close()
+            await talon.aclose()
+        if dispatcher.failure is not None:
+            raise dispatcher.failure
+
+    async def _loop(self, consumer: AsyncConsumer, dispatcher: PartitionSerialDispatcher) -> None:
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + self.settings.commit_interval_s
+        while not self._stopping.is_set() and dispatcher.failure is None:
+            for record in await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S):
+                dispatcher.submit(record)
+            await consumer.pause(dispatcher.partitions_to_pause())
+            await consumer.resume(dispatcher.partitions_to_resume())
+            if loop.time() >= next_commit:
+                await self._commit(consumer, dispatcher)
+                next_commit = loop.time() + self.settings.commit_interval_s
+        if dispatcher.failure is not None:
+            log.error("stopping: %s", dispatcher.failure)
+
+    @staticmethod
+    async def _commit(consumer: AsyncConsumer, dispatcher: PartitionSerialDispatcher) -> None:
+        offsets = dispatcher.committable()
+        if offsets:
+            await consumer.commit(offsets)
+            dispatcher.mark_committed(offsets)
+
+
+def _describe(partitions: list[PartitionKey]) -> str:
+    return (
+        ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions)) or "nothing"
+    )
