@@ -332,6 +332,7 @@ def _summary(
     console: Console, options: DemoOptions, progress: _Progress, stats: WorkerStats
 ) -> None:
     elapsed = time.monotonic() - progress.started
+    console.print()
     console.print(
         f"demo finished: {progress.produced} events produced, {progress.outcomes} outcomes "
         f"({progress.effects} effects envelopes, {progress.dlq} DLQ) in {elapsed:.1f} s"

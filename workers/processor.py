@@ -60,7 +60,7 @@ class _RetryWait:
     """Full-jitter exponential back-off that never retries sooner than ``Retry-After`` asks."""
 
     def __init__(self, initial_s: float, max_s: float) -> None:
-        self._backoff = wait_exponential_jitter(initial=initial_s, max=max_s)
+        self._backoff = wait_exponential_jitter(multiplier=initial_s, max=max_s)
         self._max_s = max_s
 
     def __call__(self, state: RetryCallState) -> float:

@@ -1,0 +1,64 @@
+"""Shared fixtures: a real Kafka broker (embedded Tansu, or KAFKA_BOOTSTRAP_SERVERS) for the
+whole run, and helpers to produce and read records."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from workers.broker import Broker, open_broker
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[Broker]:
+    started = open_broker()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A suffix that keeps topics and groups of one test apart from every other test's."""
+    return uuid.uuid4().hex[:10]
+
+
+def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 1}
+    )
+    for key, value in records:
+        producer.produce(topic, key=key, value=value)
+    assert producer.flush(10) == 0
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) -> list[object]:
+    """Read ``count`` records from the start of ``topic`` (all partitions), or fail."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 3000,
+            "heartbeat.interval.ms": 300,
+            "fetch.wait.max.ms": 50,
+        }
+    )
+    consumer.subscribe([topic])
+    found: list[object] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(found) < count and time.monotonic() < deadline:
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                found.append(message)
+    finally:
+        consumer.close()
+    assert len(found) >= count, f"only {len(found)} of {count} records arrived on {topic}"
+    return found

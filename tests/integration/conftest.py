@@ -1,0 +1,64 @@
+"""Integration fixtures: the emulator on loopback and a worker running in this event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from emulator.config import EmulatorConfig
+from emulator.server import EmulatorServer
+from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker
+from workers.config import Settings
+from workers.worker import Worker
+
+API_KEY = "integration-test-key"
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer(EmulatorConfig(api_keys=[API_KEY])) as server:
+        yield server
+
+
+def worker_settings(
+    broker: Broker, emulator: EmulatorServer, unique: str, **overrides: Any
+) -> Settings:
+    fields: dict[str, Any] = {
+        "bootstrap_servers": broker.bootstrap_servers,
+        "group_id": f"group-{unique}",
+        "input_topics": (f"in-{unique}",),
+        "effects_topic": f"effects-{unique}",
+        "dlq_topic": f"dlq-{unique}",
+        "talon_base_url": emulator.base_url,
+        "talon_api_key": API_KEY,
+        "commit_interval_s": 0.2,
+        **LOCAL_CONSUMER_SETTINGS,
+    }
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+@contextlib.asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    """Run ``worker`` in the background; stop it cleanly (and surface its errors) on exit."""
+    task = asyncio.get_running_loop().create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await asyncio.wait_for(task, timeout=60)
+
+
+async def wait_for(condition: Callable[[], bool], timeout_s: float = 60.0, what: str = "") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout_s:.0f}s waiting for {what or condition}"
+            )
+        await asyncio.sleep(0.05)

@@ -1,0 +1,70 @@
+"""The embedded broker starts on a free loopback port, creates topics and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from workers.broker import EmbeddedBroker, ExternalBroker, open_broker
+
+
+def test_embedded_broker_creates_topics_and_stops() -> None:
+    with EmbeddedBroker() as broker:
+        host, port = broker.bootstrap_servers.split(":")
+        assert host == "127.0.0.1"
+        broker.create_topics({"orders": 12, "effects": 3})
+        broker.create_topics({"orders": 12})  # existing topics are left alone
+        metadata = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(
+            timeout=10
+        )
+        assert len(metadata.topics["orders"].partitions) == 12
+        assert len(metadata.topics["effects"].partitions) == 3
+        process = broker._process
+        assert process is not None
+    assert process.poll() is not None, "the broker process is still running after stop()"
+
+
+def test_no_orphan_when_the_owner_is_killed() -> None:
+    script = textwrap.dedent(
+        """
+        import os, sys, time
+        from workers.broker import EmbeddedBroker
+        broker = EmbeddedBroker()
+        broker.start()
+        print(broker._process.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    broker_pid = int(owner.stdout.readline())
+    os.kill(broker_pid, 0)  # alive
+    owner.kill()  # SIGKILL: no cleanup code runs in the owner
+    owner.wait()
+    for _ in range(100):
+        try:
+            os.kill(broker_pid, 0)
+        except ProcessLookupError:
+            return
+        # A zombie is gone for good once its (dead) parent's parent reaps it.
+        with open(f"/proc/{broker_pid}/stat") as stat:
+            if stat.read().split()[2] == "Z":
+                return
+        time.sleep(0.05)
+    pytest.fail("the embedded broker outlived the process that started it")
+
+
+def test_kafka_bootstrap_servers_selects_an_external_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka.example:9092")
+    broker = open_broker()
+    assert isinstance(broker, ExternalBroker)
+    assert broker.bootstrap_servers == "kafka.example:9092"
+    broker.stop()  # nothing to stop, and no error
