@@ -81,7 +81,7 @@ def create_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout_s: 
     """
     if not topics:
         return
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log.connection.close": False})
     futures = admin.create_topics(
         [
             NewTopic(name, num_partitions=count, replication_factor=1)
@@ -190,7 +190,9 @@ class EmbeddedBroker:
                 stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
                 raise BrokerError(f"exited with code {process.returncode}: {stderr.strip()[-500:]}")
             if _port_open(self._port):
-                admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+                admin = AdminClient(
+                    {"bootstrap.servers": self.bootstrap_servers, "log.connection.close": False}
+                )
                 try:
                     admin.list_topics(timeout=2)
                 except KafkaException:

@@ -61,7 +61,7 @@ def run(
     Configuration comes from TALON_STREAM_* environment variables (see the README); the options
     override them.
     """
-    from workers.worker import Worker  # noqa: PLC0415 - keep `--help` fast
+    from workers.worker import Worker
 
     _setup_logging(log_level)
     overrides = {
@@ -116,7 +116,7 @@ def demo(
     events: int | None, rate: float, seed: int, emulator_latency_ms: float, log_level: str
 ) -> None:
     """Start a broker, the Talon.One emulator and one worker, and feed them a shop stream."""
-    from workers.demo import DemoOptions, run_demo  # noqa: PLC0415 - keep `--help` fast
+    from workers.demo import DemoOptions, run_demo
 
     _setup_logging(log_level)
     options = DemoOptions(
@@ -156,7 +156,7 @@ def emulator(
     log_level: str,
 ) -> None:
     """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT."""
-    from emulator.server import run_forever  # noqa: PLC0415 - keep `--help` fast
+    from emulator.server import run_forever
 
     _setup_logging(log_level)
     run_forever(host, port, api_keys, campaigns_path=campaigns, latency_ms=latency_ms)
@@ -172,7 +172,7 @@ def emulator(
 @click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
 def broker(topics: str, partitions: int) -> None:
     """Start the embedded Kafka broker (Tansu), create topics, print the address; Ctrl-C stops."""
-    from workers.broker import EmbeddedBroker  # noqa: PLC0415 - keep `--help` fast
+    from workers.broker import EmbeddedBroker
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

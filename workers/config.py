@@ -114,6 +114,7 @@ class Settings(BaseSettings):
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
             "partition.assignment.strategy": self.partition_assignment_strategy,
             "isolation.level": "read_uncommitted",
+            "log.connection.close": False,
             **self.kafka_config,
         }
 
@@ -126,6 +127,7 @@ class Settings(BaseSettings):
             "linger.ms": 5,
             "compression.type": "lz4",
             "message.timeout.ms": 30_000,
+            "log.connection.close": False,
             **self.kafka_config,
         }
 

@@ -142,6 +142,10 @@ async def _demo(options: DemoOptions, broker: Broker, base_url: str, console: Co
     worker = Worker(settings, stats=stats)
     progress = _Progress()
     worker_task = loop.create_task(worker.run(), name="worker")
+    # Feed once the worker owns its partitions, so the stream starts live rather than as a backlog.
+    deadline = loop.time() + 30
+    while not worker.assigned and not worker_task.done() and loop.time() < deadline:
+        await asyncio.sleep(0.05)
     feeder = loop.create_task(_feed(broker.bootstrap_servers, options, progress, stop))
     watcher = loop.create_task(_watch(broker.bootstrap_servers, progress, stop))
     header = f"broker {broker.bootstrap_servers} · Talon.One emulator {base_url}"
@@ -188,7 +192,12 @@ async def _feed(
 ) -> None:
     """Emit shopper journeys at ``options.rate`` events/s, each shopper pausing between steps."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "enable.idempotence": True,
+            "log.connection.close": False,
+        }
     )
     simulator = ShopSimulator(seed=options.seed)
     rng = simulator._rng  # one seeded source for journeys and pacing
@@ -234,6 +243,7 @@ async def _watch(bootstrap: str, progress: _Progress, stop: asyncio.Event) -> No
             "session.timeout.ms": 3000,
             "heartbeat.interval.ms": 300,
             "fetch.wait.max.ms": 50,
+            "log.connection.close": False,
         }
     )
 
