@@ -85,13 +85,20 @@ def test_customer_events_decode() -> None:
         (b"", "has no value"),
         (b"{not json", "not valid JSON"),
         (b"[1, 2]", "not a JSON object"),
-        (orjson.dumps({**BASE, "type": "wishlist.updated"}), "unknown event type 'wishlist.updated'"),
+        (
+            orjson.dumps({**BASE, "type": "wishlist.updated"}),
+            "unknown event type 'wishlist.updated'",
+        ),
         (orjson.dumps(BASE), "no 'type' field"),
         (encode(type="cart.updated", profileId="c-1"), "needs a sessionId"),
         (encode(type="customer.updated", sessionId="s-1"), "needs a profileId"),
         (encode(type="customer.event", profileId="c-1", payload={}), "eventType: Field required"),
         (
-            encode(type="cart.updated", sessionId="s", payload={"cartItems": [{"sku": "a", "quantity": 0}]}),
+            encode(
+                type="cart.updated",
+                sessionId="s",
+                payload={"cartItems": [{"sku": "a", "quantity": 0}]},
+            ),
             "quantity: Input should be greater than or equal to 1",
         ),
         (
@@ -99,11 +106,20 @@ def test_customer_events_decode() -> None:
             "couponCode: Extra inputs are not permitted",
         ),
         (
-            orjson.dumps({"type": "order.placed", "eventId": "e", "occurredAt": "2026-01-01T00:00:00", "sessionId": "s"}),
+            orjson.dumps(
+                {
+                    "type": "order.placed",
+                    "eventId": "e",
+                    "occurredAt": "2026-01-01T00:00:00",
+                    "sessionId": "s",
+                }
+            ),
             "timezone",
         ),
         (
-            encode(type="order.items_returned", sessionId="s", payload={"items": [{"quantity": 1}]}),
+            encode(
+                type="order.items_returned", sessionId="s", payload={"items": [{"quantity": 1}]}
+            ),
             "needs a position or a sku",
         ),
         (
@@ -111,7 +127,11 @@ def test_customer_events_decode() -> None:
             "identifiers",
         ),
         (
-            encode(type="cart.updated", sessionId="s", payload={"cartItems": [{"sku": "a", "quantity": 10_001}]}),
+            encode(
+                type="cart.updated",
+                sessionId="s",
+                payload={"cartItems": [{"sku": "a", "quantity": 10_001}]},
+            ),
             "limit of 10000",
         ),
     ],

@@ -33,7 +33,9 @@ async def test_sends_the_documented_request() -> None:
 
     def handle(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(200, json={"effects": [{"effectType": "setDiscount"}], "createdCoupons": []})
+        return httpx.Response(
+            200, json={"effects": [{"effectType": "setDiscount"}], "createdCoupons": []}
+        )
 
     async with client(httpx.MockTransport(handle)) as talon:
         response = await talon.send(CALL, idempotency_key="k-1")

@@ -17,7 +17,9 @@ OPTIONS = TranslationOptions()
 
 
 def event(**fields: Any) -> Any:
-    return decode_event(orjson.dumps({"eventId": "e-1", "occurredAt": "2026-11-22T10:00:00Z", **fields}))
+    return decode_event(
+        orjson.dumps({"eventId": "e-1", "occurredAt": "2026-11-22T10:00:00Z", **fields})
+    )
 
 
 def test_cart_update_is_an_open_session_update_with_everything_set() -> None:
@@ -27,7 +29,15 @@ def test_cart_update_is_an_open_session_update_with_everything_set() -> None:
             profileId="c-1",
             sessionId="s/1",
             payload={
-                "cartItems": [{"sku": "A", "name": "Blouse", "quantity": 1, "price": 49.0, "category": "shirts"}],
+                "cartItems": [
+                    {
+                        "sku": "A",
+                        "name": "Blouse",
+                        "quantity": 1,
+                        "price": 49.0,
+                        "category": "shirts",
+                    }
+                ],
                 "couponCodes": ["xmas20"],
                 "referralCode": "R1",
                 "loyaltyCards": ["L1"],
@@ -64,11 +74,15 @@ def test_cart_update_is_an_open_session_update_with_everything_set() -> None:
 
 
 def test_coupons_are_only_sent_when_the_event_sets_them() -> None:
-    without = translate(event(type="cart.updated", sessionId="s", payload={"cartItems": []}), OPTIONS)
+    without = translate(
+        event(type="cart.updated", sessionId="s", payload={"cartItems": []}), OPTIONS
+    )
     assert without.body is not None
     assert "couponCodes" not in without.body["customerSession"]
     assert "referralCode" not in without.body["customerSession"]
-    cleared = translate(event(type="cart.updated", sessionId="s", payload={"couponCodes": []}), OPTIONS)
+    cleared = translate(
+        event(type="cart.updated", sessionId="s", payload={"couponCodes": []}), OPTIONS
+    )
     assert cleared.body is not None
     assert cleared.body["customerSession"]["couponCodes"] == []
 
@@ -96,11 +110,17 @@ def test_returns_reopen() -> None:
     )
     assert (returns.method, returns.path) == ("POST", "/v2/customer_sessions/s/returns")
     assert returns.body == {
-        "return": {"returnedCartItems": [{"quantity": 2, "position": 1}, {"quantity": 1, "sku": "B"}]},
+        "return": {
+            "returnedCartItems": [{"quantity": 2, "position": 1}, {"quantity": 1, "sku": "B"}]
+        },
         "responseContent": ["customerSession"],  # awardedGiveaways is not allowed on returns
     }
     reopen = translate(event(type="order.reopened", sessionId="s"), OPTIONS)
-    assert (reopen.method, reopen.path, reopen.body) == ("PUT", "/v2/customer_sessions/s/reopen", None)
+    assert (reopen.method, reopen.path, reopen.body) == (
+        "PUT",
+        "/v2/customer_sessions/s/reopen",
+        None,
+    )
 
 
 def test_profile_update_runs_the_rule_engine_by_default() -> None:
@@ -157,7 +177,9 @@ def test_dry_runs_are_configurable_on_sessions() -> None:
 ids = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=30)
 
 
-@given(session_id=ids, profile_id=ids, coupons=st.none() | st.lists(st.text(max_size=100), max_size=3))
+@given(
+    session_id=ids, profile_id=ids, coupons=st.none() | st.lists(st.text(max_size=100), max_size=3)
+)
 def test_session_calls_always_carry_state_and_encode_the_id(
     session_id: str, profile_id: str, coupons: list[str] | None
 ) -> None:

@@ -1,0 +1,421 @@
+"""The campaign file: declared attributes, event types, loyalty programs and campaigns.
+
+The YAML format is documented in ``docs/emulator.md``. Conditions and effects are written as
+mappings with exactly one key (``- couponValid: true``, ``- setDiscount: {...}``); each key is a
+small typed model here, so :mod:`emulator.rules` can match on the class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_validator,
+)
+
+from emulator.errors import CampaignFileError
+from emulator.models import SessionState
+
+__all__ = [
+    "AddLoyaltyPoints",
+    "AddLoyaltyPointsSpec",
+    "AttributeDeclarations",
+    "AttributeType",
+    "CampaignSet",
+    "CampaignSpec",
+    "CartSubtotalAtLeast",
+    "Condition",
+    "CouponSpec",
+    "CouponValid",
+    "CustomEffect",
+    "CustomEffectSpec",
+    "EffectSpec",
+    "EventTypeIs",
+    "EventTypeSpec",
+    "FirstSession",
+    "ItemCategoryPresent",
+    "ItemSkuPresent",
+    "LoyaltyProgramSpec",
+    "ProfileAttributeEquals",
+    "RuleSpec",
+    "SessionStateIs",
+    "SetDiscount",
+    "SetDiscountPerItem",
+    "SetDiscountPerItemSpec",
+    "SetDiscountSpec",
+    "ShowNotification",
+    "ShowNotificationSpec",
+    "UpdateAttribute",
+    "UpdateAttributeSpec",
+    "load_campaigns",
+    "parse_campaigns",
+]
+
+AttributeType = Literal["string", "number", "boolean", "time", "list"]
+
+# Event types Talon.One fires itself; a rule may match them with ``eventType``.
+BUILT_IN_EVENT_TYPES = frozenset(
+    {
+        "talon_session_created",
+        "talon_session_updated",
+        "talon_session_closed",
+        "talon_session_cancelled",
+        "talon_session_revoked",
+        "talon_session_partially_returned",
+        "talon_session_reopened",
+        "talon_profile_created",
+        "talon_profile_updated",
+    }
+)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _as_tuple(value: Any) -> Any:
+    return (value,) if isinstance(value, str) else value
+
+
+# A YAML scalar or a list of scalars: ``itemSkuPresent: SKU-1`` or ``itemSkuPresent: [A, B]``.
+_Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
+_States = Annotated[tuple[SessionState, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
+
+
+class AttributeDeclarations(_Spec):
+    """Custom attributes per entity: name → type. Undeclared names are rejected with 400."""
+
+    customer_session: dict[str, AttributeType] = Field(
+        default_factory=dict, alias="CustomerSession"
+    )
+    cart_item: dict[str, AttributeType] = Field(default_factory=dict, alias="CartItem")
+    customer_profile: dict[str, AttributeType] = Field(
+        default_factory=dict, alias="CustomerProfile"
+    )
+    event: dict[str, AttributeType] = Field(default_factory=dict, alias="Event")
+
+
+class EventTypeSpec(_Spec):
+    """A custom event type; its attributes are allowed in addition to ``attributes.Event``."""
+
+    description: str | None = None
+    attributes: dict[str, AttributeType] = Field(default_factory=dict)
+
+
+class LoyaltyProgramSpec(_Spec):
+    id: Annotated[int, Field(ge=1)]
+    name: Annotated[str, Field(min_length=1)]
+    title: Annotated[str, Field(min_length=1)]
+
+
+class CouponSpec(_Spec):
+    # The SDK's IntegrationCoupon requires at least 4 characters.
+    code: Annotated[str, Field(min_length=4, max_length=100)]
+    usage_limit: Annotated[int, Field(ge=0, le=999_999, alias="usageLimit")] = 0
+
+
+# --- conditions -------------------------------------------------------------------------------
+
+
+class CouponValid(_Spec):
+    """The session carries a usable coupon of this campaign; the rule then emits acceptCoupon."""
+
+    coupon_valid: Literal[True] = Field(alias="couponValid")
+
+
+class CartSubtotalAtLeast(_Spec):
+    amount: float = Field(alias="cartSubtotalAtLeast")
+
+
+class ItemSkuPresent(_Spec):
+    skus: _Strings = Field(alias="itemSkuPresent")
+
+
+class ItemCategoryPresent(_Spec):
+    categories: _Strings = Field(alias="itemCategoryPresent")
+
+
+class EventTypeIs(_Spec):
+    types: _Strings = Field(alias="eventType")
+
+
+class AttributeMatch(_Spec):
+    attribute: str
+    value: Any
+
+
+class ProfileAttributeEquals(_Spec):
+    match: AttributeMatch = Field(alias="profileAttributeEquals")
+
+
+class FirstSession(_Spec):
+    first: bool = Field(alias="firstSession")
+
+
+class SessionStateIs(_Spec):
+    states: _States = Field(alias="sessionState")
+
+
+# --- effects ----------------------------------------------------------------------------------
+
+
+class SetDiscountSpec(_Spec):
+    """A session discount: ``percentage`` of the session total, or a fixed ``amount``."""
+
+    name: Annotated[str, Field(min_length=1)]
+    percentage: Annotated[float, Field(gt=0, le=100)] | None = None
+    amount: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> Self:
+        if (self.percentage is None) == (self.amount is None):
+            raise ValueError("give exactly one of percentage or amount")
+        return self
+
+
+class SetDiscountPerItemSpec(_Spec):
+    """A percentage off each matching cart item (all items when no filter is given)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    percentage: Annotated[float, Field(gt=0, le=100)]
+    skus: _Strings | None = Field(default=None, alias="sku")
+    categories: _Strings | None = Field(default=None, alias="category")
+
+
+class ShowNotificationSpec(_Spec):
+    notification_type: str = Field(default="Info", alias="notificationType")
+    title: str
+    body: str
+
+
+class AddLoyaltyPointsSpec(_Spec):
+    """Fixed ``points``, or ``pointsPerCurrencyUnit`` times the cart subtotal."""
+
+    program_id: int = Field(alias="programId")
+    name: str | None = None
+    sub_ledger_id: str = Field(default="", alias="subLedgerId")
+    points: Annotated[float, Field(gt=0)] | None = None
+    points_per_currency_unit: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, alias="pointsPerCurrencyUnit"
+    )
+
+    @model_validator(mode="after")
+    def _one_value(self) -> Self:
+        if (self.points is None) == (self.points_per_currency_unit is None):
+            raise ValueError("give exactly one of points or pointsPerCurrencyUnit")
+        return self
+
+
+class CustomEffectSpec(_Spec):
+    effect_id: int = Field(alias="effectId")
+    name: Annotated[str, Field(min_length=1)]
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpdateAttributeSpec(_Spec):
+    """``path`` like ``Profile.Attributes.tier`` or ``Session.Attributes.channel``."""
+
+    path: Annotated[str, Field(pattern=r"^(Profile|Session)\.Attributes\.[^.]+$")]
+    value: Any
+
+
+class SetDiscount(_Spec):
+    spec: SetDiscountSpec = Field(alias="setDiscount")
+
+
+class SetDiscountPerItem(_Spec):
+    spec: SetDiscountPerItemSpec = Field(alias="setDiscountPerItem")
+
+
+class ShowNotification(_Spec):
+    spec: ShowNotificationSpec = Field(alias="showNotification")
+
+
+class AddLoyaltyPoints(_Spec):
+    spec: AddLoyaltyPointsSpec = Field(alias="addLoyaltyPoints")
+
+
+class CustomEffect(_Spec):
+    spec: CustomEffectSpec = Field(alias="customEffect")
+
+
+class UpdateAttribute(_Spec):
+    spec: UpdateAttributeSpec = Field(alias="updateAttribute")
+
+
+def _single_key(value: Any) -> str | None:
+    """The tag of a one-key mapping (YAML) or of an already built model."""
+    if isinstance(value, Mapping):
+        return str(next(iter(value))) if len(value) == 1 else None
+    if isinstance(value, BaseModel):
+        field = next(iter(type(value).model_fields.values()))
+        return field.alias
+    return None
+
+
+def _require_one_key(value: Any) -> Any:
+    if not isinstance(value, Mapping | BaseModel):
+        # pydantic turns ValueError (not TypeError) into a readable validation error.
+        raise ValueError(  # noqa: TRY004
+            f"each entry is a mapping with exactly one key, got {value!r}"
+        )
+    if isinstance(value, Mapping) and len(value) != 1:
+        keys = ", ".join(str(key) for key in value) or "none"
+        raise ValueError(f"each entry is a mapping with exactly one key, got keys: {keys}")
+    return value
+
+
+Condition = Annotated[
+    Annotated[CouponValid, Tag("couponValid")]
+    | Annotated[CartSubtotalAtLeast, Tag("cartSubtotalAtLeast")]
+    | Annotated[ItemSkuPresent, Tag("itemSkuPresent")]
+    | Annotated[ItemCategoryPresent, Tag("itemCategoryPresent")]
+    | Annotated[EventTypeIs, Tag("eventType")]
+    | Annotated[ProfileAttributeEquals, Tag("profileAttributeEquals")]
+    | Annotated[FirstSession, Tag("firstSession")]
+    | Annotated[SessionStateIs, Tag("sessionState")],
+    Discriminator(_single_key),
+    BeforeValidator(_require_one_key),
+]
+
+EffectSpec = Annotated[
+    Annotated[SetDiscount, Tag("setDiscount")]
+    | Annotated[SetDiscountPerItem, Tag("setDiscountPerItem")]
+    | Annotated[ShowNotification, Tag("showNotification")]
+    | Annotated[AddLoyaltyPoints, Tag("addLoyaltyPoints")]
+    | Annotated[CustomEffect, Tag("customEffect")]
+    | Annotated[UpdateAttribute, Tag("updateAttribute")],
+    Discriminator(_single_key),
+    BeforeValidator(_require_one_key),
+]
+
+
+class RuleSpec(_Spec):
+    name: Annotated[str, Field(min_length=1)]
+    conditions: tuple[Condition, ...] = ()
+    effects: Annotated[tuple[EffectSpec, ...], Field(min_length=1)]
+
+    @property
+    def needs_coupon(self) -> bool:
+        return any(isinstance(condition, CouponValid) for condition in self.conditions)
+
+
+class CampaignSpec(_Spec):
+    id: Annotated[int, Field(ge=1)]
+    name: Annotated[str, Field(min_length=1)]
+    ruleset_id: Annotated[int, Field(ge=1, alias="rulesetId")]
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    coupons: tuple[CouponSpec, ...] = ()
+    rules: Annotated[tuple[RuleSpec, ...], Field(min_length=1)]
+
+
+class CampaignSet(_Spec):
+    """Everything the emulated Application knows: the parsed campaign file."""
+
+    attributes: AttributeDeclarations = Field(default_factory=AttributeDeclarations)
+    event_types: dict[str, EventTypeSpec] = Field(default_factory=dict, alias="eventTypes")
+    loyalty_programs: tuple[LoyaltyProgramSpec, ...] = Field(default=(), alias="loyaltyPrograms")
+    campaigns: tuple[CampaignSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        _unique("campaign id", [campaign.id for campaign in self.campaigns])
+        _unique("loyalty program id", [program.id for program in self.loyalty_programs])
+        codes = [coupon.code.lower() for c in self.campaigns for coupon in c.coupons]
+        _unique("coupon code (case-insensitive)", codes)
+        programs = {program.id for program in self.loyalty_programs}
+        for name in self.event_types:
+            if name.startswith("talon_"):
+                raise ValueError(f"event type {name!r} uses the reserved prefix talon_")
+        known_events = BUILT_IN_EVENT_TYPES | self.event_types.keys()
+        for campaign in self.campaigns:
+            for rule in campaign.rules:
+                where = f"campaign {campaign.id} rule {rule.name!r}"
+                if rule.needs_coupon and not campaign.coupons:
+                    raise ValueError(f"{where}: couponValid in a campaign without coupons")
+                for condition in rule.conditions:
+                    if isinstance(condition, EventTypeIs):
+                        for event_type in condition.types:
+                            if event_type not in known_events:
+                                raise ValueError(f"{where}: unknown event type {event_type!r}")
+                for effect in rule.effects:
+                    _check_effect(effect, where, programs, self.attributes)
+        return self
+
+
+def _check_effect(
+    effect: EffectSpec, where: str, programs: set[int], attributes: AttributeDeclarations
+) -> None:
+    if isinstance(effect, AddLoyaltyPoints) and effect.spec.program_id not in programs:
+        raise ValueError(f"{where}: unknown loyalty program {effect.spec.program_id}")
+    if isinstance(effect, UpdateAttribute):
+        entity, _, name = effect.spec.path.split(".", 2)
+        declared = (
+            attributes.customer_profile if entity == "Profile" else attributes.customer_session
+        )
+        if name not in declared:
+            raise ValueError(f"{where}: updateAttribute on undeclared attribute {name!r}")
+
+
+def _unique(what: str, values: list[Any]) -> None:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"duplicate {what}: {value!r}")
+        seen.add(value)
+
+
+def parse_campaigns(document: Any, *, path: Path | None = None) -> CampaignSet:
+    """Validate an already parsed YAML/JSON document.
+
+    Raises:
+        CampaignFileError: the document does not describe a valid campaign set.
+    """
+    if document is None:
+        document = {}
+    try:
+        return CampaignSet.model_validate(document)
+    except ValidationError as exc:
+        errors = exc.errors()
+        locations = [error["loc"] for error in errors]
+        # A failing entry also makes its container look too short; report the entry only.
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or '<root>'}: {error['msg']}"
+            for error in errors
+            if not any(
+                len(other) > len(error["loc"]) and other[: len(error["loc"])] == error["loc"]
+                for other in locations
+            )
+        )
+        raise CampaignFileError(path, problems) from exc
+
+
+def load_campaigns(path: Path | None = None) -> CampaignSet:
+    """Load a campaign file; without ``path`` the packaged default campaigns.
+
+    Raises:
+        CampaignFileError: the file cannot be read, is not YAML, or is not a valid campaign set.
+    """
+    try:
+        if path is None:
+            text = resources.files("emulator").joinpath("campaigns/default.yaml").read_text("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
+        document = yaml.safe_load(text)
+    except OSError as exc:
+        raise CampaignFileError(path, f"cannot read the file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise CampaignFileError(path, f"not valid YAML: {exc}") from exc
+    return parse_campaigns(document, path=path)

@@ -1,0 +1,60 @@
+"""The emulator's configuration: one frozen object, built once by the entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from emulator.campaigns import CampaignSet, load_campaigns
+from emulator.concurrency import DEFAULT_CONCURRENCY_LIMIT
+from emulator.errors import ConfigError
+from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE
+
+__all__ = ["EmulatorConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorConfig:
+    """How one emulated Talon.One Application behaves.
+
+    Attributes:
+        api_keys: accepted Integration API keys (``Authorization: ApiKey-v1 <key>``); kept out
+            of ``repr``. Stored as a tuple.
+        campaigns: the parsed campaign file (default: the packaged ``default.yaml``).
+        latency_ms: fixed artificial latency added to every Talon.One call.
+        application_id: reported as ``applicationId``.
+        account_id: reported as ``accountId``.
+        concurrency_limit: requests in flight per session/profile integration ID before 409
+            (Talon.One: 1 running + 2 queued = 3); ``None`` turns the rule off. Only observable
+            with ``latency_ms > 0``, since without latency requests never overlap.
+        request_log_size: how many request log entries are kept.
+
+    Raises:
+        ConfigError: a value is out of range.
+    """
+
+    api_keys: Sequence[str] = field(repr=False)
+    campaigns: CampaignSet = field(default_factory=load_campaigns)
+    latency_ms: float = 0.0
+    application_id: int = 1
+    account_id: int = 1
+    concurrency_limit: int | None = DEFAULT_CONCURRENCY_LIMIT
+    request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.api_keys, str):
+            raise ConfigError("api_keys must be a sequence of keys, not one string")
+        keys = tuple(self.api_keys)
+        if not keys:
+            raise ConfigError("at least one API key is required")
+        if any(not key or key.strip() != key or " " in key for key in keys):
+            raise ConfigError("API keys must be non-empty and contain no spaces")
+        object.__setattr__(self, "api_keys", keys)
+        if self.latency_ms < 0:
+            raise ConfigError(f"latency_ms must be >= 0, got {self.latency_ms}")
+        if self.concurrency_limit is not None and self.concurrency_limit < 1:
+            raise ConfigError(f"concurrency_limit must be >= 1, got {self.concurrency_limit}")
+        if self.request_log_size < 1:
+            raise ConfigError(f"request_log_size must be >= 1, got {self.request_log_size}")
+        if self.application_id < 1 or self.account_id < 1:
+            raise ConfigError("application_id and account_id must be >= 1")

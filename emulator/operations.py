@@ -1,0 +1,751 @@
+"""The emulated Integration API operations, without HTTP.
+
+:class:`IntegrationService` takes parsed JSON bodies and typed query flags, changes the
+:class:`~emulator.state.EmulatorState` and returns the response body Talon.One would send, or
+raises an :class:`~emulator.errors.ApiError`.
+
+Session state machine (reference §7)::
+
+    (new) ──PUT──▶ open ──PUT──▶ closed ──PUT──▶ cancelled (rollback effects)
+      └────PUT──────────────────▶ │  ├──returns──▶ partially_returned ──PUT──▶ cancelled
+                     open ──PUT──▶ cancelled    └──reopen──▶ open (rollback effects)
+
+Anything else, and every change to a cancelled session, is a 400 ErrorResponse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from emulator.errors import ApiErrorDetail, BadRequestError, InvalidDataError, NotFoundError
+from emulator.models import IntegrationRequest, NewCustomerSessionV2
+from emulator.responses import (
+    campaigns_json,
+    coupons_json,
+    event_json,
+    loyalty_json,
+    profile_json,
+    return_json,
+    session_json,
+)
+from emulator.rollback import plan_rollback
+from emulator.rules import CartLine, Facts, Outcome, SessionFacts
+from emulator.state import (
+    CartItemRecord,
+    EmulatorState,
+    ProfileRecord,
+    ReturnRecord,
+    SessionRecord,
+    format_time,
+)
+from emulator.validation import (
+    event_request,
+    pointer,
+    profile_request,
+    return_request,
+    session_request,
+)
+
+__all__ = ["IntegrationService"]
+
+Body = dict[str, Any]
+
+_SESSION_EVENTS = {
+    "open": "talon_session_updated",
+    "closed": "talon_session_closed",
+    "cancelled": "talon_session_cancelled",
+}
+
+
+def _empty_state() -> Body:
+    return {"effects": [], "createdCoupons": [], "createdReferrals": []}
+
+
+def _transition_error(session_id: str, current: str | None, target: str) -> BadRequestError:
+    if current is None:
+        hint = "a new session can only be created open or closed"
+    elif current == "cancelled":
+        hint = "a cancelled session cannot be changed"
+    elif current == "closed" and target == "open":
+        hint = "a closed session can only be reopened with the reopen endpoint"
+    elif target == "partially_returned":
+        hint = "use the returns endpoint to return cart items"
+    elif current in ("closed", "partially_returned"):
+        hint = f"a {current} session can only be cancelled"
+    else:
+        hint = "this transition is not allowed"
+    source = "new" if current is None else current
+    return BadRequestError(
+        f'Cannot change the state of customer session "{session_id}" from {source} to {target}: '
+        f"{hint}."
+    )
+
+
+def _items(session: NewCustomerSessionV2) -> list[CartItemRecord]:
+    records = []
+    for item in session.cart_items or ():
+        data = item.model_dump(by_alias=True, exclude_none=True)
+        price = item.price if item.price is not None else 0.0
+        records.append(CartItemRecord(data, item.sku, price, item.quantity, item.category))
+    return records
+
+
+def _costs(session: NewCustomerSessionV2) -> dict[str, dict[str, Any]]:
+    costs = session.additional_costs or {}
+    return {name: {"price": cost.price} for name, cost in costs.items()}
+
+
+def _points(effects: list[Body]) -> dict[int, float]:
+    points: dict[int, float] = {}
+    for effect in effects:
+        if effect["effectType"] == "addLoyaltyPoints":
+            program = int(effect["props"]["programId"])
+            points[program] = points.get(program, 0.0) + float(effect["props"]["value"])
+    return points
+
+
+class IntegrationService:
+    """The six operations of the first version, over one :class:`EmulatorState`."""
+
+    def __init__(self, state: EmulatorState) -> None:
+        self.state = state
+
+    # --- customer sessions ---------------------------------------------------------------------
+
+    def update_customer_session(
+        self, session_id: str, body: Any, *, dry: bool = False, now: datetime | None = None
+    ) -> Body:
+        """updateCustomerSessionV2: create or update a session and evaluate the campaigns.
+
+        Raises:
+            InvalidDataError: the body or a query flag is invalid.
+            BadRequestError: the state transition is not allowed.
+        """
+        state = self.state
+        request = session_request(body, state.campaigns)
+        self._check_now(dry, now)
+        incoming = request.customer_session
+        existing = state.sessions.get(session_id)
+        stamp = format_time(state.clock())
+        if dry:
+            return self._dry_update(session_id, request, existing, stamp)
+        target = incoming.state
+        if existing is None:
+            if target not in ("open", "closed"):
+                raise _transition_error(session_id, None, target)
+            session = self._create_session(session_id, incoming, stamp)
+            event_type = "talon_session_created"
+            profile = state.profiles.get(session.profile_id or "")
+        else:
+            session = existing
+            current = session.state
+            if current in ("closed", "partially_returned") and target == "cancelled":
+                return self._revoke(session, request, stamp)
+            if current != "open" or target == "partially_returned":
+                raise _transition_error(session_id, current, target)
+            self._merge(session, incoming, stamp)
+            event_type = _SESSION_EVENTS[target]
+            profile = state.profiles.get(session.profile_id or "")
+        session.state = target
+        session.updated = stamp
+        if profile is not None:
+            profile.last_activity = stamp
+        if target == "cancelled":
+            session.effects = []
+            outcome = Outcome()
+        else:
+            outcome = self._evaluate(session, profile, event_type)
+            self._apply_updates(outcome, session, profile)
+            session.effects = outcome.effects
+            if target == "closed":
+                self._close(session, profile)
+        return self._session_state(
+            session,
+            profile,
+            outcome.effects,
+            outcome.triggered_campaign_ids,
+            request.response_content,
+            event_type,
+            state.next_id("event"),
+            stamp,
+        )
+
+    def get_customer_session(self, session_id: str) -> Body:
+        """getCustomerSession: the stored session and its net effects.
+
+        Raises:
+            NotFoundError: no session has this integration ID.
+        """
+        session = self.state.sessions.get(session_id)
+        if session is None:
+            raise NotFoundError(f'Customer session "{session_id}" not found')
+        return {
+            "customerSession": session_json(self.state, session),
+            "effects": list(session.effects),
+        }
+
+    def return_cart_items(self, session_id: str, body: Any, *, dry: bool = False) -> Body:
+        """returnCartItems: return units of a closed session; rolls back their share of effects.
+
+        Raises:
+            InvalidDataError: the body is invalid or names items that cannot be returned.
+            BadRequestError: the session is unknown or neither closed nor partially returned.
+        """
+        state = self.state
+        request = return_request(body)
+        session = self._stored(session_id, "return items of")
+        if session.state not in ("closed", "partially_returned"):
+            raise BadRequestError(
+                f'Cannot return items of customer session "{session_id}": it is {session.state}; '
+                "only closed or partially returned sessions accept returns."
+            )
+        wanted = self._resolve_returns(session, request.return_.returned_cart_items)
+        returned_after = {
+            position: item.returned + wanted.get(position, 0)
+            for position, item in enumerate(session.items)
+        }
+        cart_total = session.cart_item_total
+        value_after = sum(item.price * returned_after[p] for p, item in enumerate(session.items))
+        item_share = {
+            position: returned_after[position] / item.quantity
+            for position, item in enumerate(session.items)
+        }
+        effects, amounts = plan_rollback(
+            session.closing_effects,
+            session.rolled_back,
+            full=False,
+            session_share=value_after / cart_total if cart_total > 0 else 1.0,
+            item_share=item_share,
+        )
+        stamp = format_time(state.clock())
+        items = [
+            {"position": position, "quantity": quantity, "sku": session.items[position].sku}
+            for position, quantity in wanted.items()
+        ]
+        profile = state.profiles.get(session.profile_id or "")
+        previous = list(session.returns)
+        if dry:
+            record = ReturnRecord(0, stamp, 0, items)
+            event_id = 0
+        else:
+            event_id = state.next_id("event")
+            record = ReturnRecord(state.next_id("return"), stamp, event_id, items)
+            for position, quantity in wanted.items():
+                session.items[position].returned += quantity
+            session.rolled_back = amounts
+            session.state = "partially_returned"
+            session.updated = stamp
+            session.returns.append(record)
+            if profile is not None:
+                returned_value = sum(session.items[p].price * q for p, q in wanted.items())
+                profile.total_sales -= returned_value
+                self._debit_points(profile, effects)
+        response = self._session_state(
+            session,
+            profile,
+            effects,
+            [],
+            request.response_content,
+            "talon_session_partially_returned",
+            event_id,
+            stamp,
+            previous_returns=previous,
+        )
+        response["return"] = return_json(state, session, record, profile)
+        return response
+
+    def reopen_customer_session(self, session_id: str) -> Body:
+        """reopenCustomerSession: closed → open; answers the rolled-back effects.
+
+        Raises:
+            BadRequestError: the session is unknown or not closed.
+        """
+        session = self._stored(session_id, "reopen")
+        if session.state != "closed":
+            raise BadRequestError(
+                f'Cannot reopen customer session "{session_id}": it is {session.state}; '
+                "only closed sessions can be reopened."
+            )
+        stamp = format_time(self.state.clock())
+        effects = self._undo_close(session)
+        session.state = "open"
+        session.effects = []
+        session.updated = stamp
+        self.state.next_id("event")  # talon_session_reopened
+        return {"effects": effects}
+
+    # --- customer profiles and events ----------------------------------------------------------
+
+    def update_customer_profile(
+        self,
+        integration_id: str,
+        body: Any,
+        *,
+        run_rule_engine: bool = False,
+        dry: bool = False,
+    ) -> Body:
+        """updateCustomerProfileV2: merge attributes; evaluate only with ``run_rule_engine``.
+
+        Raises:
+            InvalidDataError: the body is invalid, or uses ``responseContent`` without the engine.
+        """
+        state = self.state
+        request = profile_request(body, state.campaigns)
+        if request.response_content and not run_rule_engine:
+            detail = ApiErrorDetail(
+                "Invalid",
+                "responseContent can only be used together with runRuleEngine=true",
+                pointer=pointer("responseContent"),
+            )
+            raise InvalidDataError((detail,))
+        stamp = format_time(state.clock())
+        existing = state.profiles.get(integration_id)
+        changes = request.attributes or {}
+        if not run_rule_engine:
+            # dry only applies together with runRuleEngine=true, so this always persists.
+            profile = state.ensure_profile(integration_id, stamp)
+            profile.attributes.update(changes)
+            return _empty_state()
+        event_type = "talon_profile_created" if existing is None else "talon_profile_updated"
+        if dry:
+            base = existing or ProfileRecord(0, integration_id, stamp, stamp)
+            profile = replace(
+                base, attributes={**base.attributes, **changes}, points=dict(base.points)
+            )
+            event_id = 0
+        else:
+            profile = state.ensure_profile(integration_id, stamp)
+            profile.attributes.update(changes)
+            profile.last_activity = stamp
+            event_id = state.next_id("event")
+        facts = Facts(event_type, integration_id, profile.attributes, None, f"event/{event_id}")
+        outcome = state.engine.evaluate(facts)
+        if not dry:
+            self._apply_updates(outcome, None, profile)
+            self._credit_points(profile, outcome.effects)
+        return self._profile_state(
+            profile, outcome, request.response_content, event_type, event_id, stamp, {}
+        )
+
+    def track_event(self, body: Any, *, silent: bool = True, dry: bool = False) -> Body | None:
+        """trackEventV2: evaluate a custom event; ``None`` when silent (the HTTP layer sends 204).
+
+        Raises:
+            InvalidDataError: the body is invalid, has no ``profileId`` or an unknown type.
+        """
+        state = self.state
+        request = event_request(body, state.campaigns)
+        profile_id = request.profile_id or ""
+        stamp = format_time(state.clock())
+        if dry:
+            existing = state.profiles.get(profile_id)
+            profile = existing or ProfileRecord(0, profile_id, stamp, stamp)
+            event_id = 0
+        else:
+            profile = state.ensure_profile(profile_id, stamp)
+            profile.last_activity = stamp
+            event_id = state.next_id("event")
+        facts = Facts(request.type, profile_id, profile.attributes, None, f"event/{event_id}")
+        outcome = state.engine.evaluate(facts)
+        if not dry:
+            self._apply_updates(outcome, None, profile)
+            self._credit_points(profile, outcome.effects)
+        if silent:
+            return None
+        return self._profile_state(
+            profile,
+            outcome,
+            request.response_content,
+            request.type,
+            event_id,
+            stamp,
+            request.attributes or {},
+        )
+
+    # --- session helpers -----------------------------------------------------------------------
+
+    def _check_now(self, dry: bool, now: datetime | None) -> None:
+        if now is None:
+            return
+        if not dry:
+            details = "now can only be used together with dry=true"
+        elif now <= self.state.clock():
+            details = "now must be a time in the future"
+        else:
+            return
+        raise InvalidDataError((ApiErrorDetail("Invalid", details, parameter="now"),))
+
+    def _stored(self, session_id: str, action: str) -> SessionRecord:
+        session = self.state.sessions.get(session_id)
+        if session is None:
+            raise BadRequestError(
+                f'Cannot {action} customer session "{session_id}": the session does not exist.'
+            )
+        return session
+
+    def _create_session(
+        self, session_id: str, incoming: NewCustomerSessionV2, stamp: str
+    ) -> SessionRecord:
+        state = self.state
+        profile_id = incoming.profile_id or None
+        first = True
+        if profile_id is not None:
+            profile = state.ensure_profile(profile_id, stamp)
+            first = profile.sessions_created == 0
+            profile.sessions_created += 1
+        session = SessionRecord(
+            id=state.next_id("session"),
+            integration_id=session_id,
+            created=stamp,
+            updated=stamp,
+            profile_id=profile_id,
+            first_session=first,
+        )
+        self._fill(session, incoming, replace_all=True)
+        state.sessions[session_id] = session
+        return session
+
+    def _merge(self, session: SessionRecord, incoming: NewCustomerSessionV2, stamp: str) -> None:
+        """Cumulative PUT: keys that are absent (or null) keep their stored value."""
+        self._fill(session, incoming, replace_all=False)
+        if session.profile_id is not None:
+            self.state.ensure_profile(session.profile_id, stamp)
+        session.update_count += 1
+
+    @staticmethod
+    def _fill(session: SessionRecord, incoming: NewCustomerSessionV2, *, replace_all: bool) -> None:
+        sent = incoming.model_fields_set
+
+        def given(name: str) -> bool:
+            return name in sent and getattr(incoming, name) is not None
+
+        if not replace_all and given("profile_id"):
+            session.profile_id = incoming.profile_id or None
+        if given("store_integration_id"):
+            session.store_integration_id = incoming.store_integration_id
+        if given("coupon_codes"):
+            session.coupon_codes = list(incoming.coupon_codes or ())
+        if given("referral_code"):
+            session.referral_code = incoming.referral_code or None
+        if given("loyalty_cards"):
+            session.loyalty_cards = list(incoming.loyalty_cards or ())
+        if given("identifiers"):
+            session.identifiers = list(incoming.identifiers or ())
+        if given("cart_items"):
+            session.items = _items(incoming)
+        if given("additional_costs"):
+            session.additional_costs = _costs(incoming)
+        if given("attributes"):
+            session.attributes.update(incoming.attributes or {})
+
+    def _dry_update(
+        self,
+        session_id: str,
+        request: IntegrationRequest,
+        existing: SessionRecord | None,
+        stamp: str,
+    ) -> Body:
+        """dry=true: the payload alone is the session; nothing is stored or counted."""
+        incoming = request.customer_session
+        profile_id = incoming.profile_id or None
+        profile = self.state.profiles.get(profile_id) if profile_id else None
+        if profile_id is not None and profile is None:
+            profile = ProfileRecord(0, profile_id, stamp, stamp)
+        if existing is not None:
+            first = existing.first_session
+        else:
+            first = profile is None or profile.sessions_created == 0
+        session = SessionRecord(
+            id=existing.id if existing else 0,
+            integration_id=session_id,
+            created=existing.created if existing else stamp,
+            updated=stamp,
+            profile_id=profile_id,
+            first_session=first,
+            state=incoming.state,
+            update_count=existing.update_count + 1 if existing else 1,
+        )
+        self._fill(session, incoming, replace_all=True)
+        event_type = _SESSION_EVENTS.get(incoming.state, "talon_session_updated")
+        outcome = self._evaluate(session, profile, event_type)
+        return self._session_state(
+            session,
+            profile,
+            outcome.effects,
+            outcome.triggered_campaign_ids,
+            request.response_content,
+            event_type,
+            0,
+            stamp,
+        )
+
+    def _evaluate(
+        self, session: SessionRecord, profile: ProfileRecord | None, event_type: str
+    ) -> Outcome:
+        lines = tuple(
+            CartLine(position, item.sku, item.price, item.quantity, item.category)
+            for position, item in enumerate(session.items)
+        )
+        cart_item_total = session.cart_item_total
+        facts = Facts(
+            event_type=event_type,
+            profile_id=session.profile_id,
+            profile_attributes=profile.attributes if profile is not None else {},
+            session=SessionFacts(
+                integration_id=session.integration_id,
+                state=session.state,
+                lines=lines,
+                coupon_codes=tuple(session.coupon_codes),
+                first_session=session.first_session,
+                cart_item_total=cart_item_total,
+                total=cart_item_total + session.additional_cost_total,
+            ),
+            key=f"session/{session.integration_id}",
+        )
+        return self.state.engine.evaluate(facts, self.state.coupon_available)
+
+    def _close(self, session: SessionRecord, profile: ProfileRecord | None) -> None:
+        """Redeem coupons, persist points and count the sale."""
+        session.closing_effects = list(session.effects)
+        session.rolled_back = [0.0] * len(session.closing_effects)
+        for effect in session.closing_effects:
+            if effect["effectType"] == "acceptCoupon":
+                coupon = self.state.coupons[effect["triggeredByCoupon"]]
+                coupon.usage_counter += 1
+                key = session.profile_id or ""
+                coupon.redemptions[key] = coupon.redemptions.get(key, 0) + 1
+        if profile is not None:
+            profile.closed_sessions += 1
+            profile.total_sales += session.total
+            self._credit_points(profile, session.closing_effects)
+
+    def _undo_close(self, session: SessionRecord) -> list[Body]:
+        """Roll back what is left of a closed (or partially returned) session."""
+        effects, _ = plan_rollback(session.closing_effects, session.rolled_back, full=True)
+        for effect in session.closing_effects:
+            if effect["effectType"] == "acceptCoupon":
+                coupon = self.state.coupons[effect["triggeredByCoupon"]]
+                coupon.usage_counter = max(0, coupon.usage_counter - 1)
+                key = session.profile_id or ""
+                coupon.redemptions[key] = max(0, coupon.redemptions.get(key, 0) - 1)
+        profile = self.state.profiles.get(session.profile_id or "")
+        if profile is not None:
+            profile.closed_sessions = max(0, profile.closed_sessions - 1)
+            profile.total_sales -= session.total - session.returned_value
+            self._debit_points(profile, effects)
+        session.closing_effects = []
+        session.rolled_back = []
+        return effects
+
+    def _revoke(self, session: SessionRecord, request: IntegrationRequest, stamp: str) -> Body:
+        """closed/partially_returned → cancelled: the body's content is ignored."""
+        effects = self._undo_close(session)
+        session.state = "cancelled"
+        session.effects = []
+        session.updated = stamp
+        session.update_count += 1
+        profile = self.state.profiles.get(session.profile_id or "")
+        return self._session_state(
+            session,
+            profile,
+            effects,
+            [],
+            request.response_content,
+            "talon_session_revoked",
+            self.state.next_id("event"),
+            stamp,
+        )
+
+    def _resolve_returns(self, session: SessionRecord, items: Collection[Any]) -> dict[int, int]:
+        """Position → units to return; every problem is a 400 pointing at the item."""
+        wanted: dict[int, int] = {}
+        errors: list[ApiErrorDetail] = []
+        for index, item in enumerate(items):
+            at = ("return", "returnedCartItems", index)
+            position = item.position
+            if position is not None:
+                if not 0 <= position < len(session.items):
+                    errors.append(
+                        ApiErrorDetail(
+                            "Invalid",
+                            f"there is no cart item at position {position}",
+                            pointer=pointer(*at, "position"),
+                        )
+                    )
+                    continue
+                if item.sku is not None and item.sku != session.items[position].sku:
+                    errors.append(
+                        ApiErrorDetail(
+                            "Invalid",
+                            f"the cart item at position {position} is not {item.sku!r}",
+                            pointer=pointer(*at, "sku"),
+                        )
+                    )
+                    continue
+            elif item.sku is not None:
+                position = next(
+                    (
+                        p
+                        for p, stored in enumerate(session.items)
+                        if stored.sku == item.sku and stored.remaining - wanted.get(p, 0) > 0
+                    ),
+                    None,
+                )
+                if position is None:
+                    errors.append(
+                        ApiErrorDetail(
+                            "Invalid",
+                            f"no returnable cart item with sku {item.sku!r}",
+                            pointer=pointer(*at, "sku"),
+                        )
+                    )
+                    continue
+            else:
+                errors.append(
+                    ApiErrorDetail("required", "position or sku is required", pointer=pointer(*at))
+                )
+                continue
+            left = session.items[position].remaining - wanted.get(position, 0)
+            quantity = item.quantity if item.quantity is not None else left
+            if not 1 <= quantity <= left:
+                errors.append(
+                    ApiErrorDetail(
+                        "Invalid",
+                        f"quantity must be between 1 and {left} for the cart item at position "
+                        f"{position}",
+                        pointer=pointer(*at, "quantity"),
+                    )
+                )
+                continue
+            wanted[position] = wanted.get(position, 0) + quantity
+        if errors:
+            raise InvalidDataError(tuple(errors))
+        if not wanted:
+            raise InvalidDataError(
+                (
+                    ApiErrorDetail(
+                        "minItems",
+                        "returnedCartItems must not be empty",
+                        pointer=pointer("return", "returnedCartItems"),
+                    ),
+                )
+            )
+        return wanted
+
+    # --- shared helpers ------------------------------------------------------------------------
+
+    @staticmethod
+    def _apply_updates(
+        outcome: Outcome, session: SessionRecord | None, profile: ProfileRecord | None
+    ) -> None:
+        for entity, name, value in outcome.attribute_updates:
+            if entity == "Profile" and profile is not None:
+                profile.attributes[name] = value
+            elif entity == "Session" and session is not None:
+                session.attributes[name] = value
+
+    @staticmethod
+    def _credit_points(profile: ProfileRecord, effects: list[Body]) -> None:
+        for program, value in _points(effects).items():
+            profile.points[program] = profile.points.get(program, 0.0) + value
+
+    @staticmethod
+    def _debit_points(profile: ProfileRecord, rollbacks: list[Body]) -> None:
+        for effect in rollbacks:
+            if effect["effectType"] == "rollbackAddedLoyaltyPoints":
+                program = int(effect["props"]["programId"])
+                value = float(effect["props"]["value"])
+                profile.points[program] = profile.points.get(program, 0.0) - value
+
+    def _session_state(
+        self,
+        session: SessionRecord,
+        profile: ProfileRecord | None,
+        effects: list[Body],
+        triggered: list[int],
+        content: Collection[str] | None,
+        event_type: str,
+        event_id: int,
+        stamp: str,
+        previous_returns: list[ReturnRecord] | None = None,
+    ) -> Body:
+        """IntegrationStateV2 with the parts ``responseContent`` asks for."""
+        body = _empty_state()
+        body["effects"] = effects
+        if not content:
+            return body
+        state = self.state
+        if "customerSession" in content:
+            body["customerSession"] = session_json(state, session)
+        if "customerProfile" in content and profile is not None:
+            body["customerProfile"] = profile_json(state, profile)
+        if "coupons" in content:
+            body["coupons"] = coupons_json(state, session.coupon_codes, session.profile_id)
+        if "triggeredCampaigns" in content:
+            body["triggeredCampaigns"] = campaigns_json(state, triggered)
+        if "loyalty" in content and profile is not None:
+            pending = _points(effects) if session.state == "open" else None
+            body["loyalty"] = loyalty_json(state, profile, pending)
+        if "event" in content:
+            body["event"] = event_json(
+                state,
+                event_id=event_id,
+                created=stamp,
+                event_type=event_type,
+                profile_id=session.profile_id,
+                attributes={},
+                effects=effects,
+                session_id=session.integration_id,
+                store_integration_id=session.store_integration_id,
+            )
+        if "awardedGiveaways" in content:
+            body["awardedGiveaways"] = []
+        if "ruleFailureReasons" in content:
+            body["ruleFailureReasons"] = []
+        if "previousReturns" in content:
+            returns = session.returns if previous_returns is None else previous_returns
+            body["previousReturns"] = [
+                return_json(state, session, record, profile) for record in returns
+            ]
+        return body
+
+    def _profile_state(
+        self,
+        profile: ProfileRecord,
+        outcome: Outcome,
+        content: Collection[str] | None,
+        event_type: str,
+        event_id: int,
+        stamp: str,
+        attributes: dict[str, Any],
+    ) -> Body:
+        """CustomerProfileIntegrationResponseV2 / TrackEventV2Response."""
+        body = _empty_state()
+        body["effects"] = outcome.effects
+        if not content:
+            return body
+        state = self.state
+        if "customerProfile" in content:
+            body["customerProfile"] = profile_json(state, profile)
+        if "triggeredCampaigns" in content:
+            body["triggeredCampaigns"] = campaigns_json(state, outcome.triggered_campaign_ids)
+        if "loyalty" in content:
+            body["loyalty"] = loyalty_json(state, profile)
+        if "event" in content:
+            body["event"] = event_json(
+                state,
+                event_id=event_id,
+                created=stamp,
+                event_type=event_type,
+                profile_id=profile.integration_id,
+                attributes=attributes,
+                effects=outcome.effects,
+            )
+        if "awardedGiveaways" in content:
+            body["awardedGiveaways"] = []
+        if "ruleFailureReasons" in content:
+            body["ruleFailureReasons"] = []
+        return body

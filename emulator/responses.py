@@ -1,0 +1,208 @@
+"""Stored records rendered as Talon.One JSON (CustomerSessionV2, CustomerProfile, Event, ...).
+
+Every function returns plain dicts with every field the SDK models require, integers as JSON
+integers and times as RFC 3339 strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from emulator.money import json_number
+from emulator.state import EmulatorState, ProfileRecord, ReturnRecord, SessionRecord
+
+__all__ = [
+    "campaigns_json",
+    "coupons_json",
+    "event_json",
+    "loyalty_json",
+    "profile_json",
+    "return_json",
+    "session_json",
+]
+
+
+def session_json(state: EmulatorState, session: SessionRecord) -> dict[str, Any]:
+    """CustomerSessionV2."""
+    items = []
+    for position, item in enumerate(session.items):
+        data = dict(item.data)
+        data["position"] = position
+        data["returnedQuantity"] = item.returned
+        data["remainingQuantity"] = item.remaining
+        items.append(data)
+    cart_item_total = session.cart_item_total
+    additional_cost_total = session.additional_cost_total
+    body: dict[str, Any] = {
+        "id": session.id,
+        "created": session.created,
+        "integrationId": session.integration_id,
+        "applicationId": state.application_id,
+        "profileId": session.profile_id or "",
+        "couponCodes": list(session.coupon_codes),
+        "loyaltyCards": list(session.loyalty_cards),
+        "state": session.state,
+        "cartItems": items,
+        "additionalCosts": dict(session.additional_costs),
+        "identifiers": list(session.identifiers),
+        "attributes": dict(session.attributes),
+        "firstSession": session.first_session,
+        "updateCount": session.update_count,
+        "total": json_number(cart_item_total + additional_cost_total),
+        "cartItemTotal": json_number(cart_item_total),
+        "additionalCostTotal": json_number(additional_cost_total),
+        "updated": session.updated,
+    }
+    if session.referral_code:
+        body["referralCode"] = session.referral_code
+    if session.store_integration_id is not None:
+        body["storeIntegrationId"] = session.store_integration_id
+    return body
+
+
+def profile_json(state: EmulatorState, profile: ProfileRecord) -> dict[str, Any]:
+    """CustomerProfile."""
+    return {
+        "id": profile.id,
+        "created": profile.created,
+        "integrationId": profile.integration_id,
+        "attributes": dict(profile.attributes),
+        "accountId": state.account_id,
+        "closedSessions": profile.closed_sessions,
+        "totalSales": json_number(round(profile.total_sales, 2)),
+        "lastActivity": profile.last_activity,
+        "audienceMemberships": [],
+        "sandbox": False,
+    }
+
+
+def event_json(
+    state: EmulatorState,
+    *,
+    event_id: int,
+    created: str,
+    event_type: str,
+    profile_id: str | None,
+    attributes: dict[str, Any],
+    effects: Sequence[dict[str, Any]],
+    session_id: str | None = None,
+    store_integration_id: str | None = None,
+) -> dict[str, Any]:
+    """Event (the event an operation produced)."""
+    body: dict[str, Any] = {
+        "id": event_id,
+        "created": created,
+        "applicationId": state.application_id,
+        "type": event_type,
+        "attributes": attributes,
+        "effects": list(effects),
+    }
+    if profile_id:
+        body["profileId"] = profile_id
+    if session_id is not None:
+        body["sessionId"] = session_id
+    if store_integration_id is not None:
+        body["storeIntegrationId"] = store_integration_id
+    return body
+
+
+def coupons_json(
+    state: EmulatorState, codes: Iterable[str], profile_id: str | None
+) -> list[dict[str, Any]]:
+    """IntegrationCoupon for every known code in ``codes``."""
+    out = []
+    for code in codes:
+        info = state.engine.coupon(code)
+        if info is None:
+            continue
+        record = state.coupons[info.id]
+        out.append(
+            {
+                "id": info.id,
+                "created": record.created,
+                "campaignId": info.campaign_id,
+                "value": info.code,
+                "usageLimit": info.usage_limit,
+                "usageCounter": record.usage_counter,
+                "reservation": True,
+                "isReservationMandatory": False,
+                "profileRedemptionCount": record.redemptions.get(profile_id or "", 0),
+            }
+        )
+    return out
+
+
+def campaigns_json(state: EmulatorState, campaign_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Campaign for every ID (triggeredCampaigns)."""
+    out = []
+    for campaign_id in campaign_ids:
+        campaign = state.engine.campaign(campaign_id)
+        if campaign is None:
+            continue
+        body: dict[str, Any] = {
+            "id": campaign.id,
+            "created": state.started,
+            "applicationId": state.application_id,
+            "userId": 1,
+            "name": campaign.name,
+            "attributes": {},
+            "state": "enabled",
+            "activeRulesetId": campaign.ruleset_id,
+            "tags": list(campaign.tags),
+            "features": ["coupons"] if campaign.coupons else [],
+            "limits": [],
+            "type": "advanced",
+            "frontendState": "running",
+            "storesImported": False,
+        }
+        if campaign.description:
+            body["description"] = campaign.description
+        out.append(body)
+    return out
+
+
+def loyalty_json(
+    state: EmulatorState, profile: ProfileRecord, pending: dict[int, float] | None = None
+) -> dict[str, Any]:
+    """Loyalty: every program with the profile's balance; ``pending`` adds tentative points."""
+    programs = {}
+    for program in state.campaigns.loyalty_programs:
+        current = profile.points.get(program.id, 0.0)
+        tentative = current + (pending or {}).get(program.id, 0.0)
+        programs[str(program.id)] = {
+            "id": program.id,
+            "title": program.title,
+            "name": program.name,
+            "ledger": {
+                "currentBalance": json_number(round(current, 2)),
+                "pendingBalance": 0,
+                "expiredBalance": 0,
+                "spentBalance": 0,
+                "tentativeCurrentBalance": json_number(round(tentative, 2)),
+            },
+        }
+    return {"programs": programs}
+
+
+def return_json(
+    state: EmulatorState,
+    session: SessionRecord,
+    record: ReturnRecord,
+    profile: ProfileRecord | None,
+) -> dict[str, Any]:
+    """ModelReturn."""
+    body: dict[str, Any] = {
+        "id": record.id,
+        "created": record.created,
+        "applicationId": state.application_id,
+        "accountId": state.account_id,
+        "returnedCartItems": [dict(item) for item in record.items],
+        "eventId": record.event_id,
+        "sessionId": session.id,
+        "sessionIntegrationId": session.integration_id,
+    }
+    if profile is not None:
+        body["profileId"] = profile.id
+        body["profileIntegrationId"] = profile.integration_id
+    return body

@@ -1,0 +1,95 @@
+"""Rollback effects for cancelled, returned and reopened sessions.
+
+When a session closes, its effects are kept. A later cancel or reopen rolls back what is left of
+them; a return rolls back the returned share:
+
+* ``setDiscount`` → ``rollbackDiscount``, by the share of the cart value returned;
+* ``setDiscountPerItem`` → ``rollbackDiscount`` with ``cartItemPosition``, by the share of that
+  line's units returned;
+* ``addLoyaltyPoints`` → ``rollbackAddedLoyaltyPoints``, by the share of the cart value returned;
+* ``acceptCoupon`` → ``rollbackCoupon``, on cancel and reopen only.
+
+What was already rolled back is tracked per closing effect, so several partial returns followed by
+a cancel add up exactly to the original amounts (no cent lost to rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from emulator.money import json_number, round_money
+
+__all__ = ["plan_rollback"]
+
+Effect = dict[str, Any]
+
+
+def _rollback(effect: Effect, effect_type: str, props: dict[str, Any]) -> Effect:
+    return {
+        "campaignId": effect["campaignId"],
+        "rulesetId": effect["rulesetId"],
+        "ruleIndex": effect["ruleIndex"],
+        "ruleName": effect["ruleName"],
+        "effectType": effect_type,
+        "props": props,
+    }
+
+
+def plan_rollback(
+    closing_effects: Sequence[Effect],
+    rolled_back: Sequence[float],
+    *,
+    full: bool,
+    session_share: float = 1.0,
+    item_share: Mapping[int, float] | None = None,
+) -> tuple[list[Effect], list[float]]:
+    """The rollback effects to emit and the new rolled-back amounts; changes nothing.
+
+    Args:
+        closing_effects: the session's effects at close.
+        rolled_back: per closing effect, the amount rolled back so far.
+        full: roll back everything left, coupons included (cancel, reopen).
+        session_share: for returns, the share of the cart value returned in total (0..1).
+        item_share: for returns, per cart position the share of units returned in total (0..1).
+    """
+    shares = item_share or {}
+    effects: list[Effect] = []
+    amounts = list(rolled_back) or [0.0] * len(closing_effects)
+    for index, effect in enumerate(closing_effects):
+        effect_type = effect["effectType"]
+        props = effect["props"]
+        if effect_type == "acceptCoupon":
+            if full and amounts[index] == 0:
+                effects.append(_rollback(effect, "rollbackCoupon", {"value": props["value"]}))
+                amounts[index] = 1.0
+            continue
+        if effect_type == "setDiscount":
+            share = session_share
+        elif effect_type == "setDiscountPerItem":
+            share = shares.get(int(props["position"]), 0.0)
+        elif effect_type == "addLoyaltyPoints":
+            share = session_share
+        else:
+            continue
+        value = float(props["value"])
+        target = value if full or share >= 1 else round_money(value * share)
+        delta = round_money(target - amounts[index])
+        if delta <= 0:
+            continue
+        amounts[index] = target
+        if effect_type == "addLoyaltyPoints":
+            rollback_props = {
+                "programId": props["programId"],
+                "subLedgerId": props["subLedgerId"],
+                "value": json_number(delta),
+                "recipientIntegrationId": props["recipientIntegrationId"],
+                "transactionUUID": props["transactionUUID"],
+            }
+            effects.append(_rollback(effect, "rollbackAddedLoyaltyPoints", rollback_props))
+            continue
+        rollback_props = {"name": props["name"], "value": json_number(delta)}
+        if effect_type == "setDiscountPerItem":
+            rollback_props["cartItemPosition"] = props["position"]
+        effects.append(_rollback(effect, "rollbackDiscount", rollback_props))
+    return effects, amounts

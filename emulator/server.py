@@ -1,0 +1,179 @@
+"""Running the emulator: in a background thread (tests, benchmarks) or in the foreground (CLI)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from aiohttp import web
+
+from emulator.app import create_app
+from emulator.campaigns import load_campaigns
+from emulator.config import EmulatorConfig
+from emulator.errors import EmulatorError
+from emulator.state import EmulatorState
+
+__all__ = ["EmulatorServer", "run_forever"]
+
+logger = logging.getLogger("emulator")
+
+_START_TIMEOUT = 10.0
+
+
+class EmulatorServer:
+    """The emulator on a loopback port, served by its own event loop in a daemon thread.
+
+    Use it as a context manager::
+
+        with EmulatorServer(EmulatorConfig(api_keys=["test-key"])) as server:
+            ...  # talk to server.base_url
+            server.state.request_log.entries()
+
+    Args:
+        config: the emulator configuration.
+        host: the interface to bind (default loopback).
+        port: the port; 0 picks a free one.
+    """
+
+    def __init__(self, config: EmulatorConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.config = config
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._state = EmulatorState(
+            config.campaigns,
+            application_id=config.application_id,
+            account_id=config.account_id,
+            request_log_size=config.request_log_size,
+        )
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+
+    @property
+    def state(self) -> EmulatorState:
+        """The live store: sessions, profiles and ``request_log``."""
+        return self._state
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise EmulatorError("the emulator server is not running")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` without a trailing slash, as the SDK's ``host`` wants it."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> Self:
+        """Start serving; returns once the socket is listening.
+
+        Raises:
+            EmulatorError: the server is already running or did not start.
+        """
+        if self._thread is not None:
+            raise EmulatorError("the emulator server is already running")
+        self._ready.clear()
+        self._failure = None
+        self._thread = threading.Thread(target=self._main, name="talon-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(_START_TIMEOUT):
+            raise EmulatorError("the emulator server did not start in time")
+        if self._failure is not None:
+            self._thread.join()
+            self._thread = None
+            raise EmulatorError(f"the emulator server failed to start: {self._failure}") from (
+                self._failure
+            )
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread to end; does nothing when not running."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        if loop is not None and stopping is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stopping.set)
+        thread.join(_START_TIMEOUT)
+        self._thread = None
+        self._port = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _main(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to the starting thread
+            self._failure = exc
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopping = asyncio.Event()
+        app = create_app(self.config, state=self._state)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self._requested_port))
+            site = web.SockSite(runner, sock, backlog=1024)
+            await site.start()
+            self._port = sock.getsockname()[1]
+            self._ready.set()
+            await self._stopping.wait()
+        finally:
+            await runner.cleanup()
+
+
+def run_forever(
+    host: str,
+    port: int,
+    api_keys: Sequence[str],
+    campaigns_path: Path | None = None,
+    latency_ms: float = 0,
+) -> None:
+    """Serve the emulator in the foreground until SIGINT or SIGTERM.
+
+    Raises:
+        CampaignFileError: the campaign file cannot be loaded.
+        ConfigError: the keys or the latency are invalid.
+    """
+    campaigns = load_campaigns(campaigns_path)
+    config = EmulatorConfig(api_keys=api_keys, campaigns=campaigns, latency_ms=latency_ms)
+    app = create_app(config)
+
+    def announce(_message: str) -> None:
+        logger.info(
+            "Talon.One emulator listening on http://%s:%d (%d campaigns from %s, %d API key(s), "
+            "latency %g ms)",
+            host,
+            port,
+            len(campaigns.campaigns),
+            campaigns_path or "the default campaign file",
+            len(config.api_keys),
+            latency_ms,
+        )
+
+    web.run_app(app, host=host, port=port, access_log=None, print=announce, handle_signals=True)

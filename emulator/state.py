@@ -1,0 +1,194 @@
+"""The emulator's store: sessions, profiles, coupon counters and the request log.
+
+Plain mutable records in dicts keyed by integration ID; the operations in
+:mod:`emulator.operations` read and change them. Everything runs on the server's event loop, so
+no locking is needed except in the request log, which tests read from another thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from emulator.campaigns import CampaignSet
+from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE, RequestLog
+from emulator.rules import CouponInfo, RuleEngine
+
+__all__ = [
+    "CartItemRecord",
+    "Clock",
+    "CouponRecord",
+    "EmulatorState",
+    "ProfileRecord",
+    "ReturnRecord",
+    "SessionRecord",
+    "format_time",
+    "utc_now",
+]
+
+Clock = Callable[[], datetime]
+_IdKind = Literal["session", "profile", "event", "return"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and ``Z``, as Talon.One answers."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+@dataclass(slots=True)
+class CartItemRecord:
+    """A stored cart item: what the client sent, plus how much of it was returned."""
+
+    data: dict[str, Any]
+    sku: str
+    price: float
+    quantity: int
+    category: str | None
+    returned: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.quantity - self.returned
+
+
+@dataclass(slots=True)
+class ProfileRecord:
+    id: int
+    integration_id: str
+    created: str
+    last_activity: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+    closed_sessions: int = 0
+    total_sales: float = 0.0
+    sessions_created: int = 0
+    points: dict[int, float] = field(default_factory=dict)
+    """Active loyalty balance per program ID."""
+
+
+@dataclass(slots=True)
+class ReturnRecord:
+    id: int
+    created: str
+    event_id: int
+    items: list[dict[str, Any]]
+    """``{position, quantity, sku}`` per returned line."""
+
+
+@dataclass(slots=True)
+class SessionRecord:
+    id: int
+    integration_id: str
+    created: str
+    updated: str
+    profile_id: str | None
+    first_session: bool
+    state: str = "open"
+    store_integration_id: str | None = None
+    coupon_codes: list[str] = field(default_factory=list)
+    referral_code: str | None = None
+    loyalty_cards: list[str] = field(default_factory=list)
+    identifiers: list[str] = field(default_factory=list)
+    items: list[CartItemRecord] = field(default_factory=list)
+    additional_costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    update_count: int = 1
+    effects: list[dict[str, Any]] = field(default_factory=list)
+    """The net effects a GET returns: those of the last evaluation, [] once rolled back."""
+    closing_effects: list[dict[str, Any]] = field(default_factory=list)
+    """The effects at close: what a cancel, return or reopen rolls back."""
+    rolled_back: list[float] = field(default_factory=list)
+    """Per closing effect, the amount rolled back so far by returns."""
+    returns: list[ReturnRecord] = field(default_factory=list)
+
+    @property
+    def cart_item_total(self) -> float:
+        return sum(item.price * item.quantity for item in self.items)
+
+    @property
+    def additional_cost_total(self) -> float:
+        return sum(float(cost["price"]) for cost in self.additional_costs.values())
+
+    @property
+    def total(self) -> float:
+        return self.cart_item_total + self.additional_cost_total
+
+    @property
+    def returned_value(self) -> float:
+        return sum(item.price * item.returned for item in self.items)
+
+
+@dataclass(slots=True)
+class CouponRecord:
+    info: CouponInfo
+    created: str
+    usage_counter: int = 0
+    redemptions: dict[str, int] = field(default_factory=dict)
+    """Redemptions per profile integration ID."""
+
+    def available(self) -> bool:
+        limit = self.info.usage_limit
+        return limit == 0 or self.usage_counter < limit
+
+
+class EmulatorState:
+    """Everything one emulated Application remembers.
+
+    Args:
+        campaigns: the parsed campaign file.
+        application_id: reported as ``applicationId`` in responses.
+        account_id: reported as ``accountId``.
+        clock: returns the current time (injectable for tests).
+        request_log_size: how many request log entries are kept.
+    """
+
+    def __init__(
+        self,
+        campaigns: CampaignSet,
+        *,
+        application_id: int = 1,
+        account_id: int = 1,
+        clock: Clock = utc_now,
+        request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+    ) -> None:
+        self.campaigns = campaigns
+        self.engine = RuleEngine(campaigns)
+        self.application_id = application_id
+        self.account_id = account_id
+        self.clock = clock
+        self.started = format_time(clock())
+        self.sessions: dict[str, SessionRecord] = {}
+        self.profiles: dict[str, ProfileRecord] = {}
+        self.coupons: dict[int, CouponRecord] = {
+            info.id: CouponRecord(info, self.started) for info in self.engine.coupons.values()
+        }
+        self.request_log = RequestLog(request_log_size)
+        self._ids: dict[_IdKind, itertools.count[int]] = {
+            "session": itertools.count(1),
+            "profile": itertools.count(1),
+            "event": itertools.count(1),
+            "return": itertools.count(1),
+        }
+
+    def next_id(self, kind: _IdKind) -> int:
+        """The next internal ID of an entity kind (1, 2, ...)."""
+        return next(self._ids[kind])
+
+    def coupon_available(self, info: CouponInfo) -> bool:
+        return self.coupons[info.id].available()
+
+    def ensure_profile(self, integration_id: str, stamp: str) -> ProfileRecord:
+        """The profile with this integration ID, created empty if unknown (as Talon.One does)."""
+        profile = self.profiles.get(integration_id)
+        if profile is None:
+            profile = ProfileRecord(self.next_id("profile"), integration_id, stamp, stamp)
+            self.profiles[integration_id] = profile
+        return profile
