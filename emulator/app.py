@@ -148,10 +148,11 @@ class _Api:
     async def _handle(self, request: web.Request, operation: _Operation | None) -> web.Response:
         started = time.time()
         body: Any = None
+        raw: bytes | None = None
         status: int
         payload: Any
         try:
-            body, problem = await self._read(request, operation)
+            raw, body, problem = await self._read(request, operation)
             admitted = self._admit(request, operation, problem)
             status, payload = await self._run(request, admitted, body)
         except ApiError as exc:
@@ -161,7 +162,7 @@ class _Api:
             logger.exception("%s %s failed", request.method, request.path)
             status, payload = 500, {"message": "Internal server error", "StatusCode": 500}
         response = web.Response(status=status) if payload is None else _json(status, payload)
-        self._log(request, operation, body, status, started)
+        self._log(request, operation, body, raw, status, started)
         return response
 
     def _admit(
@@ -182,13 +183,15 @@ class _Api:
     @staticmethod
     async def _read(
         request: web.Request, operation: _Operation | None
-    ) -> tuple[Any, InvalidDataError | None]:
+    ) -> tuple[bytes | None, Any, InvalidDataError | None]:
+        """The raw body (``None`` unless it is valid JSON), the parsed body, the parse error."""
         if operation is None or not operation.reads_body:
-            return None, None
+            return None, None, None
+        raw = await request.read()
         try:
-            return parse_json(await request.read()), None
+            return raw, parse_json(raw), None
         except InvalidDataError as exc:
-            return None, exc
+            return None, None, exc
 
     async def _run(self, request: web.Request, operation: _Operation, body: Any) -> _Result:
         if not self._latency:
@@ -217,6 +220,7 @@ class _Api:
         request: web.Request,
         operation: _Operation | None,
         body: Any,
+        raw: bytes | None,
         status: int,
         started: float,
     ) -> None:
@@ -240,7 +244,7 @@ class _Api:
             profile_id=profile_id,
             idempotency_key=request.headers.get("Idempotency-Key"),
             query=_query(request),
-            body=body,
+            body=raw,
             status=status,
             started=started,
             ended=time.time(),
@@ -266,7 +270,8 @@ def _admin_routes(state: EmulatorState) -> list[web.RouteDef]:
             since = int(request.query.get("since", "0"))
         except ValueError:
             return _json(400, {"message": "since must be an integer", "StatusCode": 400})
-        return _json(200, state.request_log.entries(since))
+        body = state.request_log.to_json(since)
+        return web.Response(status=200, body=body, content_type=_JSON)
 
     async def clear(_request: web.Request) -> web.Response:
         state.request_log.clear()

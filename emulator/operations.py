@@ -15,7 +15,6 @@ Anything else, and every change to a cancelled session, is a 400 ErrorResponse.
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -23,14 +22,14 @@ from typing import Any
 from emulator.errors import ApiErrorDetail, BadRequestError, InvalidDataError, NotFoundError
 from emulator.models import IntegrationRequest, NewCustomerSessionV2
 from emulator.responses import (
-    campaigns_json,
-    coupons_json,
-    event_json,
-    loyalty_json,
-    profile_json,
+    added_points,
+    empty_state,
+    integration_state,
+    profile_state,
     return_json,
     session_json,
 )
+from emulator.returns import resolve_returns
 from emulator.rollback import plan_rollback
 from emulator.rules import CartLine, Facts, Outcome, SessionFacts
 from emulator.state import (
@@ -60,10 +59,6 @@ _SESSION_EVENTS = {
 }
 
 
-def _empty_state() -> Body:
-    return {"effects": [], "createdCoupons": [], "createdReferrals": []}
-
-
 def _transition_error(session_id: str, current: str | None, target: str) -> BadRequestError:
     if current is None:
         hint = "a new session can only be created open or closed"
@@ -84,10 +79,37 @@ def _transition_error(session_id: str, current: str | None, target: str) -> BadR
     )
 
 
-def _items(session: NewCustomerSessionV2) -> list[CartItemRecord]:
+# CartItem fields a client may set; read-only ones (position, returnedQuantity, ...) are computed.
+_ITEM_KEYS = frozenset(
+    {
+        "name",
+        "sku",
+        "quantity",
+        "price",
+        "category",
+        "product",
+        "weight",
+        "height",
+        "width",
+        "length",
+        "attributes",
+        "additionalCosts",
+        "selectedPriceType",
+    }
+)
+
+
+def _items(session: NewCustomerSessionV2, raw: Any) -> list[CartItemRecord]:
+    """Stored cart items; ``raw`` is the validated JSON list, echoed back without re-dumping."""
     records = []
-    for item in session.cart_items or ():
-        data = item.model_dump(by_alias=True, exclude_none=True)
+    raw_items = raw if isinstance(raw, list) else [None] * len(session.cart_items or ())
+    for item, sent in zip(session.cart_items or (), raw_items, strict=True):
+        if isinstance(sent, dict):
+            data = {
+                key: value for key, value in sent.items() if key in _ITEM_KEYS and value is not None
+            }
+        else:
+            data = item.model_dump(by_alias=True, exclude_none=True)
         price = item.price if item.price is not None else 0.0
         records.append(CartItemRecord(data, item.sku, price, item.quantity, item.category))
     return records
@@ -96,15 +118,6 @@ def _items(session: NewCustomerSessionV2) -> list[CartItemRecord]:
 def _costs(session: NewCustomerSessionV2) -> dict[str, dict[str, Any]]:
     costs = session.additional_costs or {}
     return {name: {"price": cost.price} for name, cost in costs.items()}
-
-
-def _points(effects: list[Body]) -> dict[int, float]:
-    points: dict[int, float] = {}
-    for effect in effects:
-        if effect["effectType"] == "addLoyaltyPoints":
-            program = int(effect["props"]["programId"])
-            points[program] = points.get(program, 0.0) + float(effect["props"]["value"])
-    return points
 
 
 class IntegrationService:
@@ -128,15 +141,16 @@ class IntegrationService:
         request = session_request(body, state.campaigns)
         self._check_now(dry, now)
         incoming = request.customer_session
+        raw_items = body["customerSession"].get("cartItems")  # validated: a dict
         existing = state.sessions.get(session_id)
         stamp = format_time(state.clock())
         if dry:
-            return self._dry_update(session_id, request, existing, stamp)
+            return self._dry_update(session_id, request, raw_items, existing, stamp)
         target = incoming.state
         if existing is None:
             if target not in ("open", "closed"):
                 raise _transition_error(session_id, None, target)
-            session = self._create_session(session_id, incoming, stamp)
+            session = self._create_session(session_id, incoming, raw_items, stamp)
             event_type = "talon_session_created"
             profile = state.profiles.get(session.profile_id or "")
         else:
@@ -146,7 +160,7 @@ class IntegrationService:
                 return self._revoke(session, request, stamp)
             if current != "open" or target == "partially_returned":
                 raise _transition_error(session_id, current, target)
-            self._merge(session, incoming, stamp)
+            self._merge(session, incoming, raw_items, stamp)
             event_type = _SESSION_EVENTS[target]
             profile = state.profiles.get(session.profile_id or "")
         session.state = target
@@ -162,7 +176,8 @@ class IntegrationService:
             session.effects = outcome.effects
             if target == "closed":
                 self._close(session, profile)
-        return self._session_state(
+        return integration_state(
+            self.state,
             session,
             profile,
             outcome.effects,
@@ -202,7 +217,7 @@ class IntegrationService:
                 f'Cannot return items of customer session "{session_id}": it is {session.state}; '
                 "only closed or partially returned sessions accept returns."
             )
-        wanted = self._resolve_returns(session, request.return_.returned_cart_items)
+        wanted = resolve_returns(session, request.return_.returned_cart_items)
         returned_after = {
             position: item.returned + wanted.get(position, 0)
             for position, item in enumerate(session.items)
@@ -243,7 +258,8 @@ class IntegrationService:
                 returned_value = sum(session.items[p].price * q for p, q in wanted.items())
                 profile.total_sales -= returned_value
                 self._debit_points(profile, effects)
-        response = self._session_state(
+        response = integration_state(
+            self.state,
             session,
             profile,
             effects,
@@ -308,7 +324,7 @@ class IntegrationService:
             # dry only applies together with runRuleEngine=true, so this always persists.
             profile = state.ensure_profile(integration_id, stamp)
             profile.attributes.update(changes)
-            return _empty_state()
+            return empty_state()
         event_type = "talon_profile_created" if existing is None else "talon_profile_updated"
         if dry:
             base = existing or ProfileRecord(0, integration_id, stamp, stamp)
@@ -326,8 +342,8 @@ class IntegrationService:
         if not dry:
             self._apply_updates(outcome, None, profile)
             self._credit_points(profile, outcome.effects)
-        return self._profile_state(
-            profile, outcome, request.response_content, event_type, event_id, stamp, {}
+        return profile_state(
+            self.state, profile, outcome, request.response_content, event_type, event_id, stamp, {}
         )
 
     def track_event(self, body: Any, *, silent: bool = True, dry: bool = False) -> Body | None:
@@ -355,7 +371,8 @@ class IntegrationService:
             self._credit_points(profile, outcome.effects)
         if silent:
             return None
-        return self._profile_state(
+        return profile_state(
+            self.state,
             profile,
             outcome,
             request.response_content,
@@ -387,7 +404,7 @@ class IntegrationService:
         return session
 
     def _create_session(
-        self, session_id: str, incoming: NewCustomerSessionV2, stamp: str
+        self, session_id: str, incoming: NewCustomerSessionV2, raw_items: Any, stamp: str
     ) -> SessionRecord:
         state = self.state
         profile_id = incoming.profile_id or None
@@ -404,19 +421,27 @@ class IntegrationService:
             profile_id=profile_id,
             first_session=first,
         )
-        self._fill(session, incoming, replace_all=True)
+        self._fill(session, incoming, raw_items, replace_all=True)
         state.sessions[session_id] = session
         return session
 
-    def _merge(self, session: SessionRecord, incoming: NewCustomerSessionV2, stamp: str) -> None:
+    def _merge(
+        self, session: SessionRecord, incoming: NewCustomerSessionV2, raw_items: Any, stamp: str
+    ) -> None:
         """Cumulative PUT: keys that are absent (or null) keep their stored value."""
-        self._fill(session, incoming, replace_all=False)
+        self._fill(session, incoming, raw_items, replace_all=False)
         if session.profile_id is not None:
             self.state.ensure_profile(session.profile_id, stamp)
         session.update_count += 1
 
     @staticmethod
-    def _fill(session: SessionRecord, incoming: NewCustomerSessionV2, *, replace_all: bool) -> None:
+    def _fill(
+        session: SessionRecord,
+        incoming: NewCustomerSessionV2,
+        raw_items: Any,
+        *,
+        replace_all: bool,
+    ) -> None:
         sent = incoming.model_fields_set
 
         def given(name: str) -> bool:
@@ -435,7 +460,7 @@ class IntegrationService:
         if given("identifiers"):
             session.identifiers = list(incoming.identifiers or ())
         if given("cart_items"):
-            session.items = _items(incoming)
+            session.items = _items(incoming, raw_items)
         if given("additional_costs"):
             session.additional_costs = _costs(incoming)
         if given("attributes"):
@@ -445,6 +470,7 @@ class IntegrationService:
         self,
         session_id: str,
         request: IntegrationRequest,
+        raw_items: Any,
         existing: SessionRecord | None,
         stamp: str,
     ) -> Body:
@@ -468,10 +494,11 @@ class IntegrationService:
             state=incoming.state,
             update_count=existing.update_count + 1 if existing else 1,
         )
-        self._fill(session, incoming, replace_all=True)
+        self._fill(session, incoming, raw_items, replace_all=True)
         event_type = _SESSION_EVENTS.get(incoming.state, "talon_session_updated")
         outcome = self._evaluate(session, profile, event_type)
-        return self._session_state(
+        return integration_state(
+            self.state,
             session,
             profile,
             outcome.effects,
@@ -548,7 +575,8 @@ class IntegrationService:
         session.updated = stamp
         session.update_count += 1
         profile = self.state.profiles.get(session.profile_id or "")
-        return self._session_state(
+        return integration_state(
+            self.state,
             session,
             profile,
             effects,
@@ -558,82 +586,6 @@ class IntegrationService:
             self.state.next_id("event"),
             stamp,
         )
-
-    def _resolve_returns(self, session: SessionRecord, items: Collection[Any]) -> dict[int, int]:
-        """Position → units to return; every problem is a 400 pointing at the item."""
-        wanted: dict[int, int] = {}
-        errors: list[ApiErrorDetail] = []
-        for index, item in enumerate(items):
-            at = ("return", "returnedCartItems", index)
-            position = item.position
-            if position is not None:
-                if not 0 <= position < len(session.items):
-                    errors.append(
-                        ApiErrorDetail(
-                            "Invalid",
-                            f"there is no cart item at position {position}",
-                            pointer=pointer(*at, "position"),
-                        )
-                    )
-                    continue
-                if item.sku is not None and item.sku != session.items[position].sku:
-                    errors.append(
-                        ApiErrorDetail(
-                            "Invalid",
-                            f"the cart item at position {position} is not {item.sku!r}",
-                            pointer=pointer(*at, "sku"),
-                        )
-                    )
-                    continue
-            elif item.sku is not None:
-                position = next(
-                    (
-                        p
-                        for p, stored in enumerate(session.items)
-                        if stored.sku == item.sku and stored.remaining - wanted.get(p, 0) > 0
-                    ),
-                    None,
-                )
-                if position is None:
-                    errors.append(
-                        ApiErrorDetail(
-                            "Invalid",
-                            f"no returnable cart item with sku {item.sku!r}",
-                            pointer=pointer(*at, "sku"),
-                        )
-                    )
-                    continue
-            else:
-                errors.append(
-                    ApiErrorDetail("required", "position or sku is required", pointer=pointer(*at))
-                )
-                continue
-            left = session.items[position].remaining - wanted.get(position, 0)
-            quantity = item.quantity if item.quantity is not None else left
-            if not 1 <= quantity <= left:
-                errors.append(
-                    ApiErrorDetail(
-                        "Invalid",
-                        f"quantity must be between 1 and {left} for the cart item at position "
-                        f"{position}",
-                        pointer=pointer(*at, "quantity"),
-                    )
-                )
-                continue
-            wanted[position] = wanted.get(position, 0) + quantity
-        if errors:
-            raise InvalidDataError(tuple(errors))
-        if not wanted:
-            raise InvalidDataError(
-                (
-                    ApiErrorDetail(
-                        "minItems",
-                        "returnedCartItems must not be empty",
-                        pointer=pointer("return", "returnedCartItems"),
-                    ),
-                )
-            )
-        return wanted
 
     # --- shared helpers ------------------------------------------------------------------------
 
@@ -649,7 +601,7 @@ class IntegrationService:
 
     @staticmethod
     def _credit_points(profile: ProfileRecord, effects: list[Body]) -> None:
-        for program, value in _points(effects).items():
+        for program, value in added_points(effects).items():
             profile.points[program] = profile.points.get(program, 0.0) + value
 
     @staticmethod
@@ -659,93 +611,3 @@ class IntegrationService:
                 program = int(effect["props"]["programId"])
                 value = float(effect["props"]["value"])
                 profile.points[program] = profile.points.get(program, 0.0) - value
-
-    def _session_state(
-        self,
-        session: SessionRecord,
-        profile: ProfileRecord | None,
-        effects: list[Body],
-        triggered: list[int],
-        content: Collection[str] | None,
-        event_type: str,
-        event_id: int,
-        stamp: str,
-        previous_returns: list[ReturnRecord] | None = None,
-    ) -> Body:
-        """IntegrationStateV2 with the parts ``responseContent`` asks for."""
-        body = _empty_state()
-        body["effects"] = effects
-        if not content:
-            return body
-        state = self.state
-        if "customerSession" in content:
-            body["customerSession"] = session_json(state, session)
-        if "customerProfile" in content and profile is not None:
-            body["customerProfile"] = profile_json(state, profile)
-        if "coupons" in content:
-            body["coupons"] = coupons_json(state, session.coupon_codes, session.profile_id)
-        if "triggeredCampaigns" in content:
-            body["triggeredCampaigns"] = campaigns_json(state, triggered)
-        if "loyalty" in content and profile is not None:
-            pending = _points(effects) if session.state == "open" else None
-            body["loyalty"] = loyalty_json(state, profile, pending)
-        if "event" in content:
-            body["event"] = event_json(
-                state,
-                event_id=event_id,
-                created=stamp,
-                event_type=event_type,
-                profile_id=session.profile_id,
-                attributes={},
-                effects=effects,
-                session_id=session.integration_id,
-                store_integration_id=session.store_integration_id,
-            )
-        if "awardedGiveaways" in content:
-            body["awardedGiveaways"] = []
-        if "ruleFailureReasons" in content:
-            body["ruleFailureReasons"] = []
-        if "previousReturns" in content:
-            returns = session.returns if previous_returns is None else previous_returns
-            body["previousReturns"] = [
-                return_json(state, session, record, profile) for record in returns
-            ]
-        return body
-
-    def _profile_state(
-        self,
-        profile: ProfileRecord,
-        outcome: Outcome,
-        content: Collection[str] | None,
-        event_type: str,
-        event_id: int,
-        stamp: str,
-        attributes: dict[str, Any],
-    ) -> Body:
-        """CustomerProfileIntegrationResponseV2 / TrackEventV2Response."""
-        body = _empty_state()
-        body["effects"] = outcome.effects
-        if not content:
-            return body
-        state = self.state
-        if "customerProfile" in content:
-            body["customerProfile"] = profile_json(state, profile)
-        if "triggeredCampaigns" in content:
-            body["triggeredCampaigns"] = campaigns_json(state, outcome.triggered_campaign_ids)
-        if "loyalty" in content:
-            body["loyalty"] = loyalty_json(state, profile)
-        if "event" in content:
-            body["event"] = event_json(
-                state,
-                event_id=event_id,
-                created=stamp,
-                event_type=event_type,
-                profile_id=profile.integration_id,
-                attributes=attributes,
-                effects=outcome.effects,
-            )
-        if "awardedGiveaways" in content:
-            body["awardedGiveaways"] = []
-        if "ruleFailureReasons" in content:
-            body["ruleFailureReasons"] = []
-        return body

@@ -1,26 +1,50 @@
-"""Stored records rendered as Talon.One JSON (CustomerSessionV2, CustomerProfile, Event, ...).
+"""Stored records rendered as Talon.One JSON, and the answers assembled from them.
 
-Every function returns plain dicts with every field the SDK models require, integers as JSON
-integers and times as RFC 3339 strings.
+``session_json``, ``profile_json``, ... render one entity (CustomerSessionV2, CustomerProfile,
+Event, ...); ``integration_state`` and ``profile_state`` assemble a whole answer with the parts
+``responseContent`` asks for. Every function returns plain dicts with every field the SDK models
+require, integers as JSON integers and times as RFC 3339 strings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from emulator.money import json_number
+from emulator.rules import Outcome
 from emulator.state import EmulatorState, ProfileRecord, ReturnRecord, SessionRecord
 
 __all__ = [
+    "added_points",
     "campaigns_json",
     "coupons_json",
+    "empty_state",
     "event_json",
+    "integration_state",
     "loyalty_json",
     "profile_json",
+    "profile_state",
     "return_json",
     "session_json",
 ]
+
+Body = dict[str, Any]
+
+
+def empty_state() -> dict[str, Any]:
+    """The three keys every IntegrationStateV2-like answer carries."""
+    return {"effects": [], "createdCoupons": [], "createdReferrals": []}
+
+
+def added_points(effects: Iterable[dict[str, Any]]) -> dict[int, float]:
+    """Loyalty points per program from the addLoyaltyPoints effects."""
+    points: dict[int, float] = {}
+    for effect in effects:
+        if effect["effectType"] == "addLoyaltyPoints":
+            program = int(effect["props"]["programId"])
+            points[program] = points.get(program, 0.0) + float(effect["props"]["value"])
+    return points
 
 
 def session_json(state: EmulatorState, session: SessionRecord) -> dict[str, Any]:
@@ -205,4 +229,94 @@ def return_json(
     if profile is not None:
         body["profileId"] = profile.id
         body["profileIntegrationId"] = profile.integration_id
+    return body
+
+
+def integration_state(
+    state: EmulatorState,
+    session: SessionRecord,
+    profile: ProfileRecord | None,
+    effects: list[Body],
+    triggered: list[int],
+    content: Collection[str] | None,
+    event_type: str,
+    event_id: int,
+    stamp: str,
+    previous_returns: list[ReturnRecord] | None = None,
+) -> Body:
+    """IntegrationStateV2 with the parts ``responseContent`` asks for."""
+    body = empty_state()
+    body["effects"] = effects
+    if not content:
+        return body
+    if "customerSession" in content:
+        body["customerSession"] = session_json(state, session)
+    if "customerProfile" in content and profile is not None:
+        body["customerProfile"] = profile_json(state, profile)
+    if "coupons" in content:
+        body["coupons"] = coupons_json(state, session.coupon_codes, session.profile_id)
+    if "triggeredCampaigns" in content:
+        body["triggeredCampaigns"] = campaigns_json(state, triggered)
+    if "loyalty" in content and profile is not None:
+        pending = added_points(effects) if session.state == "open" else None
+        body["loyalty"] = loyalty_json(state, profile, pending)
+    if "event" in content:
+        body["event"] = event_json(
+            state,
+            event_id=event_id,
+            created=stamp,
+            event_type=event_type,
+            profile_id=session.profile_id,
+            attributes={},
+            effects=effects,
+            session_id=session.integration_id,
+            store_integration_id=session.store_integration_id,
+        )
+    if "awardedGiveaways" in content:
+        body["awardedGiveaways"] = []
+    if "ruleFailureReasons" in content:
+        body["ruleFailureReasons"] = []
+    if "previousReturns" in content:
+        returns = session.returns if previous_returns is None else previous_returns
+        body["previousReturns"] = [
+            return_json(state, session, record, profile) for record in returns
+        ]
+    return body
+
+
+def profile_state(
+    state: EmulatorState,
+    profile: ProfileRecord,
+    outcome: Outcome,
+    content: Collection[str] | None,
+    event_type: str,
+    event_id: int,
+    stamp: str,
+    attributes: dict[str, Any],
+) -> Body:
+    """CustomerProfileIntegrationResponseV2 / TrackEventV2Response."""
+    body = empty_state()
+    body["effects"] = outcome.effects
+    if not content:
+        return body
+    if "customerProfile" in content:
+        body["customerProfile"] = profile_json(state, profile)
+    if "triggeredCampaigns" in content:
+        body["triggeredCampaigns"] = campaigns_json(state, outcome.triggered_campaign_ids)
+    if "loyalty" in content:
+        body["loyalty"] = loyalty_json(state, profile)
+    if "event" in content:
+        body["event"] = event_json(
+            state,
+            event_id=event_id,
+            created=stamp,
+            event_type=event_type,
+            profile_id=profile.integration_id,
+            attributes=attributes,
+            effects=outcome.effects,
+        )
+    if "awardedGiveaways" in content:
+        body["awardedGiveaways"] = []
+    if "ruleFailureReasons" in content:
+        body["ruleFailureReasons"] = []
     return body

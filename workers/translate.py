@@ -16,9 +16,10 @@ Each event type maps to exactly one Integration API operation (see ``docs/events
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
 
 from workers.calls import Operation, TalonCall
+from workers.config import ResponseContent
 from workers.events import (
     CartItem,
     CartUpdated,
@@ -36,20 +37,7 @@ from workers.exceptions import TranslationError
 __all__ = ["TranslationOptions", "translate"]
 
 # Which responseContent values each operation accepts (reference §2.10).
-_SESSION_CONTENT = frozenset(
-    {
-        "customerSession",
-        "customerProfile",
-        "coupons",
-        "triggeredCampaigns",
-        "referral",
-        "loyalty",
-        "event",
-        "awardedGiveaways",
-        "ruleFailureReasons",
-        "previousReturns",
-    }
-)
+_SESSION_CONTENT = frozenset(get_args(ResponseContent))
 _RETURN_CONTENT = _SESSION_CONTENT - {"awardedGiveaways", "ruleFailureReasons"}
 _PROFILE_CONTENT = frozenset(
     {

@@ -9,10 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,7 +26,7 @@ import pytest
 import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException, UnauthorizedException
 
-from emulator import EmulatorConfig, EmulatorServer
+from emulator import EmulatorConfig, EmulatorError, EmulatorServer
 
 KEY = "conformance-key"
 
@@ -547,3 +553,67 @@ async def test_latency_and_per_id_concurrency_limit() -> None:
         "StatusCode": 409,
     }
     assert elapsed >= 0.45  # the three admitted requests ran one after another
+
+
+# --- running the emulator --------------------------------------------------------------------
+
+
+def test_server_lifecycle() -> None:
+    server = EmulatorServer(EmulatorConfig(api_keys=[KEY]))
+    with pytest.raises(EmulatorError):
+        _ = server.base_url
+    with server:
+        with pytest.raises(EmulatorError):
+            server.start()
+        assert server.base_url.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{server.base_url}/__emulator/health") as resp:
+            assert json.load(resp)["status"] == "ok"
+    server.stop()  # stopping twice is harmless
+    with pytest.raises(EmulatorError):
+        _ = server.port
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_run_forever_serves_until_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    campaigns = tmp_path / "campaigns.yaml"
+    campaigns.write_text("campaigns: []\n", encoding="utf-8")
+    script = (
+        "import logging, sys; from pathlib import Path; "
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
+        "from emulator import run_forever; "
+        f"run_forever('127.0.0.1', {port}, ['cli-key'], Path({str(campaigns)!r}), latency_ms=1)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        health = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/__emulator/health") as resp:
+                    health = json.load(resp)
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert health is not None
+        assert health["campaigns"] == 0
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v2/customer_sessions/cli-1",
+            data=b'{"customerSession": {}}',
+            method="PUT",
+            headers={"Authorization": "ApiKey-v1 cli-key", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as resp:
+            assert json.load(resp) == {"effects": [], "createdCoupons": [], "createdReferrals": []}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0
+    startup = [line for line in stderr.splitlines() if "emulator listening" in line]
+    assert len(startup) == 1
+    assert "cli-key" not in stderr

@@ -42,6 +42,15 @@ def worker_settings(
     return Settings(**fields)
 
 
+def create_topics(broker: Broker, settings: Settings, partitions: int) -> str:
+    """Create the worker's input and effects topics (and a one-partition DLQ); returns the input."""
+    topic = settings.input_topics[0]
+    broker.create_topics(
+        {topic: partitions, settings.effects_topic: partitions, settings.dlq_topic: 1}
+    )
+    return topic
+
+
 @contextlib.asynccontextmanager
 async def running(worker: Worker) -> AsyncIterator[Worker]:
     """Run ``worker`` in the background; stop it cleanly (and surface its errors) on exit."""

@@ -9,7 +9,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from emulator.server import EmulatorServer
 from tests.conftest import produce, read_topic
-from tests.integration.conftest import running, wait_for, worker_settings
+from tests.integration.conftest import create_topics, running, wait_for, worker_settings
 from workers.broker import Broker
 from workers.envelopes import envelope_id
 from workers.worker import Worker
@@ -46,8 +46,7 @@ async def test_every_event_type_becomes_its_call_and_one_envelope(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
     settings = worker_settings(broker, emulator, unique)
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 3, settings.effects_topic: 3, settings.dlq_topic: 1})
+    topic = create_topics(broker, settings, partitions=3)
     who = {"profileId": "ada", "sessionId": "ada-s1"}
     second = {"profileId": "ada", "sessionId": "ada-s2"}
     events = [
@@ -157,8 +156,7 @@ async def test_bad_records_go_to_the_dlq_with_reasons_and_offsets_move_past_them
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
     settings = worker_settings(broker, emulator, unique)
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    topic = create_topics(broker, settings, partitions=1)
     who = {"profileId": "bob", "sessionId": "bob-s1"}
     records = [
         (b"bob", event(1, "cart.updated", **who, payload={"cartItems": TUTORIAL_CART})),

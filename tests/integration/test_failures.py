@@ -7,7 +7,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from emulator.server import EmulatorServer
 from tests.conftest import produce
-from tests.integration.conftest import worker_settings
+from tests.integration.conftest import create_topics, worker_settings
 from workers.broker import Broker
 from workers.exceptions import TalonFatalError
 from workers.worker import Worker
@@ -17,8 +17,7 @@ async def test_a_wrong_api_key_stops_the_worker_with_nothing_dead_lettered(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
     settings = worker_settings(broker, emulator, unique, talon_api_key="not-the-key")
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    topic = create_topics(broker, settings, partitions=1)
     value = (
         b'{"eventId": "e-1", "type": "cart.updated", "occurredAt": "2026-11-22T10:00:00Z",'
         b' "sessionId": "s-1", "payload": {"cartItems": []}}'

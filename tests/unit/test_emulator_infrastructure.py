@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 
 import emulator
@@ -24,7 +25,7 @@ def log_one(log: RequestLog, path: str = "/v2/events") -> None:
         profile_id="cust-1",
         idempotency_key=None,
         query={"silent": "no"},
-        body={"type": "review_submitted"},
+        body=b'{"type": "review_submitted"}',
         status=200,
         started=1.0,
         ended=2.0,
@@ -75,6 +76,8 @@ def test_request_log_entry_shape() -> None:
         "started",
         "ended",
     }
+    assert entry["body"] == {"type": "review_submitted"}
+    assert orjson.loads(log.to_json()) == [entry]
 
 
 def test_config_normalises_keys_and_hides_them() -> None:
