@@ -143,9 +143,9 @@ async def _demo(options: DemoOptions, broker: Broker, base_url: str, console: Co
     progress = _Progress()
     worker_task = loop.create_task(worker.run(), name="worker")
     # Feed once the worker owns its partitions, so the stream starts live rather than as a backlog.
-    deadline = loop.time() + 30
-    while not worker.assigned and not worker_task.done() and loop.time() < deadline:
-        await asyncio.sleep(0.05)
+    assigned = loop.create_task(worker.wait_until_assigned())
+    await asyncio.wait({worker_task, assigned}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    assigned.cancel()
     feeder = loop.create_task(_feed(broker.bootstrap_servers, options, progress, stop))
     watcher = loop.create_task(_watch(broker.bootstrap_servers, progress, stop))
     header = f"broker {broker.bootstrap_servers} · Talon.One emulator {base_url}"

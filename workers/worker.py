@@ -50,7 +50,12 @@ class Worker:
         self._consumer_factory = consumer_factory
         self._producer_factory = producer_factory
         self._stopping = asyncio.Event()
+        self._has_partitions = asyncio.Event()
         self.assigned: set[PartitionKey] = set()
+
+    async def wait_until_assigned(self) -> None:
+        """Return once the group has given this worker its first partitions."""
+        await self._has_partitions.wait()
 
     def stop(self) -> None:
         """Ask the worker to finish its in-flight records, commit and return from :meth:`run`."""
@@ -97,6 +102,8 @@ class Worker:
             log.info("assigned %s", _describe(partitions))
             self.assigned.update(partitions)
             dispatcher.assign(partitions)
+            if partitions:
+                self._has_partitions.set()
 
         async def on_revoke(partitions: list[PartitionKey]) -> dict[PartitionKey, int]:
             log.info("revoked %s", _describe(partitions))
