@@ -1,6 +1,6 @@
 """The aiohttp application: Talon.One routes, API-key auth, latency, request log, admin API.
 
-Talon.One paths (reference §2)::
+Talon.One paths (as in the Integration API specification)::
 
     PUT  /v2/customer_sessions/{customerSessionId}          updateCustomerSessionV2
     GET  /v2/customer_sessions/{customerSessionId}          getCustomerSession

@@ -4,7 +4,7 @@
 :class:`~emulator.state.EmulatorState` and returns the response body Talon.One would send, or
 raises an :class:`~emulator.errors.ApiError`.
 
-Session state machine (reference §7)::
+Session state machine (Talon.One's documented transitions)::
 
     (new) ──PUT──▶ open ──PUT──▶ closed ──PUT──▶ cancelled (rollback effects)
       └────PUT──────────────────▶ │  ├──returns──▶ partially_returned ──PUT──▶ cancelled

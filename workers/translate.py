@@ -36,7 +36,7 @@ from workers.exceptions import TranslationError
 
 __all__ = ["TranslationOptions", "translate"]
 
-# Which responseContent values each operation accepts (reference §2.10).
+# Which responseContent values each operation accepts (the SDK request models list them).
 _SESSION_CONTENT = frozenset(get_args(ResponseContent))
 _RETURN_CONTENT = _SESSION_CONTENT - {"awardedGiveaways", "ruleFailureReasons"}
 _PROFILE_CONTENT = frozenset(
