@@ -1,0 +1,155 @@
+"""Keyed scheduling: many customers in flight, one call per customer. Pure logic, no I/O.
+
+Every submitted item carries *lock keys* — the customer's profile ID and session ID. The rules:
+
+* items of one partition are submitted in offset order, and each lock key keeps a FIFO queue of
+  the items that name it, in submission order;
+* an item may start only when it is at the head of the queue of **every** one of its lock keys
+  and no item holding any of those keys is in flight — so calls for one customer never overlap
+  and keep their order, even when a session update and a profile update come from different
+  topics or partitions;
+* at most ``max_in_flight`` items run at once.
+
+The oldest waiting item is always at the head of all its queues, so it can start as soon as its
+keys are released: the scheduler cannot deadlock. A key whose queue is empty and that is not in
+flight is forgotten, so memory is bounded by the items in flight and buffered, never by the number
+of customers ever seen.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["Item", "KeyedScheduler"]
+
+P = TypeVar("P")
+
+
+@dataclass(eq=False, slots=True)
+class Item(Generic[P]):
+    """One unit of work. ``payload`` is opaque to the scheduler."""
+
+    partition: Hashable
+    offset: int
+    keys: tuple[Hashable, ...]
+    payload: P
+    started: bool = field(default=False)
+    cancelled: bool = field(default=False)
+
+
+class KeyedScheduler(Generic[P]):
+    """Decides which items may run now. The caller starts what :meth:`take_ready` returns and
+    reports each end with :meth:`complete`."""
+
+    def __init__(self, max_in_flight: int = 256) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self.max_in_flight = max_in_flight
+        self._queues: dict[Hashable, deque[Item[P]]] = {}
+        self._busy: set[Hashable] = set()  # keys held by an item in flight
+        self._candidates: deque[Item[P]] = deque()  # items that may have become startable
+        self._in_flight = 0
+        self._waiting = 0
+        self._per_partition: dict[Hashable, int] = {}  # waiting items per partition
+
+    # --- sizes ---------------------------------------------------------------------------------
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    @property
+    def waiting(self) -> int:
+        """Submitted items not started yet."""
+        return self._waiting
+
+    @property
+    def tracked_keys(self) -> int:
+        return len(self._queues)
+
+    def waiting_in(self, partition: Hashable) -> int:
+        return self._per_partition.get(partition, 0)
+
+    # --- the protocol --------------------------------------------------------------------------
+    def submit(self, item: Item[P]) -> None:
+        """Queue ``item`` behind everything already submitted for its keys."""
+        if not item.keys:
+            raise ValueError("an item needs at least one lock key")
+        for key in item.keys:
+            queue = self._queues.get(key)
+            if queue is None:
+                queue = self._queues[key] = deque()
+            queue.append(item)
+        self._waiting += 1
+        self._per_partition[item.partition] = self._per_partition.get(item.partition, 0) + 1
+        self._candidates.append(item)
+
+    def take_ready(self) -> list[Item[P]]:
+        """The items that may start now (marked started), oldest first, within the cap."""
+        ready: list[Item[P]] = []
+        while self._candidates and self._in_flight < self.max_in_flight:
+            item = self._candidates.popleft()
+            if item.started or item.cancelled:
+                continue
+            if not self._startable(item):
+                continue  # it becomes a candidate again when what blocks it completes
+            item.started = True
+            self._busy.update(item.keys)
+            self._in_flight += 1
+            self._waiting -= 1
+            self._per_partition[item.partition] -= 1
+            ready.append(item)
+        return ready
+
+    def complete(self, item: Item[P]) -> None:
+        """``item`` has its outcome: release its keys and let the next item of each key start."""
+        if not item.started:
+            raise ValueError("completing an item that was never started")
+        self._in_flight -= 1
+        for key in item.keys:
+            self._busy.discard(key)
+            queue = self._queues[key]
+            # A started item was the head of each of its queues, and nothing overtakes it.
+            queue.popleft()
+            if queue:
+                self._candidates.append(queue[0])
+            else:
+                del self._queues[key]
+
+    def cancel_partition(self, partition: Hashable) -> list[Item[P]]:
+        """Drop the partition's waiting items (its records will be re-read by the next owner).
+        Items already in flight are left to complete. Returns the dropped items."""
+        dropped: list[Item[P]] = []
+        for key in list(self._queues):
+            queue = self._queues[key]
+            kept: deque[Item[P]] = deque()
+            for queued in queue:
+                if queued.partition == partition and not queued.started:
+                    if not queued.cancelled:
+                        queued.cancelled = True
+                        dropped.append(queued)
+                    continue
+                kept.append(queued)
+            if not kept:
+                del self._queues[key]  # a busy key always keeps its in-flight item
+                continue
+            self._queues[key] = kept
+            if not kept[0].started:
+                self._candidates.append(kept[0])
+        self._waiting -= len(dropped)
+        self._per_partition.pop(partition, None)
+        return dropped
+
+    def _startable(self, item: Item[P]) -> bool:
+        return all(key not in self._busy and self._queues[key][0] is item for key in item.keys)
+
+    def pending_items(self) -> Iterable[Item[P]]:
+        """Every waiting item (for inspection and tests)."""
+        seen: set[int] = set()
+        for queue in self._queues.values():
+            for item in queue:
+                if not item.started and not item.cancelled and id(item) not in seen:
+                    seen.add(id(item))
+                    yield item
