@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     profile_run_rule_engine: bool = True
 
     # --- Worker --------------------------------------------------------------------------------
+    #: ``keyed``: many customers in flight, one call per customer; ``partition``: one call in
+    #: flight per partition (the HTTP-sink model, kept as a baseline).
+    dispatch: Literal["keyed", "partition"] = "keyed"
+    max_in_flight: int = Field(default=256, ge=1)
     max_buffered_per_partition: int = Field(default=1000, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)

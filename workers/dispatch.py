@@ -1,9 +1,12 @@
 """How records are run: the seam between the consumer loop and the record processor.
 
-:class:`Dispatcher` is what the worker talks to. :class:`PartitionSerialDispatcher` runs each
-partition's records one at a time, in offset order (one call in flight per partition), which
-keeps per-customer order because records are keyed by customer. A keyed scheduler with many
-customers in flight per partition plugs in behind the same interface.
+:class:`Dispatcher` is what the worker talks to. Two implementations:
+
+* :class:`KeyedDispatcher` (the default) runs many customers at once through the
+  :class:`~workers.scheduler.KeyedScheduler`: one call in flight per profile ID and per session
+  ID, in offset order per customer, up to a global cap;
+* :class:`PartitionSerialDispatcher` runs each partition's records one at a time — the model of
+  HTTP sink connectors, kept as a baseline for benchmarks.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from typing import Protocol
 
 from workers.kafka_io import InputRecord, PartitionKey
 from workers.offsets import PartitionOffsets
+from workers.processor import Prepared, RecordProcessor
+from workers.scheduler import Item, KeyedScheduler
 
-__all__ = ["Dispatcher", "PartitionSerialDispatcher"]
+__all__ = ["Dispatcher", "KeyedDispatcher", "PartitionSerialDispatcher"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ class Dispatcher(Protocol):
     def committable(self) -> dict[PartitionKey, int]: ...
 
     def mark_committed(self, offsets: dict[PartitionKey, int]) -> None: ...
+
+    async def close(self, timeout_s: float) -> dict[PartitionKey, int]: ...
 
     @property
     def buffered(self) -> int: ...
@@ -178,3 +185,153 @@ class PartitionSerialDispatcher:
     async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
         """Revoke everything: used at shutdown."""
         return await self.revoke(list(self._lanes), timeout_s)
+
+
+class _Partition:
+    """What the keyed dispatcher knows of one assigned partition."""
+
+    __slots__ = ("in_flight", "offsets", "paused", "revoked")
+
+    def __init__(self) -> None:
+        self.offsets = PartitionOffsets()
+        self.paused = False
+        self.revoked = False
+        self.in_flight = 0
+
+
+class KeyedDispatcher:
+    """Many customers in flight, one call per customer, offsets committed only past finished
+    records. Partitions are paused when their waiting records reach the buffer bound."""
+
+    def __init__(
+        self,
+        processor: RecordProcessor,
+        *,
+        max_in_flight: int = 256,
+        max_buffered_per_partition: int = 1000,
+    ) -> None:
+        self._processor = processor
+        self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(max_in_flight)
+        self._high = max_buffered_per_partition
+        self._low = max(1, max_buffered_per_partition // 2)
+        self._partitions: dict[PartitionKey, _Partition] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.failure: BaseException | None = None
+
+    @property
+    def buffered(self) -> int:
+        return self._scheduler.waiting
+
+    @property
+    def in_flight(self) -> int:
+        return self._scheduler.in_flight
+
+    def assign(self, partitions: Iterable[PartitionKey]) -> None:
+        for key in partitions:
+            self._partitions.setdefault(key, _Partition())
+
+    def submit(self, record: InputRecord) -> None:
+        partition = self._partitions.get(record.partition_key)
+        if partition is None or partition.revoked or self.failure is not None:
+            return  # fetched just before a revoke, or the worker is stopping: not ours to run
+        prepared = self._processor.prepare(record)
+        partition.offsets.begin(record.offset)
+        self._scheduler.submit(
+            Item(record.partition_key, record.offset, prepared.lock_keys(), prepared)
+        )
+        self._start_ready()
+
+    def _start_ready(self) -> None:
+        if self.failure is not None:
+            return
+        loop = asyncio.get_running_loop()
+        for item in self._scheduler.take_ready():
+            partition = self._partitions[item.payload.record.partition_key]
+            partition.in_flight += 1
+            task = loop.create_task(self._run(item, partition))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, item: Item[Prepared], partition: _Partition) -> None:
+        record = item.payload.record
+        try:
+            await self._processor.execute(item.payload)
+        except Exception as exc:  # noqa: BLE001 - whatever escapes execute() is fatal
+            # The record keeps no outcome, so its offset is never committed; the worker sees
+            # `failure`, stops fetching and shuts down.
+            log.error("stopping: %s", exc)  # noqa: TRY400
+            if self.failure is None:
+                self.failure = exc
+            return
+        finally:
+            partition.in_flight -= 1
+        self._scheduler.complete(item)
+        # Once revoked, the partition's offsets are no longer ours to commit.
+        if self._partitions.get(record.partition_key) is partition:
+            partition.offsets.finish(record.offset)
+        self._start_ready()
+
+    def partitions_to_pause(self) -> list[PartitionKey]:
+        out = []
+        for key, partition in self._partitions.items():
+            if not partition.paused and self._scheduler.waiting_in(key) >= self._high:
+                partition.paused = True
+                out.append(key)
+        return out
+
+    def partitions_to_resume(self) -> list[PartitionKey]:
+        out = []
+        for key, partition in self._partitions.items():
+            if partition.paused and self._scheduler.waiting_in(key) <= self._low:
+                partition.paused = False
+                out.append(key)
+        return out
+
+    async def revoke(
+        self, partitions: Iterable[PartitionKey], timeout_s: float
+    ) -> dict[PartitionKey, int]:
+        """Drop the partitions' waiting records, wait (at most ``timeout_s``) for their calls in
+        flight, and return the offsets to commit for them."""
+        keys = [key for key in partitions if key in self._partitions]
+        for key in keys:
+            self._partitions[key].revoked = True
+            self._scheduler.cancel_partition(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while any(self._partitions[key].in_flight for key in keys) and self.failure is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning(
+                    "revoke: calls still in flight after %.0f s; they will be replayed", timeout_s
+                )
+                break
+            await asyncio.sleep(min(0.01, remaining))
+        offsets = {}
+        for key in keys:
+            partition = self._partitions.pop(key)
+            offset = partition.offsets.committable()
+            if offset is not None:
+                offsets[key] = offset
+        return offsets
+
+    def committable(self) -> dict[PartitionKey, int]:
+        offsets = {}
+        for key, partition in self._partitions.items():
+            offset = partition.offsets.committable()
+            if offset is not None:
+                offsets[key] = offset
+        return offsets
+
+    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
+        for key, offset in offsets.items():
+            partition = self._partitions.get(key)
+            if partition is not None:
+                partition.offsets.mark_committed(offset)
+
+    async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
+        """Revoke everything, then cancel whatever still runs: used at shutdown."""
+        offsets = await self.revoke(list(self._partitions), timeout_s)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return offsets

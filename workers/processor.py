@@ -12,6 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -26,7 +27,7 @@ from tenacity import (
 
 from workers.calls import TalonCall
 from workers.envelopes import DlqFailure, dlq_headers, effects_envelope, envelope_id
-from workers.events import decode_event
+from workers.events import Event, decode_event
 from workers.exceptions import (
     RecordError,
     TalonPermanentError,
@@ -39,7 +40,7 @@ from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
 
-__all__ = ["RecordProcessor", "RecordSink", "TalonSender"]
+__all__ = ["Prepared", "RecordProcessor", "RecordSink", "TalonSender"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,35 @@ class _RetryWait:
         return delay
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A record decoded and translated, ready to be scheduled by the customer's lock keys."""
+
+    record: InputRecord
+    started: float  # perf_counter when the record was taken
+    taken_at: datetime
+    event: Event | None = None
+    call: TalonCall | None = None
+    error: RecordError | None = None
+
+    def lock_keys(self) -> tuple[str, ...]:
+        """The customer's ids this record touches: its profile and its session. A record that
+        never became a call is locked by its Kafka key, so it keeps its place among its
+        customer's records."""
+        call = self.call
+        if call is not None:
+            keys = []
+            if call.profile_id:
+                keys.append("p:" + call.profile_id)
+            if call.session_id:
+                keys.append("s:" + call.session_id)
+            if keys:
+                return tuple(keys)
+        if self.record.key:
+            return ("p:" + self.record.key.decode(errors="replace"),)
+        return (f"r:{self.record.topic}/{self.record.partition}",)
+
+
 class RecordProcessor:
     """Processes records for one worker; shared by all partitions."""
 
@@ -96,21 +126,34 @@ class RecordProcessor:
         self._wait = _RetryWait(retry_initial_s, retry_max_s)
         self._sleep = sleep
 
+    def prepare(self, record: InputRecord) -> Prepared:
+        """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
+        call is kept with its error, to be dead-lettered by :meth:`execute`."""
+        self.stats.consumed += 1
+        prepared = Prepared(record, time.perf_counter(), datetime.now(tz=UTC))
+        try:
+            prepared.event = decode_event(record.value)
+            prepared.call = translate(prepared.event, self._options)
+        except RecordError as exc:
+            prepared.error = exc
+        return prepared
+
     async def process(self, record: InputRecord) -> None:
-        """Bring ``record`` to its outcome.
+        """Bring ``record`` to its outcome: :meth:`prepare` then :meth:`execute`."""
+        await self.execute(self.prepare(record))
+
+    async def execute(self, prepared: Prepared) -> None:
+        """Call Talon.One for a prepared record and publish its outcome.
 
         Raises:
             TalonFatalError: the API refused our credentials; nothing was published.
             BrokerError: the outcome could not be published; nothing was acknowledged.
         """
-        self.stats.consumed += 1
-        started = time.perf_counter()
-        first_attempt = datetime.now(tz=UTC)
-        try:
-            event = decode_event(record.value)
-            call = translate(event, self._options)
-        except RecordError as exc:
-            await self._dead_letter(record, DlqFailure(exc, 0, first_attempt, first_attempt))
+        record, event, call = prepared.record, prepared.event, prepared.call
+        first_attempt = prepared.taken_at
+        if prepared.error is not None or event is None or call is None:
+            error = prepared.error or RecordError("the record was not prepared")
+            await self._dead_letter(record, DlqFailure(error, 0, first_attempt, first_attempt))
             return
         key = envelope_id(record.topic, record.partition, record.offset)
         attempts = 1
@@ -123,9 +166,8 @@ class RecordProcessor:
             now = datetime.now(tz=UTC)
             await self._dead_letter(record, DlqFailure(exc, attempts, first_attempt, now))
             return
-        envelope = effects_envelope(
-            record, event, call, response, processing_ms=(time.perf_counter() - started) * 1000
-        )
+        processing_ms = (time.perf_counter() - prepared.started) * 1000
+        envelope = effects_envelope(record, event, call, response, processing_ms=processing_ms)
         await self._sink.send(self._effects_topic, key=record.key, value=orjson.dumps(envelope))
         self.stats.effects_published += 1
         self.stats.effect_types.update(

@@ -16,7 +16,7 @@ import httpx
 
 from workers._version import __version__
 from workers.config import Settings
-from workers.dispatch import PartitionSerialDispatcher
+from workers.dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
 from workers.kafka_io import AsyncConsumer, AsyncProducer, PartitionKey
 from workers.processor import RecordProcessor
 from workers.stats import WorkerStats
@@ -93,9 +93,18 @@ class Worker:
             stats=self.stats,
             retry_max_s=settings.retry_max_backoff_s,
         )
-        dispatcher = PartitionSerialDispatcher(
-            processor.process, max_buffered_per_partition=settings.max_buffered_per_partition
-        )
+        dispatcher: Dispatcher
+        if settings.dispatch == "keyed":
+            dispatcher = KeyedDispatcher(
+                processor,
+                max_in_flight=settings.max_in_flight,
+                max_buffered_per_partition=settings.max_buffered_per_partition,
+            )
+        else:
+            dispatcher = PartitionSerialDispatcher(
+                processor.process,
+                max_buffered_per_partition=settings.max_buffered_per_partition,
+            )
         consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
 
         async def on_assign(partitions: list[PartitionKey]) -> None:
@@ -126,12 +135,13 @@ class Worker:
             # close() leaves the group: the revoke callback finishes in-flight records (bounded)
             # and commits what is finished.
             await consumer.close()
+            await dispatcher.close(0)  # cancel whatever outlived the drain timeout
             await producer.close()
             await talon.aclose()
         if dispatcher.failure is not None:
             raise dispatcher.failure
 
-    async def _loop(self, consumer: AsyncConsumer, dispatcher: PartitionSerialDispatcher) -> None:
+    async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         loop = asyncio.get_running_loop()
         next_commit = loop.time() + self.settings.commit_interval_s
         while not self._stopping.is_set() and dispatcher.failure is None:
@@ -146,7 +156,7 @@ class Worker:
             log.error("stopping: %s", dispatcher.failure)
 
     @staticmethod
-    async def _commit(consumer: AsyncConsumer, dispatcher: PartitionSerialDispatcher) -> None:
+    async def _commit(consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         offsets = dispatcher.committable()
         if offsets:
             await consumer.commit(offsets)
