@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     talon_api_key: SecretStr = SecretStr("")
     request_timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=256, ge=1)
+    #: ``aiohttp`` (default; cheapest per request with hundreds in flight) or ``httpx``.
+    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
     response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = (
         "customerSession",
         "customerProfile",

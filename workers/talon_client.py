@@ -1,18 +1,28 @@
-"""The Talon.One Integration API client: one pooled, kept-alive ``httpx.AsyncClient``.
+"""Talon.One Integration API clients: send a :class:`~workers.calls.TalonCall`, get a
+:class:`TalonResponse` or one of the :mod:`workers.exceptions` Talon errors.
 
-The client sends a :class:`~workers.calls.TalonCall` and returns a :class:`TalonResponse`, or
-raises one of the :mod:`workers.exceptions` Talon errors. ``httpx`` errors never leave this module.
-The HTTP transport is injectable (``transport=``), which is how tests and benchmarks swap it.
+Two implementations behind one interface (``send`` and ``aclose``):
+
+* :class:`AiohttpTalonClient` — the worker's hot path. With hundreds of calls in flight it costs
+  a fraction of httpx's CPU per request (``bench/http_clients.py``; ``docs/benchmarks.md``);
+* :class:`TalonClient` — ``httpx.AsyncClient`` with an injectable transport, for callers that
+  want httpx's API and for tests (``httpx.MockTransport``).
+
+Both keep pooled keep-alive connections and map statuses identically. No ``httpx`` or
+``aiohttp`` error leaves this module.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import httpx
 import orjson
+from yarl import URL
 
 from workers.calls import TalonCall
 from workers.exceptions import (
@@ -23,7 +33,7 @@ from workers.exceptions import (
     TalonTransportError,
 )
 
-__all__ = ["RETRYABLE_STATUSES", "TalonClient", "TalonResponse"]
+__all__ = ["RETRYABLE_STATUSES", "AiohttpTalonClient", "TalonClient", "TalonResponse"]
 
 #: Statuses that may succeed later. 409 is Talon.One's per-integration-ID queue being full.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -39,7 +49,6 @@ class TalonResponse:
     status: int
     body: dict[str, Any]
     elapsed_s: float
-    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def effects(self) -> list[Any]:
@@ -111,12 +120,82 @@ class TalonClient:
         status = response.status_code
         if 200 <= status < 300:
             return TalonResponse(
-                status=status,
-                body=_parse_body(response.content, call),
-                elapsed_s=elapsed,
-                headers=dict(response.headers),
+                status=status, body=_parse_body(response.content, call), elapsed_s=elapsed
             )
         raise _status_error(call, status, response.text, response.headers.get("Retry-After"))
+
+
+class AiohttpTalonClient:
+    """Sends Integration API calls on one ``aiohttp.ClientSession`` (created on first use, inside
+    the running event loop). Same contract as :class:`TalonClient`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 10.0,
+        max_connections: int = 256,
+        user_agent: str = "talon-stream",
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._headers = {
+            "Authorization": f"ApiKey-v1 {api_key}",
+            "Accept": _JSON,
+            "User-Agent": user_agent,
+        }
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> AiohttpTalonClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300),
+            headers=self._headers,
+            timeout=self._timeout,
+            skip_auto_headers=("Content-Type",),
+        )
+        return self._session
+
+    async def send(self, call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+        """Send one call and return the parsed answer; raises as :meth:`TalonClient.send`."""
+        session = self._session or self._open()
+        headers: dict[str, str] = {}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        content = None
+        if call.body is not None:
+            content = orjson.dumps(call.body)
+            headers["Content-Type"] = _JSON
+        # The path is already percent-encoded (an id may hold "/"): keep it exactly as built.
+        query = f"?{urlencode(call.query)}" if call.query else ""
+        url = URL(f"{self._base_url}{call.path}{query}", encoded=True)
+        started = time.perf_counter()
+        try:
+            async with session.request(call.method, url, data=content, headers=headers) as response:
+                body = await response.read()
+                status = response.status
+                retry_after = response.headers.get("Retry-After")
+        except TimeoutError as exc:
+            raise TalonTransportError(f"timed out: {exc!r}", call=call) from exc
+        except aiohttp.ClientError as exc:
+            raise TalonTransportError(f"no answer: {exc!r}", call=call) from exc
+        elapsed = time.perf_counter() - started
+        if 200 <= status < 300:
+            return TalonResponse(status=status, body=_parse_body(body, call), elapsed_s=elapsed)
+        text = body.decode(errors="replace")
+        raise _status_error(call, status, text, retry_after)
 
 
 def _parse_body(content: bytes, call: TalonCall) -> dict[str, Any]:

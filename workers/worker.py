@@ -20,7 +20,7 @@ from workers.dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatc
 from workers.kafka_io import AsyncConsumer, AsyncProducer, PartitionKey
 from workers.processor import RecordProcessor
 from workers.stats import WorkerStats
-from workers.talon_client import TalonClient
+from workers.talon_client import AiohttpTalonClient, TalonClient
 from workers.translate import TranslationOptions
 
 __all__ = ["Worker"]
@@ -72,14 +72,7 @@ class Worker:
         producer_kwargs = {"factory": self._producer_factory} if self._producer_factory else {}
         consumer_kwargs = {"factory": self._consumer_factory} if self._consumer_factory else {}
         producer = AsyncProducer(settings.producer_config(), **producer_kwargs)
-        talon = TalonClient(
-            settings.talon_base_url,
-            self._api_key,
-            timeout_s=settings.request_timeout_s,
-            max_connections=settings.max_connections,
-            transport=self._http_transport,
-            user_agent=f"talon-stream/{__version__}",
-        )
+        talon = self._talon_client()
         processor = RecordProcessor(
             talon,
             producer,
@@ -140,6 +133,19 @@ class Worker:
             await talon.aclose()
         if dispatcher.failure is not None:
             raise dispatcher.failure
+
+    def _talon_client(self) -> TalonClient | AiohttpTalonClient:
+        settings = self.settings
+        common: dict[str, Any] = {
+            "timeout_s": settings.request_timeout_s,
+            "max_connections": settings.max_connections,
+            "user_agent": f"talon-stream/{__version__}",
+        }
+        if settings.http_client == "httpx" or self._http_transport is not None:
+            return TalonClient(
+                settings.talon_base_url, self._api_key, transport=self._http_transport, **common
+            )
+        return AiohttpTalonClient(settings.talon_base_url, self._api_key, **common)
 
     async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         loop = asyncio.get_running_loop()

@@ -1,0 +1,170 @@
+"""Which HTTP client should the worker's Talon.One calls use? Measured side by side, one run.
+
+Starts the emulator with a fixed latency, then for each client and each in-flight level keeps that
+many session updates in flight and reports requests/s and this process's CPU per request
+(user+sys ÷ requests). Prints a table and writes bench/results/http_clients.json.
+
+    .venv/bin/python bench/http_clients.py [--latency-ms 50] [--requests 3000] [--in-flight 64,256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import sys
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from httpx_aiohttp import AiohttpTransport
+
+from workers.calls import Operation, TalonCall
+from workers.subprocesses import free_port, spawn, terminate
+from workers.talon_client import TalonClient
+
+KEY = "bench-key"
+RESULTS = Path(__file__).parent / "results"
+
+
+def cart_call(n: int) -> TalonCall:
+    body = {
+        "customerSession": {
+            "state": "open",
+            "profileId": f"bench-{n % 5000}",
+            "cartItems": [
+                {"sku": "SKU-BLOUSE-RS", "name": "Red Spring Blouse", "price": 49, "quantity": 1},
+                {"sku": "SKU-TROUSERS-DN", "name": "Denim Trousers", "price": 74, "quantity": 1},
+                {"sku": "SKU-TEE-WH", "name": "White Tee", "price": 19, "quantity": 2},
+            ],
+        },
+        "responseContent": ["customerSession"],
+    }
+    return TalonCall(Operation.UPDATE_CUSTOMER_SESSION, f"bench-s-{n}", body)
+
+
+async def drive(send: Callable[[int], Awaitable[None]], requests: int, in_flight: int) -> float:
+    """Keep ``in_flight`` calls running until ``requests`` are done; returns the seconds taken."""
+    counter = iter(range(requests))
+
+    async def lane() -> None:
+        for n in counter:
+            await send(n)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(lane() for _ in range(in_flight)))
+    return time.perf_counter() - started
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def measure(name: str, base_url: str, requests: int, in_flight: int) -> dict[str, Any]:
+    if name == "aiohttp":
+        connector = aiohttp.TCPConnector(limit=in_flight)
+        async with aiohttp.ClientSession(
+            base_url,
+            connector=connector,
+            headers={"Authorization": f"ApiKey-v1 {KEY}", "Content-Type": "application/json"},
+        ) as session:
+
+            async def send(n: int) -> None:
+                call = cart_call(n)
+                async with session.put(call.path, data=orjson.dumps(call.body)) as response:
+                    orjson.loads(await response.read())
+                    assert response.status == 200
+
+            await drive(send, 200, in_flight)  # warm-up: open the connections
+            cpu, seconds = cpu_seconds(), await drive(send, requests, in_flight)
+            cpu = cpu_seconds() - cpu
+    else:
+        transport = AiohttpTransport() if name == "httpx+aiohttp" else None
+        async with TalonClient(
+            base_url, KEY, max_connections=in_flight, transport=transport
+        ) as client:
+
+            async def send(n: int) -> None:
+                await client.send(cart_call(n))
+
+            await drive(send, 200, in_flight)
+            cpu, seconds = cpu_seconds(), await drive(send, requests, in_flight)
+            cpu = cpu_seconds() - cpu
+    return {
+        "client": name,
+        "in_flight": in_flight,
+        "requests_per_s": round(requests / seconds, 1),
+        "client_cpu_us_per_request": round(cpu / requests * 1e6, 1),
+    }
+
+
+def start_emulator(latency_ms: float) -> tuple[Any, str]:
+    port = free_port()
+    process = spawn(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "emulator",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--latency-ms",
+            str(latency_ms),
+            "--log-level",
+            "warning",
+        ]
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=1).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return process, base_url
+    terminate(process)
+    raise SystemExit("the emulator did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--in-flight", default="64,256")
+    args = parser.parse_args()
+    levels = [int(level) for level in args.in_flight.split(",")]
+    process, base_url = start_emulator(args.latency_ms)
+    rows = []
+    try:
+        for in_flight in levels:
+            for name in ("httpx", "httpx+aiohttp", "aiohttp"):
+                row = asyncio.run(measure(name, base_url, args.requests, in_flight))
+                rows.append(row)
+                print(
+                    f"{row['client']:<14} in flight {in_flight:>4}: "
+                    f"{row['requests_per_s']:>8.1f} req/s  "
+                    f"{row['client_cpu_us_per_request']:>8.1f} µs CPU/request",
+                    flush=True,
+                )
+    finally:
+        terminate(process)
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "latency_ms": args.latency_ms,
+        "requests": args.requests,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "rows": rows,
+    }
+    (RESULTS / "http_clients.json").write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
