@@ -7,7 +7,7 @@ EVENTS ?= 5000
 RATE   ?= 150
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck clean
+.PHONY: help run test lint typecheck bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ lint: $(STAMP)  ## ruff over the whole tree
 
 typecheck: $(STAMP)  ## mypy --strict on workers/ and emulator/
 	$(BIN)/mypy workers emulator
+
+bench: $(STAMP)  ## throughput benchmark: naive, partition_serial, talon_stream, ceiling (bench/results/)
+	$(BIN)/python bench/run.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

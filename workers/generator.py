@@ -72,12 +72,20 @@ class ShopSimulator:
     ``poison_rate`` is the share of journeys that also emit one broken record.
     """
 
-    def __init__(self, *, seed: int = 7, customers: int = 2000, poison_rate: float = 0.01) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 7,
+        customers: int = 2000,
+        poison_rate: float = 0.01,
+        session_prefix: str = "session",
+    ) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
         self._customers = customers
         self._poison_rate = poison_rate
         self._shoppers = 0
         self._events = 0
+        self._session_prefix = session_prefix
 
     def journeys(self) -> Iterator[list[GeneratedRecord]]:
         """An endless supply of journeys; each is the ordered records of one shopper."""
@@ -90,7 +98,7 @@ class ShopSimulator:
         number = self._shoppers
         anonymous = rng.random() < 0.15
         profile_id = None if anonymous else f"customer-{rng.randrange(self._customers):05d}"
-        shopper = _Shopper(number, profile_id, f"session-{number:07d}")
+        shopper = _Shopper(number, profile_id, f"{self._session_prefix}-{number:07d}")
 
         if profile_id and rng.random() < 0.2:
             self._customer_updated(shopper)
@@ -170,7 +178,7 @@ class ShopSimulator:
     def _emit(self, shopper: _Shopper, event_type: str, payload: dict[str, Any]) -> None:
         self._events += 1
         envelope: dict[str, Any] = {
-            "eventId": f"evt-{self._events:09d}",
+            "eventId": f"{self._session_prefix}-evt-{self._events:09d}",
             "type": event_type,
             "occurredAt": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
             "sessionId": shopper.session_id,

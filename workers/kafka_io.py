@@ -121,8 +121,9 @@ class AsyncConsumer:
         )
 
     async def consume(self, max_records: int, timeout_s: float) -> list[InputRecord]:
-        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one."""
-        messages = await self._run(self._consumer.consume, max_records, timeout_s)
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one and not
+        at all for the rest (librdkafka's batch consume would wait to fill the batch)."""
+        messages = await self._run(self._fetch, max_records, timeout_s)
         records: list[InputRecord] = []
         for message in messages:
             error = message.error()
@@ -133,6 +134,12 @@ class AsyncConsumer:
             elif error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consumer error: %s", error)
         return records
+
+    def _fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(max_records - 1, 0)]
 
     async def commit(self, offsets: dict[PartitionKey, int]) -> None:
         """Commit ``offsets`` (next offset to read, per partition) synchronously."""

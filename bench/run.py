@@ -1,0 +1,513 @@
+"""The throughput benchmark: four ways to drive the same Talon.One traffic, side by side, one run.
+
+One embedded broker, one emulator with a fixed latency, one input topic holding the same events
+for every contender (a realistic shop mix keyed by customer):
+
+* ``naive``            one consumer calling the official ``talon-one-sdk`` synchronously per record;
+* ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
+* ``talon_stream``     the real worker (keyed dispatch);
+* ``ceiling``          a bare asyncio loop on aiohttp with the same concurrency, no Kafka.
+
+The slow contenders are measured over a time window (they would take an hour for the whole
+input); the others drain it. ``p50_ms``/``p99_ms`` come from a second, paced phase of the
+``talon_stream`` run (input timestamp → effects record timestamp) at half its measured rate, so
+they show processing latency, not queueing behind a backlog.
+
+    .venv/bin/python bench/run.py                       # make bench
+    .venv/bin/python bench/run.py --events 20000 --latency-ms 10 --customers 100
+
+Prints a table and writes bench/results/latest.json plus a dated copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker, open_broker
+from workers.calls import Operation
+from workers.events import decode_event
+from workers.generator import ShopSimulator
+from workers.subprocesses import free_port, spawn, terminate
+from workers.translate import TranslationOptions, translate
+
+KEY = "bench-key"
+RESULTS = Path(__file__).parent / "results"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- workload --------------------------------------------------------------------------------
+def shop_events(
+    count: int, customers: int, seed: int, prefix: str = "session"
+) -> Iterator[tuple[bytes, bytes]]:
+    """``count`` (key, value) records: shopper journeys interleaved as in a live shop, each
+    customer's events in order. No deliberately broken records."""
+    simulator = ShopSimulator(
+        seed=seed, customers=customers, poison_rate=0.0, session_prefix=prefix
+    )
+    active: list[list[Any]] = []
+    produced = 0
+    rng = simulator._rng
+    while produced < count:
+        while len(active) < 200:
+            active.append(simulator.journey())
+        script = active[rng.randrange(len(active))]
+        record = script.pop(0)
+        if not script:
+            active.remove(script)
+        produced += 1
+        yield record.key, record.value
+
+
+def produce_input(bootstrap: str, topic: str, records: Iterator[tuple[bytes, bytes]]) -> int:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "log.connection.close": False}
+    )
+    count = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    return count
+
+
+# --- observation ---------------------------------------------------------------------------
+@dataclass
+class Watch:
+    """Counts outcome records on the effects and DLQ topics, in a thread."""
+
+    bootstrap: str
+    topics: list[str]
+    count: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    latencies_ms: list[float] = field(default_factory=list)
+    record_latency: bool = False  # time each effects envelope: input timestamp → effects record
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Watch:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+
+    def _run(self) -> None:
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"bench-watch-{uuid.uuid4().hex[:8]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "session.timeout.ms": 3000,
+                "heartbeat.interval.ms": 300,
+                "fetch.wait.max.ms": 20,
+                "log.connection.close": False,
+            }
+        )
+        consumer.subscribe(self.topics)
+        while not self._stop.is_set():
+            for message in consumer.consume(1000, 0.1):
+                if message.error() is not None:
+                    continue
+                now = time.monotonic()
+                self.count += 1
+                self.first_at = self.first_at or now
+                self.last_at = now
+                if self.record_latency and message.topic().startswith("bench.effects"):
+                    self._latency(message)
+        consumer.close()
+
+    def _latency(self, message: Any) -> None:
+        source = orjson.loads(message.value())["source"]
+        _, effects_ms = message.timestamp()
+        input_ms = datetime.fromisoformat(source["timestamp"]).timestamp() * 1000
+        self.latencies_ms.append(effects_ms - input_ms)
+
+    def wait_for(self, count: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.count < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return self.count >= count
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def proc_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+# --- contenders ------------------------------------------------------------------------------
+@dataclass
+class Stack:
+    broker: Broker
+    base_url: str
+    topic: str
+    events: int
+
+
+def run_worker(
+    stack: Stack, name: str, dispatch: str, max_in_flight: int, window_s: float | None
+) -> dict[str, Any]:
+    """The real worker as a child process; returns eps, CPU per event and peak RSS."""
+    effects, dlq = f"bench.effects.{name}", f"bench.dlq.{name}"
+    stack.broker.create_topics({effects: 12, dlq: 1})
+    env = {
+        **os.environ,
+        "TALON_STREAM_BOOTSTRAP_SERVERS": stack.broker.bootstrap_servers,
+        "TALON_STREAM_GROUP_ID": f"bench-{name}-{uuid.uuid4().hex[:6]}",
+        "TALON_STREAM_INPUT_TOPICS": stack.topic,
+        "TALON_STREAM_EFFECTS_TOPIC": effects,
+        "TALON_STREAM_DLQ_TOPIC": dlq,
+        "TALON_STREAM_TALON_BASE_URL": stack.base_url,
+        "TALON_STREAM_TALON_API_KEY": KEY,
+        "TALON_STREAM_DISPATCH": dispatch,
+        "TALON_STREAM_MAX_IN_FLIGHT": str(max_in_flight),
+        "TALON_STREAM_SESSION_TIMEOUT_MS": str(LOCAL_CONSUMER_SETTINGS["session_timeout_ms"]),
+        "TALON_STREAM_HEARTBEAT_INTERVAL_MS": str(LOCAL_CONSUMER_SETTINGS["heartbeat_interval_ms"]),
+        "TALON_STREAM_FETCH_WAIT_MAX_MS": str(LOCAL_CONSUMER_SETTINGS["fetch_wait_max_ms"]),
+    }
+    watch = Watch(stack.broker.bootstrap_servers, [effects, dlq]).start()
+    process = spawn(
+        [sys.executable, "-m", "workers.cli", "run", "--log-level", "error"],
+        env=env,
+        stderr=None,
+    )
+    try:
+        if not watch.wait_for(1, 60):
+            raise SystemExit(f"{name}: no outcome within 60 s")
+        cpu_start, started = proc_cpu_s(process.pid), time.monotonic()
+        target = stack.events
+        if window_s is not None:
+            time.sleep(window_s)
+            done = watch.count
+        else:
+            if not watch.wait_for(target, 900):
+                raise SystemExit(f"{name}: only {watch.count} of {target} outcomes")
+            done = target
+        elapsed = time.monotonic() - started
+        cpu = proc_cpu_s(process.pid) - cpu_start
+        rss = proc_peak_rss_mb(process.pid)
+        return {
+            "eps": round((done - 1) / elapsed, 1),
+            "events": done,
+            "cpu_us_per_event": round(cpu / max(1, done - 1) * 1e6, 1),
+            "peak_rss_mb": round(rss, 1),
+            "process": process,
+            "watch": watch,
+        }
+    finally:
+        if window_s is not None:
+            terminate(process, grace_s=5)
+            watch.stop()
+
+
+def measure_latency(
+    stack: Stack, result: dict[str, Any], eps: float, events: int, seed: int
+) -> None:
+    """Feed ``events`` more records at half ``eps`` to the running worker; record latencies."""
+    watch: Watch = result["watch"]
+    watch.latencies_ms.clear()
+    watch.record_latency = True  # the backlog is drained: every new envelope is a paced event
+    rate = max(10.0, eps / 2)
+    producer = Producer({"bootstrap.servers": stack.broker.bootstrap_servers, "linger.ms": 1})
+    start = time.monotonic()
+    expected = watch.count + events
+    for n, (key, value) in enumerate(shop_events(events, 5000, seed + 1, prefix="paced")):
+        producer.produce(stack.topic, key=key, value=value)
+        producer.poll(0)
+        delay = start + (n + 1) / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    producer.flush(30)
+    watch.wait_for(expected, 120)
+    latencies = sorted(watch.latencies_ms)
+    result["p50_ms"] = round(statistics.median(latencies), 1) if latencies else None
+    result["p99_ms"] = (
+        round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
+        if latencies
+        else None
+    )
+
+
+def run_naive(stack: Stack, window_s: float) -> dict[str, Any]:
+    """One consumer, the official SDK, one synchronous call per record."""
+    import talon_one
+
+    configuration = talon_one.Configuration(
+        host=stack.base_url,
+        api_key={"api_key_v1": KEY},
+        api_key_prefix={"api_key_v1": "ApiKey-v1"},
+    )
+    api = talon_one.IntegrationApi(talon_one.ApiClient(configuration))
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.broker.bootstrap_servers,
+            "group.id": f"bench-naive-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": True,
+            "session.timeout.ms": 6000,
+            "log.connection.close": False,
+        }
+    )
+    consumer.subscribe([stack.topic])
+    options = TranslationOptions()
+    done, started = 0, None
+    cpu0 = time.process_time()
+    while started is None or time.monotonic() - started < window_s:
+        message = consumer.poll(0.5)
+        if message is None or message.error() is not None:
+            continue
+        started = started or time.monotonic()
+        call = translate(decode_event(message.value()), options)
+        body = call.body or {}
+        if call.operation is Operation.UPDATE_CUSTOMER_SESSION:
+            api.update_customer_session_v2(
+                call.integration_id, talon_one.IntegrationRequest.from_dict(body)
+            )
+        elif call.operation is Operation.RETURN_CART_ITEMS:
+            api.return_cart_items(
+                call.integration_id, talon_one.ReturnIntegrationRequest.from_dict(body)
+            )
+        elif call.operation is Operation.REOPEN_CUSTOMER_SESSION:
+            api.reopen_customer_session(call.integration_id)
+        elif call.operation is Operation.UPDATE_CUSTOMER_PROFILE:
+            api.update_customer_profile_v2(
+                call.integration_id,
+                talon_one.CustomerProfileIntegrationRequestV2.from_dict(body),
+                run_rule_engine=True,
+            )
+        else:
+            api.track_event_v2(talon_one.IntegrationEventV2Request.from_dict(body), silent="no")
+        done += 1
+    elapsed = time.monotonic() - (started or time.monotonic())
+    consumer.close()
+    return {
+        "eps": round(done / elapsed, 1),
+        "events": done,
+        "cpu_us_per_event": round((time.process_time() - cpu0) / max(1, done) * 1e6, 1),
+    }
+
+
+def run_ceiling(
+    stack: Stack, events: int, customers: int, seed: int, in_flight: int
+) -> dict[str, Any]:
+    """The same calls from a bare aiohttp loop. Each customer's calls are made by one lane in
+    order, so it respects Talon.One's per-ID rule as the worker does."""
+    options = TranslationOptions()
+    by_customer: dict[bytes, list[tuple[str, str, bytes]]] = {}
+    for key, value in shop_events(events, customers, seed + 7):
+        call = translate(decode_event(value), options)
+        query = "&".join(f"{k}={v}" for k, v in call.query.items())
+        path = f"{call.path}?{query}" if query else call.path
+        body = orjson.dumps(call.body) if call.body is not None else b""
+        by_customer.setdefault(key, []).append((call.method, path, body))
+    # One lane per customer group keeps per-customer order without locks.
+    lanes = list(by_customer.values())
+    cpu0 = time.process_time()
+
+    async def run_all() -> float:
+        connector = aiohttp.TCPConnector(limit=in_flight)
+        headers = {"Authorization": f"ApiKey-v1 {KEY}", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession(
+            stack.base_url, connector=connector, headers=headers
+        ) as session:
+            pending = iter(lanes)
+
+            async def lane() -> None:
+                for calls in pending:
+                    for method, path, body in calls:
+                        async with session.request(method, path, data=body or None) as response:
+                            orjson.loads(await response.read() or b"{}")
+
+            started = time.perf_counter()
+            await asyncio.gather(*(lane() for _ in range(in_flight)))
+            return time.perf_counter() - started
+
+    seconds = asyncio.run(run_all())
+    return {
+        "eps": round(events / seconds, 1),
+        "events": events,
+        "cpu_us_per_event": round((time.process_time() - cpu0) / events * 1e6, 1),
+    }
+
+
+def start_emulator(latency_ms: float) -> tuple[Any, str]:
+    port = free_port()
+    process = spawn(
+        [
+            sys.executable,
+            "-m",
+            "workers.cli",
+            "emulator",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--latency-ms",
+            str(latency_ms),
+            "--log-level",
+            "warning",
+        ]
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=1).close()
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return process, base_url
+    terminate(process)
+    raise SystemExit("the emulator did not start")
+
+
+def emulator_statuses(base_url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=60) as response:
+        entries = json.loads(response.read())
+    counts: dict[str, int] = {}
+    for entry in entries:
+        counts[str(entry["status"])] = counts.get(str(entry["status"]), 0) + 1
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=60_000)
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--in-flight", type=int, default=256)
+    parser.add_argument("--window-s", type=float, default=20.0, help="for the slow contenders")
+    parser.add_argument("--latency-events", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--only", default="naive,partition_serial,talon_stream,ceiling")
+    args = parser.parse_args()
+    contenders = args.only.split(",")
+
+    broker = open_broker()
+    emulator, base_url = start_emulator(args.latency_ms)
+    statuses: dict[str, int] = {}
+
+    def fresh_emulator() -> None:
+        """Every contender starts from an empty Talon.One: the same events, the same answers."""
+        nonlocal emulator
+        for status, count in emulator_statuses(stack.base_url).items():
+            statuses[status] = statuses.get(status, 0) + count
+        terminate(emulator)
+        emulator, stack.base_url = start_emulator(args.latency_ms)
+
+    results: dict[str, Any] = {
+        "events": args.events,
+        "customers": args.customers,
+        "partitions": 12,
+        "latency_ms": args.latency_ms,
+        "in_flight": args.in_flight,
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        topic = f"bench.in.{uuid.uuid4().hex[:6]}"
+        broker.create_topics({topic: 12})
+        produced = produce_input(
+            broker.bootstrap_servers, topic, shop_events(args.events, args.customers, args.seed)
+        )
+        stack = Stack(broker, base_url, topic, produced)
+        print(f"{produced} events on {topic} (12 partitions, {args.customers} customers)")
+
+        if "naive" in contenders:
+            naive = run_naive(stack, args.window_s)
+            results["naive_eps"] = naive["eps"]
+            print(
+                f"naive             {naive['eps']:>9.1f} events/s ({naive['events']} in the window)"
+            )
+        if "partition_serial" in contenders:
+            fresh_emulator()
+            serial = run_worker(stack, "serial", "partition", args.in_flight, args.window_s)
+            results["partition_serial_eps"] = serial["eps"]
+            print(
+                f"partition_serial  {serial['eps']:>9.1f} events/s ({serial['events']} in window)"
+            )
+        if "talon_stream" in contenders:
+            fresh_emulator()
+            keyed = run_worker(stack, "keyed", "keyed", args.in_flight, None)
+            try:
+                results.update(
+                    talon_stream_eps=keyed["eps"],
+                    worker_cpu_us_per_event=keyed["cpu_us_per_event"],
+                    peak_rss_mb=keyed["peak_rss_mb"],
+                )
+                print(
+                    f"talon_stream      {keyed['eps']:>9.1f} events/s, "
+                    f"{keyed['cpu_us_per_event']:.0f} µs CPU/event, "
+                    f"{keyed['peak_rss_mb']:.0f} MB peak"
+                )
+                measure_latency(stack, keyed, keyed["eps"], args.latency_events, args.seed)
+                results.update(p50_ms=keyed["p50_ms"], p99_ms=keyed["p99_ms"])
+                print(
+                    f"                  latency p50 {keyed['p50_ms']} ms, p99 {keyed['p99_ms']} ms"
+                )
+            finally:
+                terminate(keyed["process"], grace_s=10)
+                keyed["watch"].stop()
+        if "ceiling" in contenders:
+            fresh_emulator()
+            ceiling = run_ceiling(stack, args.events, args.customers, args.seed, args.in_flight)
+            results["ceiling_eps"] = ceiling["eps"]
+            print(f"ceiling           {ceiling['eps']:>9.1f} events/s")
+        fresh_emulator()
+        results["emulator_statuses"] = statuses
+        results["emulator_409s"] = statuses.get("409", 0)
+    finally:
+        terminate(emulator)
+        broker.stop()
+
+    if "talon_stream_eps" in results and "partition_serial_eps" in results:
+        results["talon_stream_vs_partition_serial"] = round(
+            results["talon_stream_eps"] / results["partition_serial_eps"], 2
+        )
+    if "talon_stream_eps" in results and "ceiling_eps" in results:
+        results["talon_stream_vs_ceiling"] = round(
+            results["talon_stream_eps"] / results["ceiling_eps"], 2
+        )
+    print(json.dumps(results, indent=2))
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(results, indent=2) + "\n"
+    (RESULTS / "latest.json").write_text(text)
+    (RESULTS / f"{time.strftime('%Y-%m-%d')}.json").write_text(text)
+
+
+if __name__ == "__main__":
+    main()
