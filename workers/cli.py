@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -27,6 +28,16 @@ log = logging.getLogger("talon_stream")
 EXIT_CONFIG = 2
 EXIT_TALON_FATAL = 3
 EXIT_BROKER = 4
+
+
+def _tune_gc() -> None:
+    """The worker allocates many short-lived objects per event (requests, responses, futures);
+    with CPython's default gen-0 threshold of 700 the cyclic collector runs every few events.
+    Freeze what start-up created (modules, settings: never garbage) and collect less often —
+    reference counting still frees almost everything at once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
 
 
 def _setup_logging(level: str) -> None:
@@ -86,6 +97,7 @@ def run(
             loop.add_signal_handler(signum, worker.stop)
         await worker.run()
 
+    _tune_gc()
     try:
         asyncio.run(serve())
     except TalonFatalError as exc:
@@ -145,7 +157,50 @@ def demo(
     default=None,
     help="Campaign file (YAML); default: the built-in demo campaigns.",
 )
-@click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Fixed latency of every Talon.One call (shorthand for --latency MS).",
+)
+@click.option(
+    "--latency",
+    "latency_spec",
+    default=None,
+    metavar="SPEC",
+    help="Latency in ms: MS, fixed:MS, uniform:MIN:MAX, normal:MEAN:STDDEV or "
+    "lognormal:MEDIAN:SIGMA.",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the latency and error draws.")
+@click.option(
+    "--error-rate",
+    "error_rates",
+    multiple=True,
+    metavar="STATUS=RATE",
+    help="Answer STATUS (429, 500, 502, 503) to this share of calls, e.g. 503=0.01 (repeatable).",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retry-After seconds on injected 429s (default: no header).",
+)
+@click.option(
+    "--error-phase",
+    type=click.Choice(["before", "after"]),
+    default="before",
+    show_default=True,
+    help="Inject errors instead of processing (before) or after processing the call.",
+)
+@click.option(
+    "--outage",
+    "outages",
+    multiple=True,
+    metavar="START:SECONDS",
+    help="Answer 503 to every Talon.One call from START seconds after start-up for SECONDS "
+    "(START: alone = until switched off through the admin API; repeatable).",
+)
 @click.option("--log-level", default="info", show_default=True)
 def emulator(
     host: str,
@@ -153,13 +208,42 @@ def emulator(
     api_keys: tuple[str, ...],
     campaigns: Path | None,
     latency_ms: float,
+    latency_spec: str | None,
+    seed: int | None,
+    error_rates: tuple[str, ...],
+    retry_after: int | None,
+    error_phase: str,
+    outages: tuple[str, ...],
     log_level: str,
 ) -> None:
-    """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT."""
+    """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT.
+
+    Faults (latency, errors, outages) can also be changed at run time through the admin API
+    under /__emulator (see docs/emulator.md).
+    """
+    from emulator.errors import EmulatorError
+    from emulator.faults import FaultSettings, parse_error_rate, parse_latency, parse_outage
     from emulator.server import run_forever
 
     _setup_logging(log_level)
-    run_forever(host, port, api_keys, campaigns_path=campaigns, latency_ms=latency_ms)
+    fields: dict[str, object] = {"seed": seed, "error_phase": error_phase}
+    try:
+        if latency_spec is not None:
+            if latency_ms:
+                raise click.BadParameter("give --latency or --latency-ms, not both")
+            fields["latency"] = parse_latency(latency_spec)
+        fields["error_rates"] = dict(parse_error_rate(text) for text in error_rates)
+        fields["outages"] = tuple(parse_outage(text) for text in outages)
+        fields["retry_after_s"] = retry_after
+        faults = FaultSettings.model_validate(fields)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        run_forever(
+            host, port, api_keys, campaigns_path=campaigns, latency_ms=latency_ms, faults=faults
+        )
+    except EmulatorError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
 
 
 @main.command()

@@ -6,6 +6,7 @@ same ``envelopeId`` and downstream consumers can drop repeats.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,7 @@ __all__ = [
 ENVELOPE_VERSION = 1
 DLQ_HEADER_PREFIX = "talon-stream."
 _NAMESPACE = uuid.UUID("0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
 _DLQ_BODY_CHARS = 2000
 # Session fields copied into the envelope when Talon.One returned the session.
 _SESSION_FIELDS = (
@@ -47,8 +49,18 @@ _SESSION_FIELDS = (
 
 
 def envelope_id(topic: str, partition: int, offset: int) -> str:
-    """A UUID derived from the source record's coordinates: the same record, the same id."""
-    return str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
+    """A UUID derived from the source record's coordinates: the same record, the same id.
+
+    Equal to ``str(uuid.uuid5(namespace, "topic/partition/offset"))``, computed without building
+    UUID objects (this runs for every record)."""
+    digest = hashlib.sha1(  # noqa: S324 - RFC 4122 name-based UUIDs are defined on SHA-1
+        _NAMESPACE_BYTES + f"{topic}/{partition}/{offset}".encode()
+    ).digest()
+    raw = bytearray(digest[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def _iso_ms(timestamp_ms: int | None) -> str | None:
@@ -64,12 +76,13 @@ def effects_envelope(
     response: TalonResponse,
     *,
     processing_ms: float,
+    envelope_key: str | None = None,
 ) -> dict[str, Any]:
     """The envelope published (as JSON) for one processed event."""
     body = response.body
     session = body.get("customerSession")
     envelope: dict[str, Any] = {
-        "envelopeId": envelope_id(record.topic, record.partition, record.offset),
+        "envelopeId": envelope_key or envelope_id(record.topic, record.partition, record.offset),
         "envelopeVersion": ENVELOPE_VERSION,
         "source": {
             "eventId": event.event_id,

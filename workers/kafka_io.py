@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -175,19 +176,34 @@ class AsyncConsumer:
 
 
 class AsyncProducer:
-    """Produces records and awaits the broker's acknowledgement of each."""
+    """Produces records and awaits the broker's acknowledgement of each.
+
+    Delivery reports arrive on the poller thread; they are handed to the event loop in batches
+    (one wake-up per poll, not one per record)."""
 
     def __init__(
         self, config: dict[str, Any], *, factory: Callable[[dict[str, Any]], Any] = Producer
     ) -> None:
         self._producer = factory(config)
         self._stopping = threading.Event()
+        self._reports: deque[_Report] = deque()  # appended by librdkafka callbacks, any thread
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._poller = threading.Thread(target=self._poll, name="kafka-producer", daemon=True)
         self._poller.start()
 
     def _poll(self) -> None:
         while not self._stopping.is_set():
             self._producer.poll(0.05)
+            self._hand_over()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        if not self._reports or self._loop is None:
+            return
+        batch = []
+        while self._reports:
+            batch.append(self._reports.popleft())
+        self._loop.call_soon_threadsafe(_settle_all, batch)
 
     async def send(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
@@ -197,11 +213,12 @@ class AsyncProducer:
         Raises:
             BrokerError: the record was rejected (too large, unknown topic, timed out).
         """
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         acked: asyncio.Future[None] = loop.create_future()
+        reports = self._reports
 
         def delivered(error: KafkaError | None, _message: Message) -> None:
-            loop.call_soon_threadsafe(_settle, acked, error, topic)
+            reports.append((acked, error, topic))
 
         while True:
             try:
@@ -229,10 +246,14 @@ class AsyncProducer:
             log.error("%d produced records were not acknowledged before close", remaining)
 
 
-def _settle(future: asyncio.Future[None], error: KafkaError | None, topic: str) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(BrokerError(f"delivery to {topic!r} failed: {error}"))
+_Report = tuple["asyncio.Future[None]", KafkaError | None, str]
+
+
+def _settle_all(reports: list[_Report]) -> None:
+    for future, error, topic in reports:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(BrokerError(f"delivery to {topic!r} failed: {error}"))

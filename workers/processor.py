@@ -167,7 +167,9 @@ class RecordProcessor:
             await self._dead_letter(record, DlqFailure(exc, attempts, first_attempt, now))
             return
         processing_ms = (time.perf_counter() - prepared.started) * 1000
-        envelope = effects_envelope(record, event, call, response, processing_ms=processing_ms)
+        envelope = effects_envelope(
+            record, event, call, response, processing_ms=processing_ms, envelope_key=key
+        )
         await self._sink.send(self._effects_topic, key=record.key, value=orjson.dumps(envelope))
         self.stats.effects_published += 1
         self.stats.effect_types.update(

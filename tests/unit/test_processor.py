@@ -199,3 +199,13 @@ async def test_a_refused_api_key_is_fatal_and_publishes_nothing() -> None:
     with pytest.raises(TalonFatalError):
         await processor(Refusing(), sink, []).process(record(orjson.dumps(CART)))
     assert sink.records == []
+
+
+def test_envelope_ids_are_rfc4122_name_based_uuids() -> None:
+    import uuid
+
+    from workers.envelopes import _NAMESPACE
+
+    for topic, partition, offset in [("shop.orders", 0, 0), ("a/b", 11, 2**40), ("ü", 3, 7)]:
+        expected = str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
+        assert envelope_id(topic, partition, offset) == expected
