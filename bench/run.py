@@ -59,8 +59,13 @@ def shop_events(
 ) -> Iterator[tuple[bytes, bytes]]:
     """``count`` (key, value) records: shopper journeys interleaved as in a live shop, each
     customer's events in order. No deliberately broken records."""
+    # Every shopper has a profile, so ``customers`` is exactly the number of keys.
     simulator = ShopSimulator(
-        seed=seed, customers=customers, poison_rate=0.0, session_prefix=prefix
+        seed=seed,
+        customers=customers,
+        poison_rate=0.0,
+        session_prefix=prefix,
+        anonymous_rate=0.0,
     )
     active: list[list[Any]] = []
     produced = 0
@@ -324,13 +329,18 @@ def run_naive(stack: Stack, window_s: float) -> dict[str, Any]:
 
 
 def run_ceiling(
-    stack: Stack, events: int, customers: int, seed: int, in_flight: int
+    stack: Stack,
+    events: int,
+    customers: int,
+    seed: int,
+    in_flight: int,
+    window_s: float | None = None,
 ) -> dict[str, Any]:
     """The same calls from a bare aiohttp loop. Each customer's calls are made by one lane in
     order, so it respects Talon.One's per-ID rule as the worker does."""
     options = TranslationOptions()
     by_customer: dict[bytes, list[tuple[str, str, bytes]]] = {}
-    for key, value in shop_events(events, customers, seed + 7):
+    for key, value in shop_events(events, customers, seed):
         call = translate(decode_event(value), options)
         query = "&".join(f"{k}={v}" for k, v in call.query.items())
         path = f"{call.path}?{query}" if query else call.path
@@ -339,6 +349,8 @@ def run_ceiling(
     # One lane per customer group keeps per-customer order without locks.
     lanes = list(by_customer.values())
     cpu0 = time.process_time()
+
+    done = 0
 
     async def run_all() -> float:
         connector = aiohttp.TCPConnector(limit=in_flight)
@@ -349,10 +361,14 @@ def run_ceiling(
             pending = iter(lanes)
 
             async def lane() -> None:
+                nonlocal done
                 for calls in pending:
                     for method, path, body in calls:
+                        if window_s is not None and time.perf_counter() - started > window_s:
+                            return
                         async with session.request(method, path, data=body or None) as response:
                             orjson.loads(await response.read() or b"{}")
+                        done += 1
 
             started = time.perf_counter()
             await asyncio.gather(*(lane() for _ in range(in_flight)))
@@ -360,9 +376,9 @@ def run_ceiling(
 
     seconds = asyncio.run(run_all())
     return {
-        "eps": round(events / seconds, 1),
-        "events": events,
-        "cpu_us_per_event": round((time.process_time() - cpu0) / events * 1e6, 1),
+        "eps": round(done / seconds, 1),
+        "events": done,
+        "cpu_us_per_event": round((time.process_time() - cpu0) / max(1, done) * 1e6, 1),
     }
 
 
@@ -415,6 +431,12 @@ def main() -> None:
     parser.add_argument("--latency-events", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--only", default="naive,partition_serial,talon_stream,ceiling")
+    parser.add_argument(
+        "--window-all",
+        action="store_true",
+        help="measure every contender over --window-s (for sweeps); no latency phase",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="write results here instead")
     args = parser.parse_args()
     contenders = args.only.split(",")
 
@@ -462,7 +484,9 @@ def main() -> None:
             )
         if "talon_stream" in contenders:
             fresh_emulator()
-            keyed = run_worker(stack, "keyed", "keyed", args.in_flight, None)
+            keyed = run_worker(
+                stack, "keyed", "keyed", args.in_flight, args.window_s if args.window_all else None
+            )
             try:
                 results.update(
                     talon_stream_eps=keyed["eps"],
@@ -484,7 +508,14 @@ def main() -> None:
                 keyed["watch"].stop()
         if "ceiling" in contenders:
             fresh_emulator()
-            ceiling = run_ceiling(stack, args.events, args.customers, args.seed, args.in_flight)
+            ceiling = run_ceiling(
+                stack,
+                args.events,
+                args.customers,
+                args.seed,
+                args.in_flight,
+                args.window_s if args.window_all else None,
+            )
             results["ceiling_eps"] = ceiling["eps"]
             print(f"ceiling           {ceiling['eps']:>9.1f} events/s")
         fresh_emulator()
@@ -503,8 +534,11 @@ def main() -> None:
             results["talon_stream_eps"] / results["ceiling_eps"], 2
         )
     print(json.dumps(results, indent=2))
-    RESULTS.mkdir(exist_ok=True)
     text = json.dumps(results, indent=2) + "\n"
+    if args.out is not None:
+        args.out.write_text(text)
+        return
+    RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(text)
     (RESULTS / f"{time.strftime('%Y-%m-%d')}.json").write_text(text)
 

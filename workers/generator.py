@@ -69,7 +69,8 @@ class ShopSimulator:
     """Generates whole shopper journeys, one record at a time.
 
     ``customers`` bounds the number of distinct profiles (returning customers reuse theirs);
-    ``poison_rate`` is the share of journeys that also emit one broken record.
+    ``poison_rate`` is the share of journeys that also emit one broken record, and
+    ``anonymous_rate`` the share of shoppers without a profile (keyed by their session).
     """
 
     def __init__(
@@ -79,6 +80,7 @@ class ShopSimulator:
         customers: int = 2000,
         poison_rate: float = 0.01,
         session_prefix: str = "session",
+        anonymous_rate: float = 0.15,
     ) -> None:
         self._rng = random.Random(seed)  # noqa: S311 - a simulation, not cryptography
         self._customers = customers
@@ -86,6 +88,7 @@ class ShopSimulator:
         self._shoppers = 0
         self._events = 0
         self._session_prefix = session_prefix
+        self._anonymous_rate = anonymous_rate
 
     def journeys(self) -> Iterator[list[GeneratedRecord]]:
         """An endless supply of journeys; each is the ordered records of one shopper."""
@@ -96,7 +99,7 @@ class ShopSimulator:
         rng = self._rng
         self._shoppers += 1
         number = self._shoppers
-        anonymous = rng.random() < 0.15
+        anonymous = rng.random() < self._anonymous_rate
         profile_id = None if anonymous else f"customer-{rng.randrange(self._customers):05d}"
         shopper = _Shopper(number, profile_id, f"{self._session_prefix}-{number:07d}")
 
