@@ -1,4 +1,7 @@
-"""The aiohttp application: Talon.One routes, API-key auth, latency, request log, admin API.
+"""The aiohttp application: the Talon.One routes and the admin API.
+
+How a Talon.One call is answered (faults, auth, Idempotency-Key, latency, 409, request log) is in
+:mod:`emulator.handler`; the admin API in :mod:`emulator.admin`.
 
 Talon.One paths (as in the Integration API specification)::
 
@@ -7,54 +10,51 @@ Talon.One paths (as in the Integration API specification)::
     POST /v2/customer_sessions/{customerSessionId}/returns  returnCartItems
     PUT  /v2/customer_sessions/{customerSessionId}/reopen   reopenCustomerSession
     PUT  /v2/customer_profiles/{integrationId}              updateCustomerProfileV2
+    PUT  /v2/customer_profiles                              updateCustomerProfilesV2
     POST /v2/events                                         trackEventV2
+    POST /v1/referrals                                      createReferral
+    POST /v1/referrals_for_multiple_advocates               createReferralsForMultipleAdvocates
+    POST /v1/coupon_reservations/{couponValue}              createCouponReservation
+    DELETE /v1/coupon_reservations/{couponValue}            deleteCouponReservation
+    GET  /v1/coupon_reservations/customerprofiles/{couponValue}  getReservedCustomers
+    POST /v2/audiences                                      createAudienceV2
+    PUT  /v2/audiences/{audienceId}                         updateAudienceV2
+    DELETE /v2/audiences/{audienceId}                       deleteAudienceV2
+    DELETE /v2/audiences/{audienceId}/memberships           deleteAudienceMembershipsV2
+    POST /v2/customer_audiences                             updateCustomerProfileAudiences
+    PUT  /v2/audience_customers/{audienceId}/attributes     updateAudienceCustomersAttributes
+    PUT  /v1/catalogs/{catalogId}/sync                      syncCatalog
+    POST /v1/best_prior_price                               bestPriorPrice
 
-Admin paths (no auth)::
-
-    GET    /__emulator/health
-    GET    /__emulator/requests[?since=SEQ]
-    DELETE /__emulator/requests
+Admin paths (no auth) under ``/__emulator``: see :mod:`emulator.admin`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import web
 
-from emulator.concurrency import Entity, IntegrationIdGate
+from emulator import promotion_routes as promo
+from emulator.admin import ADMIN_PREFIX, admin_routes
 from emulator.config import EmulatorConfig
-from emulator.errors import ApiError, InvalidDataError, NotFoundError, UnauthorizedError
+from emulator.errors import ApiErrorDetail, InvalidDataError
+from emulator.faults import FaultInjector
+from emulator.handler import Operation, Result, Sleep, TalonHandler
+from emulator.idempotency import IdempotencyStore
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
-from emulator.validation import parse_bool, parse_json, parse_silent, parse_time
+from emulator.validation import parse_bool, parse_silent, parse_time
 
-__all__ = ["ADMIN_PREFIX", "STATE_KEY", "create_app"]
+__all__ = ["ADMIN_PREFIX", "FAULTS_KEY", "IDEMPOTENCY_KEY", "STATE_KEY", "create_app"]
 
-logger = logging.getLogger("emulator")
-
-ADMIN_PREFIX = "/__emulator"
 STATE_KEY = web.AppKey("emulator_state", EmulatorState)
+FAULTS_KEY = web.AppKey("emulator_faults", FaultInjector)
+IDEMPOTENCY_KEY = web.AppKey("emulator_idempotency", IdempotencyStore)
 
-Sleep = Callable[[float], Awaitable[object]]
-Body = dict[str, Any]
-_Result = tuple[int, Body | None]
-_Run = Callable[[IntegrationService, web.Request, Any], _Result]
-_JSON = "application/json"
-
-
-@dataclass(frozen=True, slots=True)
-class _Operation:
-    name: str
-    run: _Run
-    reads_body: bool = True
-    gate: Entity | None = None
+_Operation = Operation
+_Result = Result
 
 
 def _session_id(request: web.Request) -> str:
@@ -96,191 +96,89 @@ def _track_event(service: IntegrationService, request: web.Request, body: Any) -
     query = request.query
     silent = parse_silent(query.get("silent"))
     dry = parse_bool("dry", query.get("dry"))
-    parse_bool("forceCompleteEvaluation", query.get("forceCompleteEvaluation"))
+    if parse_bool("forceCompleteEvaluation", query.get("forceCompleteEvaluation")) and not dry:
+        details = "forceCompleteEvaluation can only be used together with dry=true"
+        detail = ApiErrorDetail("Invalid", details, parameter="forceCompleteEvaluation")
+        raise InvalidDataError((detail,))
     response = service.track_event(body, silent=silent, dry=dry)
     return (204, None) if response is None else (200, response)
 
 
-def _query(request: web.Request) -> dict[str, str | list[str]]:
-    query = request.query
-    out: dict[str, str | list[str]] = {}
-    for key in query:
-        if key in out:
-            continue
-        values = query.getall(key)
-        out[key] = values[0] if len(values) == 1 else list(values)
-    return out
+def _update_profiles(service: IntegrationService, request: web.Request, body: Any) -> _Result:
+    silent = parse_silent(request.query.get("silent"))
+    response = service.update_customer_profiles(body, silent=silent)
+    return (204, None) if response is None else (200, response)
 
 
-def _get(value: Any, *keys: str) -> str | None:
-    for key in keys:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value if isinstance(value, str) else None
-
-
-def _json(status: int, payload: Any) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(payload), content_type=_JSON)
-
-
-class _Api:
-    """Request handling shared by every Talon.One route."""
-
-    def __init__(self, config: EmulatorConfig, state: EmulatorState, sleep: Sleep) -> None:
-        self._authorizations = frozenset(f"ApiKey-v1 {key}" for key in config.api_keys)
-        self._latency = config.latency_ms / 1000
-        limit = config.concurrency_limit
-        self._gate = IntegrationIdGate(limit) if limit is not None and self._latency > 0 else None
-        self._sleep = sleep
-        self._state = state
-        self._service = IntegrationService(state)
-
-    def route(self, operation: _Operation) -> Callable[[web.Request], Awaitable[web.Response]]:
-        async def handle(request: web.Request) -> web.Response:
-            return await self._handle(request, operation)
-
-        return handle
-
-    async def not_found(self, request: web.Request) -> web.Response:
-        return await self._handle(request, None)
-
-    async def _handle(self, request: web.Request, operation: _Operation | None) -> web.Response:
-        started = time.time()
-        body: Any = None
-        raw: bytes | None = None
-        status: int
-        payload: Any
-        try:
-            raw, body, problem = await self._read(request, operation)
-            admitted = self._admit(request, operation, problem)
-            status, payload = await self._run(request, admitted, body)
-        except ApiError as exc:
-            status, payload = exc.status, exc.body()
-        except Exception:
-            # A bug must still produce a logged, well-formed answer (and a request log entry).
-            logger.exception("%s %s failed", request.method, request.path)
-            status, payload = 500, {"message": "Internal server error", "StatusCode": 500}
-        response = web.Response(status=status) if payload is None else _json(status, payload)
-        self._log(request, operation, body, raw, status, started)
-        return response
-
-    def _admit(
-        self,
-        request: web.Request,
-        operation: _Operation | None,
-        problem: InvalidDataError | None,
-    ) -> _Operation:
-        """Route found, key accepted, body parsed; in that order, as each check answers."""
-        if operation is None:
-            raise NotFoundError(f"Resource not found: {request.method} {request.path}")
-        if request.headers.get("Authorization") not in self._authorizations:
-            raise UnauthorizedError("Unauthorized: invalid or missing API key")
-        if problem is not None:
-            raise problem
-        return operation
-
-    @staticmethod
-    async def _read(
-        request: web.Request, operation: _Operation | None
-    ) -> tuple[bytes | None, Any, InvalidDataError | None]:
-        """The raw body (``None`` unless it is valid JSON), the parsed body, the parse error."""
-        if operation is None or not operation.reads_body:
-            return None, None, None
-        raw = await request.read()
-        try:
-            return raw, parse_json(raw), None
-        except InvalidDataError as exc:
-            return None, None, exc
-
-    async def _run(self, request: web.Request, operation: _Operation, body: Any) -> _Result:
-        if not self._latency:
-            # Nothing awaits between here and the answer, so requests cannot overlap.
-            return operation.run(self._service, request, body)
-        key = self._gate_key(request, operation, body)
-        if self._gate is not None and operation.gate is not None and key is not None:
-            async with self._gate.hold(operation.gate, key):
-                await self._sleep(self._latency)
-                return operation.run(self._service, request, body)
-        await self._sleep(self._latency)
-        return operation.run(self._service, request, body)
-
-    @staticmethod
-    def _gate_key(request: web.Request, operation: _Operation, body: Any) -> str | None:
-        if operation.name == "updateCustomerSessionV2":
-            return request.match_info["customerSessionId"]
-        if operation.name == "updateCustomerProfileV2":
-            return request.match_info["integrationId"]
-        if operation.name == "trackEventV2":
-            return _get(body, "profileId")
-        return None
-
-    def _log(
-        self,
-        request: web.Request,
-        operation: _Operation | None,
-        body: Any,
-        raw: bytes | None,
-        status: int,
-        started: float,
-    ) -> None:
-        session_id = request.match_info.get("customerSessionId")
-        profile_id: str | None = None
-        if operation is not None:
-            if operation.name == "updateCustomerProfileV2":
-                profile_id = request.match_info["integrationId"]
-            elif operation.name == "trackEventV2":
-                profile_id = _get(body, "profileId")
-            elif session_id is not None:
-                profile_id = _get(body, "customerSession", "profileId")
-                if profile_id is None:
-                    stored = self._state.sessions.get(session_id)
-                    profile_id = stored.profile_id if stored is not None else None
-        self._state.request_log.record(
-            method=request.method,
-            path=request.path,
-            operation=operation.name if operation is not None else None,
-            session_id=session_id,
-            profile_id=profile_id,
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            query=_query(request),
-            body=raw,
-            status=status,
-            started=started,
-            ended=time.time(),
-        )
-
-
-def _admin_routes(state: EmulatorState) -> list[web.RouteDef]:
-    async def health(_request: web.Request) -> web.Response:
-        return _json(
-            200,
-            {
-                "status": "ok",
-                "applicationId": state.application_id,
-                "campaigns": len(state.campaigns.campaigns),
-                "sessions": len(state.sessions),
-                "profiles": len(state.profiles),
-                "requests": len(state.request_log),
-            },
-        )
-
-    async def requests(request: web.Request) -> web.Response:
-        try:
-            since = int(request.query.get("since", "0"))
-        except ValueError:
-            return _json(400, {"message": "since must be an integer", "StatusCode": 400})
-        body = state.request_log.to_json(since)
-        return web.Response(status=200, body=body, content_type=_JSON)
-
-    async def clear(_request: web.Request) -> web.Response:
-        state.request_log.clear()
-        return web.Response(status=204)
-
+def _promotion_routes(api: TalonHandler) -> list[web.RouteDef]:
+    """Referrals, coupon reservations, audiences and catalogs."""
+    reservations = "/v1/coupon_reservations"
+    audience = "/v2/audiences/{audienceId}"
     return [
-        web.get(f"{ADMIN_PREFIX}/health", health),
-        web.get(f"{ADMIN_PREFIX}/requests", requests),
-        web.delete(f"{ADMIN_PREFIX}/requests", clear),
+        web.post("/v1/referrals", api.route(_Operation("createReferral", promo.create_referral))),
+        web.post(
+            "/v1/referrals_for_multiple_advocates",
+            api.route(
+                _Operation(
+                    "createReferralsForMultipleAdvocates",
+                    promo.create_referrals_for_multiple_advocates,
+                )
+            ),
+        ),
+        web.post(
+            f"{reservations}/{{couponValue}}",
+            api.route(_Operation("createCouponReservation", promo.create_coupon_reservation)),
+        ),
+        web.delete(
+            f"{reservations}/{{couponValue}}",
+            api.route(_Operation("deleteCouponReservation", promo.delete_coupon_reservation)),
+        ),
+        web.get(
+            f"{reservations}/customerprofiles/{{couponValue}}",
+            api.route(
+                _Operation("getReservedCustomers", promo.get_reserved_customers, reads_body=False)
+            ),
+            allow_head=False,
+        ),
+        web.post("/v2/audiences", api.route(_Operation("createAudienceV2", promo.create_audience))),
+        web.put(audience, api.route(_Operation("updateAudienceV2", promo.update_audience))),
+        web.delete(
+            audience,
+            api.route(_Operation("deleteAudienceV2", promo.delete_audience, reads_body=False)),
+        ),
+        web.delete(
+            f"{audience}/memberships",
+            api.route(
+                _Operation(
+                    "deleteAudienceMembershipsV2",
+                    promo.delete_audience_memberships,
+                    reads_body=False,
+                )
+            ),
+        ),
+        web.post(
+            "/v2/customer_audiences",
+            api.route(
+                _Operation(
+                    "updateCustomerProfileAudiences", promo.update_customer_profile_audiences
+                )
+            ),
+        ),
+        web.put(
+            "/v2/audience_customers/{audienceId}/attributes",
+            api.route(
+                _Operation(
+                    "updateAudienceCustomersAttributes", promo.update_audience_customers_attributes
+                )
+            ),
+        ),
+        web.put(
+            "/v1/catalogs/{catalogId}/sync",
+            api.route(_Operation("syncCatalog", promo.sync_catalog)),
+        ),
+        web.post(
+            "/v1/best_prior_price", api.route(_Operation("bestPriorPrice", promo.best_prior_price))
+        ),
     ]
 
 
@@ -289,14 +187,20 @@ def create_app(
     *,
     state: EmulatorState | None = None,
     sleep: Sleep = asyncio.sleep,
+    faults: FaultInjector | None = None,
+    idempotency: IdempotencyStore | None = None,
 ) -> web.Application:
     """The emulator as an aiohttp application.
 
     Args:
-        config: keys, campaigns, latency and IDs.
+        config: keys, campaigns, faults and IDs.
         state: the store to serve (default: a new one from ``config``); tests keep a reference
             to read the request log. Also available as ``app[STATE_KEY]``.
         sleep: awaited with the latency in seconds (injectable so tests need not wait).
+        faults: the fault injector (default: a new one with ``config.fault_settings``); also
+            ``app[FAULTS_KEY]``.
+        idempotency: the Idempotency-Key store (default: a new one from ``config``); also
+            ``app[IDEMPOTENCY_KEY]``.
     """
     if state is None:
         state = EmulatorState(
@@ -305,11 +209,17 @@ def create_app(
             account_id=config.account_id,
             request_log_size=config.request_log_size,
         )
-    api = _Api(config, state, sleep)
+    if faults is None:
+        faults = FaultInjector(config.fault_settings)
+    if idempotency is None:
+        idempotency = IdempotencyStore(config.idempotency_ttl_s, config.idempotency_capacity)
+    api = TalonHandler(config.api_keys, state, faults, idempotency, config.concurrency_limit, sleep)
     sessions = "/v2/customer_sessions/{customerSessionId}"
     app = web.Application()
     app[STATE_KEY] = state
-    app.add_routes(_admin_routes(state))
+    app[FAULTS_KEY] = faults
+    app[IDEMPOTENCY_KEY] = idempotency
+    app.add_routes(admin_routes(state, faults, idempotency))
     app.add_routes(
         [
             web.put(
@@ -332,9 +242,14 @@ def create_app(
                 "/v2/customer_profiles/{integrationId}",
                 api.route(_Operation("updateCustomerProfileV2", _update_profile, gate="profile")),
             ),
+            web.put(
+                "/v2/customer_profiles",
+                api.route(_Operation("updateCustomerProfilesV2", _update_profiles)),
+            ),
             web.post(
                 "/v2/events", api.route(_Operation("trackEventV2", _track_event, gate="profile"))
             ),
+            *_promotion_routes(api),
             web.route("*", "/{tail:.*}", api.not_found),
         ]
     )

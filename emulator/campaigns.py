@@ -24,38 +24,65 @@ from pydantic import (
     model_validator,
 )
 
+from emulator.declarations import (
+    AdditionalCostSpec,
+    ApplicationSettings,
+    BudgetSpec,
+    CatalogSpec,
+    GiveawayPoolSpec,
+    ReferralSettings,
+    Timestamp,
+)
 from emulator.errors import CampaignFileError
 from emulator.models import SessionState
 
 __all__ = [
+    "AddFreeItem",
+    "AddFreeItemSpec",
     "AddLoyaltyPoints",
     "AddLoyaltyPointsSpec",
     "AttributeDeclarations",
+    "AttributeMatch",
     "AttributeType",
+    "AwardGiveaway",
+    "AwardGiveawaySpec",
     "CampaignSet",
     "CampaignSpec",
     "CartSubtotalAtLeast",
+    "CartSubtotalBelow",
     "Condition",
     "CouponSpec",
     "CouponValid",
+    "CreateCoupon",
+    "CreateCouponSpec",
+    "CreateReferral",
+    "CreateReferralSpec",
     "CustomEffect",
     "CustomEffectSpec",
     "EffectSpec",
+    "EventAttributeEquals",
     "EventTypeIs",
     "EventTypeSpec",
     "FirstSession",
     "ItemCategoryPresent",
+    "ItemQuantityAtLeast",
+    "ItemQuantitySpec",
     "ItemSkuPresent",
     "LoyaltyProgramSpec",
     "ProfileAttributeEquals",
+    "ReferralValid",
     "RuleSpec",
+    "SessionAttributeEquals",
     "SessionStateIs",
     "SetDiscount",
+    "SetDiscountPerAdditionalCost",
+    "SetDiscountPerAdditionalCostSpec",
     "SetDiscountPerItem",
     "SetDiscountPerItemSpec",
     "SetDiscountSpec",
     "ShowNotification",
     "ShowNotificationSpec",
+    "StoreIs",
     "UpdateAttribute",
     "UpdateAttributeSpec",
     "load_campaigns",
@@ -123,6 +150,21 @@ class CouponSpec(_Spec):
     # The SDK's IntegrationCoupon requires at least 4 characters.
     code: Annotated[str, Field(min_length=4, max_length=100)]
     usage_limit: Annotated[int, Field(ge=0, le=999_999, alias="usageLimit")] = 0
+    start_date: Timestamp | None = Field(default=None, alias="startDate")
+    expiry_date: Timestamp | None = Field(default=None, alias="expiryDate")
+    recipient_integration_id: Annotated[str, Field(min_length=1, max_length=1000)] | None = Field(
+        default=None, alias="recipientIntegrationId"
+    )
+    """Only this customer may redeem the coupon."""
+    reservation_mandatory: bool = Field(default=False, alias="isReservationMandatory")
+    """The coupon is only valid for customers it was reserved for (createCouponReservation)."""
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> Self:
+        if self.start_date and self.expiry_date and self.expiry_date <= self.start_date:
+            raise ValueError(f"coupon {self.code!r}: expiryDate must be after startDate")
+        return self
 
 
 # --- conditions -------------------------------------------------------------------------------
@@ -167,13 +209,45 @@ class SessionStateIs(_Spec):
     states: _States = Field(alias="sessionState")
 
 
+class ReferralValid(_Spec):
+    """The session carries a usable referral code of this campaign; the rule then emits
+    acceptReferral."""
+
+    referral_valid: Literal[True] = Field(alias="referralValid")
+
+
+class CartSubtotalBelow(_Spec):
+    amount: float = Field(alias="cartSubtotalBelow")
+
+
+class ItemQuantitySpec(_Spec):
+    """At least ``quantity`` units in the cart of the given SKUs or categories (any item)."""
+
+    quantity: Annotated[int, Field(ge=1)]
+    skus: _Strings | None = Field(default=None, alias="sku")
+    categories: _Strings | None = Field(default=None, alias="category")
+
+
+class ItemQuantityAtLeast(_Spec):
+    spec: ItemQuantitySpec = Field(alias="itemQuantityAtLeast")
+
+
+class SessionAttributeEquals(_Spec):
+    match: AttributeMatch = Field(alias="sessionAttributeEquals")
+
+
+class EventAttributeEquals(_Spec):
+    match: AttributeMatch = Field(alias="eventAttributeEquals")
+
+
+class StoreIs(_Spec):
+    stores: _Strings = Field(alias="storeIntegrationId")
+
+
 # --- effects ----------------------------------------------------------------------------------
 
 
-class SetDiscountSpec(_Spec):
-    """A session discount: ``percentage`` of the session total, or a fixed ``amount``."""
-
-    name: Annotated[str, Field(min_length=1)]
+class _PercentageOrAmount(_Spec):
     percentage: Annotated[float, Field(gt=0, le=100)] | None = None
     amount: Annotated[float, Field(gt=0)] | None = None
 
@@ -184,13 +258,65 @@ class SetDiscountSpec(_Spec):
         return self
 
 
-class SetDiscountPerItemSpec(_Spec):
-    """A percentage off each matching cart item (all items when no filter is given)."""
+class SetDiscountSpec(_PercentageOrAmount):
+    """A session discount: ``percentage`` of the session total, or a fixed ``amount``.
+
+    ``scope`` (emitted when given) narrows it to the cart items or the additional costs.
+    """
 
     name: Annotated[str, Field(min_length=1)]
-    percentage: Annotated[float, Field(gt=0, le=100)]
+    scope: Literal["sessionTotal", "cartItems", "additionalCosts"] | None = None
+
+
+class SetDiscountPerItemSpec(_PercentageOrAmount):
+    """A percentage or a fixed amount off each matching cart item (all without a filter).
+
+    A fixed ``amount`` is per unit: without flattening a cart item gets amount times quantity.
+    """
+
+    name: Annotated[str, Field(min_length=1)]
     skus: _Strings | None = Field(default=None, alias="sku")
     categories: _Strings | None = Field(default=None, alias="category")
+
+
+class SetDiscountPerAdditionalCostSpec(_PercentageOrAmount):
+    """A discount on a session-level additional cost (declared in ``additionalCosts``)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    additional_cost: Annotated[str, Field(min_length=1)] = Field(alias="additionalCost")
+
+
+class AddFreeItemSpec(_Spec):
+    sku: Annotated[str, Field(min_length=1)]
+    name: Annotated[str, Field(min_length=1)]
+    desired_quantity: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, alias="desiredQuantity"
+    )
+
+
+class CreateCouponSpec(_Spec):
+    """Create a coupon of this campaign for the customer (or the referral's advocate)."""
+
+    prefix: Annotated[str, Field(max_length=40)] = ""
+    usage_limit: Annotated[int, Field(ge=0, le=999_999, alias="usageLimit")] = 1
+    validity_days: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="validityDays")
+    recipient: Literal["profile", "advocate"] = "profile"
+
+
+class CreateReferralSpec(_Spec):
+    """Create a referral code with the customer as advocate."""
+
+    campaign_id: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="campaignId")
+    """The referral campaign (default: this one)."""
+    usage_limit: Annotated[int, Field(ge=0, le=999_999)] | None = Field(
+        default=None, alias="usageLimit"
+    )
+    """Default: the referral campaign's ``referrals.usageLimit``."""
+    validity_days: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="validityDays")
+
+
+class AwardGiveawaySpec(_Spec):
+    pool_id: Annotated[int, Field(ge=1)] = Field(alias="poolId")
 
 
 class ShowNotificationSpec(_Spec):
@@ -236,6 +362,26 @@ class SetDiscount(_Spec):
 
 class SetDiscountPerItem(_Spec):
     spec: SetDiscountPerItemSpec = Field(alias="setDiscountPerItem")
+
+
+class SetDiscountPerAdditionalCost(_Spec):
+    spec: SetDiscountPerAdditionalCostSpec = Field(alias="setDiscountPerAdditionalCost")
+
+
+class AddFreeItem(_Spec):
+    spec: AddFreeItemSpec = Field(alias="addFreeItem")
+
+
+class CreateCoupon(_Spec):
+    spec: CreateCouponSpec = Field(alias="createCoupon")
+
+
+class CreateReferral(_Spec):
+    spec: CreateReferralSpec = Field(alias="createReferral")
+
+
+class AwardGiveaway(_Spec):
+    spec: AwardGiveawaySpec = Field(alias="awardGiveaway")
 
 
 class ShowNotification(_Spec):
@@ -284,7 +430,13 @@ Condition = Annotated[
     | Annotated[EventTypeIs, Tag("eventType")]
     | Annotated[ProfileAttributeEquals, Tag("profileAttributeEquals")]
     | Annotated[FirstSession, Tag("firstSession")]
-    | Annotated[SessionStateIs, Tag("sessionState")],
+    | Annotated[SessionStateIs, Tag("sessionState")]
+    | Annotated[ReferralValid, Tag("referralValid")]
+    | Annotated[CartSubtotalBelow, Tag("cartSubtotalBelow")]
+    | Annotated[ItemQuantityAtLeast, Tag("itemQuantityAtLeast")]
+    | Annotated[SessionAttributeEquals, Tag("sessionAttributeEquals")]
+    | Annotated[EventAttributeEquals, Tag("eventAttributeEquals")]
+    | Annotated[StoreIs, Tag("storeIntegrationId")],
     Discriminator(_single_key),
     BeforeValidator(_require_one_key),
 ]
@@ -295,7 +447,12 @@ EffectSpec = Annotated[
     | Annotated[ShowNotification, Tag("showNotification")]
     | Annotated[AddLoyaltyPoints, Tag("addLoyaltyPoints")]
     | Annotated[CustomEffect, Tag("customEffect")]
-    | Annotated[UpdateAttribute, Tag("updateAttribute")],
+    | Annotated[UpdateAttribute, Tag("updateAttribute")]
+    | Annotated[SetDiscountPerAdditionalCost, Tag("setDiscountPerAdditionalCost")]
+    | Annotated[AddFreeItem, Tag("addFreeItem")]
+    | Annotated[CreateCoupon, Tag("createCoupon")]
+    | Annotated[CreateReferral, Tag("createReferral")]
+    | Annotated[AwardGiveaway, Tag("awardGiveaway")],
     Discriminator(_single_key),
     BeforeValidator(_require_one_key),
 ]
@@ -310,6 +467,10 @@ class RuleSpec(_Spec):
     def needs_coupon(self) -> bool:
         return any(isinstance(condition, CouponValid) for condition in self.conditions)
 
+    @property
+    def needs_referral(self) -> bool:
+        return any(isinstance(condition, ReferralValid) for condition in self.conditions)
+
 
 class CampaignSpec(_Spec):
     id: Annotated[int, Field(ge=1)]
@@ -317,8 +478,29 @@ class CampaignSpec(_Spec):
     ruleset_id: Annotated[int, Field(ge=1, alias="rulesetId")]
     description: str | None = None
     tags: tuple[str, ...] = ()
+    # A disabled campaign is only evaluated when a dry request lists it in evaluableCampaignIds.
+    enabled: bool = True
     coupons: tuple[CouponSpec, ...] = ()
+    referrals: ReferralSettings | None = None
+    """Present for referral campaigns (createReferral, referralValid)."""
+    budgets: BudgetSpec = Field(default_factory=BudgetSpec)
     rules: Annotated[tuple[RuleSpec, ...], Field(min_length=1)]
+
+    @property
+    def creates_coupons(self) -> bool:
+        return any(isinstance(e, CreateCoupon) for rule in self.rules for e in rule.effects)
+
+    @property
+    def features(self) -> list[str]:
+        """Talon.One's campaign features (``Campaign.features``)."""
+        features = []
+        if self.coupons or self.creates_coupons or any(rule.needs_coupon for rule in self.rules):
+            features.append("coupons")
+        if self.referrals is not None:
+            features.append("referrals")
+        if any(isinstance(e, AwardGiveaway) for rule in self.rules for e in rule.effects):
+            features.append("giveaways")
+        return features
 
 
 class CampaignSet(_Spec):
@@ -327,6 +509,10 @@ class CampaignSet(_Spec):
     attributes: AttributeDeclarations = Field(default_factory=AttributeDeclarations)
     event_types: dict[str, EventTypeSpec] = Field(default_factory=dict, alias="eventTypes")
     loyalty_programs: tuple[LoyaltyProgramSpec, ...] = Field(default=(), alias="loyaltyPrograms")
+    application: ApplicationSettings = Field(default_factory=ApplicationSettings)
+    additional_costs: tuple[AdditionalCostSpec, ...] = Field(default=(), alias="additionalCosts")
+    catalogs: tuple[CatalogSpec, ...] = ()
+    giveaway_pools: tuple[GiveawayPoolSpec, ...] = Field(default=(), alias="giveawayPools")
     campaigns: tuple[CampaignSpec, ...] = ()
 
     @model_validator(mode="after")
@@ -335,6 +521,11 @@ class CampaignSet(_Spec):
         _unique("loyalty program id", [program.id for program in self.loyalty_programs])
         codes = [coupon.code.lower() for c in self.campaigns for coupon in c.coupons]
         _unique("coupon code (case-insensitive)", codes)
+        _unique("additional cost id", [cost.id for cost in self.additional_costs])
+        _unique("additional cost name", [cost.name for cost in self.additional_costs])
+        _unique("catalog id", [catalog.id for catalog in self.catalogs])
+        _unique("giveaway pool id", [pool.id for pool in self.giveaway_pools])
+        _unique("giveaway code", [code for pool in self.giveaway_pools for code in pool.codes])
         programs = {program.id for program in self.loyalty_programs}
         for name in self.event_types:
             if name.startswith("talon_"):
@@ -343,16 +534,42 @@ class CampaignSet(_Spec):
         for campaign in self.campaigns:
             for rule in campaign.rules:
                 where = f"campaign {campaign.id} rule {rule.name!r}"
-                if rule.needs_coupon and not campaign.coupons:
+                if rule.needs_coupon and not campaign.coupons and not campaign.creates_coupons:
                     raise ValueError(f"{where}: couponValid in a campaign without coupons")
+                if rule.needs_referral and campaign.referrals is None:
+                    raise ValueError(f"{where}: referralValid in a campaign without referrals")
                 for condition in rule.conditions:
                     if isinstance(condition, EventTypeIs):
                         for event_type in condition.types:
                             if event_type not in known_events:
                                 raise ValueError(f"{where}: unknown event type {event_type!r}")
+                    if isinstance(condition, SessionAttributeEquals):
+                        name = condition.match.attribute
+                        if name not in self.attributes.customer_session:
+                            raise ValueError(f"{where}: undeclared session attribute {name!r}")
                 for effect in rule.effects:
                     _check_effect(effect, where, programs, self.attributes)
+                    self._check_promotion_effect(effect, where, campaign, rule)
         return self
+
+    def _check_promotion_effect(
+        self, effect: EffectSpec, where: str, campaign: CampaignSpec, rule: RuleSpec
+    ) -> None:
+        if isinstance(effect, SetDiscountPerAdditionalCost):
+            cost = effect.spec.additional_cost
+            if cost not in {declared.name for declared in self.additional_costs}:
+                raise ValueError(f"{where}: undeclared additional cost {cost!r}")
+        elif isinstance(effect, AwardGiveaway):
+            if effect.spec.pool_id not in {pool.id for pool in self.giveaway_pools}:
+                raise ValueError(f"{where}: unknown giveaway pool {effect.spec.pool_id}")
+        elif isinstance(effect, CreateCoupon):
+            if effect.spec.recipient == "advocate" and not rule.needs_referral:
+                raise ValueError(f"{where}: a coupon for the advocate needs referralValid")
+        elif isinstance(effect, CreateReferral):
+            target_id = effect.spec.campaign_id or campaign.id
+            target = next((c for c in self.campaigns if c.id == target_id), None)
+            if target is None or target.referrals is None:
+                raise ValueError(f"{where}: createReferral needs a referral campaign")
 
 
 def _check_effect(

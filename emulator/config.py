@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from emulator.campaigns import CampaignSet, load_campaigns
 from emulator.concurrency import DEFAULT_CONCURRENCY_LIMIT
 from emulator.errors import ConfigError
+from emulator.faults import FaultSettings, FixedLatency
+from emulator.idempotency import DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL
 from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE
 
 __all__ = ["EmulatorConfig"]
@@ -21,13 +23,18 @@ class EmulatorConfig:
         api_keys: accepted Integration API keys (``Authorization: ApiKey-v1 <key>``); kept out
             of ``repr``. Stored as a tuple.
         campaigns: the parsed campaign file (default: the packaged ``default.yaml``).
-        latency_ms: fixed artificial latency added to every Talon.One call.
+        latency_ms: fixed artificial latency added to every Talon.One call (a shorthand for
+            ``faults.latency``; give one or the other).
         application_id: reported as ``applicationId``.
         account_id: reported as ``accountId``.
         concurrency_limit: requests in flight per session/profile integration ID before 409
             (Talon.One: 1 running + 2 queued = 3); ``None`` turns the rule off. Only observable
             with ``latency_ms > 0``, since without latency requests never overlap.
         request_log_size: how many request log entries are kept.
+        faults: latency distribution, error rates and outage windows injected into Talon.One
+            calls (see :mod:`emulator.faults`); changeable at run time through the admin API.
+        idempotency_ttl_s: how long an Idempotency-Key answer is replayed (Talon.One: 24 h).
+        idempotency_capacity: how many Idempotency-Key answers are kept at most.
 
     Raises:
         ConfigError: a value is out of range.
@@ -40,6 +47,9 @@ class EmulatorConfig:
     account_id: int = 1
     concurrency_limit: int | None = DEFAULT_CONCURRENCY_LIMIT
     request_log_size: int = DEFAULT_REQUEST_LOG_SIZE
+    faults: FaultSettings = field(default_factory=FaultSettings)
+    idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL
+    idempotency_capacity: int = DEFAULT_IDEMPOTENCY_CAPACITY
 
     def __post_init__(self) -> None:
         if isinstance(self.api_keys, str):
@@ -58,3 +68,14 @@ class EmulatorConfig:
             raise ConfigError(f"request_log_size must be >= 1, got {self.request_log_size}")
         if self.application_id < 1 or self.account_id < 1:
             raise ConfigError("application_id and account_id must be >= 1")
+        if self.latency_ms > 0 and self.faults.latency != FixedLatency():
+            raise ConfigError("give latency_ms or faults.latency, not both")
+        if self.idempotency_ttl_s <= 0 or self.idempotency_capacity < 1:
+            raise ConfigError("idempotency_ttl_s must be > 0 and idempotency_capacity >= 1")
+
+    @property
+    def fault_settings(self) -> FaultSettings:
+        """``faults`` with ``latency_ms`` folded in as a fixed latency."""
+        if self.latency_ms > 0:
+            return self.faults.model_copy(update={"latency": FixedLatency(ms=self.latency_ms)})
+        return self.faults

@@ -10,7 +10,8 @@ One tree, rooted in :class:`EmulatorError`::
         ├── BadRequestError      400 ErrorResponse with a message (state machine, unknown session)
         ├── UnauthorizedError    401 ErrorResponseWithStatus
         ├── NotFoundError        404 ErrorResponseWithStatus
-        └── ConflictError        409 too many requests for one integration ID
+        ├── ConflictError        409 too many requests for one integration ID
+        └── AlreadyExistsError   409 the entity to create exists already (audience integrationId)
 
 An :class:`ApiError` knows the HTTP status and the exact JSON body Talon.One would send, so the
 HTTP layer only has to serialise :meth:`ApiError.body`.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
+    "AlreadyExistsError",
     "ApiError",
     "ApiErrorDetail",
     "BadRequestError",
@@ -146,3 +148,10 @@ class ConflictError(ApiError):
 
     def __init__(self, entity: Literal["session", "profile"]) -> None:
         super().__init__(f"Too many requests are updating this {entity} at the same time")
+
+
+class AlreadyExistsError(ApiError):
+    """409: the entity to create exists already (an audience's ``integrationId``)."""
+
+    status = 409
+    with_status = True

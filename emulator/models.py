@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "MAX_BULK_PROFILES",
     "MAX_CART_ITEMS",
     "MAX_CART_QUANTITY",
     "AdditionalCost",
@@ -21,6 +22,8 @@ __all__ = [
     "CustomerProfileIntegrationRequestV2",
     "IntegrationEventV2Request",
     "IntegrationRequest",
+    "MultipleCustomerProfileIntegrationRequest",
+    "MultipleCustomerProfileIntegrationRequestItem",
     "NewCustomerSessionV2",
     "NewReturn",
     "Product",
@@ -34,6 +37,7 @@ __all__ = [
 
 MAX_CART_ITEMS = 1000
 MAX_CART_QUANTITY = 10_000
+MAX_BULK_PROFILES = 1000
 
 SessionState = Literal["open", "closed", "partially_returned", "cancelled"]
 SessionResponseContent = Literal[
@@ -155,6 +159,21 @@ class CustomerProfileIntegrationRequestV2(_Body):
     response_content: list[ProfileResponseContent] | None = Field(
         default=None, alias="responseContent"
     )
+
+
+class MultipleCustomerProfileIntegrationRequestItem(_Body):
+    integration_id: Annotated[str, Field(max_length=1000)] = Field(alias="integrationId")
+    attributes: dict[str, Any] | None = None
+
+
+class MultipleCustomerProfileIntegrationRequest(_Body):
+    customer_profiles: (
+        Annotated[
+            list[MultipleCustomerProfileIntegrationRequestItem],
+            Field(max_length=MAX_BULK_PROFILES),
+        ]
+        | None
+    ) = Field(default=None, alias="customerProfiles")
 
 
 class IntegrationEventV2Request(_Body):

@@ -15,16 +15,23 @@ Anything else, and every change to a cancelled session, is a 400 ErrorResponse.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from emulator.audiences import AudienceService
+from emulator.catalogs import CatalogService, CatalogStore
 from emulator.errors import ApiErrorDetail, BadRequestError, InvalidDataError, NotFoundError
+from emulator.ledger import awarded_json, created_json
 from emulator.models import IntegrationRequest, NewCustomerSessionV2
+from emulator.money import json_number
+from emulator.promotions import PromotionService
 from emulator.responses import (
     added_points,
     empty_state,
     integration_state,
+    profile_json,
     profile_state,
     return_json,
     session_json,
@@ -41,6 +48,7 @@ from emulator.state import (
     format_time,
 )
 from emulator.validation import (
+    bulk_profile_request,
     event_request,
     pointer,
     profile_request,
@@ -99,18 +107,33 @@ _ITEM_KEYS = frozenset(
 )
 
 
-def _items(session: NewCustomerSessionV2, raw: Any) -> list[CartItemRecord]:
-    """Stored cart items; ``raw`` is the validated JSON list, echoed back without re-dumping."""
+def _items(
+    session: NewCustomerSessionV2, raw: Any, catalogs: CatalogStore | None = None
+) -> list[CartItemRecord]:
+    """Stored cart items; ``raw`` is the validated JSON list, echoed back without re-dumping.
+
+    An item without ``price`` takes its SKU's catalog price (and ``catalogItemID``).
+    """
     records = []
     raw_items = raw if isinstance(raw, list) else [None] * len(session.cart_items or ())
     for item, sent in zip(session.cart_items or (), raw_items, strict=True):
         if isinstance(sent, dict):
-            data = {
-                key: value for key, value in sent.items() if key in _ITEM_KEYS and value is not None
-            }
+            if _ITEM_KEYS.issuperset(sent) and None not in sent.values():
+                data = sent  # freshly parsed for this request, with nothing to drop: keep it
+            else:
+                data = {
+                    key: value
+                    for key, value in sent.items()
+                    if key in _ITEM_KEYS and value is not None
+                }
         else:
             data = item.model_dump(by_alias=True, exclude_none=True)
         price = item.price if item.price is not None else 0.0
+        if item.price is None and catalogs is not None:
+            found = catalogs.price(item.sku)
+            if found is not None:
+                price, data["catalogItemID"] = found
+                data["price"] = json_number(price)
         records.append(CartItemRecord(data, item.sku, price, item.quantity, item.category))
     return records
 
@@ -121,10 +144,17 @@ def _costs(session: NewCustomerSessionV2) -> dict[str, dict[str, Any]]:
 
 
 class IntegrationService:
-    """The six operations of the first version, over one :class:`EmulatorState`."""
+    """The Integration API operations over one :class:`EmulatorState`.
+
+    Sessions, profiles and events are methods here; referrals and coupon reservations are in
+    ``promotions``, audiences in ``audiences``, catalogs in ``catalogs``.
+    """
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self.promotions = PromotionService(state)
+        self.audiences = AudienceService(state)
+        self.catalogs = CatalogService(state)
 
     # --- customer sessions ---------------------------------------------------------------------
 
@@ -143,9 +173,10 @@ class IntegrationService:
         incoming = request.customer_session
         raw_items = body["customerSession"].get("cartItems")  # validated: a dict
         existing = state.sessions.get(session_id)
-        stamp = format_time(state.clock())
+        # `now` (dry only, checked above) is the time the evaluation pretends it is.
+        stamp = format_time(now if now is not None else state.clock())
         if dry:
-            return self._dry_update(session_id, request, raw_items, existing, stamp)
+            return self._dry_update(session_id, request, raw_items, existing, stamp, now)
         target = incoming.state
         if existing is None:
             if target not in ("open", "closed"):
@@ -176,7 +207,7 @@ class IntegrationService:
             session.effects = outcome.effects
             if target == "closed":
                 self._close(session, profile)
-        return integration_state(
+        response = integration_state(
             self.state,
             session,
             profile,
@@ -187,6 +218,7 @@ class IntegrationService:
             state.next_id("event"),
             stamp,
         )
+        return self._with_created(response, outcome, request.response_content, stamp)
 
     def get_customer_session(self, session_id: str) -> Body:
         """getCustomerSession: the stored session and its net effects.
@@ -234,6 +266,7 @@ class IntegrationService:
             full=False,
             session_share=value_after / cart_total if cart_total > 0 else 1.0,
             item_share=item_share,
+            item_units=returned_after,
         )
         stamp = format_time(state.clock())
         items = [
@@ -258,6 +291,7 @@ class IntegrationService:
                 returned_value = sum(session.items[p].price * q for p, q in wanted.items())
                 profile.total_sales -= returned_value
                 self._debit_points(profile, effects)
+            state.ledger.give_back(effects, session.profile_id)
         response = integration_state(
             self.state,
             session,
@@ -317,13 +351,17 @@ class IntegrationService:
                 pointer=pointer("responseContent"),
             )
             raise InvalidDataError((detail,))
+        if dry and not run_rule_engine:
+            details = "dry can only be used together with runRuleEngine=true"
+            raise InvalidDataError((ApiErrorDetail("Invalid", details, parameter="dry"),))
+        audience_changes = self.audiences.parse_changes(request.audiences_changes)
         stamp = format_time(state.clock())
         existing = state.profiles.get(integration_id)
         changes = request.attributes or {}
         if not run_rule_engine:
-            # dry only applies together with runRuleEngine=true, so this always persists.
             profile = state.ensure_profile(integration_id, stamp)
             profile.attributes.update(changes)
+            self.audiences.apply_changes(integration_id, audience_changes)
             return empty_state()
         event_type = "talon_profile_created" if existing is None else "talon_profile_updated"
         if dry:
@@ -336,15 +374,50 @@ class IntegrationService:
             profile = state.ensure_profile(integration_id, stamp)
             profile.attributes.update(changes)
             profile.last_activity = stamp
+            self.audiences.apply_changes(integration_id, audience_changes)
             event_id = state.next_id("event")
-        facts = Facts(event_type, integration_id, profile.attributes, None, f"event/{event_id}")
-        outcome = state.engine.evaluate(facts)
+        facts = Facts(
+            event_type,
+            integration_id,
+            profile.attributes,
+            None,
+            f"event/{event_id}",
+            now=state.clock(),
+        )
+        evaluable = request.evaluable_campaign_ids if dry else None
+        outcome = state.engine.evaluate(facts, evaluable=evaluable or None, ledger=state.ledger)
         if not dry:
             self._apply_updates(outcome, None, profile)
             self._credit_points(profile, outcome.effects)
-        return profile_state(
+        response = profile_state(
             self.state, profile, outcome, request.response_content, event_type, event_id, stamp, {}
         )
+        return self._with_created(response, outcome, request.response_content, stamp)
+
+    def update_customer_profiles(self, body: Any, *, silent: bool = True) -> Body | None:
+        """updateCustomerProfilesV2: merge the attributes of many profiles; no rule engine.
+
+        Returns ``None`` when silent (the HTTP layer sends 204), else
+        MultipleCustomerProfileIntegrationResponseV2.
+
+        Raises:
+            InvalidDataError: the body is invalid.
+        """
+        state = self.state
+        request = bulk_profile_request(body, state.campaigns)
+        stamp = format_time(state.clock())
+        profiles = []
+        for item in request.customer_profiles or ():
+            profile = state.ensure_profile(item.integration_id, stamp)
+            profile.attributes.update(item.attributes or {})
+            profiles.append(profile)
+        if silent:
+            return None
+        return {
+            "integrationStates": [
+                {"customerProfile": profile_json(state, profile)} for profile in profiles
+            ]
+        }
 
     def track_event(self, body: Any, *, silent: bool = True, dry: bool = False) -> Body | None:
         """trackEventV2: evaluate a custom event; ``None`` when silent (the HTTP layer sends 204).
@@ -364,14 +437,24 @@ class IntegrationService:
             profile = state.ensure_profile(profile_id, stamp)
             profile.last_activity = stamp
             event_id = state.next_id("event")
-        facts = Facts(request.type, profile_id, profile.attributes, None, f"event/{event_id}")
-        outcome = state.engine.evaluate(facts)
+        facts = Facts(
+            request.type,
+            profile_id,
+            profile.attributes,
+            None,
+            f"event/{event_id}",
+            event_attributes=request.attributes or {},
+            store_integration_id=request.store_integration_id,
+            now=state.clock(),
+        )
+        evaluable = request.evaluable_campaign_ids if dry else None
+        outcome = state.engine.evaluate(facts, evaluable=evaluable or None, ledger=state.ledger)
         if not dry:
             self._apply_updates(outcome, None, profile)
             self._credit_points(profile, outcome.effects)
         if silent:
             return None
-        return profile_state(
+        response = profile_state(
             self.state,
             profile,
             outcome,
@@ -381,6 +464,7 @@ class IntegrationService:
             stamp,
             request.attributes or {},
         )
+        return self._with_created(response, outcome, request.response_content, stamp)
 
     # --- session helpers -----------------------------------------------------------------------
 
@@ -434,8 +518,8 @@ class IntegrationService:
             self.state.ensure_profile(session.profile_id, stamp)
         session.update_count += 1
 
-    @staticmethod
     def _fill(
+        self,
         session: SessionRecord,
         incoming: NewCustomerSessionV2,
         raw_items: Any,
@@ -460,7 +544,7 @@ class IntegrationService:
         if given("identifiers"):
             session.identifiers = list(incoming.identifiers or ())
         if given("cart_items"):
-            session.items = _items(incoming, raw_items)
+            session.items = _items(incoming, raw_items, self.state.catalogs)
         if given("additional_costs"):
             session.additional_costs = _costs(incoming)
         if given("attributes"):
@@ -473,6 +557,7 @@ class IntegrationService:
         raw_items: Any,
         existing: SessionRecord | None,
         stamp: str,
+        now: datetime | None = None,
     ) -> Body:
         """dry=true: the payload alone is the session; nothing is stored or counted."""
         incoming = request.customer_session
@@ -496,8 +581,10 @@ class IntegrationService:
         )
         self._fill(session, incoming, raw_items, replace_all=True)
         event_type = _SESSION_EVENTS.get(incoming.state, "talon_session_updated")
-        outcome = self._evaluate(session, profile, event_type)
-        return integration_state(
+        outcome = self._evaluate(
+            session, profile, event_type, incoming.evaluable_campaign_ids, now=now
+        )
+        response = integration_state(
             self.state,
             session,
             profile,
@@ -508,9 +595,16 @@ class IntegrationService:
             0,
             stamp,
         )
+        return self._with_created(response, outcome, request.response_content, stamp)
 
     def _evaluate(
-        self, session: SessionRecord, profile: ProfileRecord | None, event_type: str
+        self,
+        session: SessionRecord,
+        profile: ProfileRecord | None,
+        event_type: str,
+        evaluable: list[int] | None = None,
+        *,
+        now: datetime | None = None,
     ) -> Outcome:
         lines = tuple(
             CartLine(position, item.sku, item.price, item.quantity, item.category)
@@ -529,35 +623,42 @@ class IntegrationService:
                 first_session=session.first_session,
                 cart_item_total=cart_item_total,
                 total=cart_item_total + session.additional_cost_total,
+                referral_code=session.referral_code,
+                attributes=session.attributes,
+                store_integration_id=session.store_integration_id,
+                additional_costs=tuple(
+                    (name, float(cost["price"])) for name, cost in session.additional_costs.items()
+                ),
             ),
             key=f"session/{session.integration_id}",
+            store_integration_id=session.store_integration_id,
+            now=now if now is not None else self.state.clock(),
         )
-        return self.state.engine.evaluate(facts, self.state.coupon_available)
+        # evaluableCampaignIds only reach here from dry requests; [] means "not given".
+        return self.state.engine.evaluate(
+            facts, evaluable=evaluable or None, ledger=self.state.ledger
+        )
 
     def _close(self, session: SessionRecord, profile: ProfileRecord | None) -> None:
         """Redeem coupons, persist points and count the sale."""
         session.closing_effects = list(session.effects)
         session.rolled_back = [0.0] * len(session.closing_effects)
-        for effect in session.closing_effects:
-            if effect["effectType"] == "acceptCoupon":
-                coupon = self.state.coupons[effect["triggeredByCoupon"]]
-                coupon.usage_counter += 1
-                key = session.profile_id or ""
-                coupon.redemptions[key] = coupon.redemptions.get(key, 0) + 1
+        self.state.ledger.redeem(session.closing_effects, session.profile_id)
         if profile is not None:
             profile.closed_sessions += 1
             profile.total_sales += session.total
             self._credit_points(profile, session.closing_effects)
 
-    def _undo_close(self, session: SessionRecord) -> list[Body]:
-        """Roll back what is left of a closed (or partially returned) session."""
+    def _undo_close(self, session: SessionRecord, *, cancel: bool = False) -> list[Body]:
+        """Roll back what is left of a closed (or partially returned) session.
+
+        Redemptions and discount budgets are given back; a cancel also gives back referral
+        creations (coupon creations never: created coupons stay).
+        """
         effects, _ = plan_rollback(session.closing_effects, session.rolled_back, full=True)
-        for effect in session.closing_effects:
-            if effect["effectType"] == "acceptCoupon":
-                coupon = self.state.coupons[effect["triggeredByCoupon"]]
-                coupon.usage_counter = max(0, coupon.usage_counter - 1)
-                key = session.profile_id or ""
-                coupon.redemptions[key] = max(0, coupon.redemptions.get(key, 0) - 1)
+        self.state.ledger.give_back(
+            effects, session.profile_id, cancelled_effects=session.closing_effects if cancel else ()
+        )
         profile = self.state.profiles.get(session.profile_id or "")
         if profile is not None:
             profile.closed_sessions = max(0, profile.closed_sessions - 1)
@@ -569,7 +670,7 @@ class IntegrationService:
 
     def _revoke(self, session: SessionRecord, request: IntegrationRequest, stamp: str) -> Body:
         """closed/partially_returned → cancelled: the body's content is ignored."""
-        effects = self._undo_close(session)
+        effects = self._undo_close(session, cancel=True)
         session.state = "cancelled"
         session.effects = []
         session.updated = stamp
@@ -589,15 +690,37 @@ class IntegrationService:
 
     # --- shared helpers ------------------------------------------------------------------------
 
-    @staticmethod
     def _apply_updates(
-        outcome: Outcome, session: SessionRecord | None, profile: ProfileRecord | None
+        self, outcome: Outcome, session: SessionRecord | None, profile: ProfileRecord | None
     ) -> None:
+        """Keep what a non-dry evaluation changed: attributes, created coupons and referrals,
+        awarded giveaways."""
         for entity, name, value in outcome.attribute_updates:
             if entity == "Profile" and profile is not None:
                 profile.attributes[name] = value
             elif entity == "Session" and session is not None:
                 session.attributes[name] = value
+        if outcome.created_coupons or outcome.created_referrals or outcome.awarded_giveaways:
+            profiles = self.state.profiles
+
+            def profile_number(integration_id: str) -> int | None:
+                found = profiles.get(integration_id)
+                return found.id if found is not None else None
+
+            self.state.ledger.store(outcome, self.state.now_stamp(), profile_number)
+
+    def _with_created(
+        self, response: Body, outcome: Outcome, content: Collection[str] | None, stamp: str
+    ) -> Body:
+        """Fill ``createdCoupons``, ``createdReferrals`` and (if asked) ``awardedGiveaways``."""
+        ledger = self.state.ledger
+        if outcome.created_coupons or outcome.created_referrals:
+            response["createdCoupons"], response["createdReferrals"] = created_json(
+                ledger, outcome, stamp
+            )
+        if content and "awardedGiveaways" in content and outcome.awarded_giveaways:
+            response["awardedGiveaways"] = awarded_json(ledger, outcome, stamp)
+        return response
 
     @staticmethod
     def _credit_points(profile: ProfileRecord, effects: list[Body]) -> None:

@@ -23,7 +23,9 @@ DEFAULT_REQUEST_LOG_SIZE = 200_000
 
 
 class RequestLogEntry(TypedDict):
-    """One answered call. ``operation`` is the SDK's camelCase operation ID (``None`` for 404s)."""
+    """One answered call. ``operation`` is the SDK's camelCase operation ID (``None`` for 404s);
+    ``started``/``ended`` are epoch seconds; ``replayed`` tells an Idempotency-Key replay;
+    ``fault`` the injected fault, if any."""
 
     seq: int
     method: str
@@ -37,6 +39,8 @@ class RequestLogEntry(TypedDict):
     status: int
     started: float
     ended: float
+    replayed: bool
+    fault: str | None
 
 
 class _Stored(NamedTuple):
@@ -53,6 +57,8 @@ class _Stored(NamedTuple):
     status: int
     started: float
     ended: float
+    replayed: bool
+    fault: str | None
 
     def head(self) -> dict[str, Any]:
         return {
@@ -80,12 +86,22 @@ class _Stored(NamedTuple):
             "status": self.status,
             "started": self.started,
             "ended": self.ended,
+            "replayed": self.replayed,
+            "fault": self.fault,
         }
 
     def json(self) -> bytes:
         # The body is spliced in as sent (it parsed as JSON when it was received).
         head = orjson.dumps(self.head())[:-1]
-        tail = orjson.dumps({"status": self.status, "started": self.started, "ended": self.ended})
+        tail = orjson.dumps(
+            {
+                "status": self.status,
+                "started": self.started,
+                "ended": self.ended,
+                "replayed": self.replayed,
+                "fault": self.fault,
+            }
+        )
         body = self.body if self.body is not None else b"null"
         return head + b',"body":' + body + b"," + tail[1:]
 
@@ -113,9 +129,13 @@ class RequestLog:
         status: int,
         started: float,
         ended: float,
+        replayed: bool = False,
+        fault: str | None = None,
     ) -> int:
         """Append one entry; ``body`` is the raw JSON of the request (``None`` if none or
-        malformed). Returns the entry's ``seq``."""
+        malformed), ``replayed`` whether a stored Idempotency-Key answer was sent, ``fault`` the
+        injected fault (``outage``, ``error-before``, ``error-after``). Returns the entry's
+        ``seq``."""
         with self._lock:
             self._seq += 1
             self._entries.append(
@@ -132,6 +152,8 @@ class RequestLog:
                     status,
                     started,
                     ended,
+                    replayed,
+                    fault,
                 )
             )
             return self._seq

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from emulator.ledger import coupon_json, referral_json
 from emulator.money import json_number
 from emulator.rules import Outcome
 from emulator.state import EmulatorState, ProfileRecord, ReturnRecord, SessionRecord
@@ -49,13 +50,15 @@ def added_points(effects: Iterable[dict[str, Any]]) -> dict[int, float]:
 
 def session_json(state: EmulatorState, session: SessionRecord) -> dict[str, Any]:
     """CustomerSessionV2."""
-    items = []
-    for position, item in enumerate(session.items):
-        data = dict(item.data)
-        data["position"] = position
-        data["returnedQuantity"] = item.returned
-        data["remainingQuantity"] = item.remaining
-        items.append(data)
+    items = [
+        {
+            **item.data,
+            "position": position,
+            "returnedQuantity": item.returned,
+            "remainingQuantity": item.quantity - item.returned,
+        }
+        for position, item in enumerate(session.items)
+    ]
     cart_item_total = session.cart_item_total
     additional_cost_total = session.additional_cost_total
     body: dict[str, Any] = {
@@ -96,7 +99,7 @@ def profile_json(state: EmulatorState, profile: ProfileRecord) -> dict[str, Any]
         "closedSessions": profile.closed_sessions,
         "totalSales": json_number(round(profile.total_sales, 2)),
         "lastActivity": profile.last_activity,
-        "audienceMemberships": [],
+        "audienceMemberships": state.audiences.memberships(profile.integration_id),
         "sandbox": False,
     }
 
@@ -134,26 +137,12 @@ def event_json(
 def coupons_json(
     state: EmulatorState, codes: Iterable[str], profile_id: str | None
 ) -> list[dict[str, Any]]:
-    """IntegrationCoupon for every known code in ``codes``."""
+    """IntegrationCoupon for every known code in ``codes`` (created coupons included)."""
     out = []
     for code in codes:
-        info = state.engine.coupon(code)
-        if info is None:
-            continue
-        record = state.coupons[info.id]
-        out.append(
-            {
-                "id": info.id,
-                "created": record.created,
-                "campaignId": info.campaign_id,
-                "value": info.code,
-                "usageLimit": info.usage_limit,
-                "usageCounter": record.usage_counter,
-                "reservation": True,
-                "isReservationMandatory": False,
-                "profileRedemptionCount": record.redemptions.get(profile_id or "", 0),
-            }
-        )
+        record = state.ledger.coupon_record(code)
+        if record is not None:
+            out.append(coupon_json(record, profile_id=profile_id, integration=True))
     return out
 
 
@@ -171,10 +160,10 @@ def campaigns_json(state: EmulatorState, campaign_ids: Iterable[int]) -> list[di
             "userId": 1,
             "name": campaign.name,
             "attributes": {},
-            "state": "enabled",
+            "state": "enabled" if campaign.enabled else "disabled",
             "activeRulesetId": campaign.ruleset_id,
             "tags": list(campaign.tags),
-            "features": ["coupons"] if campaign.coupons else [],
+            "features": campaign.features,
             "limits": [],
             "type": "advanced",
             "frontendState": "running",
@@ -255,6 +244,10 @@ def integration_state(
         body["customerProfile"] = profile_json(state, profile)
     if "coupons" in content:
         body["coupons"] = coupons_json(state, session.coupon_codes, session.profile_id)
+    if "referral" in content and session.referral_code:
+        referral = state.ledger.referral_record(session.referral_code)
+        if referral is not None:
+            body["referral"] = referral_json(referral, inventory=True)
     if "triggeredCampaigns" in content:
         body["triggeredCampaigns"] = campaigns_json(state, triggered)
     if "loyalty" in content and profile is not None:

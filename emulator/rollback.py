@@ -5,9 +5,16 @@ them; a return rolls back the returned share:
 
 * ``setDiscount`` → ``rollbackDiscount``, by the share of the cart value returned;
 * ``setDiscountPerItem`` → ``rollbackDiscount`` with ``cartItemPosition``, by the share of that
-  line's units returned;
+  line's units returned; with cart item flattening (``subPosition``) per returned unit, with
+  ``cartItemSubPosition`` (units are returned from ``subPosition`` 0 up);
+* ``setDiscountPerAdditionalCost`` → ``rollbackDiscount`` with ``additionalCostId`` and
+  ``additionalCost``, on cancel and reopen only;
 * ``addLoyaltyPoints`` → ``rollbackAddedLoyaltyPoints``, by the share of the cart value returned;
-* ``acceptCoupon`` → ``rollbackCoupon``, on cancel and reopen only.
+* ``acceptCoupon`` → ``rollbackCoupon`` and ``acceptReferral`` → ``rollbackReferral``, on cancel
+  and reopen only.
+
+Nothing else is rolled back: created coupons and referrals, awarded giveaways, free items,
+custom effects and attribute updates stay.
 
 What was already rolled back is tracked per closing effect, so several partial returns followed by
 a cancel add up exactly to the original amounts (no cent lost to rounding).
@@ -23,6 +30,9 @@ from emulator.money import json_number, round_money
 __all__ = ["plan_rollback"]
 
 Effect = dict[str, Any]
+
+# Redeemed codes, rolled back as a whole by cancel and reopen.
+_CODE_ROLLBACKS = {"acceptCoupon": "rollbackCoupon", "acceptReferral": "rollbackReferral"}
 
 
 def _rollback(effect: Effect, effect_type: str, props: dict[str, Any]) -> Effect:
@@ -43,6 +53,7 @@ def plan_rollback(
     full: bool,
     session_share: float = 1.0,
     item_share: Mapping[int, float] | None = None,
+    item_units: Mapping[int, int] | None = None,
 ) -> tuple[list[Effect], list[float]]:
     """The rollback effects to emit and the new rolled-back amounts; changes nothing.
 
@@ -52,6 +63,8 @@ def plan_rollback(
         full: roll back everything left, coupons included (cancel, reopen).
         session_share: for returns, the share of the cart value returned in total (0..1).
         item_share: for returns, per cart position the share of units returned in total (0..1).
+        item_units: for returns, per cart position the units returned in total (for per-unit
+            effects of flattened cart items).
     """
     shares = item_share or {}
     effects: list[Effect] = []
@@ -59,15 +72,23 @@ def plan_rollback(
     for index, effect in enumerate(closing_effects):
         effect_type = effect["effectType"]
         props = effect["props"]
-        if effect_type == "acceptCoupon":
+        if effect_type in _CODE_ROLLBACKS:
             if full and amounts[index] == 0:
-                effects.append(_rollback(effect, "rollbackCoupon", {"value": props["value"]}))
+                rollback_type = _CODE_ROLLBACKS[effect_type]
+                effects.append(_rollback(effect, rollback_type, {"value": props["value"]}))
                 amounts[index] = 1.0
             continue
         if effect_type == "setDiscount":
             share = session_share
         elif effect_type == "setDiscountPerItem":
-            share = shares.get(int(props["position"]), 0.0)
+            position = int(props["position"])
+            if "subPosition" in props:
+                returned = (item_units or {}).get(position, 0)
+                share = 1.0 if int(props["subPosition"]) < returned else 0.0
+            else:
+                share = shares.get(position, 0.0)
+        elif effect_type == "setDiscountPerAdditionalCost":
+            share = 0.0
         elif effect_type == "addLoyaltyPoints":
             share = session_share
         else:
@@ -91,5 +112,12 @@ def plan_rollback(
         rollback_props = {"name": props["name"], "value": json_number(delta)}
         if effect_type == "setDiscountPerItem":
             rollback_props["cartItemPosition"] = props["position"]
+            if "subPosition" in props:
+                rollback_props["cartItemSubPosition"] = props["subPosition"]
+        elif effect_type == "setDiscountPerAdditionalCost":
+            rollback_props["additionalCostId"] = props["additionalCostId"]
+            rollback_props["additionalCost"] = props["additionalCost"]
+        elif "scope" in props:
+            rollback_props["scope"] = props["scope"]
         effects.append(_rollback(effect, "rollbackDiscount", rollback_props))
     return effects, amounts

@@ -1,56 +1,54 @@
 """Campaign evaluation: facts about a session, profile or event in, Talon.One effects out.
 
-Pure: no clock, no I/O, no stored state. Coupon usage counters live in the store, so the caller
-passes a ``coupon_available`` callback.
+Pure: no clock, no I/O, no stored state. What changes over time (coupon and referral usage,
+reservations, budgets, giveaway pools) comes through a :class:`~emulator.facts.Ledger`.
 
-Semantics follow Talon.One where the first version needs them:
+Semantics follow Talon.One:
 
-* campaigns are evaluated in file order, rules in campaign order; every rule whose conditions
-  all hold contributes its effects;
+* enabled campaigns are evaluated in file order, rules in campaign order; every rule whose
+  conditions all hold contributes its effects;
 * a rule with ``couponValid`` only runs when the session carries a usable coupon of its campaign;
-  the first such rule that fires emits ``acceptCoupon``; if none fires the coupon gets
-  ``rejectCoupon`` (``CouponRejectedByCondition``); codes no campaign knows get ``rejectCoupon``
-  with ``CouponNotFound`` (campaign 0, as Talon.One reports it); at most one coupon per campaign;
-* discounts never exceed what is left of the session total (and of the item, for per-item ones);
-* cart items are not flattened: per-item effects address ``cartItems`` by ``position``.
+  the first such rule that fires emits ``acceptCoupon``. A coupon that cannot be used is rejected
+  with ``rejectCoupon`` and Talon.One's reason: ``CouponStartDateInFuture``, ``CouponExpired``,
+  ``CouponRecipientDoesNotMatch``, ``ProfileRequired``, ``CouponReservationRequired``,
+  ``CouponLimitReached`` (its usage limit), ``CampaignLimitReached`` (the campaign's redemption
+  budget), ``ProfileLimitReached`` (the per-profile budget), ``EffectCouldNotBeApplied`` (a second
+  coupon of the campaign, or a spent discount budget), ``CouponRejectedByCondition`` (with the
+  ``conditionIndex``) or ``CouponPartOfNotRunningCampaign``; codes no campaign knows get
+  ``CouponNotFound`` (campaign 0, as Talon.One reports it);
+* ``referralValid`` works the same for the session's ``referralCode`` with ``acceptReferral`` and
+  ``rejectReferral`` (``ReferralNotFound``, ``ReferralRecipientIdSameAsAdvocate``,
+  ``ReferralRecipientDoesNotMatch``, ``ReferralLimitReached``, ``ReferralExpired``, ...);
+* discounts cascade and never exceed what is left (:mod:`emulator.discounts`).
 
 Every condition and effect of the campaign file is compiled once, when the engine is built, into a
-plain function; evaluating a request is then a loop over closures (no ``isinstance`` on pydantic
-models, which is slow because their metaclass is an ``ABCMeta``).
+plain function (:mod:`emulator.conditions`, :mod:`emulator.effects`); evaluating a request is
+then a loop over closures (no ``isinstance`` on pydantic models, which is slow because their
+metaclass is an ``ABCMeta``).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from emulator.campaigns import (
-    AddLoyaltyPoints,
-    AddLoyaltyPointsSpec,
-    CampaignSet,
-    CampaignSpec,
-    CartSubtotalAtLeast,
-    Condition,
-    CouponValid,
-    CustomEffect,
-    EffectSpec,
-    EventTypeIs,
-    FirstSession,
-    ItemCategoryPresent,
-    ItemSkuPresent,
-    ProfileAttributeEquals,
-    SessionStateIs,
-    SetDiscount,
-    SetDiscountPerItem,
-    SetDiscountPerItemSpec,
-    SetDiscountSpec,
-    ShowNotification,
-    UpdateAttribute,
+from emulator.campaigns import CampaignSet, CampaignSpec
+from emulator.conditions import Predicate, compile_condition
+from emulator.declarations import BudgetSpec
+from emulator.effects import DISCOUNT_EFFECTS, Apply, Run, compile_effect
+from emulator.facts import (
+    CampaignUsage,
+    CartLine,
+    CouponInfo,
+    Facts,
+    Ledger,
+    Outcome,
+    ProfileUsage,
+    ReferralInfo,
+    SessionFacts,
+    StaticLedger,
 )
-from emulator.money import json_number, round_money
 
 __all__ = [
     "CartLine",
@@ -63,320 +61,6 @@ __all__ = [
 
 Effect = dict[str, Any]
 
-# Seeds the transactionUUID of addLoyaltyPoints, so one evaluation always yields the same UUID.
-_POINTS_NAMESPACE = uuid.UUID("5b1f1c0e-8d3f-4f5e-9a53-3c1a7d9e2b10")
-
-
-@lru_cache(maxsize=65_536)
-def _transaction_uuid(seed: str) -> str:
-    # Sessions are re-evaluated on every update with the same seed: hashing once is enough.
-    return str(uuid.uuid5(_POINTS_NAMESPACE, seed))
-
-
-@dataclass(frozen=True, slots=True)
-class CartLine:
-    """One entry of ``cartItems`` as the rules see it."""
-
-    position: int
-    sku: str
-    price: float
-    quantity: int
-    category: str | None = None
-
-    @property
-    def total(self) -> float:
-        return self.price * self.quantity
-
-
-@dataclass(frozen=True, slots=True)
-class SessionFacts:
-    integration_id: str
-    state: str
-    lines: tuple[CartLine, ...]
-    coupon_codes: tuple[str, ...]
-    first_session: bool
-    cart_item_total: float
-    total: float
-
-
-@dataclass(frozen=True, slots=True)
-class Facts:
-    """What one evaluation sees.
-
-    Attributes:
-        event_type: ``talon_session_updated``, ``talon_profile_updated``, a custom event type...
-        profile_id: the customer's integration ID (``None`` for anonymous sessions).
-        profile_attributes: the profile's attributes, including this request's changes.
-        session: the session, for session evaluations only.
-        key: a stable identifier of the evaluated entity (seeds transaction UUIDs).
-    """
-
-    event_type: str
-    profile_id: str | None
-    profile_attributes: Mapping[str, Any]
-    session: SessionFacts | None = None
-    key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class CouponInfo:
-    id: int
-    campaign_id: int
-    code: str
-    usage_limit: int
-
-
-@dataclass(slots=True)
-class Outcome:
-    """The result of one evaluation.
-
-    Attributes:
-        effects: the effects, in Talon.One's JSON shape.
-        triggered_campaign_ids: campaigns with at least one rule that fired.
-        attribute_updates: ``(entity, name, value)`` from updateAttribute effects, entity being
-            ``Profile`` or ``Session``.
-    """
-
-    effects: list[Effect] = field(default_factory=list)
-    triggered_campaign_ids: list[int] = field(default_factory=list)
-    attribute_updates: list[tuple[str, str, Any]] = field(default_factory=list)
-
-
-class _Budget:
-    """What is left to discount: the session total and each cart line."""
-
-    __slots__ = ("lines", "total")
-
-    def __init__(self, session: SessionFacts) -> None:
-        self.total = session.total
-        self.lines = {line.position: line.total for line in session.lines}
-
-    def take(self, wanted: float, position: int | None = None) -> float:
-        available = self.total if position is None else min(self.total, self.lines[position])
-        value = round_money(min(wanted, available))
-        if value <= 0:
-            return 0.0
-        self.total -= value
-        if position is not None:
-            self.lines[position] -= value
-        return value
-
-
-class _Run:
-    """The mutable context of one evaluation, handed to the compiled effects."""
-
-    __slots__ = ("budget", "coupon_id", "facts", "outcome")
-
-    def __init__(self, facts: Facts, outcome: Outcome) -> None:
-        self.facts = facts
-        self.outcome = outcome
-        self.budget = _Budget(facts.session) if facts.session is not None else None
-        self.coupon_id: int | None = None
-
-    def emit(self, base: Effect, effect_type: str, props: dict[str, Any]) -> None:
-        effect = {**base, "effectType": effect_type, "props": props}
-        if self.coupon_id is not None:
-            effect["triggeredByCoupon"] = self.coupon_id
-        self.outcome.effects.append(effect)
-
-
-Predicate = Callable[[Facts], bool]
-Apply = Callable[[_Run], None]
-
-
-# --- conditions -------------------------------------------------------------------------------
-
-
-def _same(left: Any, right: Any) -> bool:
-    # YAML `true` must not match the number 1, nor `1` match `true`.
-    if isinstance(left, bool) or isinstance(right, bool):
-        return isinstance(left, bool) and isinstance(right, bool) and left == right
-    return bool(left == right)
-
-
-def _always(_facts: Facts) -> bool:
-    return True
-
-
-def _predicate(condition: Condition) -> Predicate:
-    match condition:
-        case CouponValid():
-            return _always  # coupon rules only run when a usable coupon is present
-
-        case CartSubtotalAtLeast(amount=amount):
-
-            def subtotal(facts: Facts) -> bool:
-                session = facts.session
-                return session is not None and session.cart_item_total >= amount
-
-            return subtotal
-
-        case ItemSkuPresent(skus=skus):
-            wanted_skus = frozenset(skus)
-
-            def sku_present(facts: Facts) -> bool:
-                session = facts.session
-                return session is not None and any(
-                    line.sku in wanted_skus for line in session.lines
-                )
-
-            return sku_present
-
-        case ItemCategoryPresent(categories=categories):
-            wanted_categories = frozenset(categories)
-
-            def category_present(facts: Facts) -> bool:
-                session = facts.session
-                return session is not None and any(
-                    line.category in wanted_categories for line in session.lines
-                )
-
-            return category_present
-
-        case EventTypeIs(types=types):
-            event_types = frozenset(types)
-            return lambda facts: facts.event_type in event_types
-
-        case ProfileAttributeEquals(match=match):
-            name, value = match.attribute, match.value
-
-            def attribute_equals(facts: Facts) -> bool:
-                attributes = facts.profile_attributes
-                return (
-                    facts.profile_id is not None
-                    and name in attributes
-                    and _same(attributes[name], value)
-                )
-
-            return attribute_equals
-
-        case FirstSession(first=first):
-            return lambda facts: facts.session is not None and facts.session.first_session == first
-
-        case SessionStateIs(states=states):
-            session_states = frozenset(states)
-            return lambda facts: facts.session is not None and facts.session.state in session_states
-
-    raise AssertionError(f"unhandled condition {condition!r}")  # pragma: no cover
-
-
-# --- effects ----------------------------------------------------------------------------------
-
-
-def _set_discount(spec: SetDiscountSpec, base: Effect) -> Apply:
-    def apply(run: _Run) -> None:
-        session, budget = run.facts.session, run.budget
-        if session is None or budget is None:
-            return
-        if spec.percentage is not None:
-            wanted = round_money(session.total * spec.percentage / 100)
-        else:
-            wanted = spec.amount or 0.0
-        value = budget.take(wanted)
-        if value > 0:
-            run.emit(base, "setDiscount", {"name": spec.name, "value": json_number(value)})
-
-    return apply
-
-
-def _set_discount_per_item(spec: SetDiscountPerItemSpec, base: Effect) -> Apply:
-    skus = frozenset(spec.skus) if spec.skus is not None else None
-    categories = frozenset(spec.categories) if spec.categories is not None else None
-
-    def apply(run: _Run) -> None:
-        session, budget = run.facts.session, run.budget
-        if session is None or budget is None:
-            return
-        for line in session.lines:
-            if skus is not None and line.sku not in skus:
-                continue
-            if categories is not None and line.category not in categories:
-                continue
-            value = budget.take(round_money(line.total * spec.percentage / 100), line.position)
-            if value > 0:
-                props = {"name": spec.name, "value": json_number(value), "position": line.position}
-                run.emit(base, "setDiscountPerItem", props)
-
-    return apply
-
-
-def _add_loyalty_points(spec: AddLoyaltyPointsSpec, base: Effect, effect_index: int) -> Apply:
-    name = spec.name or str(base["ruleName"])
-    suffix = f"/{base['campaignId']}/{base['ruleIndex']}/{effect_index}"
-
-    def apply(run: _Run) -> None:
-        facts = run.facts
-        if facts.profile_id is None:
-            return  # points need a recipient
-        if spec.points is not None:
-            value = spec.points
-        elif facts.session is not None and spec.points_per_currency_unit is not None:
-            value = round_money(facts.session.cart_item_total * spec.points_per_currency_unit)
-        else:
-            return
-        if value <= 0:
-            return
-        props = {
-            "name": name,
-            "programId": spec.program_id,
-            "subLedgerId": spec.sub_ledger_id,
-            "value": json_number(value),
-            "recipientIntegrationId": facts.profile_id,
-            "transactionUUID": _transaction_uuid(facts.key + suffix),
-        }
-        run.emit(base, "addLoyaltyPoints", props)
-
-    return apply
-
-
-def _fixed(base: Effect, effect_type: str, props: dict[str, Any]) -> Apply:
-    def apply(run: _Run) -> None:
-        # A fresh dict per response: callers may serialise or change it independently.
-        run.emit(base, effect_type, dict(props))
-
-    return apply
-
-
-def _update_attribute(path: str, value: Any, base: Effect) -> Apply:
-    entity, _, name = path.split(".", 2)
-
-    def apply(run: _Run) -> None:
-        facts = run.facts
-        if entity == "Session" and facts.session is None:
-            return
-        if entity == "Profile" and facts.profile_id is None:
-            return
-        run.outcome.attribute_updates.append((entity, name, value))
-        run.emit(base, "updateAttribute", {"path": path, "value": value})
-
-    return apply
-
-
-def _applier(spec: EffectSpec, base: Effect, effect_index: int) -> Apply:
-    match spec:
-        case SetDiscount(spec=discount):
-            return _set_discount(discount, base)
-        case SetDiscountPerItem(spec=per_item):
-            return _set_discount_per_item(per_item, base)
-        case ShowNotification(spec=note):
-            props: dict[str, Any] = {
-                "notificationType": note.notification_type,
-                "title": note.title,
-                "body": note.body,
-            }
-            return _fixed(base, "showNotification", props)
-        case AddLoyaltyPoints(spec=points):
-            return _add_loyalty_points(points, base, effect_index)
-        case CustomEffect(spec=custom):
-            payload = {"effectId": custom.effect_id, "name": custom.name, "payload": custom.payload}
-            return _fixed(base, "customEffect", payload)
-        case UpdateAttribute(spec=update):
-            return _update_attribute(update.path, update.value, base)
-    raise AssertionError(f"unhandled effect {spec!r}")  # pragma: no cover
-
-
-# --- the engine -------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True, slots=True)
 class _RulePlan:
@@ -384,8 +68,11 @@ class _RulePlan:
     name: str
     base: Effect
     needs_coupon: bool
+    needs_referral: bool
     predicates: tuple[Predicate, ...]
     effects: tuple[Apply, ...]
+    discount_effect: int | None
+    """The index of the rule's first discount effect."""
 
     def failing_condition(self, facts: Facts) -> int | None:
         for index, predicate in enumerate(self.predicates):
@@ -398,10 +85,14 @@ class _RulePlan:
 class _CampaignPlan:
     campaign: CampaignSpec
     rules: tuple[_RulePlan, ...]
-    needs_coupon: bool
+    needs_code: bool
+    """Every rule needs a coupon or a referral code."""
+    has_budgets: bool
+    plain_rules: tuple[_RulePlan, ...]
+    """The rules that need no code (all a campaign without budgets runs when none is sent)."""
 
 
-def _plan(campaign: CampaignSpec) -> _CampaignPlan:
+def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
     rules = []
     for index, rule in enumerate(campaign.rules):
         base: Effect = {
@@ -410,17 +101,27 @@ def _plan(campaign: CampaignSpec) -> _CampaignPlan:
             "ruleIndex": index,
             "ruleName": rule.name,
         }
+        discount = next(
+            (i for i, spec in enumerate(rule.effects) if isinstance(spec, DISCOUNT_EFFECTS)), None
+        )
         rules.append(
             _RulePlan(
                 index=index,
                 name=rule.name,
                 base=base,
                 needs_coupon=rule.needs_coupon,
-                predicates=tuple(_predicate(condition) for condition in rule.conditions),
-                effects=tuple(_applier(spec, base, i) for i, spec in enumerate(rule.effects)),
+                needs_referral=rule.needs_referral,
+                predicates=tuple(compile_condition(condition) for condition in rule.conditions),
+                effects=tuple(
+                    compile_effect(spec, base, i, campaigns, campaign)
+                    for i, spec in enumerate(rule.effects)
+                ),
+                discount_effect=discount,
             )
         )
-    return _CampaignPlan(campaign, tuple(rules), all(rule.needs_coupon for rule in rules))
+    needs_code = all(rule.needs_coupon or rule.needs_referral for rule in rules)
+    plain = tuple(rule for rule in rules if not (rule.needs_coupon or rule.needs_referral))
+    return _CampaignPlan(campaign, tuple(rules), needs_code, campaign.budgets.any, plain)
 
 
 def _reject(base: Effect, code: str, coupon_id: int, reason: str, **extra: Any) -> Effect:
@@ -432,19 +133,100 @@ def _reject(base: Effect, code: str, coupon_id: int, reason: str, **extra: Any) 
     }
 
 
-def _coupon_not_found(code: str) -> Effect:
+def _reject_referral(base: Effect, code: str, reason: str, **extra: Any) -> Effect:
     return {
-        "campaignId": 0,
-        "rulesetId": 0,
-        "ruleIndex": 0,
-        "ruleName": "",
-        "effectType": "rejectCoupon",
-        "props": {"value": code, "rejectionReason": "CouponNotFound"},
+        **base,
+        "effectType": "rejectReferral",
+        "props": {"value": code, "rejectionReason": reason, **extra},
     }
+
+
+# Talon.One reports codes it cannot find under campaign 0.
+_NOT_FOUND_BASE: Effect = {"campaignId": 0, "rulesetId": 0, "ruleIndex": 0, "ruleName": ""}
+
+
+_CENT = 0.005
 
 
 def _coupon_always_available(_coupon: CouponInfo) -> bool:
     return True
+
+
+def _coupon_problem(
+    info: CouponInfo,
+    run: Run,
+    coupon_available: Callable[[CouponInfo], bool],
+    budgets: BudgetSpec,
+    usage: CampaignUsage | None,
+    profile_usage: ProfileUsage | None,
+) -> str | None:
+    """Why the coupon cannot be used in this evaluation (``None``: it can)."""
+    facts, ledger = run.facts, run.ledger
+    profile_id = facts.profile_id
+    now = facts.now
+    if now is not None:
+        if info.start_date is not None and now < info.start_date:
+            return "CouponStartDateInFuture"
+        if info.expiry_date is not None and now >= info.expiry_date:
+            return "CouponExpired"
+    if info.recipient is not None and info.recipient != profile_id:
+        return "CouponRecipientDoesNotMatch"
+    if info.reservation_mandatory:
+        if not profile_id:
+            return "ProfileRequired"
+        if not ledger.coupon_reserved(info.id, profile_id):
+            return "CouponReservationRequired"
+    if not coupon_available(info) or (
+        info.usage_limit and ledger.coupon_uses(info.id) >= info.usage_limit
+    ):
+        return "CouponLimitReached"
+    if usage is not None:
+        limit = budgets.coupon_redemptions
+        if limit is not None and usage.coupon_redemptions >= limit:
+            return "CampaignLimitReached"
+        limit = budgets.profile_coupon_redemptions
+        if limit is not None:
+            if profile_usage is None:
+                return "ProfileRequired"
+            if profile_usage.coupon_redemptions >= limit:
+                return "ProfileLimitReached"
+    return None
+
+
+def _referral_problem(
+    info: ReferralInfo,
+    run: Run,
+    budgets: BudgetSpec,
+    usage: CampaignUsage | None,
+    profile_usage: ProfileUsage | None,
+) -> str | None:
+    """Why the referral code cannot be used in this evaluation (``None``: it can)."""
+    facts = run.facts
+    profile_id = facts.profile_id
+    now = facts.now
+    if now is not None:
+        if info.start_date is not None and now < info.start_date:
+            return "ReferralStartDateInFuture"
+        if info.expiry_date is not None and now >= info.expiry_date:
+            return "ReferralExpired"
+    if profile_id is not None and profile_id == info.advocate:
+        return "ReferralRecipientIdSameAsAdvocate"
+    if info.friend is not None and info.friend != profile_id:
+        return "ReferralRecipientDoesNotMatch"
+    if info.usage_limit and run.ledger.referral_uses(info.id) >= info.usage_limit:
+        return "ReferralLimitReached"
+    if usage is not None:
+        limit = budgets.referral_redemptions
+        if limit is not None and usage.referral_redemptions >= limit:
+            return "CampaignLimitReached"
+        limit = budgets.profile_referral_redemptions
+        if (
+            limit is not None
+            and profile_usage is not None
+            and profile_usage.referral_redemptions >= limit
+        ):
+            return "ProfileLimitReached"
+    return None
 
 
 class RuleEngine:
@@ -455,16 +237,38 @@ class RuleEngine:
         coupons: dict[str, CouponInfo] = {}
         for campaign in campaigns.campaigns:
             for spec in campaign.coupons:
-                info = CouponInfo(len(coupons) + 1, campaign.id, spec.code, spec.usage_limit)
-                coupons[spec.code.lower()] = info
+                coupons[spec.code.lower()] = CouponInfo(
+                    id=len(coupons) + 1,
+                    campaign_id=campaign.id,
+                    code=spec.code,
+                    usage_limit=spec.usage_limit,
+                    start_date=spec.start_date,
+                    expiry_date=spec.expiry_date,
+                    recipient=spec.recipient_integration_id,
+                    reservation_mandatory=spec.reservation_mandatory,
+                )
         self._coupons = coupons
+        giveaways: dict[int, list[tuple[int, str]]] = {}
+        next_id = 1
+        for pool in campaigns.giveaway_pools:
+            giveaways[pool.id] = [(next_id + i, code) for i, code in enumerate(pool.codes)]
+            next_id += len(pool.codes)
+        self._giveaways = giveaways
+        self._static = StaticLedger(coupons, giveaways)
         self._campaigns_by_id = {campaign.id: campaign for campaign in campaigns.campaigns}
-        self._plans = tuple(_plan(campaign) for campaign in campaigns.campaigns)
+        self._plans = tuple(_plan(campaign, campaigns) for campaign in campaigns.campaigns)
+        self._enabled_plans = tuple(plan for plan in self._plans if plan.campaign.enabled)
+        self._plans_by_id = {plan.campaign.id: plan for plan in self._plans}
 
     @property
     def coupons(self) -> Mapping[str, CouponInfo]:
         """Every coupon of every campaign, keyed by the lower-cased code."""
         return self._coupons
+
+    @property
+    def giveaways(self) -> Mapping[int, Sequence[tuple[int, str]]]:
+        """Per giveaway pool, ``(id, code)`` of each of its giveaways."""
+        return self._giveaways
 
     def coupon(self, code: str) -> CouponInfo | None:
         """The coupon for a code, compared case-insensitively as Talon.One does by default."""
@@ -477,41 +281,129 @@ class RuleEngine:
         self,
         facts: Facts,
         coupon_available: Callable[[CouponInfo], bool] = _coupon_always_available,
+        evaluable: Collection[int] | None = None,
+        *,
+        ledger: Ledger | None = None,
     ) -> Outcome:
-        """Run every campaign against ``facts``."""
+        """Run every enabled campaign against ``facts``.
+
+        ``evaluable`` (a dry request's ``evaluableCampaignIds``) runs exactly these campaigns
+        instead, disabled ones included. Coupons (and referral codes) of campaigns that do not
+        run are rejected with ``CouponPartOfNotRunningCampaign``
+        (``ReferralPartOfNotRunningCampaign``). ``ledger`` answers for coupon and referral usage,
+        budgets and giveaway pools (default: nothing used yet); ``coupon_available`` can declare
+        more coupons exhausted.
+        """
+        if ledger is None:
+            ledger = self._static
         outcome = Outcome()
-        run = _Run(facts, outcome)
+        run = Run(facts, outcome, ledger, self.campaigns.application)
         by_campaign: dict[int, list[tuple[str, CouponInfo]]] = {}
         unknown: list[str] = []
-        if facts.session is not None:
-            for code in facts.session.coupon_codes:
-                info = self._coupons.get(code.lower())
+        referral: tuple[str, ReferralInfo] | None = None
+        unknown_referral: str | None = None
+        session = facts.session
+        if session is not None:
+            for code in session.coupon_codes:
+                info = ledger.coupon(code)
                 if info is None:
                     unknown.append(code)
                 else:
                     by_campaign.setdefault(info.campaign_id, []).append((code, info))
-        for plan in self._plans:
-            codes = by_campaign.get(plan.campaign.id, ())
-            if not codes and plan.needs_coupon:
-                continue  # every rule needs a coupon of this campaign, and there is none
-            if self._evaluate_campaign(plan, run, codes, coupon_available):
-                outcome.triggered_campaign_ids.append(plan.campaign.id)
-        outcome.effects.extend(_coupon_not_found(code) for code in unknown)
+            if session.referral_code:
+                found = ledger.referral(session.referral_code)
+                if found is None:
+                    unknown_referral = session.referral_code
+                else:
+                    referral = (session.referral_code, found)
+        if evaluable is None:
+            plans = self._enabled_plans
+        else:
+            plans = tuple(plan for plan in self._plans if plan.campaign.id in evaluable)
+        if (by_campaign or referral) and len(plans) != len(self._plans):
+            running = {plan.campaign.id for plan in plans}
+            for campaign_id in [key for key in by_campaign if key not in running]:
+                first_rule = self._plans_by_id[campaign_id].rules[0]
+                for code, info in by_campaign.pop(campaign_id):
+                    reason = "CouponPartOfNotRunningCampaign"
+                    outcome.effects.append(_reject(first_rule.base, code, info.id, reason))
+            if referral is not None and referral[1].campaign_id not in running:
+                first_rule = self._plans_by_id[referral[1].campaign_id].rules[0]
+                reason = "ReferralPartOfNotRunningCampaign"
+                outcome.effects.append(_reject_referral(first_rule.base, referral[0], reason))
+                referral = None
+        for plan in plans:
+            campaign_id = plan.campaign.id
+            codes = by_campaign.get(campaign_id, ())
+            own_referral = (
+                referral
+                if referral is not None and referral[1].campaign_id == campaign_id
+                else None
+            )
+            if not codes and own_referral is None:
+                if plan.needs_code:
+                    continue  # every rule needs a coupon or referral of this campaign
+                if self._run_plain(plan, run):
+                    outcome.triggered_campaign_ids.append(campaign_id)
+                continue
+            if self._evaluate_campaign(plan, run, codes, own_referral, coupon_available):
+                outcome.triggered_campaign_ids.append(campaign_id)
+        for code in unknown:
+            props = {"value": code, "rejectionReason": "CouponNotFound"}
+            outcome.effects.append(
+                {**_NOT_FOUND_BASE, "effectType": "rejectCoupon", "props": props}
+            )
+        if unknown_referral is not None:
+            outcome.effects.append(
+                _reject_referral(_NOT_FOUND_BASE, unknown_referral, "ReferralNotFound")
+            )
         return outcome
+
+    @staticmethod
+    def _run_plain(plan: _CampaignPlan, run: Run) -> bool:
+        """The fast path: a campaign for which the session carries no code."""
+        facts = run.facts
+        fired = False
+        for rule in plan.plain_rules:
+            for predicate in rule.predicates:
+                if not predicate(facts):
+                    break
+            else:
+                limit = plan.campaign.budgets.discount
+                if not fired and limit is not None:
+                    spent = run.ledger.campaign_usage(plan.campaign.id).discount
+                    run.discount_left = limit - spent
+                fired = True
+                for apply in rule.effects:
+                    apply(run)
+        run.discount_left = None
+        return fired
 
     @staticmethod
     def _evaluate_campaign(
         plan: _CampaignPlan,
-        run: _Run,
+        run: Run,
         codes: Sequence[tuple[str, CouponInfo]],
+        referral: tuple[str, ReferralInfo] | None,
         coupon_available: Callable[[CouponInfo], bool],
     ) -> bool:
         effects = run.outcome.effects
+        campaign = plan.campaign
+        budgets = campaign.budgets
         first_rule = plan.rules[0]
+        profile_id = run.facts.profile_id
+        usage: CampaignUsage | None = None
+        profile_usage: ProfileUsage | None = None
+        if plan.has_budgets:
+            usage = run.ledger.campaign_usage(campaign.id)
+            if profile_id:
+                profile_usage = run.ledger.profile_usage(campaign.id, profile_id)
+
         active: tuple[str, CouponInfo] | None = None
         for code, info in codes:
-            if not coupon_available(info):
-                effects.append(_reject(first_rule.base, code, info.id, "CouponLimitReached"))
+            reason = _coupon_problem(info, run, coupon_available, budgets, usage, profile_usage)
+            if reason is not None:
+                effects.append(_reject(first_rule.base, code, info.id, reason))
             elif active is not None:
                 details = "one coupon per campaign per session"
                 effects.append(
@@ -521,16 +413,51 @@ class RuleEngine:
                 )
             else:
                 active = (code, info)
+        active_referral = referral
+        if referral is not None:
+            reason = _referral_problem(referral[1], run, budgets, usage, profile_usage)
+            if reason is not None:
+                effects.append(_reject_referral(first_rule.base, referral[0], reason))
+                active_referral = None
 
-        fired = accepted = False
-        first_failure: tuple[_RulePlan, int] | None = None
+        discount_left: float | None = None
+        if usage is not None and budgets.discount is not None:
+            discount_left = budgets.discount - usage.discount
+        run.discount_left = discount_left
+        run.referral = active_referral[1] if active_referral is not None else None
+        fired = accepted = referral_accepted = False
+        coupon_failure: tuple[_RulePlan, int] | None = None
+        referral_failure: tuple[_RulePlan, int] | None = None
         for rule in plan.rules:
             if rule.needs_coupon and active is None:
                 continue
+            if rule.needs_referral and active_referral is None:
+                continue
             failing = rule.failing_condition(run.facts)
             if failing is not None:
-                if rule.needs_coupon and first_failure is None:
-                    first_failure = (rule, failing)
+                if rule.needs_coupon and coupon_failure is None:
+                    coupon_failure = (rule, failing)
+                if rule.needs_referral and referral_failure is None:
+                    referral_failure = (rule, failing)
+                continue
+            if (
+                rule.discount_effect is not None
+                and run.discount_left is not None
+                and run.discount_left < _CENT
+                and (rule.needs_coupon or rule.needs_referral)
+            ):
+                # The discount budget is spent: the code cannot give what the rule promises.
+                details = "the campaign's discount budget is spent"
+                extra = {"effectIndex": rule.discount_effect, "details": details}
+                reason = "EffectCouldNotBeApplied"
+                if active is not None and rule.needs_coupon and not accepted:
+                    code, info = active
+                    effects.append(_reject(rule.base, code, info.id, reason, **extra))
+                    active = None
+                if active_referral is not None and rule.needs_referral and not referral_accepted:
+                    effects.append(_reject_referral(rule.base, active_referral[0], reason, **extra))
+                    active_referral = None
+                    run.referral = None
                 continue
             fired = True
             run.coupon_id = None
@@ -539,18 +466,34 @@ class RuleEngine:
                 if not accepted:
                     run.emit(rule.base, "acceptCoupon", {"value": active[0]})
                     accepted = True
+            if rule.needs_referral and active_referral is not None and not referral_accepted:
+                run.emit(rule.base, "acceptReferral", {"value": active_referral[0]})
+                referral_accepted = True
             for apply in rule.effects:
                 apply(run)
         run.coupon_id = None
+        run.referral = None
+        run.discount_left = None
         if active is not None and not accepted:
             code, info = active
-            if first_failure is None:
+            if coupon_failure is None:
                 reason = "CouponPartOfNotTriggeredCampaign"
                 effects.append(_reject(first_rule.base, code, info.id, reason))
             else:
-                rule, condition_index = first_failure
+                rule, condition_index = coupon_failure
                 reason = "CouponRejectedByCondition"
                 effects.append(
                     _reject(rule.base, code, info.id, reason, conditionIndex=condition_index)
+                )
+        if active_referral is not None and not referral_accepted:
+            code = active_referral[0]
+            if referral_failure is None:
+                reason = "ReferralPartOfNotTriggeredCampaign"
+                effects.append(_reject_referral(first_rule.base, code, reason))
+            else:
+                rule, condition_index = referral_failure
+                reason = "ReferralRejectedByCondition"
+                effects.append(
+                    _reject_referral(rule.base, code, reason, conditionIndex=condition_index)
                 )
         return fired

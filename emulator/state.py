@@ -1,4 +1,4 @@
-"""The emulator's store: sessions, profiles, coupon counters and the request log.
+"""The emulator's store: sessions, profiles, promotions, audiences, catalogs, the request log.
 
 Plain mutable records in dicts keyed by integration ID; the operations in
 :mod:`emulator.operations` read and change them. Everything runs on the server's event loop, so
@@ -13,7 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from emulator.audiences import AudienceStore
 from emulator.campaigns import CampaignSet
+from emulator.catalogs import CatalogStore
+from emulator.ledger import CouponRecord, PromotionLedger
 from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE, RequestLog
 from emulator.rules import CouponInfo, RuleEngine
 
@@ -41,7 +44,7 @@ def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and ``Z``, as Talon.One answers."""
     if moment.tzinfo is not UTC:
         moment = moment.astimezone(UTC)
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
 
 
 @dataclass(slots=True)
@@ -126,19 +129,6 @@ class SessionRecord:
         return sum(item.price * item.returned for item in self.items)
 
 
-@dataclass(slots=True)
-class CouponRecord:
-    info: CouponInfo
-    created: str
-    usage_counter: int = 0
-    redemptions: dict[str, int] = field(default_factory=dict)
-    """Redemptions per profile integration ID."""
-
-    def available(self) -> bool:
-        limit = self.info.usage_limit
-        return limit == 0 or self.usage_counter < limit
-
-
 class EmulatorState:
     """Everything one emulated Application remembers.
 
@@ -167,9 +157,13 @@ class EmulatorState:
         self.started = format_time(clock())
         self.sessions: dict[str, SessionRecord] = {}
         self.profiles: dict[str, ProfileRecord] = {}
-        self.coupons: dict[int, CouponRecord] = {
-            info.id: CouponRecord(info, self.started) for info in self.engine.coupons.values()
-        }
+        # Coupons, referrals, giveaways and campaign budgets; `coupons` is the ledger's.
+        self.ledger = PromotionLedger(
+            self.engine.coupons.values(), self.engine.giveaways, self.started
+        )
+        self.coupons: dict[int, CouponRecord] = self.ledger.coupons
+        self.audiences = AudienceStore()
+        self.catalogs = CatalogStore(campaigns.catalogs, self.started, clock())
         self.request_log = RequestLog(request_log_size)
         self._ids: dict[_IdKind, itertools.count[int]] = {
             "session": itertools.count(1),
@@ -181,6 +175,10 @@ class EmulatorState:
     def next_id(self, kind: _IdKind) -> int:
         """The next internal ID of an entity kind (1, 2, ...)."""
         return next(self._ids[kind])
+
+    def now_stamp(self) -> str:
+        """The current time as Talon.One prints it."""
+        return format_time(self.clock())
 
     def coupon_available(self, info: CouponInfo) -> bool:
         return self.coupons[info.id].available()

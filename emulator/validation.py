@@ -24,10 +24,12 @@ from emulator.models import (
     CustomerProfileIntegrationRequestV2,
     IntegrationEventV2Request,
     IntegrationRequest,
+    MultipleCustomerProfileIntegrationRequest,
     ReturnIntegrationRequest,
 )
 
 __all__ = [
+    "bulk_profile_request",
     "check_attributes",
     "event_request",
     "parse_bool",
@@ -37,6 +39,7 @@ __all__ = [
     "profile_request",
     "return_request",
     "session_request",
+    "validate_body",
 ]
 
 _Model = TypeVar("_Model", bound=BaseModel)
@@ -118,6 +121,15 @@ def _validate(model: type[_Model], body: Any) -> _Model:
         return model.model_validate(body)
     except ValidationError as exc:
         raise InvalidDataError(tuple(_detail(error) for error in exc.errors())) from exc
+
+
+def validate_body(model: type[_Model], body: Any) -> _Model:
+    """Validate a JSON body against a request model; every problem becomes a 400 detail.
+
+    Raises:
+        InvalidDataError: the body does not match the model.
+    """
+    return _validate(model, body)
 
 
 def parse_json(raw: bytes) -> Any:
@@ -221,6 +233,24 @@ def profile_request(body: Any, campaigns: CampaignSet) -> CustomerProfileIntegra
         ("attributes",),
         errors,
     )
+    _raise_if(errors)
+    return request
+
+
+def bulk_profile_request(
+    body: Any, campaigns: CampaignSet
+) -> MultipleCustomerProfileIntegrationRequest:
+    """Validate an update-multiple-customer-profiles body, including declared attributes."""
+    request = _validate(MultipleCustomerProfileIntegrationRequest, body)
+    errors: list[ApiErrorDetail] = []
+    for index, item in enumerate(request.customer_profiles or ()):
+        check_attributes(
+            item.attributes,
+            campaigns.attributes.customer_profile,
+            "CustomerProfile",
+            ("customerProfiles", index, "attributes"),
+            errors,
+        )
     _raise_if(errors)
     return request
 

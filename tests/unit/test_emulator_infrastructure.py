@@ -75,6 +75,8 @@ def test_request_log_entry_shape() -> None:
         "status",
         "started",
         "ended",
+        "replayed",
+        "fault",
     }
     assert entry["body"] == {"type": "review_submitted"}
     assert orjson.loads(log.to_json()) == [entry]

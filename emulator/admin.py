@@ -1,0 +1,169 @@
+"""The admin API: inspection and fault control, beside the Talon.One paths and without a key.
+
+::
+
+    GET    /__emulator/health               status, counts, whether an outage is on
+    GET    /__emulator/requests[?since=SEQ] the request log (entries with seq > SEQ)
+    DELETE /__emulator/requests             clear the log (seq keeps counting)
+    GET    /__emulator/faults               fault settings + current outage windows
+    PUT    /__emulator/faults               replace the fault settings (FaultSettings JSON)
+    GET    /__emulator/outage               {"active", "windows"}
+    POST   /__emulator/outage               start an outage: {"seconds"?, "startAfterSeconds"?},
+                                            or switch it off: {"active": false}
+    DELETE /__emulator/outage               end every outage window
+    DELETE /__emulator/idempotency          forget every stored Idempotency-Key answer
+
+Errors are Talon.One-shaped: ``{"message", "errors": [{title, details, source}], "StatusCode"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from emulator.faults import FaultInjector, FaultSettings
+from emulator.idempotency import IdempotencyStore
+from emulator.state import EmulatorState
+
+__all__ = ["ADMIN_PREFIX", "admin_routes"]
+
+ADMIN_PREFIX = "/__emulator"
+_JSON = "application/json"
+
+
+class _OutageRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    active: bool = True
+    seconds: Annotated[float, Field(gt=0)] | None = None
+    start_after_s: Annotated[float, Field(ge=0)] = Field(default=0.0, alias="startAfterSeconds")
+
+
+def _json(status: int, payload: Any) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), content_type=_JSON)
+
+
+def _invalid(message: str, errors: list[dict[str, Any]]) -> web.Response:
+    return _json(400, {"message": message, "errors": errors, "StatusCode": 400})
+
+
+def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {
+            "title": "Invalid",
+            "details": error["msg"],
+            "source": {
+                "pointer": "".join(f"/{part}" for part in error["loc"] if not callable(part))
+            },
+        }
+        for error in exc.errors()
+    ]
+
+
+async def _read_json(request: web.Request) -> tuple[Any, web.Response | None]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}, None
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError as exc:
+        error = {"title": "Invalid JSON", "details": str(exc), "source": {"pointer": ""}}
+        return None, _invalid("The submitted data was invalid", [error])
+
+
+def admin_routes(
+    state: EmulatorState, faults: FaultInjector, idempotency: IdempotencyStore
+) -> list[web.RouteDef]:
+    """The admin API's routes over one emulator's store, fault injector and idempotency store."""
+
+    async def health(_request: web.Request) -> web.Response:
+        return _json(
+            200,
+            {
+                "status": "ok",
+                "applicationId": state.application_id,
+                "campaigns": len(state.campaigns.campaigns),
+                "sessions": len(state.sessions),
+                "profiles": len(state.profiles),
+                "requests": len(state.request_log),
+                "idempotencyKeys": len(idempotency),
+                "outageActive": faults.outage_active(),
+            },
+        )
+
+    async def requests(request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            error = {
+                "title": "Invalid type",
+                "details": "since must be an integer",
+                "source": {"parameter": "since"},
+            }
+            return _invalid("since must be an integer", [error])
+        body = state.request_log.to_json(since)
+        return web.Response(status=200, body=body, content_type=_JSON)
+
+    async def clear_requests(_request: web.Request) -> web.Response:
+        state.request_log.clear()
+        return web.Response(status=204)
+
+    async def get_faults(_request: web.Request) -> web.Response:
+        return _json(200, faults.snapshot())
+
+    async def put_faults(request: web.Request) -> web.Response:
+        document, problem = await _read_json(request)
+        if problem is not None:
+            return problem
+        try:
+            settings = FaultSettings.model_validate(document)
+        except ValidationError as exc:
+            return _invalid("The submitted data was invalid", _validation_errors(exc))
+        # Outage windows are replaced only when the body says which ones it wants.
+        keep = not (isinstance(document, dict) and "outages" in document)
+        faults.apply(settings, keep_outages=keep)
+        return _json(200, faults.snapshot())
+
+    def outage_status() -> dict[str, Any]:
+        snapshot = faults.snapshot()
+        return {"active": snapshot["outageActive"], "windows": snapshot["outageWindows"]}
+
+    async def get_outage(_request: web.Request) -> web.Response:
+        return _json(200, outage_status())
+
+    async def post_outage(request: web.Request) -> web.Response:
+        document, problem = await _read_json(request)
+        if problem is not None:
+            return problem
+        try:
+            command = _OutageRequest.model_validate(document)
+        except ValidationError as exc:
+            return _invalid("The submitted data was invalid", _validation_errors(exc))
+        if command.active:
+            faults.start_outage(command.seconds, command.start_after_s)
+        else:
+            faults.end_outages()
+        return _json(200, outage_status())
+
+    async def delete_outage(_request: web.Request) -> web.Response:
+        faults.end_outages()
+        return web.Response(status=204)
+
+    async def clear_idempotency(_request: web.Request) -> web.Response:
+        idempotency.clear()
+        return web.Response(status=204)
+
+    return [
+        web.get(f"{ADMIN_PREFIX}/health", health),
+        web.get(f"{ADMIN_PREFIX}/requests", requests),
+        web.delete(f"{ADMIN_PREFIX}/requests", clear_requests),
+        web.get(f"{ADMIN_PREFIX}/faults", get_faults),
+        web.put(f"{ADMIN_PREFIX}/faults", put_faults),
+        web.get(f"{ADMIN_PREFIX}/outage", get_outage),
+        web.post(f"{ADMIN_PREFIX}/outage", post_outage),
+        web.delete(f"{ADMIN_PREFIX}/outage", delete_outage),
+        web.delete(f"{ADMIN_PREFIX}/idempotency", clear_idempotency),
+    ]
