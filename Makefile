@@ -7,7 +7,7 @@ EVENTS ?= 5000
 RATE   ?= 150
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck bench clean
+.PHONY: help run test lint typecheck bench bench-backlog bench-sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +33,12 @@ typecheck: $(STAMP)  ## mypy --strict on workers/ and emulator/
 
 bench: $(STAMP)  ## throughput benchmark: naive, partition_serial, talon_stream, ceiling (bench/results/)
 	$(BIN)/python bench/run.py
+
+bench-backlog: $(STAMP)  ## drain 1,000,000 events over 200,000 customers: peak RSS, cost per event
+	$(BIN)/python bench/backlog.py
+
+bench-sweep: $(STAMP)  ## latency and key-count sweeps across the four contenders
+	$(BIN)/python bench/sweep.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

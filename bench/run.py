@@ -185,10 +185,10 @@ class Stack:
     events: int
 
 
-def run_worker(
-    stack: Stack, name: str, dispatch: str, max_in_flight: int, window_s: float | None
-) -> dict[str, Any]:
-    """The real worker as a child process; returns eps, CPU per event and peak RSS."""
+def run_worker_process(
+    stack: Stack, name: str, dispatch: str, max_in_flight: int
+) -> tuple[Any, Watch]:
+    """Start the real worker as a child process on the stack, and a watch of its outcomes."""
     effects, dlq = f"bench.effects.{name}", f"bench.dlq.{name}"
     stack.broker.create_topics({effects: 12, dlq: 1})
     env = {
@@ -212,6 +212,14 @@ def run_worker(
         env=env,
         stderr=None,
     )
+    return process, watch
+
+
+def run_worker(
+    stack: Stack, name: str, dispatch: str, max_in_flight: int, window_s: float | None
+) -> dict[str, Any]:
+    """The real worker as a child process; returns eps, CPU per event and peak RSS."""
+    process, watch = run_worker_process(stack, name, dispatch, max_in_flight)
     try:
         if not watch.wait_for(1, 60):
             raise SystemExit(f"{name}: no outcome within 60 s")
