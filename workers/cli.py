@@ -8,7 +8,9 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,6 +40,18 @@ def _tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it is installed (Linux, macOS): its loop and transports cut
+    the worker's CPU per call markedly (docs/benchmarks.md); asyncio's loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
 
 
 def _setup_logging(level: str) -> None:
@@ -99,7 +113,7 @@ def run(
 
     _tune_gc()
     try:
-        asyncio.run(serve())
+        run_event_loop(serve())
     except TalonFatalError as exc:
         raise _exit(
             EXIT_TALON_FATAL,
