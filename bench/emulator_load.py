@@ -10,10 +10,11 @@ the CPU the emulator process used (from ``/proc``, so Linux only)::
 
 Two load clients:
 
-* ``--client raw`` (default): HTTP/1.1 over asyncio protocols, requests prebuilt as bytes. It
-  needs ~30 µs of CPU per request, so the emulator, not the client, is what is measured.
-* ``--client aiohttp``: an ``aiohttp.ClientSession``. It needs ~300 µs of CPU per request, about
-  as much as the emulator, so on a two-core machine it caps the rate near 2,000-3,000/s.
+* ``--client raw`` (default): HTTP/1.1 over asyncio protocols, requests built as bytes. It
+  needs ~75 µs of CPU per request on the development VM, a sixth of the emulator's, so the
+  emulator, not the client, is what is measured.
+* ``--client aiohttp``: an ``aiohttp.ClientSession``. It needs ~300 µs of CPU per request on
+  the same VM, close to the emulator's, so it saturates first (1,350-1,700/s there).
 
 Both use uvloop when it is installed. ``--url`` load-tests an emulator that is already running
 (no CPU figure then). Arguments after ``--`` go to the emulator command, e.g.

@@ -11,6 +11,7 @@ Public API::
     with EmulatorServer(EmulatorConfig(api_keys=["test-key"])) as server:
         server.base_url                       # http://127.0.0.1:PORT
         server.state.request_log.entries()    # every call the emulator answered
+        server.faults.apply(FaultSettings(error_rates={503: 0.1}))   # inject faults
 """
 
 from emulator.app import STATE_KEY, create_app
@@ -22,6 +23,8 @@ from emulator.errors import (
     ConfigError,
     EmulatorError,
 )
+from emulator.faults import FaultInjector, FaultSettings
+from emulator.idempotency import IdempotencyStore
 from emulator.operations import IntegrationService
 from emulator.requestlog import RequestLog, RequestLogEntry
 from emulator.server import EmulatorServer, run_forever
@@ -37,6 +40,9 @@ __all__ = [
     "EmulatorError",
     "EmulatorServer",
     "EmulatorState",
+    "FaultInjector",
+    "FaultSettings",
+    "IdempotencyStore",
     "IntegrationService",
     "RequestLog",
     "RequestLogEntry",

@@ -25,6 +25,26 @@ Talon.One paths (as in the Integration API specification)::
     PUT  /v2/audience_customers/{audienceId}/attributes     updateAudienceCustomersAttributes
     PUT  /v1/catalogs/{catalogId}/sync                      syncCatalog
     POST /v1/best_prior_price                               bestPriorPrice
+    GET  /v1/loyalty_programs/{id}/profile/{integrationId}/balances       getLoyaltyBalances
+    GET  /v1/loyalty_programs/{id}/profile/{integrationId}/transactions
+                                                getLoyaltyProgramProfileTransactions
+    GET  /v1/loyalty_programs/{id}/profile/{integrationId}/points
+                                                getLoyaltyProgramProfilePoints
+    POST /v1/loyalty_programs/{id}/profile/{integrationId}/delete_transactions
+                                                deleteLoyaltyTransactionsFromLedgers
+    POST /v1/loyalty_programs/{id}/activate_points          activateLoyaltyPoints
+    POST /v1/loyalty_programs/{id}/cards                    generateLoyaltyCard
+    GET  /v1/loyalty_programs/{id}/cards/{loyaltyCardId}/balances      getLoyaltyCardBalances
+    GET  /v1/loyalty_programs/{id}/cards/{loyaltyCardId}/transactions  getLoyaltyCardTransactions
+    GET  /v1/loyalty_programs/{id}/cards/{loyaltyCardId}/points        getLoyaltyCardPoints
+    POST /v2/loyalty_programs/{id}/cards/{loyaltyCardId}/link_profile  linkLoyaltyCardToProfile
+    POST /v2/loyalty_programs/{id}/cards/{loyaltyCardId}/unlink_profile
+                                                unlinkLoyaltyCardFromProfile
+    DELETE /v1/customer_data/{integrationId}                deleteCustomerData
+    GET  /v1/customer_profiles/{integrationId}/inventory    getCustomerInventory
+    GET  /v1/customer_profiles/{integrationId}/achievements getCustomerAchievements
+    GET  /v1/customer_profiles/{integrationId}/achievements/{achievementId}
+                                                getCustomerAchievementHistory
 
 Admin paths (no auth) under ``/__emulator``: see :mod:`emulator.admin`.
 """
@@ -43,6 +63,7 @@ from emulator.errors import ApiErrorDetail, InvalidDataError
 from emulator.faults import FaultInjector
 from emulator.handler import Operation, Result, Sleep, TalonHandler
 from emulator.idempotency import IdempotencyStore
+from emulator.loyalty_routes import loyalty_routes
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
 from emulator.validation import parse_bool, parse_silent, parse_time
@@ -250,6 +271,7 @@ def create_app(
                 "/v2/events", api.route(_Operation("trackEventV2", _track_event, gate="profile"))
             ),
             *_promotion_routes(api),
+            *loyalty_routes(api),
             web.route("*", "/{tail:.*}", api.not_found),
         ]
     )

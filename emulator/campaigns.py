@@ -34,9 +34,19 @@ from emulator.declarations import (
     Timestamp,
 )
 from emulator.errors import CampaignFileError
+from emulator.loyalty_declarations import (
+    AchievementSpec,
+    AddLoyaltyPoints,
+    AddLoyaltyPointsSpec,
+    DeductLoyaltyPoints,
+    DeductLoyaltyPointsSpec,
+    LoyaltyProgramSpec,
+    check_loyalty_effect,
+)
 from emulator.models import SessionState
 
 __all__ = [
+    "AchievementSpec",
     "AddFreeItem",
     "AddFreeItemSpec",
     "AddLoyaltyPoints",
@@ -59,6 +69,8 @@ __all__ = [
     "CreateReferralSpec",
     "CustomEffect",
     "CustomEffectSpec",
+    "DeductLoyaltyPoints",
+    "DeductLoyaltyPointsSpec",
     "EffectSpec",
     "EventAttributeEquals",
     "EventTypeIs",
@@ -138,12 +150,6 @@ class EventTypeSpec(_Spec):
 
     description: str | None = None
     attributes: dict[str, AttributeType] = Field(default_factory=dict)
-
-
-class LoyaltyProgramSpec(_Spec):
-    id: Annotated[int, Field(ge=1)]
-    name: Annotated[str, Field(min_length=1)]
-    title: Annotated[str, Field(min_length=1)]
 
 
 class CouponSpec(_Spec):
@@ -325,24 +331,6 @@ class ShowNotificationSpec(_Spec):
     body: str
 
 
-class AddLoyaltyPointsSpec(_Spec):
-    """Fixed ``points``, or ``pointsPerCurrencyUnit`` times the cart subtotal."""
-
-    program_id: int = Field(alias="programId")
-    name: str | None = None
-    sub_ledger_id: str = Field(default="", alias="subLedgerId")
-    points: Annotated[float, Field(gt=0)] | None = None
-    points_per_currency_unit: Annotated[float, Field(gt=0)] | None = Field(
-        default=None, alias="pointsPerCurrencyUnit"
-    )
-
-    @model_validator(mode="after")
-    def _one_value(self) -> Self:
-        if (self.points is None) == (self.points_per_currency_unit is None):
-            raise ValueError("give exactly one of points or pointsPerCurrencyUnit")
-        return self
-
-
 class CustomEffectSpec(_Spec):
     effect_id: int = Field(alias="effectId")
     name: Annotated[str, Field(min_length=1)]
@@ -386,10 +374,6 @@ class AwardGiveaway(_Spec):
 
 class ShowNotification(_Spec):
     spec: ShowNotificationSpec = Field(alias="showNotification")
-
-
-class AddLoyaltyPoints(_Spec):
-    spec: AddLoyaltyPointsSpec = Field(alias="addLoyaltyPoints")
 
 
 class CustomEffect(_Spec):
@@ -446,6 +430,7 @@ EffectSpec = Annotated[
     | Annotated[SetDiscountPerItem, Tag("setDiscountPerItem")]
     | Annotated[ShowNotification, Tag("showNotification")]
     | Annotated[AddLoyaltyPoints, Tag("addLoyaltyPoints")]
+    | Annotated[DeductLoyaltyPoints, Tag("deductLoyaltyPoints")]
     | Annotated[CustomEffect, Tag("customEffect")]
     | Annotated[UpdateAttribute, Tag("updateAttribute")]
     | Annotated[SetDiscountPerAdditionalCost, Tag("setDiscountPerAdditionalCost")]
@@ -513,6 +498,7 @@ class CampaignSet(_Spec):
     additional_costs: tuple[AdditionalCostSpec, ...] = Field(default=(), alias="additionalCosts")
     catalogs: tuple[CatalogSpec, ...] = ()
     giveaway_pools: tuple[GiveawayPoolSpec, ...] = Field(default=(), alias="giveawayPools")
+    achievements: tuple[AchievementSpec, ...] = ()
     campaigns: tuple[CampaignSpec, ...] = ()
 
     @model_validator(mode="after")
@@ -526,7 +512,14 @@ class CampaignSet(_Spec):
         _unique("catalog id", [catalog.id for catalog in self.catalogs])
         _unique("giveaway pool id", [pool.id for pool in self.giveaway_pools])
         _unique("giveaway code", [code for pool in self.giveaway_pools for code in pool.codes])
-        programs = {program.id for program in self.loyalty_programs}
+        programs = {program.id: program for program in self.loyalty_programs}
+        _unique("achievement id", [achievement.id for achievement in self.achievements])
+        campaign_ids = {campaign.id for campaign in self.campaigns}
+        for achievement in self.achievements:
+            if achievement.campaign_id not in campaign_ids:
+                raise ValueError(
+                    f"achievement {achievement.id}: unknown campaign {achievement.campaign_id}"
+                )
         for name in self.event_types:
             if name.startswith("talon_"):
                 raise ValueError(f"event type {name!r} uses the reserved prefix talon_")
@@ -573,10 +566,12 @@ class CampaignSet(_Spec):
 
 
 def _check_effect(
-    effect: EffectSpec, where: str, programs: set[int], attributes: AttributeDeclarations
+    effect: EffectSpec,
+    where: str,
+    programs: Mapping[int, LoyaltyProgramSpec],
+    attributes: AttributeDeclarations,
 ) -> None:
-    if isinstance(effect, AddLoyaltyPoints) and effect.spec.program_id not in programs:
-        raise ValueError(f"{where}: unknown loyalty program {effect.spec.program_id}")
+    check_loyalty_effect(effect, where, programs)
     if isinstance(effect, UpdateAttribute):
         entity, _, name = effect.spec.path.split(".", 2)
         declared = (

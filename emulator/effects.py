@@ -13,7 +13,6 @@ creating another one.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -23,7 +22,6 @@ from typing import Any
 from emulator.campaigns import (
     AddFreeItem,
     AddLoyaltyPoints,
-    AddLoyaltyPointsSpec,
     AwardGiveaway,
     CampaignSet,
     CampaignSpec,
@@ -32,6 +30,7 @@ from emulator.campaigns import (
     CreateReferral,
     CreateReferralSpec,
     CustomEffect,
+    DeductLoyaltyPoints,
     EffectSpec,
     SetDiscount,
     SetDiscountPerAdditionalCost,
@@ -53,6 +52,8 @@ from emulator.facts import (
     ReferralDraft,
     ReferralInfo,
 )
+from emulator.loyalty_declarations import LoyaltyProgramSpec
+from emulator.loyalty_effects import add_loyalty_points, deduct_loyalty_points
 from emulator.money import json_number, round_money
 
 __all__ = ["DISCOUNT_EFFECTS", "Apply", "Run", "compile_effect", "generated_code"]
@@ -61,27 +62,11 @@ Effect = dict[str, Any]
 
 DISCOUNT_EFFECTS = (SetDiscount, SetDiscountPerItem, SetDiscountPerAdditionalCost)
 
-# Seeds the transactionUUID of addLoyaltyPoints, so one evaluation always yields the same UUID.
-_POINTS_NAMESPACE = uuid.UUID("5b1f1c0e-8d3f-4f5e-9a53-3c1a7d9e2b10")
 # Seeds the codes of created coupons and referrals.
 _CODES_NAMESPACE = uuid.UUID("0f6c2d4e-3b1a-4c8e-9d7f-6a5b4c3d2e1f")
 # No 0/O or 1/I: the codes are read by people.
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _CODE_LENGTH = 10
-
-
-_POINTS_PREFIX = _POINTS_NAMESPACE.bytes
-# The variant bits of an RFC 4122 UUID: the first hex digit of the 4th group becomes 8, 9, a or b.
-_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
-
-
-@lru_cache(maxsize=65_536)
-def _transaction_uuid(seed: str) -> str:
-    """``str(uuid.uuid5(_POINTS_NAMESPACE, seed))`` without the UUID objects, which cost a
-    tenth of a session update on the hot path (every seed is new when sessions are)."""
-    # Sessions are re-evaluated on every update with the same seed: hashing once is enough.
-    h = hashlib.sha1(_POINTS_PREFIX + seed.encode(), usedforsecurity=False).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 @lru_cache(maxsize=65_536)
@@ -276,35 +261,6 @@ def _set_discount_per_additional_cost(
     return apply
 
 
-def _add_loyalty_points(spec: AddLoyaltyPointsSpec, base: Effect, effect_index: int) -> Apply:
-    name = spec.name or str(base["ruleName"])
-    suffix = f"/{base['campaignId']}/{base['ruleIndex']}/{effect_index}"
-
-    def apply(run: Run) -> None:
-        facts = run.facts
-        if facts.profile_id is None:
-            return  # points need a recipient
-        if spec.points is not None:
-            value = spec.points
-        elif facts.session is not None and spec.points_per_currency_unit is not None:
-            value = round_money(facts.session.cart_item_total * spec.points_per_currency_unit)
-        else:
-            return
-        if value <= 0:
-            return
-        props = {
-            "name": name,
-            "programId": spec.program_id,
-            "subLedgerId": spec.sub_ledger_id,
-            "value": json_number(value),
-            "recipientIntegrationId": facts.profile_id,
-            "transactionUUID": _transaction_uuid(facts.key + suffix),
-        }
-        run.emit(base, "addLoyaltyPoints", props)
-
-    return apply
-
-
 def _create_coupon(
     spec: CreateCouponSpec, base: Effect, effect_index: int, limit: int | None
 ) -> Apply:
@@ -417,6 +373,10 @@ def _update_attribute(path: str, value: Any, base: Effect) -> Apply:
     return apply
 
 
+def _programs(campaigns: CampaignSet) -> dict[int, LoyaltyProgramSpec]:
+    return {program.id: program for program in campaigns.loyalty_programs}
+
+
 def compile_effect(
     spec: EffectSpec,
     base: Effect,
@@ -445,7 +405,9 @@ def compile_effect(
             }
             return _fixed(base, "showNotification", props, session=False)
         case AddLoyaltyPoints(spec=points):
-            return _add_loyalty_points(points, base, effect_index)
+            return add_loyalty_points(points, base, effect_index, _programs(campaigns))
+        case DeductLoyaltyPoints(spec=deduct):
+            return deduct_loyalty_points(deduct, base, effect_index, _programs(campaigns))
         case CustomEffect(spec=custom):
             payload = {"effectId": custom.effect_id, "name": custom.name, "payload": custom.payload}
             return _fixed(base, "customEffect", payload, session=False)

@@ -23,6 +23,7 @@ __all__ = [
     "Facts",
     "GiveawayAward",
     "Ledger",
+    "LoyaltyView",
     "Outcome",
     "ProfileUsage",
     "ReferralDraft",
@@ -87,6 +88,8 @@ class Facts:
         event_attributes: the custom event's attributes (track event only).
         store_integration_id: the store of the session or event.
         now: the evaluation time; coupon and referral dates are only checked when it is given.
+        loyalty: the customer's (and card's) points, for the loyalty effects that need them
+            (``None`` when no campaign does: points are then only added to profiles).
     """
 
     event_type: str
@@ -97,6 +100,28 @@ class Facts:
     event_attributes: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     store_integration_id: str | None = None
     now: datetime | None = None
+    loyalty: LoyaltyView | None = None
+
+
+class LoyaltyView(Protocol):
+    """The points one evaluation can see and spend (a fresh view per evaluation).
+
+    ``card`` is a loyalty card identifier (card-based programs) or ``None`` (the profile).
+    """
+
+    def card(self, program_id: int) -> str | None:
+        """The active card of this card-based program the session or event carries."""
+
+    def spendable(self, program_id: int, subledger_id: str, card: str | None) -> float:
+        """Active points not yet spent in this evaluation (``inf`` if the balance may go
+        negative)."""
+
+    def spend(self, program_id: int, subledger_id: str, card: str | None, points: float) -> None:
+        """Spend points in this evaluation."""
+
+    def earn(self, program_id: int, card: str | None, points: float) -> tuple[float, float]:
+        """Count points earned on the main ledger in this evaluation; returns the points that
+        decide the tier before and after."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -193,7 +193,7 @@ class TalonHandler:
             delay = injection.delay_s
             fault = injection.fault
             if fault is not None and fault.before:
-                await self._read_for_log(request, operation, trace)
+                await self._read_body(request, operation, trace)
                 if delay > 0:
                     await self._sleep(delay)
                 trace.fault = fault.label
@@ -219,30 +219,26 @@ class TalonHandler:
         return _response(status, data)
 
     @staticmethod
-    async def _read_for_log(
+    async def _read_body(
         request: web.Request, operation: Operation | None, trace: _Trace
-    ) -> None:
+    ) -> InvalidDataError | None:
+        """Read and parse the body into ``trace`` (raw bytes only if valid JSON); the parse
+        error, if any."""
         if operation is None or not operation.reads_body:
-            return
+            return None
         raw = await request.read()
         try:
             trace.body = parse_json(raw)
-            trace.raw = raw
-        except InvalidDataError:
-            pass  # logged without a body, as any malformed body is
+        except InvalidDataError as exc:
+            return exc
+        trace.raw = raw
+        return None
 
     async def _admit(
         self, request: web.Request, operation: Operation | None, trace: _Trace
     ) -> tuple[Operation, Any]:
         """Route found, key accepted, body parsed; in that order, as each check answers."""
-        problem: InvalidDataError | None = None
-        if operation is not None and operation.reads_body:
-            raw = await request.read()
-            try:
-                trace.body = parse_json(raw)
-                trace.raw = raw
-            except InvalidDataError as exc:
-                problem = exc
+        problem = await self._read_body(request, operation, trace)
         if operation is None:
             raise NotFoundError(f"Resource not found: {request.method} {request.path}")
         if request.headers.get("Authorization") not in self._authorizations:

@@ -28,7 +28,6 @@ from emulator.models import IntegrationRequest, NewCustomerSessionV2
 from emulator.money import json_number
 from emulator.promotions import PromotionService
 from emulator.responses import (
-    added_points,
     empty_state,
     integration_state,
     profile_json,
@@ -267,6 +266,7 @@ class IntegrationService:
             session_share=value_after / cart_total if cart_total > 0 else 1.0,
             item_share=item_share,
             item_units=returned_after,
+            recipient=session.profile_id or "",
         )
         stamp = format_time(state.clock())
         items = [
@@ -290,7 +290,7 @@ class IntegrationService:
             if profile is not None:
                 returned_value = sum(session.items[p].price * q for p, q in wanted.items())
                 profile.total_sales -= returned_value
-                self._debit_points(profile, effects)
+            self._record_points(effects, session.profile_id, session_id=session.integration_id)
             state.ledger.give_back(effects, session.profile_id)
         response = integration_state(
             self.state,
@@ -376,19 +376,21 @@ class IntegrationService:
             profile.last_activity = stamp
             self.audiences.apply_changes(integration_id, audience_changes)
             event_id = state.next_id("event")
+        now = state.clock()
         facts = Facts(
             event_type,
             integration_id,
             profile.attributes,
             None,
             f"event/{event_id}",
-            now=state.clock(),
+            now=now,
+            loyalty=state.loyalty.view(integration_id, (), now),
         )
         evaluable = request.evaluable_campaign_ids if dry else None
         outcome = state.engine.evaluate(facts, evaluable=evaluable or None, ledger=state.ledger)
         if not dry:
             self._apply_updates(outcome, None, profile)
-            self._credit_points(profile, outcome.effects)
+            self._record_points(outcome.effects, integration_id, event_id=event_id)
         response = profile_state(
             self.state, profile, outcome, request.response_content, event_type, event_id, stamp, {}
         )
@@ -437,6 +439,7 @@ class IntegrationService:
             profile = state.ensure_profile(profile_id, stamp)
             profile.last_activity = stamp
             event_id = state.next_id("event")
+        now = state.clock()
         facts = Facts(
             request.type,
             profile_id,
@@ -445,13 +448,14 @@ class IntegrationService:
             f"event/{event_id}",
             event_attributes=request.attributes or {},
             store_integration_id=request.store_integration_id,
-            now=state.clock(),
+            now=now,
+            loyalty=state.loyalty.view(profile_id, request.loyalty_cards or (), now),
         )
         evaluable = request.evaluable_campaign_ids if dry else None
         outcome = state.engine.evaluate(facts, evaluable=evaluable or None, ledger=state.ledger)
         if not dry:
             self._apply_updates(outcome, None, profile)
-            self._credit_points(profile, outcome.effects)
+            self._record_points(outcome.effects, profile_id, event_id=event_id)
         if silent:
             return None
         response = profile_state(
@@ -463,6 +467,7 @@ class IntegrationService:
             event_id,
             stamp,
             request.attributes or {},
+            request.loyalty_cards or (),
         )
         return self._with_created(response, outcome, request.response_content, stamp)
 
@@ -611,6 +616,7 @@ class IntegrationService:
             for position, item in enumerate(session.items)
         )
         cart_item_total = session.cart_item_total
+        moment = now if now is not None else self.state.clock()
         facts = Facts(
             event_type=event_type,
             profile_id=session.profile_id,
@@ -632,7 +638,8 @@ class IntegrationService:
             ),
             key=f"session/{session.integration_id}",
             store_integration_id=session.store_integration_id,
-            now=now if now is not None else self.state.clock(),
+            now=moment,
+            loyalty=self.state.loyalty.view(session.profile_id, session.loyalty_cards, moment),
         )
         # evaluableCampaignIds only reach here from dry requests; [] means "not given".
         return self.state.engine.evaluate(
@@ -647,7 +654,9 @@ class IntegrationService:
         if profile is not None:
             profile.closed_sessions += 1
             profile.total_sales += session.total
-            self._credit_points(profile, session.closing_effects)
+        self._record_points(
+            session.closing_effects, session.profile_id, session_id=session.integration_id
+        )
 
     def _undo_close(self, session: SessionRecord, *, cancel: bool = False) -> list[Body]:
         """Roll back what is left of a closed (or partially returned) session.
@@ -655,7 +664,15 @@ class IntegrationService:
         Redemptions and discount budgets are given back; a cancel also gives back referral
         creations (coupon creations never: created coupons stay).
         """
-        effects, _ = plan_rollback(session.closing_effects, session.rolled_back, full=True)
+        effects, _ = plan_rollback(
+            session.closing_effects,
+            session.rolled_back,
+            full=True,
+            recipient=session.profile_id or "",
+        )
+        if not cancel:
+            # A reopen takes back pending points, active ones only if the program says so.
+            effects = self.state.loyalty.reopen_rollbacks(effects, self.state.clock())
         self.state.ledger.give_back(
             effects, session.profile_id, cancelled_effects=session.closing_effects if cancel else ()
         )
@@ -663,7 +680,7 @@ class IntegrationService:
         if profile is not None:
             profile.closed_sessions = max(0, profile.closed_sessions - 1)
             profile.total_sales -= session.total - session.returned_value
-            self._debit_points(profile, effects)
+        self._record_points(effects, session.profile_id, session_id=session.integration_id)
         session.closing_effects = []
         session.rolled_back = []
         return effects
@@ -722,15 +739,19 @@ class IntegrationService:
             response["awardedGiveaways"] = awarded_json(ledger, outcome, stamp)
         return response
 
-    @staticmethod
-    def _credit_points(profile: ProfileRecord, effects: list[Body]) -> None:
-        for program, value in added_points(effects).items():
-            profile.points[program] = profile.points.get(program, 0.0) + value
-
-    @staticmethod
-    def _debit_points(profile: ProfileRecord, rollbacks: list[Body]) -> None:
-        for effect in rollbacks:
-            if effect["effectType"] == "rollbackAddedLoyaltyPoints":
-                program = int(effect["props"]["programId"])
-                value = float(effect["props"]["value"])
-                profile.points[program] = profile.points.get(program, 0.0) - value
+    def _record_points(
+        self,
+        effects: list[Body],
+        profile_id: str | None,
+        *,
+        session_id: str | None = None,
+        event_id: int | None = None,
+    ) -> None:
+        """Persist the loyalty effects: points earned, spent and rolled back."""
+        self.state.loyalty.record(
+            effects,
+            profile_id=profile_id or None,
+            now=self.state.clock(),
+            session_id=session_id,
+            event_id=event_id,
+        )

@@ -12,12 +12,12 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from emulator.ledger import coupon_json, referral_json
+from emulator.loyalty_json import loyalty_json as render_loyalty
 from emulator.money import json_number
 from emulator.rules import Outcome
 from emulator.state import EmulatorState, ProfileRecord, ReturnRecord, SessionRecord
 
 __all__ = [
-    "added_points",
     "campaigns_json",
     "coupons_json",
     "empty_state",
@@ -36,16 +36,6 @@ Body = dict[str, Any]
 def empty_state() -> dict[str, Any]:
     """The three keys every IntegrationStateV2-like answer carries."""
     return {"effects": [], "createdCoupons": [], "createdReferrals": []}
-
-
-def added_points(effects: Iterable[dict[str, Any]]) -> dict[int, float]:
-    """Loyalty points per program from the addLoyaltyPoints effects."""
-    points: dict[int, float] = {}
-    for effect in effects:
-        if effect["effectType"] == "addLoyaltyPoints":
-            program = int(effect["props"]["programId"])
-            points[program] = points.get(program, 0.0) + float(effect["props"]["value"])
-    return points
 
 
 def session_json(state: EmulatorState, session: SessionRecord) -> dict[str, Any]:
@@ -176,26 +166,22 @@ def campaigns_json(state: EmulatorState, campaign_ids: Iterable[int]) -> list[di
 
 
 def loyalty_json(
-    state: EmulatorState, profile: ProfileRecord, pending: dict[int, float] | None = None
+    state: EmulatorState,
+    profile: ProfileRecord | None,
+    effects: Iterable[dict[str, Any]] | None = None,
+    cards: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Loyalty: every program with the profile's balance; ``pending`` adds tentative points."""
-    programs = {}
-    for program in state.campaigns.loyalty_programs:
-        current = profile.points.get(program.id, 0.0)
-        tentative = current + (pending or {}).get(program.id, 0.0)
-        programs[str(program.id)] = {
-            "id": program.id,
-            "title": program.title,
-            "name": program.name,
-            "ledger": {
-                "currentBalance": json_number(round(current, 2)),
-                "pendingBalance": 0,
-                "expiredBalance": 0,
-                "spentBalance": 0,
-                "tentativeCurrentBalance": json_number(round(tentative, 2)),
-            },
-        }
-    return {"programs": programs}
+    """Loyalty: the profile's balances in every profile-based program and those of the known
+    loyalty ``cards``; an open session's ``effects`` make the tentative balances."""
+    store = state.loyalty
+    records = [
+        found
+        for identifier in cards
+        for program_cards in store.cards.values()
+        if (found := program_cards.get(identifier)) is not None
+    ]
+    profile_id = profile.integration_id if profile is not None else None
+    return render_loyalty(store, profile_id, state.clock(), effects, records)
 
 
 def return_json(
@@ -250,9 +236,9 @@ def integration_state(
             body["referral"] = referral_json(referral, inventory=True)
     if "triggeredCampaigns" in content:
         body["triggeredCampaigns"] = campaigns_json(state, triggered)
-    if "loyalty" in content and profile is not None:
-        pending = added_points(effects) if session.state == "open" else None
-        body["loyalty"] = loyalty_json(state, profile, pending)
+    if "loyalty" in content and (profile is not None or session.loyalty_cards):
+        tentative = effects if session.state == "open" else None
+        body["loyalty"] = loyalty_json(state, profile, tentative, session.loyalty_cards)
     if "event" in content:
         body["event"] = event_json(
             state,
@@ -286,8 +272,10 @@ def profile_state(
     event_id: int,
     stamp: str,
     attributes: dict[str, Any],
+    cards: Sequence[str] = (),
 ) -> Body:
-    """CustomerProfileIntegrationResponseV2 / TrackEventV2Response."""
+    """CustomerProfileIntegrationResponseV2 / TrackEventV2Response (``cards``: the event's
+    loyalty cards)."""
     body = empty_state()
     body["effects"] = outcome.effects
     if not content:
@@ -297,7 +285,7 @@ def profile_state(
     if "triggeredCampaigns" in content:
         body["triggeredCampaigns"] = campaigns_json(state, outcome.triggered_campaign_ids)
     if "loyalty" in content:
-        body["loyalty"] = loyalty_json(state, profile)
+        body["loyalty"] = loyalty_json(state, profile, cards=cards)
     if "event" in content:
         body["event"] = event_json(
             state,

@@ -10,6 +10,9 @@ them; a return rolls back the returned share:
 * ``setDiscountPerAdditionalCost`` → ``rollbackDiscount`` with ``additionalCostId`` and
   ``additionalCost``, on cancel and reopen only;
 * ``addLoyaltyPoints`` → ``rollbackAddedLoyaltyPoints``, by the share of the cart value returned;
+  points given per cart item (``cartItemPosition``) by the share of that line's units returned,
+  per returned unit for flattened items;
+* ``deductLoyaltyPoints`` → ``rollbackDeductedLoyaltyPoints``, on cancel and reopen only;
 * ``acceptCoupon`` → ``rollbackCoupon`` and ``acceptReferral`` → ``rollbackReferral``, on cancel
   and reopen only.
 
@@ -46,6 +49,27 @@ def _rollback(effect: Effect, effect_type: str, props: dict[str, Any]) -> Effect
     }
 
 
+_POINTS_ROLLBACKS = {
+    "addLoyaltyPoints": "rollbackAddedLoyaltyPoints",
+    "deductLoyaltyPoints": "rollbackDeductedLoyaltyPoints",
+}
+
+
+def _points_rollback(effect: Effect, value: float, recipient: str) -> Effect:
+    props = effect["props"]
+    rollback_props: dict[str, Any] = {
+        "programId": props["programId"],
+        "subLedgerId": props["subLedgerId"],
+        "value": json_number(value),
+        "recipientIntegrationId": props.get("recipientIntegrationId", recipient),
+        "transactionUUID": props["transactionUUID"],
+    }
+    for key in ("cartItemPosition", "cartItemSubPosition", "cardIdentifier"):
+        if key in props:
+            rollback_props[key] = props[key]
+    return _rollback(effect, _POINTS_ROLLBACKS[effect["effectType"]], rollback_props)
+
+
 def plan_rollback(
     closing_effects: Sequence[Effect],
     rolled_back: Sequence[float],
@@ -54,6 +78,7 @@ def plan_rollback(
     session_share: float = 1.0,
     item_share: Mapping[int, float] | None = None,
     item_units: Mapping[int, int] | None = None,
+    recipient: str = "",
 ) -> tuple[list[Effect], list[float]]:
     """The rollback effects to emit and the new rolled-back amounts; changes nothing.
 
@@ -65,6 +90,8 @@ def plan_rollback(
         item_share: for returns, per cart position the share of units returned in total (0..1).
         item_units: for returns, per cart position the units returned in total (for per-unit
             effects of flattened cart items).
+        recipient: the session's profile integration ID (``recipientIntegrationId`` of
+            ``rollbackDeductedLoyaltyPoints``).
     """
     shares = item_share or {}
     effects: list[Effect] = []
@@ -90,7 +117,17 @@ def plan_rollback(
         elif effect_type == "setDiscountPerAdditionalCost":
             share = 0.0
         elif effect_type == "addLoyaltyPoints":
-            share = session_share
+            if "cartItemPosition" in props:
+                position = int(props["cartItemPosition"])
+                if "cartItemSubPosition" in props:
+                    returned = (item_units or {}).get(position, 0)
+                    share = 1.0 if int(props["cartItemSubPosition"]) < returned else 0.0
+                else:
+                    share = shares.get(position, 0.0)
+            else:
+                share = session_share
+        elif effect_type == "deductLoyaltyPoints":
+            share = 0.0  # spent points only come back with a cancel or reopen
         else:
             continue
         value = float(props["value"])
@@ -99,15 +136,8 @@ def plan_rollback(
         if delta <= 0:
             continue
         amounts[index] = target
-        if effect_type == "addLoyaltyPoints":
-            rollback_props = {
-                "programId": props["programId"],
-                "subLedgerId": props["subLedgerId"],
-                "value": json_number(delta),
-                "recipientIntegrationId": props["recipientIntegrationId"],
-                "transactionUUID": props["transactionUUID"],
-            }
-            effects.append(_rollback(effect, "rollbackAddedLoyaltyPoints", rollback_props))
+        if effect_type in _POINTS_ROLLBACKS:
+            effects.append(_points_rollback(effect, delta, recipient))
             continue
         rollback_props = {"name": props["name"], "value": json_number(delta)}
         if effect_type == "setDiscountPerItem":

@@ -33,7 +33,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.campaigns import CampaignSet, CampaignSpec
+from emulator.campaigns import CampaignSet, CampaignSpec, DeductLoyaltyPoints
 from emulator.conditions import Predicate, compile_condition
 from emulator.declarations import BudgetSpec
 from emulator.effects import DISCOUNT_EFFECTS, Apply, Run, compile_effect
@@ -49,6 +49,7 @@ from emulator.facts import (
     SessionFacts,
     StaticLedger,
 )
+from emulator.loyalty_effects import loyalty_guard
 
 __all__ = [
     "CartLine",
@@ -73,6 +74,20 @@ class _RulePlan:
     effects: tuple[Apply, ...]
     discount_effect: int | None
     """The index of the rule's first discount effect."""
+    deduction_effect: int | None = None
+    """The index of the rule's first deductLoyaltyPoints effect, whose points the last
+    predicate checks."""
+
+    def rejection(self, failing: int, by_condition: str) -> tuple[str, dict[str, Any]]:
+        """Why a code is rejected when this rule failed at predicate ``failing``: a condition
+        (``by_condition``), or too few loyalty points for its deductions."""
+        if self.deduction_effect is not None and failing == len(self.predicates) - 1:
+            details = "not enough loyalty points"
+            return "EffectCouldNotBeApplied", {
+                "effectIndex": self.deduction_effect,
+                "details": details,
+            }
+        return by_condition, {"conditionIndex": failing}
 
     def failing_condition(self, facts: Facts) -> int | None:
         for index, predicate in enumerate(self.predicates):
@@ -93,6 +108,7 @@ class _CampaignPlan:
 
 
 def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
+    programs = {program.id: program for program in campaigns.loyalty_programs}
     rules = []
     for index, rule in enumerate(campaign.rules):
         base: Effect = {
@@ -104,6 +120,15 @@ def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
         discount = next(
             (i for i, spec in enumerate(rule.effects) if isinstance(spec, DISCOUNT_EFFECTS)), None
         )
+        predicates = tuple(compile_condition(condition) for condition in rule.conditions)
+        # A rule that spends loyalty points only fires when they are there.
+        guard = loyalty_guard(rule.effects, programs)
+        deduction = None
+        if guard is not None:
+            predicates = (*predicates, guard)
+            deduction = next(
+                i for i, spec in enumerate(rule.effects) if isinstance(spec, DeductLoyaltyPoints)
+            )
         rules.append(
             _RulePlan(
                 index=index,
@@ -111,12 +136,13 @@ def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
                 base=base,
                 needs_coupon=rule.needs_coupon,
                 needs_referral=rule.needs_referral,
-                predicates=tuple(compile_condition(condition) for condition in rule.conditions),
+                predicates=predicates,
                 effects=tuple(
                     compile_effect(spec, base, i, campaigns, campaign)
                     for i, spec in enumerate(rule.effects)
                 ),
                 discount_effect=discount,
+                deduction_effect=deduction,
             )
         )
     needs_code = all(rule.needs_coupon or rule.needs_referral for rule in rules)
@@ -480,20 +506,16 @@ class RuleEngine:
                 reason = "CouponPartOfNotTriggeredCampaign"
                 effects.append(_reject(first_rule.base, code, info.id, reason))
             else:
-                rule, condition_index = coupon_failure
-                reason = "CouponRejectedByCondition"
-                effects.append(
-                    _reject(rule.base, code, info.id, reason, conditionIndex=condition_index)
-                )
+                rule, failing = coupon_failure
+                reason, extra = rule.rejection(failing, "CouponRejectedByCondition")
+                effects.append(_reject(rule.base, code, info.id, reason, **extra))
         if active_referral is not None and not referral_accepted:
             code = active_referral[0]
             if referral_failure is None:
                 reason = "ReferralPartOfNotTriggeredCampaign"
                 effects.append(_reject_referral(first_rule.base, code, reason))
             else:
-                rule, condition_index = referral_failure
-                reason = "ReferralRejectedByCondition"
-                effects.append(
-                    _reject_referral(rule.base, code, reason, conditionIndex=condition_index)
-                )
+                rule, failing = referral_failure
+                reason, extra = rule.rejection(failing, "ReferralRejectedByCondition")
+                effects.append(_reject_referral(rule.base, code, reason, **extra))
         return fired

@@ -17,6 +17,7 @@ from emulator.audiences import AudienceStore
 from emulator.campaigns import CampaignSet
 from emulator.catalogs import CatalogStore
 from emulator.ledger import CouponRecord, PromotionLedger
+from emulator.loyalty import LoyaltyStore, points_view_needed
 from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE, RequestLog
 from emulator.rules import CouponInfo, RuleEngine
 
@@ -74,7 +75,8 @@ class ProfileRecord:
     total_sales: float = 0.0
     sessions_created: int = 0
     points: dict[int, float] = field(default_factory=dict)
-    """Active loyalty balance per program ID."""
+    """Net loyalty points per profile-based program ID (added minus deducted and rolled back,
+    whatever their status); the ledgers are in :class:`~emulator.loyalty.LoyaltyStore`."""
 
 
 @dataclass(slots=True)
@@ -164,6 +166,13 @@ class EmulatorState:
         self.coupons: dict[int, CouponRecord] = self.ledger.coupons
         self.audiences = AudienceStore()
         self.catalogs = CatalogStore(campaigns.catalogs, self.started, clock())
+        # Loyalty ledgers of profiles and cards, and the cards.
+        self.loyalty = LoyaltyStore(
+            campaigns.loyalty_programs,
+            self.profiles,
+            clock(),
+            needs_view=points_view_needed(campaigns),
+        )
         self.request_log = RequestLog(request_log_size)
         self._ids: dict[_IdKind, itertools.count[int]] = {
             "session": itertools.count(1),

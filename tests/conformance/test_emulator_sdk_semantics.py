@@ -6,6 +6,14 @@ parsed with ``ErrorResponseWithStatus``.
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -219,3 +227,70 @@ def test_injected_faults_reach_the_sdk_as_talon_errors(
         assert body is not None
         assert body.status_code == caught.value.status
         assert body.message
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _request(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+    headers = {"Authorization": f"ApiKey-v1 {KEY}", "Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_cli_fault_options_and_runtime_switch() -> None:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "workers.cli",
+        "emulator",
+        "--port",
+        str(port),
+        "--api-key",
+        KEY,
+        "--latency",
+        "uniform:0:1",
+        "--seed",
+        "1",
+        "--outage",
+        "0:",
+        "--error-rate",
+        "502=0.5",
+    ]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    status = 0
+    try:
+        for _ in range(100):
+            try:
+                status, _ = _request(f"{base}/__emulator/health")
+                break
+            except OSError:
+                time.sleep(0.1)
+        assert status == 200
+        session = b'{"customerSession": {}}'
+        assert _request(f"{base}/v2/customer_sessions/cli-1", "PUT", session)[0] == 503
+        status, raw = _request(f"{base}/__emulator/faults")
+        faults = json.loads(raw)
+        assert faults["latency"] == {"distribution": "uniform", "minMs": 0.0, "maxMs": 1.0}
+        assert faults["errorRates"] == {"502": 0.5}
+        assert faults["outageActive"] is True
+        assert _request(f"{base}/__emulator/outage", "POST", b'{"active": false}')[0] == 200
+        statuses = {
+            _request(f"{base}/v2/customer_sessions/cli-{i}", "PUT", session)[0] for i in range(40)
+        }
+        assert statuses == {200, 502}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert "1 outage window(s)" in stderr
