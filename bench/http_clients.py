@@ -13,9 +13,7 @@ import argparse
 import asyncio
 import json
 import resource
-import sys
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import orjson
 from httpx_aiohttp import AiohttpTransport
 
 from workers.calls import Operation, TalonCall
-from workers.subprocesses import free_port, spawn, terminate
+from workers.subprocesses import spawn_emulator, terminate
 from workers.talon_client import TalonClient
 
 KEY = "bench-key"
@@ -105,33 +103,7 @@ async def measure(name: str, base_url: str, requests: int, in_flight: int) -> di
 
 
 def start_emulator(latency_ms: float) -> tuple[Any, str]:
-    port = free_port()
-    process = spawn(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "emulator",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--latency-ms",
-            str(latency_ms),
-            "--log-level",
-            "warning",
-        ]
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=1).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return process, base_url
-    terminate(process)
-    raise SystemExit("the emulator did not start")
+    return spawn_emulator(KEY, latency_ms=latency_ms)
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker, open_broker
 from workers.calls import Operation
 from workers.events import decode_event
 from workers.generator import ShopSimulator
-from workers.subprocesses import free_port, spawn, terminate
+from workers.subprocesses import spawn, spawn_emulator, terminate
 from workers.translate import TranslationOptions, translate
 
 KEY = "bench-key"
@@ -391,33 +391,7 @@ def run_ceiling(
 
 
 def start_emulator(latency_ms: float) -> tuple[Any, str]:
-    port = free_port()
-    process = spawn(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "emulator",
-            "--port",
-            str(port),
-            "--api-key",
-            KEY,
-            "--latency-ms",
-            str(latency_ms),
-            "--log-level",
-            "warning",
-        ]
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=1).close()
-        except OSError:
-            time.sleep(0.05)
-        else:
-            return process, base_url
-    terminate(process)
-    raise SystemExit("the emulator did not start")
+    return spawn_emulator(KEY, latency_ms=latency_ms)
 
 
 def emulator_statuses(base_url: str) -> dict[str, int]:

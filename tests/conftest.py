@@ -11,6 +11,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from workers.broker import Broker, open_broker
+from workers.generator import ShopSimulator
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +38,19 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes 
     assert producer.flush(10) == 0
 
 
-def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) -> list[object]:
-    """Read ``count`` records from the start of ``topic`` (all partitions), or fail."""
+def shop_records(
+    count: int, *, seed: int, customers: int
+) -> list[tuple[bytes | None, bytes | None]]:
+    """At least ``count`` valid (key, value) records of whole shopper journeys, each customer's
+    records in order (some shoppers are anonymous, keyed by their session)."""
+    simulator = ShopSimulator(seed=seed, customers=customers, poison_rate=0.0)
+    records: list[tuple[bytes | None, bytes | None]] = []
+    while len(records) < count:
+        records.extend((record.key, record.value) for record in simulator.journey())
+    return records
+
+
+def _reader(bootstrap: str, topic: str) -> Consumer:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -51,6 +63,28 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) 
         }
     )
     consumer.subscribe([topic])
+    return consumer
+
+
+def read_all(bootstrap: str, topic: str, quiet_s: float = 3.0) -> list[bytes]:
+    """Every record value on ``topic``: read until nothing new arrives for ``quiet_s``."""
+    consumer = _reader(bootstrap, topic)
+    values: list[bytes] = []
+    last_arrival = time.monotonic() + 10  # allow for the group join before the first record
+    try:
+        while time.monotonic() - last_arrival < quiet_s:
+            messages = consumer.consume(1000, 0.3)
+            if messages:
+                last_arrival = time.monotonic()
+                values.extend(m.value() for m in messages if m.error() is None)
+    finally:
+        consumer.close()
+    return values
+
+
+def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) -> list[object]:
+    """Read ``count`` records from the start of ``topic`` (all partitions), or fail."""
+    consumer = _reader(bootstrap, topic)
     found: list[object] = []
     deadline = time.monotonic() + timeout_s
     try:

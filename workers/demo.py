@@ -13,9 +13,7 @@ import heapq
 import logging
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,7 +32,7 @@ from workers.exceptions import TalonStreamError
 from workers.generator import GeneratedRecord, ShopSimulator
 from workers.kafka_io import AsyncConsumer, InputRecord, PartitionKey
 from workers.stats import WorkerStats
-from workers.subprocesses import free_port, spawn, terminate
+from workers.subprocesses import spawn_emulator, terminate
 from workers.worker import Worker
 
 __all__ = ["DemoOptions", "run_demo"]
@@ -84,44 +82,16 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
             dict.fromkeys(DEFAULT_INPUT_TOPICS, PARTITIONS)
             | {EFFECTS_TOPIC: PARTITIONS, DLQ_TOPIC: 1}
         )
-        emulator, base_url = _start_emulator(options.emulator_latency_ms)
+        try:
+            emulator, base_url = spawn_emulator(
+                DEMO_API_KEY, latency_ms=options.emulator_latency_ms
+            )
+        except RuntimeError as exc:
+            raise TalonStreamError(str(exc)) from exc
         return asyncio.run(_demo(options, broker, base_url, console))
     finally:
         terminate(emulator)
         broker.stop()
-
-
-def _start_emulator(latency_ms: float) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = spawn(
-        [
-            sys.executable,
-            "-m",
-            "workers.cli",
-            "emulator",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--api-key",
-            DEMO_API_KEY,
-            "--latency-ms",
-            str(latency_ms),
-        ],
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            raise TalonStreamError(f"the emulator exited: {stderr.strip()[-500:]}")
-        try:
-            with urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=1):  # noqa: S310
-                return process, base_url
-        except OSError:
-            time.sleep(0.05)
-    terminate(process)
-    raise TalonStreamError("the emulator did not start within 30 s")
 
 
 async def _demo(options: DemoOptions, broker: Broker, base_url: str, console: Console) -> int:

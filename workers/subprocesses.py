@@ -14,9 +14,11 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["free_port", "spawn", "terminate"]
+__all__ = ["free_port", "spawn", "spawn_emulator", "terminate"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -59,6 +61,39 @@ def terminate(process: subprocess.Popen[bytes] | None, grace_s: float = 1.0) -> 
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
+
+
+def spawn_emulator(
+    api_key: str, *, latency_ms: float = 0.0, timeout_s: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``talon-stream emulator`` on a free loopback port; return it and its base URL once
+    it answers its health check.
+
+    Raises:
+        RuntimeError: it exited or did not answer within ``timeout_s`` (with its last output).
+    """
+    port = free_port()
+    process = spawn(
+        [
+            sys.executable, "-m", "workers.cli", "emulator",
+            "--host", "127.0.0.1", "--port", str(port), "--api-key", api_key,
+            "--latency-ms", str(latency_ms), "--log-level", "warning",
+        ]
+    )  # fmt: skip
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"the emulator exited: {stderr.strip()[-500:]}")
+        try:
+            urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=1).close()  # noqa: S310
+        except OSError:
+            time.sleep(0.05)
+        else:
+            return process, base_url
+    terminate(process)
+    raise RuntimeError(f"the emulator did not answer within {timeout_s:.0f} s")
 
 
 def _die_with_parent() -> Callable[[], None] | None:

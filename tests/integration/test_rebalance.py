@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 
 import orjson
 import pytest
-from confluent_kafka import Consumer
 
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
-from tests.conftest import produce, read_topic
+from tests.conftest import produce, read_all, read_topic, shop_records
 from tests.integration.conftest import API_KEY, create_topics, wait_for, worker_settings
 from workers.broker import Broker
 from workers.envelopes import envelope_id
-from workers.generator import ShopSimulator
 from workers.worker import Worker
 
 
@@ -53,10 +50,7 @@ async def test_joining_and_leaving_workers_lose_nothing_and_never_overlap(
     # A few calls in flight at 20 ms each: slow enough that partitions move mid-stream.
     settings = worker_settings(broker, slow_emulator, unique, max_in_flight=8)
     topic = create_topics(broker, settings, partitions=6)
-    simulator = ShopSimulator(seed=5, customers=150, poison_rate=0.0)
-    records: list[tuple[bytes | None, bytes | None]] = []
-    while len(records) < 3000:
-        records.extend((r.key, r.value) for r in simulator.journey())
+    records = shop_records(3000, seed=5, customers=150)
     produce(broker.bootstrap_servers, topic, records)
 
     first, second = Worker(settings), Worker(settings)
@@ -95,31 +89,3 @@ def read_outcomes(broker: Broker, effects: str) -> set[str]:
     return {
         orjson.loads(value)["envelopeId"] for value in read_all(broker.bootstrap_servers, effects)
     }
-
-
-def read_all(bootstrap: str, topic: str) -> list[bytes]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"outcomes-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 3000,
-            "heartbeat.interval.ms": 300,
-            "fetch.wait.max.ms": 20,
-        }
-    )
-    consumer.subscribe([topic])
-    values: list[bytes] = []
-    idle = 0
-    try:
-        while idle < 10:
-            messages = consumer.consume(1000, 0.3)
-            if not messages:
-                idle += 1 if values else 0
-                continue
-            idle = 0
-            values.extend(m.value() for m in messages if m.error() is None)
-    finally:
-        consumer.close()
-    return values

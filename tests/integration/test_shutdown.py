@@ -11,10 +11,9 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 
 from emulator.server import EmulatorServer
-from tests.conftest import produce
+from tests.conftest import produce, shop_records
 from tests.integration.conftest import create_topics, worker_settings
 from workers.broker import Broker
-from workers.generator import ShopSimulator
 
 
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -31,10 +30,7 @@ def test_sigterm_drains_commits_and_exits_zero(
 ) -> None:
     settings = worker_settings(broker, emulator, unique)
     topic = create_topics(broker, settings, partitions=3)
-    simulator = ShopSimulator(seed=9, customers=100, poison_rate=0.0)
-    records: list[tuple[bytes | None, bytes | None]] = []
-    while len(records) < 400:
-        records.extend((r.key, r.value) for r in simulator.journey())
+    records = shop_records(400, seed=9, customers=100)
     produce(broker.bootstrap_servers, topic, records)
     env = {
         **os.environ,
