@@ -3,6 +3,10 @@
 Conditions about the session are false outside session evaluations (profile updates, events);
 profile conditions hold everywhere. ``couponValid`` and ``referralValid`` always hold here: the
 engine only runs such rules when the session carries a usable code of the campaign.
+
+Some conditions can be decided from the kind of evaluation alone (its event type, and whether a
+session is evaluated): :func:`static_verdict` tells the engine which, so that it can drop rules
+that never fire, and checks that always hold, once per kind of evaluation instead of per request.
 """
 
 from __future__ import annotations
@@ -30,9 +34,22 @@ from emulator.campaigns import (
 )
 from emulator.facts import Facts
 
-__all__ = ["Predicate", "compile_condition"]
+__all__ = ["Predicate", "compile_condition", "static_verdict"]
 
 Predicate = Callable[[Facts], bool]
+
+
+# Conditions about the session: false whenever no session is evaluated.
+_SESSION_CONDITIONS = (
+    CartSubtotalAtLeast,
+    CartSubtotalBelow,
+    ItemSkuPresent,
+    ItemCategoryPresent,
+    ItemQuantityAtLeast,
+    FirstSession,
+    SessionStateIs,
+    SessionAttributeEquals,
+)
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -138,3 +155,15 @@ def compile_condition(condition: Condition) -> Predicate:
             return lambda facts: _store(facts) in wanted_stores
 
     raise AssertionError(f"unhandled condition {condition!r}")  # pragma: no cover
+
+
+def static_verdict(condition: Condition, event_type: str, *, in_session: bool) -> bool | None:
+    """What a condition is in every evaluation of ``event_type`` (with a session or without):
+    ``True`` (it always holds), ``False`` (it never does) or ``None`` (it depends on the facts)."""
+    if isinstance(condition, EventTypeIs):
+        return event_type in condition.types
+    if isinstance(condition, CouponValid | ReferralValid):
+        return True
+    if not in_session and isinstance(condition, _SESSION_CONDITIONS):
+        return False
+    return None

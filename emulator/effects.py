@@ -113,8 +113,9 @@ class Run:
         self.referral: ReferralInfo | None = None
         self.discount_left: float | None = None
         self._budget: CartBudget | None = None
-        self._giveaways: dict[int, int] = {}
-        self._new_codes: dict[tuple[str, int], int] = {}
+        # Created on first use: most evaluations hand out no giveaway and create no code.
+        self._giveaways: dict[int, int] | None = None
+        self._new_codes: dict[tuple[str, int], int] | None = None
 
     @property
     def budget(self) -> CartBudget | None:
@@ -147,6 +148,8 @@ class Run:
 
     def next_giveaway(self, pool_id: int) -> tuple[int, str] | None:
         """The next unused giveaway of a pool, not handed out earlier in this evaluation."""
+        if self._giveaways is None:
+            self._giveaways = {}
         taken = self._giveaways.get(pool_id, 0)
         found = self.ledger.giveaway(pool_id, taken)
         if found is not None:
@@ -155,6 +158,8 @@ class Run:
 
     def count_new(self, kind: str, campaign_id: int) -> int:
         """How many coupons or referrals this evaluation created so far; counts one more."""
+        if self._new_codes is None:
+            self._new_codes = {}
         key = (kind, campaign_id)
         count = self._new_codes.get(key, 0)
         self._new_codes[key] = count + 1

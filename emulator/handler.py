@@ -121,9 +121,10 @@ def _fault_response(fault: Fault) -> web.Response:
 class _Trace:
     """What the request log needs to know about one call."""
 
-    __slots__ = ("body", "fault", "raw", "replayed")
+    __slots__ = ("body", "fault", "idempotency_key", "raw", "replayed")
 
-    def __init__(self) -> None:
+    def __init__(self, idempotency_key: str | None) -> None:
+        self.idempotency_key = idempotency_key
         self.raw: bytes | None = None
         self.body: Any = None
         self.fault: str | None = None
@@ -173,7 +174,7 @@ class TalonHandler:
 
     async def _handle(self, request: web.Request, operation: Operation | None) -> web.Response:
         started = time.time()
-        trace = _Trace()
+        trace = _Trace(request.headers.get(IDEMPOTENCY_HEADER))
         try:
             response = await self._answer(request, operation, trace)
         except Exception:
@@ -193,7 +194,8 @@ class TalonHandler:
             delay = injection.delay_s
             fault = injection.fault
             if fault is not None and fault.before:
-                await self._read_body(request, operation, trace)
+                if operation is not None and operation.reads_body:
+                    self._parse_body(await request.read(), trace)
                 if delay > 0:
                     await self._sleep(delay)
                 trace.fault = fault.label
@@ -201,14 +203,21 @@ class TalonHandler:
         status: int
         data: bytes | None
         try:
-            admitted, body = await self._admit(request, operation, trace)
-            key = request.headers.get(IDEMPOTENCY_HEADER)
+            raw = None
+            if operation is not None and operation.reads_body:
+                raw = await request.read()
+            admitted, body = self._admit(request, operation, raw, trace)
+            key = trace.idempotency_key
             if key is not None and admitted.name in IDEMPOTENT_OPERATIONS:
                 status, data, trace.replayed = await self._run_once(
                     request, admitted, body, check_key(key), delay
                 )
             else:
-                status, payload = await self._run(request, admitted, body, delay)
+                if delay <= 0 and self._unhindered(request, admitted, body):
+                    # The usual call: nothing to wait for, so no coroutine to await either.
+                    status, payload = admitted.run(self._service, request, body)
+                else:
+                    status, payload = await self._run(request, admitted, body, delay)
                 data = None if payload is None else orjson.dumps(payload)
         except ApiError as exc:
             status, data = exc.status, orjson.dumps(exc.body())
@@ -219,14 +228,9 @@ class TalonHandler:
         return _response(status, data)
 
     @staticmethod
-    async def _read_body(
-        request: web.Request, operation: Operation | None, trace: _Trace
-    ) -> InvalidDataError | None:
-        """Read and parse the body into ``trace`` (raw bytes only if valid JSON); the parse
-        error, if any."""
-        if operation is None or not operation.reads_body:
-            return None
-        raw = await request.read()
+    def _parse_body(raw: bytes, trace: _Trace) -> InvalidDataError | None:
+        """Parse the body into ``trace`` (raw bytes only if valid JSON); the parse error, if
+        any."""
         try:
             trace.body = parse_json(raw)
         except InvalidDataError as exc:
@@ -234,11 +238,11 @@ class TalonHandler:
         trace.raw = raw
         return None
 
-    async def _admit(
-        self, request: web.Request, operation: Operation | None, trace: _Trace
+    def _admit(
+        self, request: web.Request, operation: Operation | None, raw: bytes | None, trace: _Trace
     ) -> tuple[Operation, Any]:
         """Route found, key accepted, body parsed; in that order, as each check answers."""
-        problem = await self._read_body(request, operation, trace)
+        problem = None if raw is None else self._parse_body(raw, trace)
         if operation is None:
             raise NotFoundError(f"Resource not found: {request.method} {request.path}")
         if request.headers.get("Authorization") not in self._authorizations:
@@ -247,20 +251,27 @@ class TalonHandler:
             raise problem
         return operation, trace.body
 
+    def _unhindered(self, request: web.Request, operation: Operation, body: Any) -> bool:
+        """Whether the operation may run at once: no per-ID gate applies, or nothing else is in
+        flight for its integration ID."""
+        gate = self._gate
+        if gate is None or operation.gate is None:
+            return True
+        key = self._gate_key(request, operation, body)
+        return key is None or not gate.in_flight(operation.gate, key)
+
     async def _run(
         self, request: web.Request, operation: Operation, body: Any, delay: float
     ) -> Result:
         gate = self._gate
         entity = operation.gate
-        if gate is None or entity is None:
+        key = None if gate is None or entity is None else self._gate_key(request, operation, body)
+        if gate is None or entity is None or key is None:
             if delay > 0:
                 await self._sleep(delay)
             return operation.run(self._service, request, body)
-        key = self._gate_key(request, operation, body)
-        if key is None or (delay <= 0 and not gate.in_flight(entity, key)):
+        if delay <= 0 and not gate.in_flight(entity, key):
             # Nothing awaits between here and the answer, so nothing can overlap this one.
-            if delay > 0:
-                await self._sleep(delay)
             return operation.run(self._service, request, body)
         async with gate.hold(entity, key):
             if delay > 0:
@@ -334,7 +345,7 @@ class TalonHandler:
             operation=operation.name if operation is not None else None,
             session_id=session_id,
             profile_id=profile_id,
-            idempotency_key=request.headers.get(IDEMPOTENCY_HEADER),
+            idempotency_key=trace.idempotency_key,
             query=_query(request),
             body=trace.raw,
             status=status,

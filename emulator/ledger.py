@@ -16,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from emulator.facts import (
@@ -29,6 +29,7 @@ from emulator.facts import (
     ReferralDraft,
     ReferralInfo,
 )
+from emulator.times import format_time
 
 __all__ = [
     "CampaignCounters",
@@ -49,10 +50,6 @@ _PATTERN_NAMESPACE = uuid.UUID("7d0e3a52-95c4-4b8e-b3f1-2c6a9e8d4f10")
 DEFAULT_CODE_CHARACTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _MAX_CODE_ATTEMPTS = 1000
 _DISCOUNT_TYPES = frozenset({"setDiscount", "setDiscountPerItem", "setDiscountPerAdditionalCost"})
-
-
-def _time(moment: datetime) -> str:
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(slots=True)
@@ -430,9 +427,9 @@ def coupon_json(
         "isReservationMandatory": info.reservation_mandatory,
     }
     if info.start_date is not None:
-        body["startDate"] = _time(info.start_date)
+        body["startDate"] = format_time(info.start_date)
     if info.expiry_date is not None:
-        body["expiryDate"] = _time(info.expiry_date)
+        body["expiryDate"] = format_time(info.expiry_date)
     if info.recipient is not None:
         body["recipientIntegrationId"] = info.recipient
     if record.referral_id is not None:
@@ -471,9 +468,9 @@ def referral_json(record: ReferralRecord, *, inventory: bool = False) -> dict[st
     if info.friend is not None:
         body["friendProfileIntegrationId"] = info.friend
     if info.start_date is not None:
-        body["startDate"] = _time(info.start_date)
+        body["startDate"] = format_time(info.start_date)
     if info.expiry_date is not None:
-        body["expiryDate"] = _time(info.expiry_date)
+        body["expiryDate"] = format_time(info.expiry_date)
     if record.batch_id is not None:
         body["batchId"] = record.batch_id
     if inventory:

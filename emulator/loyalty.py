@@ -33,9 +33,9 @@ from emulator.loyalty_ledger import (
     Ledger,
     Transaction,
     balance,
-    parse_stamp,
 )
 from emulator.money import round_money
+from emulator.times import parse_stamp
 
 if TYPE_CHECKING:
     from emulator.campaigns import CampaignSet

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from emulator.loyalty_declarations import (
     LoyaltyProgramSpec,
 )
 from emulator.money import json_number, round_money
+from emulator.times import format_time
 
 if TYPE_CHECKING:
     from emulator.effects import Run
@@ -36,7 +37,6 @@ __all__ = [
     "add_loyalty_points",
     "deduct_loyalty_points",
     "loyalty_guard",
-    "stamp",
     "transaction_uuid",
 ]
 
@@ -62,11 +62,6 @@ def transaction_uuid(seed: str) -> str:
     return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
-def stamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds and ``Z``, as Talon.One answers."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
 def _dates(program: LoyaltyProgramSpec, now: datetime | None) -> dict[str, Any]:
     """``startDate``, ``expiryDate``, ``awaitsActivation``, ``validityDuration`` of new points."""
     if program.activate_on_action:
@@ -80,9 +75,9 @@ def _dates(program: LoyaltyProgramSpec, now: datetime | None) -> dict[str, Any]:
     extra = {}
     if program.pending_days is not None:
         start = now + timedelta(days=program.pending_days)
-        extra["startDate"] = stamp(start)
+        extra["startDate"] = format_time(start)
     if program.validity_days is not None:
-        extra["expiryDate"] = stamp(start + timedelta(days=program.validity_days))
+        extra["expiryDate"] = format_time(start + timedelta(days=program.validity_days))
     return extra
 
 
@@ -121,10 +116,13 @@ def add_loyalty_points(
 ) -> Apply:
     """The function applying one ``addLoyaltyPoints`` effect of a rule."""
     program = programs[spec.program_id]
+    program_id = program.id
+    subledger_id = spec.sub_ledger_id
     rule_name = str(base["ruleName"])
     name = spec.name or rule_name
     suffix = f"/{base['campaignId']}/{base['ruleIndex']}/{effect_index}"
-    tiers = bool(program.tiers) and spec.sub_ledger_id == ""
+    tiers = bool(program.tiers) and subledger_id == ""
+    lowest_tier = program.tiers[0].min_points if program.tiers else 0.0
     dated = (
         program.activate_on_action
         or program.pending_days is not None
@@ -136,8 +134,8 @@ def add_loyalty_points(
     ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "name": name,
-            "programId": program.id,
-            "subLedgerId": spec.sub_ledger_id,
+            "programId": program_id,
+            "subLedgerId": subledger_id,
             "value": json_number(value),
             "recipientIntegrationId": recipient,
             "transactionUUID": transaction_uuid(seed),
@@ -148,62 +146,87 @@ def add_loyalty_points(
             out["cardIdentifier"] = card
         return out
 
+    def per_item(run: Run, recipient: str, card: str | None, seed: str) -> float:
+        """Emit the points of every matching cart item (unit); returns the points earned."""
+        facts = run.facts
+        flatten = run.settings.cart_item_flattening
+        earned = 0.0
+        for line in _lines(spec, facts):
+            if spec.points is not None:
+                unit = spec.points
+            else:
+                unit = line.price * (spec.points_per_currency_unit or 0.0)
+            units = range(line.quantity) if flatten else (None,)
+            for sub in units:
+                value = round_money(unit if flatten else unit * line.quantity)
+                if value <= 0:
+                    continue
+                item_seed = f"{seed}/{line.position}"
+                if sub is not None:
+                    item_seed += f"/{sub}"
+                out = props(value, recipient, card, item_seed, facts.now)
+                out["cartItemPosition"] = line.position
+                if sub is not None:
+                    out["cartItemSubPosition"] = sub
+                run.emit(base, "addLoyaltyPoints", out)
+                earned += value
+        return earned
+
     def apply(run: Run) -> None:
         facts = run.facts
-        found = _recipient(program, facts)
-        if found is None:
-            return
-        recipient, card = found
-        seed = facts.key + suffix
-        earned = 0.0
-        if spec.per_item:
-            flatten = run.settings.cart_item_flattening
-            for line in _lines(spec, facts):
-                if spec.points is not None:
-                    unit = spec.points
-                else:
-                    unit = line.price * (spec.points_per_currency_unit or 0.0)
-                units = range(line.quantity) if flatten else (None,)
-                for sub in units:
-                    value = round_money(unit if flatten else unit * line.quantity)
-                    if value <= 0:
-                        continue
-                    item_seed = f"{seed}/{line.position}"
-                    if sub is not None:
-                        item_seed += f"/{sub}"
-                    out = props(value, recipient, card, item_seed, facts.now)
-                    out["cartItemPosition"] = line.position
-                    if sub is not None:
-                        out["cartItemSubPosition"] = sub
-                    run.emit(base, "addLoyaltyPoints", out)
-                    earned += value
+        if program.card_based:
+            found = _recipient(program, facts)
+            if found is None:
+                return
+            recipient, card = found
+        elif facts.profile_id is None:
+            return  # points of a profile-based program need a profile
         else:
+            recipient, card = facts.profile_id, None
+        seed = facts.key + suffix
+        if spec.per_item:
+            earned = per_item(run, recipient, card, seed)
+        else:
+            session = facts.session
             if spec.points is not None:
-                value = spec.points
-            elif facts.session is not None and spec.points_per_currency_unit is not None:
-                value = round_money(facts.session.cart_item_total * spec.points_per_currency_unit)
+                earned = spec.points
+            elif session is not None and spec.points_per_currency_unit is not None:
+                earned = round_money(session.cart_item_total * spec.points_per_currency_unit)
             else:
                 return
-            if value <= 0:
+            if earned <= 0:
                 return
-            run.emit(base, "addLoyaltyPoints", props(value, recipient, card, seed, facts.now))
-            earned = value
+            run.emit(base, "addLoyaltyPoints", props(earned, recipient, card, seed, facts.now))
         view = facts.loyalty
         if tiers and earned > 0 and view is not None:
-            before, after = view.earn(program.id, card, earned)
-            old, new = program.tier_index(before), program.tier_index(after)
-            if new is not None and (old is None or new > old):
-                change: dict[str, Any] = {
-                    "ruleTitle": rule_name,
-                    "programId": program.id,
-                    "subLedgerId": "",
-                    "newTierName": program.tiers[new].name,
-                }
-                if old is not None:
-                    change["previousTierName"] = program.tiers[old].name
-                run.emit(base, "changeLoyaltyTierLevel", change)
+            before, after = view.earn(program_id, card, earned)
+            if after >= lowest_tier:  # else no tier is reached, nor left
+                _change_tier(run, base, program, rule_name, before, after)
 
     return apply
+
+
+def _change_tier(
+    run: Run,
+    base: Effect,
+    program: LoyaltyProgramSpec,
+    rule_name: str,
+    before: float,
+    after: float,
+) -> None:
+    """Emit ``changeLoyaltyTierLevel`` if earning took the points from ``before`` to a higher
+    tier at ``after``."""
+    old, new = program.tier_index(before), program.tier_index(after)
+    if new is not None and (old is None or new > old):
+        change: dict[str, Any] = {
+            "ruleTitle": rule_name,
+            "programId": program.id,
+            "subLedgerId": "",
+            "newTierName": program.tiers[new].name,
+        }
+        if old is not None:
+            change["previousTierName"] = program.tiers[old].name
+        run.emit(base, "changeLoyaltyTierLevel", change)
 
 
 def deduct_loyalty_points(

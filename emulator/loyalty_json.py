@@ -20,9 +20,9 @@ from typing import Any
 
 from emulator.loyalty import LoyaltyStore
 from emulator.loyalty_declarations import LoyaltyProgramSpec
-from emulator.loyalty_effects import stamp
 from emulator.loyalty_ledger import Balance, CardRecord, Ledger, Transaction, balance
 from emulator.money import json_number, round_money
+from emulator.times import format_time
 
 __all__ = [
     "balance_json",
@@ -148,7 +148,7 @@ def card_json(card: CardRecord, at: datetime, deltas: Deltas | None = None) -> B
     )
     body: Body = {
         "id": card.id,
-        "created": stamp(card.created),
+        "created": format_time(card.created),
         "programID": program.id,
         "programName": program.name,
         "programTitle": program.title,
@@ -156,12 +156,12 @@ def card_json(card: CardRecord, at: datetime, deltas: Deltas | None = None) -> B
         "identifier": card.identifier,
         "usersPerCardLimit": program.users_per_card_limit,
         "profiles": [
-            {"integrationId": integration_id, "timestamp": stamp(linked)}
+            {"integrationId": integration_id, "timestamp": format_time(linked)}
             for integration_id, linked in card.profiles.items()
         ],
         "ledger": main,
         "subledgers": subs,
-        "modified": stamp(card.modified),
+        "modified": format_time(card.modified),
     }
     if card.batch_id is not None:
         body["batchId"] = card.batch_id
@@ -195,7 +195,7 @@ def loyalty_json(
                 "ledger": main,
             }
             if account is not None:
-                entry["joinDate"] = stamp(account.joined)
+                entry["joinDate"] = format_time(account.joined)
             if subs:
                 entry["subLedgers"] = subs
             programs[str(program.id)] = entry
@@ -243,11 +243,11 @@ def balance_with_tier_json(
 def _start(tx: Transaction) -> str:
     if tx.awaits_activation:
         return "on_action"
-    return stamp(tx.start) if tx.start is not None else "immediate"
+    return format_time(tx.start) if tx.start is not None else "immediate"
 
 
 def _expiry(tx: Transaction) -> str:
-    return stamp(tx.expiry) if tx.expiry is not None else "unlimited"
+    return format_time(tx.expiry) if tx.expiry is not None else "unlimited"
 
 
 def transaction_json(tx: Transaction, *, card: bool = False) -> Body:
@@ -255,7 +255,7 @@ def transaction_json(tx: Transaction, *, card: bool = False) -> Body:
     ``card``)."""
     body: Body = {
         "transactionUUID": tx.uuid,
-        "created": stamp(tx.created),
+        "created": format_time(tx.created),
         "programId": tx.program_id,
         "type": tx.kind,
         "name": tx.name[:255],
@@ -286,7 +286,7 @@ def points_json(tx: Transaction, *, card: bool = False) -> Body:
     body: Body = {
         "id": tx.id,
         "transactionUUID": tx.uuid,
-        "created": stamp(tx.created),
+        "created": format_time(tx.created),
         "programId": tx.program_id,
         "name": tx.name[:255],
         "startDate": _start(tx),
@@ -306,7 +306,7 @@ def points_json(tx: Transaction, *, card: bool = False) -> Body:
 def ledger_entry_json(tx: Transaction, card: CardRecord | None) -> Body:
     """LoyaltyLedgerEntry (activateLoyaltyPoints)."""
     body: Body = {
-        "created": stamp(tx.created),
+        "created": format_time(tx.created),
         "programID": tx.program_id,
         "type": tx.kind,
         "amount": _number(tx.amount),
@@ -323,7 +323,7 @@ def ledger_entry_json(tx: Transaction, card: CardRecord | None) -> Body:
     if tx.event_id is not None:
         body["eventID"] = tx.event_id
     if tx.start is not None:
-        body["startDate"] = stamp(tx.start)
+        body["startDate"] = format_time(tx.start)
     if tx.expiry is not None:
-        body["expiryDate"] = stamp(tx.expiry)
+        body["expiryDate"] = format_time(tx.expiry)
     return body

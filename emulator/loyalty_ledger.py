@@ -27,7 +27,6 @@ __all__ = [
     "Status",
     "Transaction",
     "balance",
-    "parse_stamp",
 ]
 
 Status = Literal["pending", "active", "expired"]
@@ -35,11 +34,6 @@ Status = Literal["pending", "active", "expired"]
 # Points are compared with this tolerance: balances are sums of cents.
 EPSILON = 1e-9
 _NEVER = datetime.max.replace(tzinfo=None)
-
-
-def parse_stamp(value: str) -> datetime:
-    """A time the emulator printed (RFC 3339, ``Z``), back as an aware datetime."""
-    return datetime.fromisoformat(value)
 
 
 @dataclass(slots=True, eq=False)

@@ -37,15 +37,15 @@ from emulator.responses import (
 )
 from emulator.returns import resolve_returns
 from emulator.rollback import plan_rollback
-from emulator.rules import CartLine, Facts, Outcome, SessionFacts
+from emulator.rules import Facts, Outcome, SessionFacts
 from emulator.state import (
     CartItemRecord,
     EmulatorState,
     ProfileRecord,
     ReturnRecord,
     SessionRecord,
-    format_time,
 )
+from emulator.times import format_time
 from emulator.validation import (
     bulk_profile_request,
     event_request,
@@ -137,6 +137,22 @@ def _items(
     return records
 
 
+# The NewCustomerSessionV2 fields stored on the session (state and evaluableCampaignIds are not).
+_SESSION_FIELDS = frozenset(
+    {
+        "profile_id",
+        "store_integration_id",
+        "coupon_codes",
+        "referral_code",
+        "loyalty_cards",
+        "identifiers",
+        "cart_items",
+        "additional_costs",
+        "attributes",
+    }
+)
+
+
 def _costs(session: NewCustomerSessionV2) -> dict[str, dict[str, Any]]:
     costs = session.additional_costs or {}
     return {name: {"price": cost.price} for name, cost in costs.items()}
@@ -173,9 +189,10 @@ class IntegrationService:
         raw_items = body["customerSession"].get("cartItems")  # validated: a dict
         existing = state.sessions.get(session_id)
         # `now` (dry only, checked above) is the time the evaluation pretends it is.
-        stamp = format_time(now if now is not None else state.clock())
+        moment = now if now is not None else state.clock()
+        stamp = format_time(moment)
         if dry:
-            return self._dry_update(session_id, request, raw_items, existing, stamp, now)
+            return self._dry_update(session_id, request, raw_items, existing, stamp, moment)
         target = incoming.state
         if existing is None:
             if target not in ("open", "closed"):
@@ -201,7 +218,7 @@ class IntegrationService:
             session.effects = []
             outcome = Outcome()
         else:
-            outcome = self._evaluate(session, profile, event_type)
+            outcome = self._evaluate(session, profile, event_type, now=moment)
             self._apply_updates(outcome, session, profile)
             session.effects = outcome.effects
             if target == "closed":
@@ -531,29 +548,25 @@ class IntegrationService:
         *,
         replace_all: bool,
     ) -> None:
-        sent = incoming.model_fields_set
-
-        def given(name: str) -> bool:
-            return name in sent and getattr(incoming, name) is not None
-
-        if not replace_all and given("profile_id"):
-            session.profile_id = incoming.profile_id or None
-        if given("store_integration_id"):
-            session.store_integration_id = incoming.store_integration_id
-        if given("coupon_codes"):
-            session.coupon_codes = list(incoming.coupon_codes or ())
-        if given("referral_code"):
-            session.referral_code = incoming.referral_code or None
-        if given("loyalty_cards"):
-            session.loyalty_cards = list(incoming.loyalty_cards or ())
-        if given("identifiers"):
-            session.identifiers = list(incoming.identifiers or ())
-        if given("cart_items"):
-            session.items = _items(incoming, raw_items, self.state.catalogs)
-        if given("additional_costs"):
-            session.additional_costs = _costs(incoming)
-        if given("attributes"):
-            session.attributes.update(incoming.attributes or {})
+        # Only the keys the body sent (and not as null) change the session.
+        for name in incoming.model_fields_set & _SESSION_FIELDS:
+            value = getattr(incoming, name)
+            if value is None:
+                continue
+            if name == "cart_items":
+                session.set_cart(_items(incoming, raw_items, self.state.catalogs))
+            elif name == "attributes":
+                session.attributes.update(value)
+            elif name == "additional_costs":
+                session.additional_costs = _costs(incoming)
+            elif name in ("coupon_codes", "loyalty_cards", "identifiers"):
+                setattr(session, name, list(value))
+            elif name == "store_integration_id":
+                session.store_integration_id = value
+            elif name == "referral_code":
+                session.referral_code = value or None
+            elif not replace_all:  # profile_id: set when the session is created
+                session.profile_id = value or None
 
     def _dry_update(
         self,
@@ -611,10 +624,6 @@ class IntegrationService:
         *,
         now: datetime | None = None,
     ) -> Outcome:
-        lines = tuple(
-            CartLine(position, item.sku, item.price, item.quantity, item.category)
-            for position, item in enumerate(session.items)
-        )
         cart_item_total = session.cart_item_total
         moment = now if now is not None else self.state.clock()
         facts = Facts(
@@ -624,7 +633,7 @@ class IntegrationService:
             session=SessionFacts(
                 integration_id=session.integration_id,
                 state=session.state,
-                lines=lines,
+                lines=session.lines,
                 coupon_codes=tuple(session.coupon_codes),
                 first_session=session.first_session,
                 cart_item_total=cart_item_total,

@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from emulator.errors import NotFoundError
 from emulator.ledger import CouponRecord, coupon_json, giveaway_json, referral_json
 from emulator.loyalty_declarations import AchievementSpec
-from emulator.loyalty_effects import stamp
 from emulator.loyalty_json import loyalty_json
 from emulator.money import json_number
 from emulator.queries import Page
 from emulator.responses import profile_json
+from emulator.times import format_time
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState, ProfileRecord
@@ -245,9 +245,9 @@ class ProfileService:
         if spec.period is not None:
             body["period"] = spec.period
         if spec.fixed_start_date is not None:
-            body["fixedStartDate"] = stamp(spec.fixed_start_date)
+            body["fixedStartDate"] = format_time(spec.fixed_start_date)
         if spec.end_date is not None:
-            body["endDate"] = stamp(spec.end_date)
+            body["endDate"] = format_time(spec.end_date)
         return body
 
     def _progress_with_definition(self, spec: AchievementSpec) -> Body:
@@ -264,7 +264,7 @@ class ProfileService:
             "achievementAllowRollbackAfterCompletion": spec.allow_rollback_after_completion,
         }
         if spec.fixed_start_date is not None:
-            body["achievementFixedStartDate"] = stamp(spec.fixed_start_date)
+            body["achievementFixedStartDate"] = format_time(spec.fixed_start_date)
         if spec.end_date is not None:
-            body["achievementEndDate"] = stamp(spec.end_date)
+            body["achievementEndDate"] = format_time(spec.end_date)
         return body

@@ -33,8 +33,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.campaigns import CampaignSet, CampaignSpec, DeductLoyaltyPoints
-from emulator.conditions import Predicate, compile_condition
+from emulator.campaigns import CampaignSet, CampaignSpec, Condition, DeductLoyaltyPoints
+from emulator.conditions import Predicate, compile_condition, static_verdict
 from emulator.declarations import BudgetSpec
 from emulator.effects import DISCOUNT_EFFECTS, Apply, Run, compile_effect
 from emulator.facts import (
@@ -70,7 +70,9 @@ class _RulePlan:
     base: Effect
     needs_coupon: bool
     needs_referral: bool
+    conditions: tuple[Condition, ...]
     predicates: tuple[Predicate, ...]
+    """One per condition, then the loyalty guard if the rule deducts points."""
     effects: tuple[Apply, ...]
     discount_effect: int | None
     """The index of the rule's first discount effect."""
@@ -95,6 +97,21 @@ class _RulePlan:
                 return index
         return None
 
+    def checks_for(self, event_type: str, *, in_session: bool) -> tuple[Predicate, ...] | None:
+        """The predicates left to check in evaluations of this kind (``None``: never fires)."""
+        checks = []
+        for index, predicate in enumerate(self.predicates):
+            verdict = (
+                static_verdict(self.conditions[index], event_type, in_session=in_session)
+                if index < len(self.conditions)
+                else None
+            )
+            if verdict is False:
+                return None
+            if verdict is None:
+                checks.append(predicate)
+        return tuple(checks)
+
 
 @dataclass(frozen=True, slots=True)
 class _CampaignPlan:
@@ -105,6 +122,36 @@ class _CampaignPlan:
     has_budgets: bool
     plain_rules: tuple[_RulePlan, ...]
     """The rules that need no code (all a campaign without budgets runs when none is sent)."""
+
+    def plain_for(self, event_type: str, *, in_session: bool) -> _PlainCampaign:
+        """The rules that need no code, reduced to what evaluations of this kind must check."""
+        rules = []
+        for rule in self.plain_rules:
+            checks = rule.checks_for(event_type, in_session=in_session)
+            if checks is not None:
+                rules.append((checks, rule.effects))
+        return _PlainCampaign(self.campaign.id, self.campaign.budgets.discount, tuple(rules))
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainCampaign:
+    """A campaign evaluated without a code, for one kind of evaluation (event type, with or
+    without a session): per rule that can fire, the checks left and the effects."""
+
+    campaign_id: int
+    discount_limit: float | None
+    rules: tuple[tuple[tuple[Predicate, ...], tuple[Apply, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _KindPlan:
+    """Everything the engine precomputes for one kind of evaluation."""
+
+    by_campaign: Mapping[int, _PlainCampaign]
+    """Every campaign's codeless rules."""
+    enabled: tuple[_PlainCampaign, ...]
+    """The enabled campaigns that can fire without a code, in evaluation order: all a request
+    without coupons, referral code and ``evaluableCampaignIds`` runs."""
 
 
 def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
@@ -136,6 +183,7 @@ def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
                 base=base,
                 needs_coupon=rule.needs_coupon,
                 needs_referral=rule.needs_referral,
+                conditions=tuple(rule.conditions),
                 predicates=predicates,
                 effects=tuple(
                     compile_effect(spec, base, i, campaigns, campaign)
@@ -285,6 +333,9 @@ class RuleEngine:
         self._plans = tuple(_plan(campaign, campaigns) for campaign in campaigns.campaigns)
         self._enabled_plans = tuple(plan for plan in self._plans if plan.campaign.enabled)
         self._plans_by_id = {plan.campaign.id: plan for plan in self._plans}
+        # Per (event type, session evaluated or not); event types are the built-in ones and
+        # those the campaign file declares, so this stays small.
+        self._kinds: dict[tuple[str, bool], _KindPlan] = {}
 
     @property
     def coupons(self) -> Mapping[str, CouponInfo]:
@@ -302,6 +353,21 @@ class RuleEngine:
 
     def campaign(self, campaign_id: int) -> CampaignSpec | None:
         return self._campaigns_by_id.get(campaign_id)
+
+    def _kind(self, event_type: str, in_session: bool) -> _KindPlan:
+        found = self._kinds.get((event_type, in_session))
+        if found is None:
+            by_campaign = {
+                plan.campaign.id: plan.plain_for(event_type, in_session=in_session)
+                for plan in self._plans
+            }
+            enabled = tuple(
+                by_campaign[plan.campaign.id]
+                for plan in self._enabled_plans
+                if not plan.needs_code and by_campaign[plan.campaign.id].rules
+            )
+            found = self._kinds[(event_type, in_session)] = _KindPlan(by_campaign, enabled)
+        return found
 
     def evaluate(
         self,
@@ -342,6 +408,16 @@ class RuleEngine:
                     unknown_referral = session.referral_code
                 else:
                     referral = (session.referral_code, found)
+        kind = self._kind(facts.event_type, session is not None)
+        if evaluable is None and not by_campaign and referral is None:
+            # The usual request: no code, every enabled campaign. Only the rules that can fire
+            # in this kind of evaluation are left, with only the checks that depend on the facts.
+            triggered = outcome.triggered_campaign_ids
+            for plain in kind.enabled:
+                if self._run_plain(plain, run):
+                    triggered.append(plain.campaign_id)
+            self._reject_unknown(outcome, unknown, unknown_referral)
+            return outcome
         if evaluable is None:
             plans = self._enabled_plans
         else:
@@ -369,11 +445,17 @@ class RuleEngine:
             if not codes and own_referral is None:
                 if plan.needs_code:
                     continue  # every rule needs a coupon or referral of this campaign
-                if self._run_plain(plan, run):
+                if self._run_plain(kind.by_campaign[campaign_id], run):
                     outcome.triggered_campaign_ids.append(campaign_id)
                 continue
             if self._evaluate_campaign(plan, run, codes, own_referral, coupon_available):
                 outcome.triggered_campaign_ids.append(campaign_id)
+        self._reject_unknown(outcome, unknown, unknown_referral)
+        return outcome
+
+    @staticmethod
+    def _reject_unknown(outcome: Outcome, unknown: list[str], unknown_referral: str | None) -> None:
+        """Reject the coupon and referral codes no campaign knows."""
         for code in unknown:
             props = {"value": code, "rejectionReason": "CouponNotFound"}
             outcome.effects.append(
@@ -383,24 +465,23 @@ class RuleEngine:
             outcome.effects.append(
                 _reject_referral(_NOT_FOUND_BASE, unknown_referral, "ReferralNotFound")
             )
-        return outcome
 
     @staticmethod
-    def _run_plain(plan: _CampaignPlan, run: Run) -> bool:
+    def _run_plain(plain: _PlainCampaign, run: Run) -> bool:
         """The fast path: a campaign for which the session carries no code."""
         facts = run.facts
         fired = False
-        for rule in plan.plain_rules:
-            for predicate in rule.predicates:
+        for checks, effects in plain.rules:
+            for predicate in checks:
                 if not predicate(facts):
                     break
             else:
-                limit = plan.campaign.budgets.discount
+                limit = plain.discount_limit
                 if not fired and limit is not None:
-                    spent = run.ledger.campaign_usage(plan.campaign.id).discount
+                    spent = run.ledger.campaign_usage(plain.campaign_id).discount
                     run.discount_left = limit - spent
                 fired = True
-                for apply in rule.effects:
+                for apply in effects:
                     apply(run)
         run.discount_left = None
         return fired

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from emulator.audiences import AudienceStore
@@ -19,7 +19,8 @@ from emulator.catalogs import CatalogStore
 from emulator.ledger import CouponRecord, PromotionLedger
 from emulator.loyalty import LoyaltyStore, points_view_needed
 from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE, RequestLog
-from emulator.rules import CouponInfo, RuleEngine
+from emulator.rules import CartLine, CouponInfo, RuleEngine
+from emulator.times import format_time, utc_now
 
 __all__ = [
     "CartItemRecord",
@@ -29,23 +30,10 @@ __all__ = [
     "ProfileRecord",
     "ReturnRecord",
     "SessionRecord",
-    "format_time",
-    "utc_now",
 ]
 
 Clock = Callable[[], datetime]
 _IdKind = Literal["session", "profile", "event", "return"]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds and ``Z``, as Talon.One answers."""
-    if moment.tzinfo is not UTC:
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z"  # "+00:00" → "Z"
 
 
 @dataclass(slots=True)
@@ -103,6 +91,10 @@ class SessionRecord:
     loyalty_cards: list[str] = field(default_factory=list)
     identifiers: list[str] = field(default_factory=list)
     items: list[CartItemRecord] = field(default_factory=list)
+    """Set with :meth:`set_cart`, which keeps ``lines`` and ``cart_item_total`` in step."""
+    lines: tuple[CartLine, ...] = ()
+    """The cart as the rule engine sees it, built once per cart rather than per evaluation."""
+    cart_item_total: float = 0.0
     additional_costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     attributes: dict[str, Any] = field(default_factory=dict)
     update_count: int = 1
@@ -114,9 +106,16 @@ class SessionRecord:
     """Per closing effect, the amount rolled back so far by returns."""
     returns: list[ReturnRecord] = field(default_factory=list)
 
-    @property
-    def cart_item_total(self) -> float:
-        return sum(item.price * item.quantity for item in self.items)
+    def set_cart(self, items: list[CartItemRecord]) -> None:
+        """Replace the cart items (a cart is only ever replaced whole)."""
+        self.items = items
+        self.lines = tuple(
+            [
+                CartLine(position, item.sku, item.price, item.quantity, item.category)
+                for position, item in enumerate(items)
+            ]
+        )
+        self.cart_item_total = sum([item.price * item.quantity for item in items])
 
     @property
     def additional_cost_total(self) -> float:
