@@ -14,7 +14,7 @@ Public API::
         server.faults.apply(FaultSettings(error_rates={503: 0.1}))   # inject faults
 """
 
-from emulator.app import STATE_KEY, create_app
+from emulator.app import EmulatorApp, create_app
 from emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
 from emulator.config import EmulatorConfig
 from emulator.errors import (
@@ -27,15 +27,15 @@ from emulator.faults import FaultInjector, FaultSettings
 from emulator.idempotency import IdempotencyStore
 from emulator.operations import IntegrationService
 from emulator.requestlog import RequestLog, RequestLogEntry
-from emulator.server import EmulatorServer, run_forever
+from emulator.server import EmulatorServer, run_forever, serve
 from emulator.state import EmulatorState
 
 __all__ = [
-    "STATE_KEY",
     "ApiError",
     "CampaignFileError",
     "CampaignSet",
     "ConfigError",
+    "EmulatorApp",
     "EmulatorConfig",
     "EmulatorError",
     "EmulatorServer",
@@ -50,4 +50,5 @@ __all__ = [
     "load_campaigns",
     "parse_campaigns",
     "run_forever",
+    "serve",
 ]

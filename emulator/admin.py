@@ -21,10 +21,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from emulator import http
 from emulator.faults import FaultInjector, FaultSettings
+from emulator.http import Request, Response, Route
 from emulator.idempotency import IdempotencyStore
 from emulator.state import EmulatorState
 
@@ -42,11 +43,11 @@ class _OutageRequest(BaseModel):
     start_after_s: Annotated[float, Field(ge=0)] = Field(default=0.0, alias="startAfterSeconds")
 
 
-def _json(status: int, payload: Any) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(payload), content_type=_JSON)
+def _json(status: int, payload: Any) -> Response:
+    return Response(status=status, body=orjson.dumps(payload), content_type=_JSON)
 
 
-def _invalid(message: str, errors: list[dict[str, Any]]) -> web.Response:
+def _invalid(message: str, errors: list[dict[str, Any]]) -> Response:
     return _json(400, {"message": message, "errors": errors, "StatusCode": 400})
 
 
@@ -63,8 +64,8 @@ def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-async def _read_json(request: web.Request) -> tuple[Any, web.Response | None]:
-    raw = await request.read()
+def _read_json(request: Request) -> tuple[Any, Response | None]:
+    raw = request.body
     if not raw.strip():
         return {}, None
     try:
@@ -76,10 +77,10 @@ async def _read_json(request: web.Request) -> tuple[Any, web.Response | None]:
 
 def admin_routes(
     state: EmulatorState, faults: FaultInjector, idempotency: IdempotencyStore
-) -> list[web.RouteDef]:
+) -> list[Route]:
     """The admin API's routes over one emulator's store, fault injector and idempotency store."""
 
-    async def health(_request: web.Request) -> web.Response:
+    async def health(_request: Request) -> Response:
         return _json(
             200,
             {
@@ -94,7 +95,7 @@ def admin_routes(
             },
         )
 
-    async def requests(request: web.Request) -> web.Response:
+    async def requests(request: Request) -> Response:
         try:
             since = int(request.query.get("since", "0"))
         except ValueError:
@@ -105,17 +106,17 @@ def admin_routes(
             }
             return _invalid("since must be an integer", [error])
         body = state.request_log.to_json(since)
-        return web.Response(status=200, body=body, content_type=_JSON)
+        return Response(status=200, body=body, content_type=_JSON)
 
-    async def clear_requests(_request: web.Request) -> web.Response:
+    async def clear_requests(_request: Request) -> Response:
         state.request_log.clear()
-        return web.Response(status=204)
+        return Response(status=204)
 
-    async def get_faults(_request: web.Request) -> web.Response:
+    async def get_faults(_request: Request) -> Response:
         return _json(200, faults.snapshot())
 
-    async def put_faults(request: web.Request) -> web.Response:
-        document, problem = await _read_json(request)
+    async def put_faults(request: Request) -> Response:
+        document, problem = _read_json(request)
         if problem is not None:
             return problem
         try:
@@ -131,11 +132,11 @@ def admin_routes(
         snapshot = faults.snapshot()
         return {"active": snapshot["outageActive"], "windows": snapshot["outageWindows"]}
 
-    async def get_outage(_request: web.Request) -> web.Response:
+    async def get_outage(_request: Request) -> Response:
         return _json(200, outage_status())
 
-    async def post_outage(request: web.Request) -> web.Response:
-        document, problem = await _read_json(request)
+    async def post_outage(request: Request) -> Response:
+        document, problem = _read_json(request)
         if problem is not None:
             return problem
         try:
@@ -148,22 +149,22 @@ def admin_routes(
             faults.end_outages()
         return _json(200, outage_status())
 
-    async def delete_outage(_request: web.Request) -> web.Response:
+    async def delete_outage(_request: Request) -> Response:
         faults.end_outages()
-        return web.Response(status=204)
+        return Response(status=204)
 
-    async def clear_idempotency(_request: web.Request) -> web.Response:
+    async def clear_idempotency(_request: Request) -> Response:
         idempotency.clear()
-        return web.Response(status=204)
+        return Response(status=204)
 
     return [
-        web.get(f"{ADMIN_PREFIX}/health", health),
-        web.get(f"{ADMIN_PREFIX}/requests", requests),
-        web.delete(f"{ADMIN_PREFIX}/requests", clear_requests),
-        web.get(f"{ADMIN_PREFIX}/faults", get_faults),
-        web.put(f"{ADMIN_PREFIX}/faults", put_faults),
-        web.get(f"{ADMIN_PREFIX}/outage", get_outage),
-        web.post(f"{ADMIN_PREFIX}/outage", post_outage),
-        web.delete(f"{ADMIN_PREFIX}/outage", delete_outage),
-        web.delete(f"{ADMIN_PREFIX}/idempotency", clear_idempotency),
+        http.get(f"{ADMIN_PREFIX}/health", health),
+        http.get(f"{ADMIN_PREFIX}/requests", requests),
+        http.delete(f"{ADMIN_PREFIX}/requests", clear_requests),
+        http.get(f"{ADMIN_PREFIX}/faults", get_faults),
+        http.put(f"{ADMIN_PREFIX}/faults", put_faults),
+        http.get(f"{ADMIN_PREFIX}/outage", get_outage),
+        http.post(f"{ADMIN_PREFIX}/outage", post_outage),
+        http.delete(f"{ADMIN_PREFIX}/outage", delete_outage),
+        http.delete(f"{ADMIN_PREFIX}/idempotency", clear_idempotency),
     ]

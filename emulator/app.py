@@ -1,4 +1,5 @@
-"""The aiohttp application: the Talon.One routes and the admin API.
+"""The emulator application: the Talon.One routes and the admin API, served by
+:mod:`emulator.http`.
 
 How a Talon.One call is answered (faults, auth, Idempotency-Key, latency, 409, request log) is in
 :mod:`emulator.handler`; the admin API in :mod:`emulator.admin`.
@@ -52,57 +53,54 @@ Admin paths (no auth) under ``/__emulator``: see :mod:`emulator.admin`.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
+from emulator import http
 from emulator import promotion_routes as promo
 from emulator.admin import ADMIN_PREFIX, admin_routes
 from emulator.config import EmulatorConfig
 from emulator.errors import ApiErrorDetail, InvalidDataError
 from emulator.faults import FaultInjector
 from emulator.handler import Operation, Result, Sleep, TalonHandler
+from emulator.http import Request, Route, Router
 from emulator.idempotency import IdempotencyStore
 from emulator.loyalty_routes import loyalty_routes
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
 from emulator.validation import parse_bool, parse_silent, parse_time
 
-__all__ = ["ADMIN_PREFIX", "FAULTS_KEY", "IDEMPOTENCY_KEY", "STATE_KEY", "create_app"]
-
-STATE_KEY = web.AppKey("emulator_state", EmulatorState)
-FAULTS_KEY = web.AppKey("emulator_faults", FaultInjector)
-IDEMPOTENCY_KEY = web.AppKey("emulator_idempotency", IdempotencyStore)
+__all__ = ["ADMIN_PREFIX", "EmulatorApp", "create_app"]
 
 _Operation = Operation
 _Result = Result
 
 
-def _session_id(request: web.Request) -> str:
+def _session_id(request: Request) -> str:
     return request.match_info["customerSessionId"]
 
 
-def _update_session(service: IntegrationService, request: web.Request, body: Any) -> _Result:
+def _update_session(service: IntegrationService, request: Request, body: Any) -> _Result:
     query = request.query
     dry = parse_bool("dry", query.get("dry"))
     now = parse_time("now", query.get("now"))
     return 200, service.update_customer_session(_session_id(request), body, dry=dry, now=now)
 
 
-def _get_session(service: IntegrationService, request: web.Request, _body: Any) -> _Result:
+def _get_session(service: IntegrationService, request: Request, _body: Any) -> _Result:
     return 200, service.get_customer_session(_session_id(request))
 
 
-def _return_items(service: IntegrationService, request: web.Request, body: Any) -> _Result:
+def _return_items(service: IntegrationService, request: Request, body: Any) -> _Result:
     dry = parse_bool("dry", request.query.get("dry"))
     return 200, service.return_cart_items(_session_id(request), body, dry=dry)
 
 
-def _reopen(service: IntegrationService, request: web.Request, _body: Any) -> _Result:
+def _reopen(service: IntegrationService, request: Request, _body: Any) -> _Result:
     return 200, service.reopen_customer_session(_session_id(request))
 
 
-def _update_profile(service: IntegrationService, request: web.Request, body: Any) -> _Result:
+def _update_profile(service: IntegrationService, request: Request, body: Any) -> _Result:
     query = request.query
     run_rule_engine = parse_bool("runRuleEngine", query.get("runRuleEngine"))
     dry = parse_bool("dry", query.get("dry"))
@@ -113,7 +111,7 @@ def _update_profile(service: IntegrationService, request: web.Request, body: Any
     return 200, response
 
 
-def _track_event(service: IntegrationService, request: web.Request, body: Any) -> _Result:
+def _track_event(service: IntegrationService, request: Request, body: Any) -> _Result:
     query = request.query
     silent = parse_silent(query.get("silent"))
     dry = parse_bool("dry", query.get("dry"))
@@ -125,19 +123,19 @@ def _track_event(service: IntegrationService, request: web.Request, body: Any) -
     return (204, None) if response is None else (200, response)
 
 
-def _update_profiles(service: IntegrationService, request: web.Request, body: Any) -> _Result:
+def _update_profiles(service: IntegrationService, request: Request, body: Any) -> _Result:
     silent = parse_silent(request.query.get("silent"))
     response = service.update_customer_profiles(body, silent=silent)
     return (204, None) if response is None else (200, response)
 
 
-def _promotion_routes(api: TalonHandler) -> list[web.RouteDef]:
+def _promotion_routes(api: TalonHandler) -> list[Route]:
     """Referrals, coupon reservations, audiences and catalogs."""
     reservations = "/v1/coupon_reservations"
     audience = "/v2/audiences/{audienceId}"
     return [
-        web.post("/v1/referrals", api.route(_Operation("createReferral", promo.create_referral))),
-        web.post(
+        http.post("/v1/referrals", api.route(_Operation("createReferral", promo.create_referral))),
+        http.post(
             "/v1/referrals_for_multiple_advocates",
             api.route(
                 _Operation(
@@ -146,28 +144,29 @@ def _promotion_routes(api: TalonHandler) -> list[web.RouteDef]:
                 )
             ),
         ),
-        web.post(
+        http.post(
             f"{reservations}/{{couponValue}}",
             api.route(_Operation("createCouponReservation", promo.create_coupon_reservation)),
         ),
-        web.delete(
+        http.delete(
             f"{reservations}/{{couponValue}}",
             api.route(_Operation("deleteCouponReservation", promo.delete_coupon_reservation)),
         ),
-        web.get(
+        http.get(
             f"{reservations}/customerprofiles/{{couponValue}}",
             api.route(
                 _Operation("getReservedCustomers", promo.get_reserved_customers, reads_body=False)
             ),
-            allow_head=False,
         ),
-        web.post("/v2/audiences", api.route(_Operation("createAudienceV2", promo.create_audience))),
-        web.put(audience, api.route(_Operation("updateAudienceV2", promo.update_audience))),
-        web.delete(
+        http.post(
+            "/v2/audiences", api.route(_Operation("createAudienceV2", promo.create_audience))
+        ),
+        http.put(audience, api.route(_Operation("updateAudienceV2", promo.update_audience))),
+        http.delete(
             audience,
             api.route(_Operation("deleteAudienceV2", promo.delete_audience, reads_body=False)),
         ),
-        web.delete(
+        http.delete(
             f"{audience}/memberships",
             api.route(
                 _Operation(
@@ -177,7 +176,7 @@ def _promotion_routes(api: TalonHandler) -> list[web.RouteDef]:
                 )
             ),
         ),
-        web.post(
+        http.post(
             "/v2/customer_audiences",
             api.route(
                 _Operation(
@@ -185,7 +184,7 @@ def _promotion_routes(api: TalonHandler) -> list[web.RouteDef]:
                 )
             ),
         ),
-        web.put(
+        http.put(
             "/v2/audience_customers/{audienceId}/attributes",
             api.route(
                 _Operation(
@@ -193,14 +192,24 @@ def _promotion_routes(api: TalonHandler) -> list[web.RouteDef]:
                 )
             ),
         ),
-        web.put(
+        http.put(
             "/v1/catalogs/{catalogId}/sync",
             api.route(_Operation("syncCatalog", promo.sync_catalog)),
         ),
-        web.post(
+        http.post(
             "/v1/best_prior_price", api.route(_Operation("bestPriorPrice", promo.best_prior_price))
         ),
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorApp:
+    """One emulated Talon.One application: its routes and the stores behind them."""
+
+    router: Router
+    state: EmulatorState
+    faults: FaultInjector
+    idempotency: IdempotencyStore
 
 
 def create_app(
@@ -210,18 +219,16 @@ def create_app(
     sleep: Sleep = asyncio.sleep,
     faults: FaultInjector | None = None,
     idempotency: IdempotencyStore | None = None,
-) -> web.Application:
-    """The emulator as an aiohttp application.
+) -> EmulatorApp:
+    """The emulator's routes over its stores (serve them with :mod:`emulator.server`).
 
     Args:
         config: keys, campaigns, faults and IDs.
         state: the store to serve (default: a new one from ``config``); tests keep a reference
-            to read the request log. Also available as ``app[STATE_KEY]``.
+            to read the request log.
         sleep: awaited with the latency in seconds (injectable so tests need not wait).
-        faults: the fault injector (default: a new one with ``config.fault_settings``); also
-            ``app[FAULTS_KEY]``.
-        idempotency: the Idempotency-Key store (default: a new one from ``config``); also
-            ``app[IDEMPOTENCY_KEY]``.
+        faults: the fault injector (default: a new one with ``config.fault_settings``).
+        idempotency: the Idempotency-Key store (default: a new one from ``config``).
     """
     if state is None:
         state = EmulatorState(
@@ -236,43 +243,32 @@ def create_app(
         idempotency = IdempotencyStore(config.idempotency_ttl_s, config.idempotency_capacity)
     api = TalonHandler(config.api_keys, state, faults, idempotency, config.concurrency_limit, sleep)
     sessions = "/v2/customer_sessions/{customerSessionId}"
-    app = web.Application()
-    app[STATE_KEY] = state
-    app[FAULTS_KEY] = faults
-    app[IDEMPOTENCY_KEY] = idempotency
-    app.add_routes(admin_routes(state, faults, idempotency))
-    app.add_routes(
-        [
-            web.put(
-                sessions,
-                api.route(_Operation("updateCustomerSessionV2", _update_session, gate="session")),
-            ),
-            web.get(
-                sessions,
-                api.route(_Operation("getCustomerSession", _get_session, reads_body=False)),
-                allow_head=False,
-            ),
-            web.post(
-                f"{sessions}/returns", api.route(_Operation("returnCartItems", _return_items))
-            ),
-            web.put(
-                f"{sessions}/reopen",
-                api.route(_Operation("reopenCustomerSession", _reopen, reads_body=False)),
-            ),
-            web.put(
-                "/v2/customer_profiles/{integrationId}",
-                api.route(_Operation("updateCustomerProfileV2", _update_profile, gate="profile")),
-            ),
-            web.put(
-                "/v2/customer_profiles",
-                api.route(_Operation("updateCustomerProfilesV2", _update_profiles)),
-            ),
-            web.post(
-                "/v2/events", api.route(_Operation("trackEventV2", _track_event, gate="profile"))
-            ),
-            *_promotion_routes(api),
-            *loyalty_routes(api),
-            web.route("*", "/{tail:.*}", api.not_found),
-        ]
-    )
-    return app
+    routes = [
+        *admin_routes(state, faults, idempotency),
+        http.put(
+            sessions,
+            api.route(_Operation("updateCustomerSessionV2", _update_session, gate="session")),
+        ),
+        http.get(
+            sessions, api.route(_Operation("getCustomerSession", _get_session, reads_body=False))
+        ),
+        http.post(f"{sessions}/returns", api.route(_Operation("returnCartItems", _return_items))),
+        http.put(
+            f"{sessions}/reopen",
+            api.route(_Operation("reopenCustomerSession", _reopen, reads_body=False)),
+        ),
+        http.put(
+            "/v2/customer_profiles/{integrationId}",
+            api.route(_Operation("updateCustomerProfileV2", _update_profile, gate="profile")),
+        ),
+        http.put(
+            "/v2/customer_profiles",
+            api.route(_Operation("updateCustomerProfilesV2", _update_profiles)),
+        ),
+        http.post(
+            "/v2/events", api.route(_Operation("trackEventV2", _track_event, gate="profile"))
+        ),
+        *_promotion_routes(api),
+        *loyalty_routes(api),
+    ]
+    return EmulatorApp(Router(routes, api.not_found), state, faults, idempotency)

@@ -12,10 +12,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any, cast
 
-from aiohttp import web
-
+from emulator import http
 from emulator.errors import ApiError, ApiErrorDetail, InvalidDataError
 from emulator.handler import Operation, TalonHandler
+from emulator.http import Request, Route
 from emulator.loyalty_ledger import Status
 from emulator.loyalty_service import LoyaltyService, PointsFilter, TransactionFilter
 from emulator.profiles import INVENTORY_FLAGS, AchievementFilter, HistoryFilter, ProfileService
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["loyalty_routes"]
 
 Result = tuple[int, Any]
-_Run = Callable[["IntegrationService", web.Request, Any], Result]
+_Run = Callable[["IntegrationService", Request, Any], Result]
 
 _LIST_PAGE_SIZE = 50
 _TRANSACTION_TYPES = ("manual", "session", "import")
@@ -47,7 +47,7 @@ def _with_status(run: _Run) -> _Run:
     """Errors of this operation are ErrorResponseWithStatus (with ``StatusCode``)."""
 
     @wraps(run)
-    def wrapped(service: IntegrationService, request: web.Request, body: Any) -> Result:
+    def wrapped(service: IntegrationService, request: Request, body: Any) -> Result:
         try:
             return run(service, request, body)
         except ApiError as exc:
@@ -65,11 +65,11 @@ def _profiles(service: IntegrationService) -> ProfileService:
     return ProfileService(service.state)
 
 
-def _path(request: web.Request, name: str) -> str:
+def _path(request: Request, name: str) -> str:
     return request.match_info[name]
 
 
-def _query(request: web.Request) -> Query:
+def _query(request: Request) -> Query:
     return request.query
 
 
@@ -113,7 +113,7 @@ def _points_filter(query: Query) -> PointsFilter:
 
 
 @_with_status
-def get_loyalty_balances(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_loyalty_balances(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     return 200, _loyalty(service).get_balances(
         _path(request, "loyaltyProgramId"),
@@ -128,9 +128,7 @@ def get_loyalty_balances(service: IntegrationService, request: web.Request, _bod
 
 
 @_with_status
-def get_profile_transactions(
-    service: IntegrationService, request: web.Request, _body: Any
-) -> Result:
+def get_profile_transactions(service: IntegrationService, request: Request, _body: Any) -> Result:
     return 200, _loyalty(service).get_profile_transactions(
         _path(request, "loyaltyProgramId"),
         _path(request, "integrationId"),
@@ -139,7 +137,7 @@ def get_profile_transactions(
 
 
 @_with_status
-def get_profile_points(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_profile_points(service: IntegrationService, request: Request, _body: Any) -> Result:
     return 200, _loyalty(service).get_profile_points(
         _path(request, "loyaltyProgramId"),
         _path(request, "integrationId"),
@@ -148,7 +146,7 @@ def get_profile_points(service: IntegrationService, request: web.Request, _body:
 
 
 @_with_status
-def delete_transactions(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def delete_transactions(service: IntegrationService, request: Request, body: Any) -> Result:
     _loyalty(service).delete_transactions(
         _path(request, "loyaltyProgramId"), _path(request, "integrationId"), body
     )
@@ -156,7 +154,7 @@ def delete_transactions(service: IntegrationService, request: web.Request, body:
 
 
 @_with_status
-def activate_points(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def activate_points(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).activate_points(_path(request, "loyaltyProgramId"), body)
 
 
@@ -164,7 +162,7 @@ def activate_points(service: IntegrationService, request: web.Request, body: Any
 
 
 @_with_status
-def get_card_balances(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_card_balances(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     return 200, _loyalty(service).get_card_balances(
         _path(request, "loyaltyProgramId"),
@@ -175,7 +173,7 @@ def get_card_balances(service: IntegrationService, request: web.Request, _body: 
 
 
 @_with_status
-def get_card_transactions(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_card_transactions(service: IntegrationService, request: Request, _body: Any) -> Result:
     return 200, _loyalty(service).get_card_transactions(
         _path(request, "loyaltyProgramId"),
         _path(request, "loyaltyCardId"),
@@ -184,7 +182,7 @@ def get_card_transactions(service: IntegrationService, request: web.Request, _bo
 
 
 @_with_status
-def get_card_points(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_card_points(service: IntegrationService, request: Request, _body: Any) -> Result:
     return 200, _loyalty(service).get_card_points(
         _path(request, "loyaltyProgramId"),
         _path(request, "loyaltyCardId"),
@@ -193,21 +191,21 @@ def get_card_points(service: IntegrationService, request: web.Request, _body: An
 
 
 @_with_status
-def link_card(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def link_card(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).link_card(
         _path(request, "loyaltyProgramId"), _path(request, "loyaltyCardId"), body
     )
 
 
 @_with_status
-def unlink_card(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def unlink_card(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).unlink_card(
         _path(request, "loyaltyProgramId"), _path(request, "loyaltyCardId"), body
     )
 
 
 @_with_status
-def generate_card(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def generate_card(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).generate_card(_path(request, "loyaltyProgramId"), body)
 
 
@@ -215,20 +213,20 @@ def generate_card(service: IntegrationService, request: web.Request, body: Any) 
 
 
 @_with_status
-def delete_customer_data(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def delete_customer_data(service: IntegrationService, request: Request, _body: Any) -> Result:
     _profiles(service).delete_customer_data(_path(request, "integrationId"))
     return 204, None
 
 
 @_with_status
-def get_inventory(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_inventory(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     flags = [name for name in INVENTORY_FLAGS if parse_bool(name, query.get(name))]
     return 200, _profiles(service).get_inventory(_path(request, "integrationId"), flags)
 
 
 @_with_status
-def get_achievements(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_achievements(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     status = parse_enum(
         query,
@@ -255,9 +253,7 @@ def get_achievements(service: IntegrationService, request: web.Request, _body: A
 
 
 @_with_status
-def get_achievement_history(
-    service: IntegrationService, request: web.Request, _body: Any
-) -> Result:
+def get_achievement_history(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     achievement_id = _path(request, "achievementId")
     if not achievement_id.isdigit():
@@ -284,7 +280,7 @@ def get_achievement_history(
 # --- the route table ----------------------------------------------------------------------------
 
 
-def loyalty_routes(api: TalonHandler) -> list[web.RouteDef]:
+def loyalty_routes(api: TalonHandler) -> list[Route]:
     """Loyalty programs, loyalty cards, customer data, inventory and achievements."""
     program = "/v1/loyalty_programs/{loyaltyProgramId}"
     profile = f"{program}/profile/{{integrationId}}"
@@ -292,11 +288,11 @@ def loyalty_routes(api: TalonHandler) -> list[web.RouteDef]:
     card_v2 = "/v2/loyalty_programs/{loyaltyProgramId}/cards/{loyaltyCardId}"
     customer = "/v1/customer_profiles/{integrationId}"
 
-    def get(path: str, name: str, run: _Run) -> web.RouteDef:
-        return web.get(path, api.route(Operation(name, run, reads_body=False)), allow_head=False)
+    def get(path: str, name: str, run: _Run) -> Route:
+        return http.get(path, api.route(Operation(name, run, reads_body=False)))
 
-    def post(path: str, name: str, run: _Run) -> web.RouteDef:
-        return web.post(path, api.route(Operation(name, run)))
+    def post(path: str, name: str, run: _Run) -> Route:
+        return http.post(path, api.route(Operation(name, run)))
 
     return [
         get(f"{profile}/balances", "getLoyaltyBalances", get_loyalty_balances),
@@ -318,7 +314,7 @@ def loyalty_routes(api: TalonHandler) -> list[web.RouteDef]:
         get(f"{card}/points", "getLoyaltyCardPoints", get_card_points),
         post(f"{card_v2}/link_profile", "linkLoyaltyCardToProfile", link_card),
         post(f"{card_v2}/unlink_profile", "unlinkLoyaltyCardFromProfile", unlink_card),
-        web.delete(
+        http.delete(
             "/v1/customer_data/{integrationId}",
             api.route(Operation("deleteCustomerData", delete_customer_data, reads_body=False)),
         ),

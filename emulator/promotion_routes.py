@@ -11,9 +11,8 @@ from collections.abc import Callable
 from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from emulator.errors import ApiError
+from emulator.http import Request
 from emulator.validation import parse_silent
 
 if TYPE_CHECKING:
@@ -36,14 +35,14 @@ __all__ = [
 ]
 
 Result = tuple[int, Any]
-_Run = Callable[["IntegrationService", web.Request, Any], Result]
+_Run = Callable[["IntegrationService", Request, Any], Result]
 
 
 def _with_status(run: _Run) -> _Run:
     """400 bodies of this operation are ErrorResponseWithStatus (with ``StatusCode``)."""
 
     @wraps(run)
-    def wrapped(service: IntegrationService, request: web.Request, body: Any) -> Result:
+    def wrapped(service: IntegrationService, request: Request, body: Any) -> Result:
         try:
             return run(service, request, body)
         except ApiError as exc:
@@ -53,66 +52,62 @@ def _with_status(run: _Run) -> _Run:
     return wrapped
 
 
-def create_referral(service: IntegrationService, _request: web.Request, body: Any) -> Result:
+def create_referral(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 201, service.promotions.create_referral(body)
 
 
 @_with_status
 def create_referrals_for_multiple_advocates(
-    service: IntegrationService, request: web.Request, body: Any
+    service: IntegrationService, request: Request, body: Any
 ) -> Result:
     silent = parse_silent(request.query.get("silent"))
     response = service.promotions.create_referrals_for_multiple_advocates(body, silent=silent)
     return (204, None) if response is None else (201, response)
 
 
-def _coupon_value(request: web.Request) -> str:
+def _coupon_value(request: Request) -> str:
     return request.match_info["couponValue"]
 
 
 @_with_status
-def create_coupon_reservation(
-    service: IntegrationService, request: web.Request, body: Any
-) -> Result:
+def create_coupon_reservation(service: IntegrationService, request: Request, body: Any) -> Result:
     return 201, service.promotions.create_coupon_reservation(_coupon_value(request), body)
 
 
 @_with_status
-def delete_coupon_reservation(
-    service: IntegrationService, request: web.Request, body: Any
-) -> Result:
+def delete_coupon_reservation(service: IntegrationService, request: Request, body: Any) -> Result:
     service.promotions.delete_coupon_reservation(_coupon_value(request), body)
     return 204, None
 
 
 @_with_status
-def get_reserved_customers(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def get_reserved_customers(service: IntegrationService, request: Request, _body: Any) -> Result:
     return 200, service.promotions.get_reserved_customers(_coupon_value(request))
 
 
-def _audience_id(request: web.Request) -> str:
+def _audience_id(request: Request) -> str:
     return request.match_info["audienceId"]
 
 
 @_with_status
-def create_audience(service: IntegrationService, _request: web.Request, body: Any) -> Result:
+def create_audience(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 201, service.audiences.create_audience(body)
 
 
 @_with_status
-def update_audience(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def update_audience(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, service.audiences.update_audience(_audience_id(request), body)
 
 
 @_with_status
-def delete_audience(service: IntegrationService, request: web.Request, _body: Any) -> Result:
+def delete_audience(service: IntegrationService, request: Request, _body: Any) -> Result:
     service.audiences.delete_audience(_audience_id(request))
     return 204, None
 
 
 @_with_status
 def delete_audience_memberships(
-    service: IntegrationService, request: web.Request, _body: Any
+    service: IntegrationService, request: Request, _body: Any
 ) -> Result:
     service.audiences.delete_memberships(_audience_id(request))
     return 204, None
@@ -120,7 +115,7 @@ def delete_audience_memberships(
 
 @_with_status
 def update_customer_profile_audiences(
-    service: IntegrationService, _request: web.Request, body: Any
+    service: IntegrationService, _request: Request, body: Any
 ) -> Result:
     service.audiences.update_customer_audiences(body)
     return 204, None
@@ -128,16 +123,16 @@ def update_customer_profile_audiences(
 
 @_with_status
 def update_audience_customers_attributes(
-    service: IntegrationService, request: web.Request, body: Any
+    service: IntegrationService, request: Request, body: Any
 ) -> Result:
     service.audiences.update_members_attributes(_audience_id(request), body)
     return 204, None
 
 
-def sync_catalog(service: IntegrationService, request: web.Request, body: Any) -> Result:
+def sync_catalog(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, service.catalogs.sync_catalog(request.match_info["catalogId"], body)
 
 
 @_with_status
-def best_prior_price(service: IntegrationService, _request: web.Request, body: Any) -> Result:
+def best_prior_price(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 200, service.catalogs.best_prior_price(body)

@@ -6,24 +6,25 @@ import asyncio
 import gc
 import importlib
 import logging
+import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from aiohttp import web
-
-from emulator.app import create_app
+from emulator.app import EmulatorApp, create_app
 from emulator.campaigns import load_campaigns
 from emulator.config import EmulatorConfig
 from emulator.errors import EmulatorError
 from emulator.faults import FaultInjector, FaultSettings
+from emulator.http import HttpServer
 from emulator.idempotency import IdempotencyStore
 from emulator.state import EmulatorState
 
-__all__ = ["EmulatorServer", "run_forever"]
+__all__ = ["EmulatorServer", "run_forever", "serve"]
 
 logger = logging.getLogger("emulator")
 
@@ -152,19 +153,39 @@ class EmulatorServer:
         app = create_app(
             self.config, state=self._state, faults=self._faults, idempotency=self._idempotency
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self._requested_port))
-            site = web.SockSite(runner, sock, backlog=1024)
-            await site.start()
-            self._port = sock.getsockname()[1]
+        async with serve(app, self.host, self._requested_port) as port:
+            self._port = port
             self._ready.set()
             await self._stopping.wait()
-        finally:
-            await runner.cleanup()
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@asynccontextmanager
+async def serve(app: EmulatorApp, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[int]:
+    """Serve ``app`` on the running event loop while the block runs; yields the port (``port``
+    0 picks a free one).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    server = HttpServer(app.router)
+    sock = _listening_socket(host, port)
+    await server.start(sock)
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        await server.close()
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -194,6 +215,7 @@ def run_forever(
     Raises:
         CampaignFileError: the campaign file cannot be loaded.
         ConfigError: the keys, the latency or the faults are invalid.
+        OSError: the address cannot be bound.
     """
     campaigns = load_campaigns(campaigns_path)
     config = EmulatorConfig(
@@ -205,35 +227,37 @@ def run_forever(
     app = create_app(config)
     loop = _event_loop()
 
-    def announce(_message: str) -> None:
-        # Everything built so far lives as long as the server: keep it out of the collector's
-        # scans. The store then grows by a few dicts per request, all of them long-lived, so
-        # collecting the young generation every 700 allocations (the default) mostly rescans
-        # live objects: with these thresholds a session update costs about a fifth less CPU.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(*_GC_THRESHOLDS)
-        settings = config.fault_settings
-        logger.info(
-            "Talon.One emulator listening on http://%s:%d (%d campaigns from %s, %d API key(s), "
-            "latency %s, error rates %s, %d outage window(s), %s event loop)",
-            host,
-            port,
-            len(campaigns.campaigns),
-            campaigns_path or "the default campaign file",
-            len(config.api_keys),
-            settings.latency.model_dump(by_alias=True),
-            settings.error_rates or "none",
-            len(settings.outages),
-            type(loop).__module__.split(".")[0],
-        )
+    async def main() -> None:
+        stopping = asyncio.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        async with serve(app, host, port) as bound:
+            # Everything built so far lives as long as the server: keep it out of the
+            # collector's scans. The store then grows by a few dicts per request, all of them
+            # long-lived, so collecting the young generation every 700 allocations (the
+            # default) mostly rescans live objects: with these thresholds a session update
+            # costs about a fifth less CPU.
+            gc.collect()
+            gc.freeze()
+            gc.set_threshold(*_GC_THRESHOLDS)
+            settings = config.fault_settings
+            logger.info(
+                "Talon.One emulator listening on http://%s:%d (%d campaigns from %s, "
+                "%d API key(s), latency %s, error rates %s, %d outage window(s), %s event loop)",
+                host,
+                bound,
+                len(campaigns.campaigns),
+                campaigns_path or "the default campaign file",
+                len(config.api_keys),
+                settings.latency.model_dump(by_alias=True),
+                settings.error_rates or "none",
+                len(settings.outages),
+                type(loop).__module__.split(".")[0],
+            )
+            await stopping.wait()
+        logger.info("Talon.One emulator stopped")
 
-    web.run_app(
-        app,
-        host=host,
-        port=port,
-        access_log=None,
-        print=announce,
-        handle_signals=True,
-        loop=loop,
-    )
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
 
 from emulator.app import create_app
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultInjector, FaultSettings, UniformLatency
 from emulator.idempotency import IdempotencyStore
+from emulator.server import serve
 from emulator.state import EmulatorState
 
 KEY = "handler-key"
@@ -49,7 +50,7 @@ class Sleeps:
 
 @dataclass
 class Emulator:
-    client: TestClient[Any, Any]
+    client: aiohttp.ClientSession
     state: EmulatorState
     faults: FaultInjector
     idempotency: IdempotencyStore
@@ -89,7 +90,7 @@ async def emulator() -> AsyncIterator[Emulator]:
         faults=faults,
         idempotency=idempotency,
     )
-    async with TestClient(TestServer(app)) as client:
+    async with serve(app) as port, aiohttp.ClientSession(f"http://127.0.0.1:{port}") as client:
         yield Emulator(client, state, faults, idempotency, sleeps, wall, monotonic)
 
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from emulator.app import create_app
 from emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
@@ -21,6 +21,7 @@ from emulator.errors import BadRequestError, CampaignFileError, InvalidDataError
 from emulator.loyalty_service import LoyaltyService, PointsFilter, TransactionFilter
 from emulator.operations import IntegrationService
 from emulator.queries import Page
+from emulator.server import serve
 from emulator.state import EmulatorState
 
 SHIRT = {"name": "Shirt", "sku": "shirt", "quantity": 1, "price": 40, "category": "Shirts"}
@@ -1002,14 +1003,14 @@ KEY = "loyalty-key"
 
 
 @pytest.fixture
-async def client(campaigns: CampaignSet) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(campaigns: CampaignSet) -> AsyncIterator[aiohttp.ClientSession]:
     app = create_app(EmulatorConfig(api_keys=[KEY], campaigns=campaigns))
-    async with TestClient(TestServer(app)) as running:
+    async with serve(app) as port, aiohttp.ClientSession(f"http://127.0.0.1:{port}") as running:
         yield running
 
 
 async def call(
-    client: TestClient[Any, Any],
+    client: aiohttp.ClientSession,
     method: str,
     path: str,
     body: Any = None,
@@ -1021,7 +1022,7 @@ async def call(
         return answer.status, data
 
 
-async def test_http_routes_and_errors(client: TestClient[Any, Any]) -> None:
+async def test_http_routes_and_errors(client: aiohttp.ClientSession) -> None:
     session = {"customerSession": {"profileId": "ann", "cartItems": [SHIRT], "state": "closed"}}
     assert (await call(client, "PUT", "/v2/customer_sessions/s-1", session))[0] == 200
     base = "/v1/loyalty_programs/1/profile/ann"
@@ -1062,7 +1063,7 @@ async def test_http_routes_and_errors(client: TestClient[Any, Any]) -> None:
     assert (status, body["StatusCode"]) == (400, 400)
 
 
-async def test_http_card_routes(client: TestClient[Any, Any]) -> None:
+async def test_http_card_routes(client: aiohttp.ClientSession) -> None:
     session = {"customerSession": {"profileId": "ann", "cartItems": [SHIRT]}}
     await call(client, "PUT", "/v2/customer_sessions/s-1", session)
 

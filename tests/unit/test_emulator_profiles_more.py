@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
-from aiohttp.test_utils import TestClient, TestServer
 
 from emulator.app import create_app
 from emulator.campaigns import CampaignSet, parse_campaigns
@@ -19,6 +19,7 @@ from emulator.loyalty_service import LoyaltyService
 from emulator.operations import IntegrationService
 from emulator.profiles import INVENTORY_FLAGS, AchievementFilter, HistoryFilter, ProfileService
 from emulator.queries import Page
+from emulator.server import serve
 from emulator.state import EmulatorState
 
 BLOUSE = {"name": "Red Spring Blouse", "sku": "rsb002", "quantity": 1, "price": 49}
@@ -283,14 +284,14 @@ KEY = "profiles-key"
 
 
 @pytest.fixture
-async def client(campaigns: CampaignSet) -> AsyncIterator[TestClient[Any, Any]]:
+async def client(campaigns: CampaignSet) -> AsyncIterator[aiohttp.ClientSession]:
     app = create_app(EmulatorConfig(api_keys=[KEY], campaigns=campaigns))
-    async with TestClient(TestServer(app)) as running:
+    async with serve(app) as port, aiohttp.ClientSession(f"http://127.0.0.1:{port}") as running:
         yield running
 
 
 async def call(
-    client: TestClient[Any, Any], method: str, path: str, body: Any = None, params: Any = None
+    client: aiohttp.ClientSession, method: str, path: str, body: Any = None, params: Any = None
 ) -> tuple[int, Any]:
     headers = {"Authorization": f"ApiKey-v1 {KEY}"}
     async with client.request(method, path, json=body, headers=headers, params=params) as answer:
@@ -298,7 +299,7 @@ async def call(
         return answer.status, (await answer.json()) if text else None
 
 
-async def test_http_profile_routes(client: TestClient[Any, Any]) -> None:
+async def test_http_profile_routes(client: aiohttp.ClientSession) -> None:
     session = {"customerSession": {"profileId": "ann", "cartItems": [BLOUSE]}}
     await call(client, "PUT", "/v2/customer_sessions/s-1", session)
     customer = "/v1/customer_profiles/ann"
