@@ -12,12 +12,14 @@
                                             or switch it off: {"active": false}
     DELETE /__emulator/outage               end every outage window
     DELETE /__emulator/idempotency          forget every stored Idempotency-Key answer
+    PUT    /__emulator/api-keys             accept exactly these keys: {"keys": ["..."]}
 
 Errors are Talon.One-shaped: ``{"message", "errors": [{title, details, source}], "StatusCode"}``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any
 
 import orjson
@@ -75,10 +77,20 @@ def _read_json(request: Request) -> tuple[Any, Response | None]:
         return None, _invalid("The submitted data was invalid", [error])
 
 
+class _ApiKeysRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    keys: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+
+
 def admin_routes(
-    state: EmulatorState, faults: FaultInjector, idempotency: IdempotencyStore
+    state: EmulatorState,
+    faults: FaultInjector,
+    idempotency: IdempotencyStore,
+    set_api_keys: Callable[[Iterable[str]], None],
 ) -> list[Route]:
-    """The admin API's routes over one emulator's store, fault injector and idempotency store."""
+    """The admin API's routes over one emulator's store, fault injector, idempotency store and
+    accepted API keys."""
 
     async def health(_request: Request) -> Response:
         return _json(
@@ -157,8 +169,20 @@ def admin_routes(
         idempotency.clear()
         return Response(status=204)
 
+    async def put_api_keys(request: Request) -> Response:
+        document, problem = _read_json(request)
+        if problem is not None:
+            return problem
+        try:
+            command = _ApiKeysRequest.model_validate(document)
+        except ValidationError as exc:
+            return _invalid("The submitted data was invalid", _validation_errors(exc))
+        set_api_keys(command.keys)
+        return _json(200, {"keys": len(command.keys)})  # never the keys themselves
+
     return [
         http.get(f"{ADMIN_PREFIX}/health", health),
+        http.put(f"{ADMIN_PREFIX}/api-keys", put_api_keys),
         http.get(f"{ADMIN_PREFIX}/requests", requests),
         http.delete(f"{ADMIN_PREFIX}/requests", clear_requests),
         http.get(f"{ADMIN_PREFIX}/faults", get_faults),

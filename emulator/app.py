@@ -244,7 +244,7 @@ def create_app(
     api = TalonHandler(config.api_keys, state, faults, idempotency, config.concurrency_limit, sleep)
     sessions = "/v2/customer_sessions/{customerSessionId}"
     routes = [
-        *admin_routes(state, faults, idempotency),
+        *admin_routes(state, faults, idempotency, api.set_api_keys),
         http.put(
             sessions,
             api.route(_Operation("updateCustomerSessionV2", _update_session, gate="session")),

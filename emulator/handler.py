@@ -153,13 +153,18 @@ class TalonHandler:
         concurrency_limit: int | None,
         sleep: Sleep,
     ) -> None:
-        self._authorizations = frozenset(f"ApiKey-v1 {key}" for key in api_keys)
+        self._authorizations: frozenset[str] = frozenset()
+        self.set_api_keys(api_keys)
         self._gate = IntegrationIdGate(concurrency_limit) if concurrency_limit is not None else None
         self._sleep = sleep
         self._state = state
         self._faults = faults
         self._idempotency = idempotency
         self._service = IntegrationService(state)
+
+    def set_api_keys(self, api_keys: Iterable[str]) -> None:
+        """Accept exactly these keys from now on (a key revoked or issued in Talon.One)."""
+        self._authorizations = frozenset(f"ApiKey-v1 {key}" for key in api_keys)
 
     def route(self, operation: Operation) -> Handler:
         """The HTTP handler of one operation."""

@@ -478,3 +478,25 @@ async def test_bulk_profile_route_and_force_complete_evaluation(emulator: Emulat
     assert forced[0] == 400
     assert b'"parameter":"forceCompleteEvaluation"' in forced[1]
     assert forced_dry[0] == 204
+
+
+async def test_api_keys_can_be_replaced_through_the_admin_api(emulator: Emulator) -> None:
+    client = emulator.client
+    status, _, _ = await emulator.call("GET", "/v2/customer_sessions/s-1")
+    assert status == 404  # the configured key is accepted (the session just doesn't exist)
+    async with client.put("/__emulator/api-keys", json={"keys": ["rotated"]}) as response:
+        assert response.status == 200
+        assert await response.json() == {"keys": 1}  # the count, never the keys
+    status, body, _ = await emulator.call("GET", "/v2/customer_sessions/s-1")
+    assert status == 401
+    assert b"Unauthorized: invalid or missing API key" in body
+    headers = {"Authorization": "ApiKey-v1 rotated"}
+    async with client.get("/v2/customer_sessions/s-1", headers=headers) as response:
+        assert response.status == 404
+    for bad in ({"keys": []}, {"keys": [""]}, {"keys": "k"}, {"other": 1}):
+        async with client.put("/__emulator/api-keys", json=bad) as response:
+            assert response.status == 400, bad
+    async with client.put("/__emulator/api-keys", json={"keys": [KEY]}) as response:
+        assert response.status == 200
+    status, _, _ = await emulator.call("GET", "/v2/customer_sessions/s-1")
+    assert status == 404
