@@ -2,9 +2,15 @@
 
 Starts the emulator with a fixed latency, then for each client and each in-flight level keeps that
 many session updates in flight and reports requests/s and this process's CPU per request
-(user+sys ÷ requests). Prints a table and writes bench/results/http_clients.json.
+(user+sys ÷ requests). Prints a table and writes bench/results/http_clients.json
+(``http_clients_uvloop.json`` with ``--loop uvloop``).
+
+Contenders: ``httpx``, ``httpx+aiohttp`` and ``aiohttp-talon`` (``TalonClient`` and
+``AiohttpTalonClient``, what the worker can use), ``aiohttp`` (a bare ``ClientSession``, no
+Talon.One client around it) and ``native`` (``Http11TalonClient`` on ``workers.http11``).
 
     .venv/bin/python bench/http_clients.py [--latency-ms 50] [--requests 3000] [--in-flight 64,256]
+        [--clients native,aiohttp-talon,...] [--loop asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -20,13 +26,15 @@ from typing import Any
 
 import aiohttp
 import orjson
+import uvloop
 from httpx_aiohttp import AiohttpTransport
 
 from workers.calls import Operation, TalonCall
 from workers.subprocesses import spawn_emulator, terminate
-from workers.talon_client import TalonClient
+from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
 
 KEY = "bench-key"
+CLIENTS = ("httpx", "httpx+aiohttp", "aiohttp", "aiohttp-talon", "native")
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -83,10 +91,15 @@ async def measure(name: str, base_url: str, requests: int, in_flight: int) -> di
             cpu, seconds = cpu_seconds(), await drive(send, requests, in_flight)
             cpu = cpu_seconds() - cpu
     else:
-        transport = AiohttpTransport() if name == "httpx+aiohttp" else None
-        async with TalonClient(
-            base_url, KEY, max_connections=in_flight, transport=transport
-        ) as client:
+        client: TalonClient | AiohttpTalonClient | Http11TalonClient
+        if name == "native":
+            client = Http11TalonClient(base_url, KEY, max_connections=in_flight)
+        elif name == "aiohttp-talon":
+            client = AiohttpTalonClient(base_url, KEY, max_connections=in_flight)
+        else:
+            transport = AiohttpTransport() if name == "httpx+aiohttp" else None
+            client = TalonClient(base_url, KEY, max_connections=in_flight, transport=transport)
+        async with client:
 
             async def send(n: int) -> None:
                 await client.send(cart_call(n))
@@ -111,14 +124,24 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--in-flight", default="64,256")
+    parser.add_argument("--clients", default=",".join(CLIENTS), help="comma-separated contenders")
+    parser.add_argument(
+        "--loop", choices=("asyncio", "uvloop"), default="asyncio", help="the client's event loop"
+    )
     args = parser.parse_args()
     levels = [int(level) for level in args.in_flight.split(",")]
+    names = [name for name in args.clients.split(",") if name]
+    unknown = set(names) - set(CLIENTS)
+    if unknown:
+        parser.error(f"unknown clients: {', '.join(sorted(unknown))} (known: {', '.join(CLIENTS)})")
+    loop_factory = uvloop.new_event_loop if args.loop == "uvloop" else None
     process, base_url = start_emulator(args.latency_ms)
     rows = []
     try:
         for in_flight in levels:
-            for name in ("httpx", "httpx+aiohttp", "aiohttp"):
-                row = asyncio.run(measure(name, base_url, args.requests, in_flight))
+            for name in names:
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    row = runner.run(measure(name, base_url, args.requests, in_flight))
                 rows.append(row)
                 print(
                     f"{row['client']:<14} in flight {in_flight:>4}: "
@@ -131,11 +154,13 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     out = {
         "latency_ms": args.latency_ms,
+        "loop": args.loop,
         "requests": args.requests,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "rows": rows,
     }
-    (RESULTS / "http_clients.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "http_clients.json" if args.loop == "asyncio" else f"http_clients_{args.loop}.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":

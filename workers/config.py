@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     talon_api_key: SecretStr = SecretStr("")
     request_timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=256, ge=1)
-    #: ``aiohttp`` (default; cheapest per request with hundreds in flight) or ``httpx``.
-    http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    #: ``native`` (default: ``workers.http11``, a lean HTTP/1.1 client, the cheapest per call),
+    #: ``aiohttp`` or ``httpx``.
+    http_client: Literal["native", "aiohttp", "httpx"] = "native"
     response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = (
         "customerSession",
         "customerProfile",
@@ -86,6 +87,23 @@ class Settings(BaseSettings):
     max_buffered_per_partition: int = Field(default=1000, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    #: A cap on Talon.One calls per second for this worker (unset: no cap), and the calls that
+    #: may go at once after a quiet spell.
+    max_requests_per_s: float | None = Field(default=None, gt=0)
+    rate_burst: int = Field(default=10, ge=1)
+    #: Adapt the calls in flight (up to ``max_in_flight``): halve on 429 (or on calls slower
+    #: than ``adaptive_latency_threshold_ms``, when set), grow back by one per window of calls.
+    adaptive_concurrency: bool = True
+    adaptive_min_in_flight: int = Field(default=4, ge=1)
+    adaptive_latency_threshold_ms: float | None = Field(default=None, gt=0)
+    #: Halt (pause consumption, report unhealthy) once Talon.One has not answered for this long.
+    unreachable_halt_after_s: float = Field(default=60.0, ge=0)
+    #: While halted, the wait before the first probe call, doubling up to the maximum.
+    halt_probe_initial_s: float = Field(default=1.0, gt=0)
+    halt_probe_max_s: float = Field(default=30.0, gt=0)
+    #: ``/healthz`` and ``/readyz`` on this port (0: a free one; unset: no health endpoint).
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_host: str = "0.0.0.0"  # noqa: S104 - probes come from outside the container
 
     _split = field_validator("input_topics", "response_content", mode="before")(_split_csv)
 

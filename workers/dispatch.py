@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Protocol
 
+from workers.halt import Halt
 from workers.kafka_io import InputRecord, PartitionKey
 from workers.offsets import PartitionOffsets
 from workers.processor import Prepared, RecordProcessor
@@ -31,7 +32,8 @@ Process = Callable[[InputRecord], Awaitable[None]]
 
 
 class Dispatcher(Protocol):
-    """Runs records and reports which offsets are safe to commit."""
+    """Runs records and reports which offsets are safe to commit. While the worker is halted
+    (:mod:`workers.halt`) every partition is to be paused."""
 
     #: A fatal error raised while processing; the worker stops when it is set.
     failure: BaseException | None
@@ -74,8 +76,15 @@ class _Lane:
 class PartitionSerialDispatcher:
     """One record in flight per partition; partitions are paused when their buffer is full."""
 
-    def __init__(self, process: Process, *, max_buffered_per_partition: int = 1000) -> None:
+    def __init__(
+        self,
+        process: Process,
+        *,
+        max_buffered_per_partition: int = 1000,
+        halt: Halt | None = None,
+    ) -> None:
         self._process = process
+        self._halt = halt or Halt()
         self._high = max_buffered_per_partition
         self._low = max(1, max_buffered_per_partition // 2)
         self._lanes: dict[PartitionKey, _Lane] = {}
@@ -103,14 +112,17 @@ class PartitionSerialDispatcher:
         lane.wakeup.set()
 
     def partitions_to_pause(self) -> list[PartitionKey]:
+        halted = self._halt.active
         out = []
         for key, lane in self._lanes.items():
-            if not lane.paused and len(lane.queue) >= self._high:
+            if not lane.paused and (halted or len(lane.queue) >= self._high):
                 lane.paused = True
                 out.append(key)
         return out
 
     def partitions_to_resume(self) -> list[PartitionKey]:
+        if self._halt.active:
+            return []
         out = []
         for key, lane in self._lanes.items():
             if lane.paused and len(lane.queue) <= self._low:
@@ -211,6 +223,8 @@ class KeyedDispatcher:
         max_buffered_per_partition: int = 1000,
     ) -> None:
         self._processor = processor
+        self._halt = processor.halt
+        self._max_in_flight = max_in_flight
         self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(max_in_flight)
         self._high = max_buffered_per_partition
         self._low = max(1, max_buffered_per_partition // 2)
@@ -244,6 +258,9 @@ class KeyedDispatcher:
     def _start_ready(self) -> None:
         if self.failure is not None:
             return
+        adaptive = self._processor.concurrency
+        if adaptive is not None:
+            self._scheduler.max_in_flight = min(self._max_in_flight, adaptive.limit)
         loop = asyncio.get_running_loop()
         for item in self._scheduler.take_ready():
             partition = self._partitions[item.payload.record.partition_key]
@@ -272,14 +289,17 @@ class KeyedDispatcher:
         self._start_ready()
 
     def partitions_to_pause(self) -> list[PartitionKey]:
+        halted = self._halt.active
         out = []
         for key, partition in self._partitions.items():
-            if not partition.paused and self._scheduler.waiting_in(key) >= self._high:
+            if not partition.paused and (halted or self._scheduler.waiting_in(key) >= self._high):
                 partition.paused = True
                 out.append(key)
         return out
 
     def partitions_to_resume(self) -> list[PartitionKey]:
+        if self._halt.active:
+            return []
         out = []
         for key, partition in self._partitions.items():
             if partition.paused and self._scheduler.waiting_in(key) <= self._low:

@@ -1,9 +1,11 @@
 """One record, start to outcome: decode → translate → call Talon.One → publish.
 
 :meth:`RecordProcessor.process` always ends in exactly one outcome record acknowledged by Kafka —
-an effects envelope or a DLQ record — or raises a fatal error (a wrong API key, a broker that
-refuses our records) that must stop the worker. Transient API failures are retried with jittered
-exponential back-off for as long as it takes: losing the event is never the answer to an outage.
+an effects envelope or a DLQ record — or raises a fatal error (a broker that refuses our
+records) that must stop the worker. Transient API failures are retried with jittered exponential
+back-off for as long as it takes: losing the event is never the answer to an outage. A refused API
+key (401/403) or a Talon.One that cannot be reached for ``unreachable_halt_after_s`` halts the
+whole worker (:mod:`workers.halt`): calls are then probed one at a time until one succeeds.
 """
 
 from __future__ import annotations
@@ -30,12 +32,15 @@ from workers.envelopes import DlqFailure, dlq_headers, effects_envelope, envelop
 from workers.events import Event, decode_event
 from workers.exceptions import (
     RecordError,
+    TalonFatalError,
     TalonPermanentError,
     TalonRetryableError,
     TalonStatusError,
     TalonTransportError,
 )
+from workers.halt import Halt
 from workers.kafka_io import Headers, InputRecord
+from workers.limits import AdaptiveConcurrency, RateLimiter
 from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
@@ -65,8 +70,10 @@ class _RetryWait:
         self._max_s = max_s
 
     def __call__(self, state: RetryCallState) -> float:
-        delay = float(self._backoff(state))
         error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, TalonFatalError):
+            return 0.0  # the halt spaces the probes
+        delay = float(self._backoff(state))
         if isinstance(error, TalonStatusError) and error.retry_after is not None:
             delay = max(delay, error.retry_after)
         return delay
@@ -116,6 +123,11 @@ class RecordProcessor:
         retry_initial_s: float = 0.05,
         retry_max_s: float = 30.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        halt: Halt | None = None,
+        unreachable_halt_after_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        rate: RateLimiter | None = None,
+        concurrency: AdaptiveConcurrency | None = None,
     ) -> None:
         self._talon = talon
         self._sink = sink
@@ -125,6 +137,14 @@ class RecordProcessor:
         self.stats = stats or WorkerStats()
         self._wait = _RetryWait(retry_initial_s, retry_max_s)
         self._sleep = sleep
+        self.halt = halt or Halt()
+        self._unreachable_after = unreachable_halt_after_s
+        self._clock = clock
+        self._unreachable_since: float | None = None
+        self._halted_unreachable = False
+        #: The request-rate cap and the adaptive in-flight limit, when configured.
+        self.rate = rate
+        self.concurrency = concurrency
 
     def prepare(self, record: InputRecord) -> Prepared:
         """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
@@ -145,8 +165,10 @@ class RecordProcessor:
     async def execute(self, prepared: Prepared) -> None:
         """Call Talon.One for a prepared record and publish its outcome.
 
+        A refused API key halts the worker (:attr:`halt`) and the call is probed until it
+        succeeds: nothing is published meanwhile.
+
         Raises:
-            TalonFatalError: the API refused our credentials; nothing was published.
             BrokerError: the outcome could not be published; nothing was acknowledged.
         """
         record, event, call = prepared.record, prepared.event, prepared.call
@@ -159,8 +181,8 @@ class RecordProcessor:
         attempts = 1
         try:
             try:
-                response = await self._send(call, key)
-            except (TalonRetryableError, TalonTransportError) as exc:
+                response = await self._attempt(call, key)
+            except (TalonRetryableError, TalonTransportError, TalonFatalError) as exc:
                 response, attempts = await self._retry(call, key, exc)
         except TalonPermanentError as exc:
             now = datetime.now(tz=UTC)
@@ -177,13 +199,87 @@ class RecordProcessor:
         )
         self.stats.recent.append(envelope)
 
+    async def _attempt(self, call: TalonCall, key: str) -> TalonResponse:
+        """One try of a call, through the halt while it is on; what the answer says about the
+        credentials and reachability of Talon.One updates the halt."""
+        halt = self.halt
+        try:
+            if halt.reason is None:
+                response = await self._send(call, key)
+            else:
+                async with halt.turn():
+                    response = await self._send(call, key)
+        except TalonFatalError as exc:
+            self._halted_unreachable = False
+            halt.trip(_fatal_reason(exc))
+            raise
+        except TalonTransportError as exc:
+            self._unreachable(exc)
+            raise
+        except TalonRetryableError:
+            # An answer, so reachable; but a 5xx says nothing of a key that was refused.
+            self._unreachable_since = None
+            if self._halted_unreachable:
+                self._resume()
+            raise
+        except TalonPermanentError:
+            self._reachable()  # a 4xx other than 401/403: the key was accepted
+            raise
+        self._reachable()
+        return response
+
+    def _unreachable(self, error: TalonTransportError) -> None:
+        now = self._clock()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        elapsed = now - self._unreachable_since
+        if elapsed >= self._unreachable_after and (
+            self.halt.reason is None or self._halted_unreachable
+        ):
+            self._halted_unreachable = True
+            self.halt.trip(
+                f"Talon.One cannot be reached for {self._unreachable_after:.0f} s or more "
+                f"({error.args[0]}): check TALON_STREAM_TALON_BASE_URL, DNS, proxies and "
+                "firewalls"
+            )
+
+    def _reachable(self) -> None:
+        self._unreachable_since = None
+        if self.halt.reason is not None:
+            self._resume()
+
+    def _resume(self) -> None:
+        self._halted_unreachable = False
+        self.halt.clear()
+
     async def _send(self, call: TalonCall, key: str) -> TalonResponse:
+        if self.rate is not None:
+            await self.rate.acquire()
         self.stats.calls[call.operation.value] += 1
+        limit = self.concurrency
+        if limit is None:
+            try:
+                response = await self._talon.send(call, idempotency_key=key)
+            except TalonStatusError as exc:
+                self.stats.statuses[exc.status] += 1
+                raise
+            self.stats.statuses[response.status] += 1
+            return response
+        limit.started()
+        started = time.perf_counter()
         try:
             response = await self._talon.send(call, idempotency_key=key)
         except TalonStatusError as exc:
             self.stats.statuses[exc.status] += 1
+            if exc.status == 429:
+                limit.overloaded()
+            else:
+                limit.succeeded(time.perf_counter() - started)
             raise
+        except BaseException:
+            limit.failed()
+            raise
+        limit.succeeded(response.elapsed_s)
         self.stats.statuses[response.status] += 1
         return response
 
@@ -192,7 +288,9 @@ class RecordProcessor:
     ) -> tuple[TalonResponse, int]:
         log.info("retrying %s after %s", call.describe(), first_error)
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type((TalonRetryableError, TalonTransportError)),
+            retry=retry_if_exception_type(
+                (TalonRetryableError, TalonTransportError, TalonFatalError)
+            ),
             wait=self._wait,
             stop=stop_never,
             sleep=self._sleep,
@@ -204,7 +302,7 @@ class RecordProcessor:
                 if number == 1:  # the first attempt already failed before we got here
                     raise first_error
                 self.stats.retries += 1
-                return await self._send(call, key), number
+                return await self._attempt(call, key), number
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _dead_letter(self, record: InputRecord, failure: DlqFailure) -> None:
@@ -223,3 +321,15 @@ class RecordProcessor:
         )
         self.stats.dead_lettered += 1
         self.stats.dlq_reasons[type(failure.error).__name__] += 1
+
+
+def _fatal_reason(error: TalonFatalError) -> str:
+    """What the operator must fix, from a 401 or 403."""
+    if error.status == 401:
+        fix = "check TALON_STREAM_TALON_API_KEY (an Integration API key of this application)"
+    else:
+        fix = (
+            "check that the API key belongs to the application and TALON_STREAM_TALON_BASE_URL "
+            "is this deployment's URL"
+        )
+    return f"Talon.One refused the API key (HTTP {error.status}: {error.args[0]}): {fix}"

@@ -1,19 +1,23 @@
 """Talon.One Integration API clients: send a :class:`~workers.calls.TalonCall`, get a
 :class:`TalonResponse` or one of the :mod:`workers.exceptions` Talon errors.
 
-Two implementations behind one interface (``send`` and ``aclose``):
+Three implementations behind one interface (``send`` and ``aclose``):
 
-* :class:`AiohttpTalonClient` — the worker's hot path. With hundreds of calls in flight it costs
-  a fraction of httpx's CPU per request (``bench/http_clients.py``; ``docs/benchmarks.md``);
+* :class:`Http11TalonClient` — on :mod:`workers.http11`, a lean HTTP/1.1 client on the event
+  loop's protocol API: the cheapest per request (``bench/http_clients.py``;
+  ``docs/benchmarks.md``);
+* :class:`AiohttpTalonClient` — on an ``aiohttp.ClientSession``; with hundreds of calls in
+  flight it costs a fraction of httpx's CPU per request;
 * :class:`TalonClient` — ``httpx.AsyncClient`` with an injectable transport, for callers that
   want httpx's API and for tests (``httpx.MockTransport``).
 
-Both keep pooled keep-alive connections and map statuses identically. No ``httpx`` or
-``aiohttp`` error leaves this module.
+All keep pooled keep-alive connections and map statuses identically. No ``httpx``, ``aiohttp``
+or :mod:`workers.http11` error leaves this module.
 """
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +36,15 @@ from workers.exceptions import (
     TalonStatusError,
     TalonTransportError,
 )
+from workers.http11 import Http11Client, HttpError, HttpTimeoutError
 
-__all__ = ["RETRYABLE_STATUSES", "AiohttpTalonClient", "TalonClient", "TalonResponse"]
+__all__ = [
+    "RETRYABLE_STATUSES",
+    "AiohttpTalonClient",
+    "Http11TalonClient",
+    "TalonClient",
+    "TalonResponse",
+]
 
 #: Statuses that may succeed later. 409 is Talon.One's per-integration-ID queue being full.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -196,6 +207,73 @@ class AiohttpTalonClient:
             return TalonResponse(status=status, body=_parse_body(body, call), elapsed_s=elapsed)
         text = body.decode(errors="replace")
         raise _status_error(call, status, text, retry_after)
+
+
+class Http11TalonClient:
+    """Sends Integration API calls on a :class:`workers.http11.Http11Client` (pooled HTTP/1.1
+    keep-alive connections; a stale pooled connection is retried once, which every worker call
+    allows as it carries an ``Idempotency-Key``). Same contract as :class:`TalonClient`.
+
+    ``ssl_context`` replaces ``ssl.create_default_context()`` for an ``https://`` base URL.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 10.0,
+        max_connections: int = 256,
+        user_agent: str = "talon-stream",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._http = Http11Client(
+            base_url,
+            headers={
+                "Authorization": f"ApiKey-v1 {api_key}",
+                "Accept": _JSON,
+                "User-Agent": user_agent,
+            },
+            timeout_s=timeout_s,
+            max_connections=max_connections,
+            ssl_context=ssl_context,
+        )
+
+    async def __aenter__(self) -> Http11TalonClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+        """Send one call and return the parsed answer; raises as :meth:`TalonClient.send`."""
+        headers: dict[str, str] = {}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        content = None
+        if call.body is not None:
+            content = orjson.dumps(call.body)
+            headers["Content-Type"] = _JSON
+        # The path is already percent-encoded (an id may hold "/"): keep it exactly as built.
+        target = f"{call.path}?{urlencode(call.query)}" if call.query else call.path
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(call.method, target, body=content, headers=headers)
+        except HttpTimeoutError as exc:
+            raise TalonTransportError(f"timed out: {exc}", call=call) from exc
+        except HttpError as exc:
+            raise TalonTransportError(f"no answer: {exc}", call=call) from exc
+        elapsed = time.perf_counter() - started
+        status = response.status
+        if 200 <= status < 300:
+            return TalonResponse(
+                status=status, body=_parse_body(response.body, call), elapsed_s=elapsed
+            )
+        text = response.body.decode(errors="replace")
+        raise _status_error(call, status, text, response.retry_after)
 
 
 def _parse_body(content: bytes, call: TalonCall) -> dict[str, Any]:

@@ -17,10 +17,13 @@ import httpx
 from workers._version import __version__
 from workers.config import Settings
 from workers.dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
+from workers.halt import Halt
+from workers.health import HealthServer, WorkerStatus
 from workers.kafka_io import AsyncConsumer, AsyncProducer, PartitionKey
+from workers.limits import AdaptiveConcurrency, RateLimiter
 from workers.processor import RecordProcessor
 from workers.stats import WorkerStats
-from workers.talon_client import AiohttpTalonClient, TalonClient
+from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
 from workers.translate import TranslationOptions
 
 __all__ = ["Worker"]
@@ -52,6 +55,19 @@ class Worker:
         self._stopping = asyncio.Event()
         self._has_partitions = asyncio.Event()
         self.assigned: set[PartitionKey] = set()
+        #: Set while Talon.One refuses the key or cannot be reached (see workers.halt).
+        self.halt = Halt(
+            probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
+        )
+        self._health: HealthServer | None = None
+        #: The request-rate cap and the adaptive in-flight limit (``None`` when off).
+        self.rate = _rate_limiter(settings)
+        self.concurrency = _adaptive_concurrency(settings)
+
+    @property
+    def health_port(self) -> int | None:
+        """The port of the health endpoint once it listens (``None`` when it is off)."""
+        return self._health.port if self._health is not None else None
 
     async def wait_until_assigned(self) -> None:
         """Return once the group has given this worker its first partitions."""
@@ -64,9 +80,12 @@ class Worker:
     async def run(self) -> None:
         """Consume until stopped.
 
+        A refused API key or an unreachable Talon.One does not end the run: the worker halts
+        (:attr:`halt`), pauses consumption and probes until calls succeed again.
+
         Raises:
-            TalonFatalError: Talon.One refused the API key (fix the key; nothing was skipped).
             BrokerError: Kafka refused the worker's output records.
+            OSError: the health endpoint's port cannot be bound.
         """
         settings = self.settings
         producer_kwargs = {"factory": self._producer_factory} if self._producer_factory else {}
@@ -85,6 +104,10 @@ class Worker:
             ),
             stats=self.stats,
             retry_max_s=settings.retry_max_backoff_s,
+            halt=self.halt,
+            unreachable_halt_after_s=settings.unreachable_halt_after_s,
+            rate=self.rate,
+            concurrency=self.concurrency,
         )
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":
@@ -97,6 +120,7 @@ class Worker:
             dispatcher = PartitionSerialDispatcher(
                 processor.process,
                 max_buffered_per_partition=settings.max_buffered_per_partition,
+                halt=self.halt,
             )
         consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
 
@@ -113,6 +137,8 @@ class Worker:
             return await dispatcher.revoke(partitions, settings.drain_timeout_s)
 
         try:
+            if settings.health_port is not None:
+                await self._start_health(settings.health_host, settings.health_port)
             await consumer.subscribe(
                 settings.input_topics, on_assign=on_assign, on_revoke=on_revoke
             )
@@ -128,13 +154,21 @@ class Worker:
             # close() leaves the group: the revoke callback finishes in-flight records (bounded)
             # and commits what is finished.
             await consumer.close()
+            if self._health is not None:
+                await self._health.close()
             await dispatcher.close(0)  # cancel whatever outlived the drain timeout
             await producer.close()
             await talon.aclose()
         if dispatcher.failure is not None:
             raise dispatcher.failure
 
-    def _talon_client(self) -> TalonClient | AiohttpTalonClient:
+    async def _start_health(self, host: str, port: int) -> None:
+        status = WorkerStatus(self.halt, lambda: len(self.assigned), self._stopping.is_set)
+        self._health = HealthServer(status, host, port)
+        await self._health.start()
+        log.info("health endpoint on http://%s:%d (/healthz, /readyz)", host, self._health.port)
+
+    def _talon_client(self) -> TalonClient | AiohttpTalonClient | Http11TalonClient:
         settings = self.settings
         common: dict[str, Any] = {
             "timeout_s": settings.request_timeout_s,
@@ -145,6 +179,8 @@ class Worker:
             return TalonClient(
                 settings.talon_base_url, self._api_key, transport=self._http_transport, **common
             )
+        if settings.http_client == "native":
+            return Http11TalonClient(settings.talon_base_url, self._api_key, **common)
         return AiohttpTalonClient(settings.talon_base_url, self._api_key, **common)
 
     async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
@@ -167,6 +203,23 @@ class Worker:
         if offsets:
             await consumer.commit(offsets)
             dispatcher.mark_committed(offsets)
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    if settings.max_requests_per_s is None:
+        return None
+    return RateLimiter(settings.max_requests_per_s, burst=settings.rate_burst)
+
+
+def _adaptive_concurrency(settings: Settings) -> AdaptiveConcurrency | None:
+    if not settings.adaptive_concurrency or settings.dispatch != "keyed":
+        return None
+    threshold_ms = settings.adaptive_latency_threshold_ms
+    return AdaptiveConcurrency(
+        settings.max_in_flight,
+        minimum=min(settings.adaptive_min_in_flight, settings.max_in_flight),
+        latency_threshold_s=None if threshold_ms is None else threshold_ms / 1000,
+    )
 
 
 def _describe(partitions: list[PartitionKey]) -> str:

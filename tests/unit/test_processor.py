@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-import pytest
 
 from workers.calls import TalonCall
 from workers.envelopes import envelope_id
+from workers.events import decode_event
 from workers.exceptions import (
     TalonFatalError,
     TalonPermanentError,
     TalonRetryableError,
     TalonTransportError,
 )
+from workers.halt import Halt
 from workers.kafka_io import Headers, InputRecord
 from workers.processor import RecordProcessor
 from workers.talon_client import TalonResponse
-from workers.translate import TranslationOptions
+from workers.translate import TranslationOptions, translate
 
 CART = {
     "eventId": "e-1",
@@ -187,18 +188,108 @@ async def test_transient_failures_are_retried_with_backoff_honouring_retry_after
     assert proc.stats.retries == 2
 
 
-async def test_a_refused_api_key_is_fatal_and_publishes_nothing() -> None:
-    sink = Sink()
+def _call() -> TalonCall:
+    return translate(decode_event(orjson.dumps(CART)), TranslationOptions())
 
-    class Refusing(Talon):
-        async def send(
-            self, call: TalonCall, *, idempotency_key: str | None = None
-        ) -> TalonResponse:
-            raise TalonFatalError("unauthorized", call=call, status=401, body="{}")
 
-    with pytest.raises(TalonFatalError):
-        await processor(Refusing(), sink, []).process(record(orjson.dumps(CART)))
-    assert sink.records == []
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def halting_processor(
+    talon: Talon, sink: Sink, clock: Clock, waits: list[float]
+) -> RecordProcessor:
+    async def sleep(seconds: float) -> None:
+        waits.append(round(seconds, 3))
+        clock.now += seconds
+
+    return RecordProcessor(
+        talon,
+        sink,
+        effects_topic="talon.effects",
+        dlq_topic="talon-stream.dlq",
+        options=TranslationOptions(),
+        sleep=sleep,
+        halt=Halt(probe_initial_s=1.0, probe_max_s=8.0, clock=clock, sleep=sleep),
+        unreachable_halt_after_s=60.0,
+        clock=clock,
+    )
+
+
+async def test_a_refused_api_key_halts_and_probes_until_it_is_accepted() -> None:
+    sink, clock, waits = Sink(), Clock(), []
+    refused = [
+        TalonFatalError("unauthorized", call=_call(), status=401, body="{}"),
+        TalonFatalError("unauthorized", call=_call(), status=401, body="{}"),
+        TalonFatalError("forbidden", call=_call(), status=403, body="{}"),
+    ]
+    talon = Talon(*refused, {"effects": []})
+    proc = halting_processor(talon, sink, clock, waits)
+    seen: list[str | None] = []
+    original = talon.send
+
+    async def watching(call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+        seen.append(proc.halt.reason)
+        return await original(call, idempotency_key=idempotency_key)
+
+    talon.send = watching  # type: ignore[method-assign]
+    await proc.process(record(orjson.dumps(CART)))
+
+    assert seen[0] is None
+    assert seen[1] is not None
+    assert "HTTP 401" in seen[1]
+    assert "TALON_STREAM_TALON_API_KEY" in seen[1]
+    assert "HTTP 403" in (seen[3] or "")
+    # Probes spaced by the halt; the retry policy itself adds no wait to a refused key.
+    assert [wait for wait in waits if wait] == [1.0, 2.0, 4.0]
+    assert [r[0] for r in sink.records] == ["talon.effects"]  # nothing dead-lettered
+    assert not proc.halt.active
+    assert proc.halt.halts == 1
+    assert {key for _, key in talon.calls} == {envelope_id("shop.carts", 2, 7)}
+
+
+async def test_an_unreachable_talon_one_halts_after_the_configured_time() -> None:
+    sink, clock, waits = Sink(), Clock(), []
+    proc = halting_processor(Talon(), sink, clock, waits)
+    down = TalonTransportError("connection refused", call=_call())
+    reasons: list[str | None] = []
+    answers: list[Exception | dict[str, Any]] = [down] * 8 + [{"effects": []}]
+
+    async def send(call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+        reasons.append(proc.halt.reason)
+        clock.now += 10  # each failed connection attempt takes 10 s
+        step = answers.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return TalonResponse(status=200, body=step, elapsed_s=0.01)
+
+    proc._talon = type("T", (), {"send": staticmethod(send)})()
+    await proc.process(record(orjson.dumps(CART)))
+
+    halted = [reason for reason in reasons if reason is not None]
+    assert reasons[0] is None
+    assert halted, "never halted"
+    assert "cannot be reached for 60 s" in halted[0]
+    assert "TALON_STREAM_TALON_BASE_URL" in halted[0]
+    assert not proc.halt.active  # the successful call cleared it
+    assert [r[0] for r in sink.records] == ["talon.effects"]
+
+
+async def test_a_5xx_outage_never_halts() -> None:
+    sink, clock, waits = Sink(), Clock(), []
+    outage = [
+        TalonRetryableError("unavailable", call=_call(), status=503, body="{}") for _ in range(30)
+    ]
+    talon = Talon(*outage, {"effects": []})
+    proc = halting_processor(talon, sink, clock, waits)
+    await proc.process(record(orjson.dumps(CART)))
+    assert proc.halt.halts == 0
+    assert clock.now - 1000.0 > 60  # the outage lasted past the unreachable threshold
+    assert [r[0] for r in sink.records] == ["talon.effects"]
 
 
 def test_envelope_ids_are_rfc4122_name_based_uuids() -> None:
