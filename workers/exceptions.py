@@ -31,6 +31,7 @@ __all__ = [
     "ConfigurationError",
     "DecodeError",
     "RecordError",
+    "RecordTooLargeError",
     "TalonError",
     "TalonFatalError",
     "TalonPermanentError",
@@ -67,6 +68,10 @@ class DecodeError(RecordError):
 
 class TranslationError(RecordError):
     """The event is valid but cannot be turned into a Talon.One call."""
+
+
+class RecordTooLargeError(RecordError):
+    """The record value is larger than ``max_record_bytes``: no event is that large."""
 
 
 class TalonError(TalonStreamError):

@@ -28,10 +28,17 @@ from tenacity import (
 )
 
 from workers.calls import TalonCall
-from workers.envelopes import DlqFailure, dlq_headers, effects_envelope, envelope_id
+from workers.envelopes import (
+    DLQ_HEADER_PREFIX,
+    DlqFailure,
+    dlq_headers,
+    effects_envelope,
+    envelope_id,
+)
 from workers.events import Event, decode_event
 from workers.exceptions import (
     RecordError,
+    RecordTooLargeError,
     TalonFatalError,
     TalonPermanentError,
     TalonRetryableError,
@@ -128,6 +135,7 @@ class RecordProcessor:
         clock: Callable[[], float] = time.monotonic,
         rate: RateLimiter | None = None,
         concurrency: AdaptiveConcurrency | None = None,
+        max_record_bytes: int = 512 * 1024,
     ) -> None:
         self._talon = talon
         self._sink = sink
@@ -145,6 +153,7 @@ class RecordProcessor:
         #: The request-rate cap and the adaptive in-flight limit, when configured.
         self.rate = rate
         self.concurrency = concurrency
+        self._max_record_bytes = max_record_bytes
 
     def prepare(self, record: InputRecord) -> Prepared:
         """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
@@ -152,6 +161,12 @@ class RecordProcessor:
         self.stats.consumed += 1
         prepared = Prepared(record, time.perf_counter(), datetime.now(tz=UTC))
         try:
+            size = len(record.value or b"")
+            if size > self._max_record_bytes:
+                raise RecordTooLargeError(
+                    f"the record value has {size} bytes, more than max_record_bytes "
+                    f"({self._max_record_bytes}); it was not read"
+                )
             prepared.event = decode_event(record.value)
             prepared.call = translate(prepared.event, self._options)
         except RecordError as exc:
@@ -313,12 +328,14 @@ class RecordProcessor:
             record.offset,
             failure.error,
         )
-        await self._sink.send(
-            self._dlq_topic,
-            key=record.key,
-            value=record.value,
-            headers=dlq_headers(record, failure),
-        )
+        headers = dlq_headers(record, failure)
+        value = record.value
+        if value is not None and len(value) > self._max_record_bytes:
+            # Too large for the DLQ as well: the value stays in the source topic, at the
+            # coordinates the headers give.
+            headers.append((DLQ_HEADER_PREFIX + "value.omitted.bytes", str(len(value)).encode()))
+            value = None
+        await self._sink.send(self._dlq_topic, key=record.key, value=value, headers=headers)
         self.stats.dead_lettered += 1
         self.stats.dlq_reasons[type(failure.error).__name__] += 1
 

@@ -108,6 +108,7 @@ class Worker:
             unreachable_halt_after_s=settings.unreachable_halt_after_s,
             rate=self.rate,
             concurrency=self.concurrency,
+            max_record_bytes=settings.max_record_bytes,
         )
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":

@@ -300,3 +300,21 @@ def test_envelope_ids_are_rfc4122_name_based_uuids() -> None:
     for topic, partition, offset in [("shop.orders", 0, 0), ("a/b", 11, 2**40), ("ü", 3, 7)]:
         expected = str(uuid.uuid5(_NAMESPACE, f"{topic}/{partition}/{offset}"))
         assert envelope_id(topic, partition, offset) == expected
+
+
+async def test_an_oversized_record_is_dead_lettered_unread_without_its_value() -> None:
+    sink, talon = Sink(), Talon()
+    huge = orjson.dumps({**CART, "payload": {"note": "x" * 600_000}})
+    proc = processor(talon, sink, [])
+    await proc.process(record(huge))
+    assert talon.calls == []
+    [(topic, key, value, headers)] = sink.records
+    assert topic == "talon-stream.dlq"
+    assert key == b"c-1"
+    assert value is None  # too large for the DLQ too; it stays in the source topic
+    found = dict(headers or [])
+    assert found["talon-stream.error.class"] == b"RecordTooLargeError"
+    assert b"more than max_record_bytes (524288)" in found["talon-stream.error.message"]
+    assert found["talon-stream.value.omitted.bytes"] == str(len(huge)).encode()
+    assert found["talon-stream.source.offset"] == b"7"
+    assert found["traceparent"] == b"00-abc-def-01"  # the original headers are kept
