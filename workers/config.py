@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     max_buffered_per_partition: int = Field(default=1000, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
+    #: After a customer's record goes to the DLQ: ``continue`` with its next records, or
+    #: ``park`` them in the DLQ behind it until the failed record comes back by a replay.
+    dlq_policy: Literal["continue", "park"] = "continue"
     #: A record value larger than this goes to the DLQ unread (and without its value, which
     #: stays in the source topic: Kafka's default limit would refuse it in the DLQ too).
     max_record_bytes: int = Field(default=512 * 1024, ge=1024)

@@ -30,6 +30,7 @@ __all__ = [
     "BrokerError",
     "ConfigurationError",
     "DecodeError",
+    "ParkedError",
     "RecordError",
     "RecordTooLargeError",
     "TalonError",
@@ -68,6 +69,11 @@ class DecodeError(RecordError):
 
 class TranslationError(RecordError):
     """The event is valid but cannot be turned into a Talon.One call."""
+
+
+class ParkedError(RecordError):
+    """Under the ``park`` DLQ policy: an earlier record of the same customer is in the DLQ, so
+    this one follows it there, to be replayed after it in order."""
 
 
 class RecordTooLargeError(RecordError):

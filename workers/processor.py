@@ -37,6 +37,7 @@ from workers.envelopes import (
 )
 from workers.events import Event, decode_event
 from workers.exceptions import (
+    ParkedError,
     RecordError,
     RecordTooLargeError,
     TalonFatalError,
@@ -52,7 +53,10 @@ from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
 
-__all__ = ["Prepared", "RecordProcessor", "RecordSink", "TalonSender"]
+__all__ = ["REPLAY_HEADER", "Prepared", "RecordProcessor", "RecordSink", "TalonSender"]
+
+#: The header ``talon-stream dlq replay`` puts on a re-published record (its DLQ coordinates).
+REPLAY_HEADER = "talon-stream.replay.of"
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +140,7 @@ class RecordProcessor:
         rate: RateLimiter | None = None,
         concurrency: AdaptiveConcurrency | None = None,
         max_record_bytes: int = 512 * 1024,
+        park: bool = False,
     ) -> None:
         self._talon = talon
         self._sink = sink
@@ -154,6 +159,8 @@ class RecordProcessor:
         self.rate = rate
         self.concurrency = concurrency
         self._max_record_bytes = max_record_bytes
+        #: Under the park policy: lock key → the DLQ'd record its later records wait behind.
+        self.parked: dict[str, str] | None = {} if park else None
 
     def prepare(self, record: InputRecord) -> Prepared:
         """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
@@ -188,9 +195,12 @@ class RecordProcessor:
         """
         record, event, call = prepared.record, prepared.event, prepared.call
         first_attempt = prepared.taken_at
+        if self.parked is not None and await self._parked(prepared):
+            return
         if prepared.error is not None or event is None or call is None:
             error = prepared.error or RecordError("the record was not prepared")
-            await self._dead_letter(record, DlqFailure(error, 0, first_attempt, first_attempt))
+            failure = DlqFailure(error, 0, first_attempt, first_attempt)
+            await self._dead_letter(record, failure, prepared)
             return
         key = envelope_id(record.topic, record.partition, record.offset)
         attempts = 1
@@ -201,7 +211,8 @@ class RecordProcessor:
                 response, attempts = await self._retry(call, key, exc)
         except TalonPermanentError as exc:
             now = datetime.now(tz=UTC)
-            await self._dead_letter(record, DlqFailure(exc, attempts, first_attempt, now))
+            failure = DlqFailure(exc, attempts, first_attempt, now)
+            await self._dead_letter(record, failure, prepared)
             return
         processing_ms = (time.perf_counter() - prepared.started) * 1000
         envelope = effects_envelope(
@@ -320,7 +331,27 @@ class RecordProcessor:
                 return await self._attempt(call, key), number
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    async def _dead_letter(self, record: InputRecord, failure: DlqFailure) -> None:
+    async def _parked(self, prepared: Prepared) -> bool:
+        """Under the park policy, dead-letter ``prepared`` if its customer is parked (``True``);
+        a replayed record unparks its customer and goes on."""
+        parked = self.parked
+        assert parked is not None
+        keys = prepared.lock_keys()
+        if any(name == REPLAY_HEADER for name, _ in prepared.record.headers):
+            for key in keys:
+                parked.pop(key, None)
+            return False
+        blocker = next((parked[key] for key in keys if key in parked), None)
+        if blocker is None:
+            return False
+        error = ParkedError(f"parked behind {blocker}, an earlier record of this customer")
+        at = prepared.taken_at
+        await self._dead_letter(prepared.record, DlqFailure(error, 0, at, at), prepared)
+        return True
+
+    async def _dead_letter(
+        self, record: InputRecord, failure: DlqFailure, prepared: Prepared | None = None
+    ) -> None:
         log.warning(
             "record %s[%d]@%d to the DLQ: %s",
             record.topic,
@@ -338,6 +369,10 @@ class RecordProcessor:
         await self._sink.send(self._dlq_topic, key=record.key, value=value, headers=headers)
         self.stats.dead_lettered += 1
         self.stats.dlq_reasons[type(failure.error).__name__] += 1
+        if self.parked is not None and prepared is not None:
+            where = f"{record.topic}/{record.partition}/{record.offset}"
+            for key in prepared.lock_keys():
+                self.parked.setdefault(key, where)
 
 
 def _fatal_reason(error: TalonFatalError) -> str:

@@ -109,6 +109,7 @@ class Worker:
             rate=self.rate,
             concurrency=self.concurrency,
             max_record_bytes=settings.max_record_bytes,
+            park=settings.dlq_policy == "park",
         )
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":

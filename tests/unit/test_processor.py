@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 
 from workers.calls import TalonCall
 from workers.envelopes import envelope_id
@@ -318,3 +319,69 @@ async def test_an_oversized_record_is_dead_lettered_unread_without_its_value() -
     assert found["talon-stream.value.omitted.bytes"] == str(len(huge)).encode()
     assert found["talon-stream.source.offset"] == b"7"
     assert found["traceparent"] == b"00-abc-def-01"  # the original headers are kept
+
+
+def customer_record(customer: str, offset: int, *, replay_of: str | None = None) -> InputRecord:
+    event = {**CART, "eventId": f"e-{offset}", "profileId": customer, "sessionId": f"s-{customer}"}
+    headers: Headers = [("traceparent", b"00-abc-def-01")]
+    if replay_of is not None:
+        headers.append(("talon-stream.replay.of", replay_of.encode()))
+    return InputRecord(
+        topic="shop.carts",
+        partition=2,
+        offset=offset,
+        key=customer.encode(),
+        value=orjson.dumps(event),
+        headers=headers,
+        timestamp_ms=1_795_000_000_000,
+    )
+
+
+@pytest.mark.parametrize("policy", ["continue", "park"])
+async def test_the_dlq_policy_decides_what_follows_a_dead_lettered_record(policy: str) -> None:
+    rejected = TalonPermanentError("invalid", call=_call(), status=400, body="{}")
+    ok: dict[str, Any] = {"effects": []}
+    # c-1's first record is refused; then c-1 again, c-2, c-1's first record replayed, c-1.
+    talon = Talon(rejected, *([ok] * 5))
+    sink = Sink()
+    proc = RecordProcessor(
+        talon,
+        sink,
+        effects_topic="talon.effects",
+        dlq_topic="talon-stream.dlq",
+        options=TranslationOptions(),
+        park=policy == "park",
+    )
+    for rec in [
+        customer_record("c-1", 10),
+        customer_record("c-1", 11),
+        customer_record("c-2", 12),
+        customer_record("c-1", 13, replay_of="talon-stream.dlq/0/5"),
+        customer_record("c-1", 14),
+    ]:
+        await proc.process(rec)
+
+    outcomes = [
+        (topic, dict(headers or []).get("talon-stream.error.class"))
+        for topic, _, _, headers in sink.records
+    ]
+    if policy == "continue":
+        assert outcomes == [
+            ("talon-stream.dlq", b"TalonPermanentError"),
+            *[("talon.effects", None)] * 4,
+        ]
+        assert len(talon.calls) == 5
+    else:
+        assert outcomes == [
+            ("talon-stream.dlq", b"TalonPermanentError"),
+            ("talon-stream.dlq", b"ParkedError"),  # behind the refused one, not sent
+            ("talon.effects", None),  # another customer flows on
+            ("talon.effects", None),  # the replay unparks c-1 ...
+            ("talon.effects", None),  # ... and what follows flows again
+        ]
+        parked = dict(sink.records[1][3] or [])
+        assert parked["talon-stream.error.message"] == (
+            b"parked behind shop.carts/2/10, an earlier record of this customer"
+        )
+        assert len(talon.calls) == 4
+        assert proc.parked == {}
