@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_in_flight: int = Field(default=256, ge=1)
     max_buffered_per_partition: int = Field(default=1000, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
+    #: Transient failures are retried without limit, the waits growing from the initial
+    #: back-off (doubling, with full jitter) to the maximum.
+    retry_initial_backoff_s: float = Field(default=0.05, gt=0)
     retry_max_backoff_s: float = Field(default=30.0, gt=0)
     #: After a customer's record goes to the DLQ: ``continue`` with its next records, or
     #: ``park`` them in the DLQ behind it until the failed record comes back by a replay.

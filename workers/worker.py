@@ -103,6 +103,7 @@ class Worker:
                 profile_run_rule_engine=settings.profile_run_rule_engine,
             ),
             stats=self.stats,
+            retry_initial_s=settings.retry_initial_backoff_s,
             retry_max_s=settings.retry_max_backoff_s,
             halt=self.halt,
             unreachable_halt_after_s=settings.unreachable_halt_after_s,
