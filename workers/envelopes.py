@@ -7,6 +7,7 @@ same ``envelopeId`` and downstream consumers can drop repeats.
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,10 +64,34 @@ def envelope_id(topic: str, partition: int, offset: int) -> str:
     return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
-def _iso_ms(timestamp_ms: int | None) -> str | None:
+class _IsoSeconds:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, remembered for the last second asked: every
+    envelope carries two timestamps, mostly of the same few seconds."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, second: int) -> str:
+        if second != self._second:
+            self._text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return self._text
+
+
+_SOURCE_SECONDS = _IsoSeconds()
+_NOW_SECONDS = _IsoSeconds()
+
+
+def _iso_ms(timestamp_ms: int | None, seconds: _IsoSeconds = _SOURCE_SECONDS) -> str | None:
+    """RFC 3339 in UTC with milliseconds, as ``datetime.isoformat(timespec="milliseconds")``
+    writes it: ``2026-11-22T10:00:00.123+00:00``."""
     if timestamp_ms is None:
         return None
-    return datetime.fromtimestamp(timestamp_ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+    second, millis = divmod(timestamp_ms, 1000)
+    return f"{seconds(second)}.{millis:03d}+00:00"
 
 
 def effects_envelope(
@@ -106,7 +131,7 @@ def effects_envelope(
             else None
         ),
         "processingMs": round(processing_ms, 3),
-        "processedAt": datetime.now(tz=UTC).isoformat(timespec="milliseconds"),
+        "processedAt": _iso_ms(time.time_ns() // 1_000_000, _NOW_SECONDS),
     }
     return envelope
 

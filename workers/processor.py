@@ -220,9 +220,11 @@ class RecordProcessor:
         )
         await self._sink.send(self._effects_topic, key=record.key, value=orjson.dumps(envelope))
         self.stats.effects_published += 1
-        self.stats.effect_types.update(
-            effect.get("effectType", "?") for effect in response.effects if isinstance(effect, dict)
-        )
+        effect_types = self.stats.effect_types
+        for effect in response.effects:
+            if isinstance(effect, dict):
+                kind = effect.get("effectType", "?")
+                effect_types[kind] = effect_types.get(kind, 0) + 1
         self.stats.recent.append(envelope)
 
     async def _attempt(self, call: TalonCall, key: str) -> TalonResponse:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from workers.calls import TalonCall
-from workers.envelopes import envelope_id
+from workers.envelopes import _iso_ms, envelope_id
 from workers.events import decode_event
 from workers.exceptions import (
     TalonFatalError,
@@ -385,3 +388,9 @@ async def test_the_dlq_policy_decides_what_follows_a_dead_lettered_record(policy
         )
         assert len(talon.calls) == 4
         assert proc.parked == {}
+
+
+@given(st.integers(min_value=0, max_value=253_402_300_799_999))
+def test_envelope_timestamps_are_rfc3339_utc_with_milliseconds(timestamp_ms: int) -> None:
+    expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=timestamp_ms)
+    assert _iso_ms(timestamp_ms) == expected.isoformat(timespec="milliseconds")
