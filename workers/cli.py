@@ -1,4 +1,5 @@
-"""The ``talon-stream`` command: ``run`` (the worker), ``demo``, ``emulator`` and ``broker``."""
+"""The ``talon-stream`` command: ``run`` (the worker), ``demo``, ``emulator``, ``broker`` and
+``dlq replay``."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from workers.config import DEFAULT_INPUT_TOPICS, load_settings
 from workers.exceptions import (
     BrokerError,
     ConfigurationError,
-    TalonFatalError,
     TalonStreamError,
 )
 
@@ -28,7 +28,6 @@ __all__ = ["main"]
 log = logging.getLogger("talon_stream")
 
 EXIT_CONFIG = 2
-EXIT_TALON_FATAL = 3
 EXIT_BROKER = 4
 
 
@@ -114,12 +113,6 @@ def run(
     _tune_gc()
     try:
         run_event_loop(serve())
-    except TalonFatalError as exc:
-        raise _exit(
-            EXIT_TALON_FATAL,
-            f"{exc}\nTalon.One refused the API key: check TALON_STREAM_TALON_API_KEY and "
-            "TALON_STREAM_TALON_BASE_URL. Nothing was skipped; restart once fixed.",
-        ) from exc
     except BrokerError as exc:
         raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
     except TalonStreamError as exc:
@@ -284,6 +277,84 @@ def broker(topics: str, partitions: int) -> None:
             stop.wait()
     except BrokerError as exc:
         raise _exit(EXIT_BROKER, str(exc)) from exc
+
+
+@main.group()
+def dlq() -> None:
+    """Work with the dead-letter topic."""
+
+
+def _iso_time(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    from workers.dlq import parse_time
+
+    try:
+        return None if value is None else parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time: {exc}") from exc
+
+
+@dlq.command()
+@click.option("--bootstrap-servers", help="Overrides TALON_STREAM_BOOTSTRAP_SERVERS.")
+@click.option("--dlq-topic", help="Overrides TALON_STREAM_DLQ_TOPIC.")
+@click.option("--since", callback=_iso_time, metavar="TIME", help="ISO 8601; UTC if no offset.")
+@click.option("--until", callback=_iso_time, metavar="TIME", help="ISO 8601, exclusive.")
+@click.option("--error-class", "error_classes", multiple=True, help="e.g. TalonPermanentError.")
+@click.option("--key", "keys", multiple=True, help="Only records with this key (repeatable).")
+@click.option("--topic", "topics", multiple=True, help="Only records from this source topic.")
+@click.option("--to", "to_topic", metavar="TOPIC", help="Publish here, not to the source topic.")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed; produce nothing.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--log-level", default="warning", show_default=True)
+def replay(
+    bootstrap_servers: str | None,
+    dlq_topic: str | None,
+    since: Any,
+    until: Any,
+    error_classes: tuple[str, ...],
+    keys: tuple[str, ...],
+    topics: tuple[str, ...],
+    to_topic: str | None,
+    dry_run: bool,
+    timeout: float,
+    log_level: str,
+) -> None:
+    """Publish DLQ records again to their source topic, in order per key.
+
+    Reads the DLQ from the start (or --since) up to its end when the command starts; the time
+    filters compare with the talon-stream.last.attempt.at header. See docs/reliability.md.
+    """
+    from workers.dlq import LIBRDKAFKA_LOG, ConsoleObserver, ReplayFilter, ReplayOptions, replay_dlq
+
+    _setup_logging(log_level)
+    # One line per failed connection attempt would bury the error that says what is wrong.
+    LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log_level.lower() == "debug" else logging.CRITICAL)
+    overrides = {"bootstrap_servers": bootstrap_servers, "dlq_topic": dlq_topic}
+    try:
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        selection = ReplayFilter(
+            since=since,
+            until=until,
+            error_classes=frozenset(error_classes),
+            keys=frozenset(key.encode() for key in keys),
+            source_topics=frozenset(topics),
+        )
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    options = ReplayOptions(
+        settings.dlq_topic, selection, to_topic=to_topic, dry_run=dry_run, timeout_s=timeout
+    )
+
+    async def replay_and_report() -> None:
+        with ConsoleObserver(list_selected=dry_run) as observer:
+            summary = await replay_dlq(settings, options, observer=observer)
+        click.echo("\n".join(summary.lines()))
+
+    try:
+        run_event_loop(replay_and_report())
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
 
 
 def _exit(code: int, message: str) -> click.exceptions.Exit:
