@@ -1,8 +1,11 @@
 """The campaign file: declared attributes, event types, loyalty programs and campaigns.
 
-The YAML format is documented in ``docs/emulator.md``. Conditions and effects are written as
-mappings with exactly one key (``- couponValid: true``, ``- setDiscount: {...}``); each key is a
-small typed model here, so :mod:`emulator.rules` can match on the class.
+The YAML format is documented in ``docs/emulator.md``. :class:`CampaignSet` is the whole file,
+checked for consistency as it is parsed (unique IDs and codes, rules that only name declared
+programs, attributes, event types, costs and pools); :func:`load_campaigns` and
+:func:`parse_campaigns` turn YAML or an already parsed document into one. The conditions and
+effects of rules are in :mod:`emulator.rule_declarations`, the other parts of the file in
+:mod:`emulator.declarations` and :mod:`emulator.loyalty_declarations`.
 """
 
 from __future__ import annotations
@@ -13,16 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 
 from emulator.declarations import (
     AdditionalCostSpec,
@@ -31,72 +25,33 @@ from emulator.declarations import (
     CatalogSpec,
     GiveawayPoolSpec,
     ReferralSettings,
+    Spec,
     Timestamp,
 )
 from emulator.errors import CampaignFileError
-from emulator.loyalty_declarations import (
-    AchievementSpec,
-    AddLoyaltyPoints,
-    AddLoyaltyPointsSpec,
-    DeductLoyaltyPoints,
-    DeductLoyaltyPointsSpec,
-    LoyaltyProgramSpec,
-    check_loyalty_effect,
+from emulator.loyalty_declarations import AchievementSpec, LoyaltyProgramSpec, check_loyalty_effect
+from emulator.rule_declarations import (
+    AwardGiveaway,
+    Condition,
+    CouponValid,
+    CreateCoupon,
+    CreateReferral,
+    EffectSpec,
+    EventTypeIs,
+    ReferralValid,
+    SessionAttributeEquals,
+    SetDiscountPerAdditionalCost,
+    UpdateAttribute,
 )
-from emulator.models import SessionState
 
 __all__ = [
-    "AchievementSpec",
-    "AddFreeItem",
-    "AddFreeItemSpec",
-    "AddLoyaltyPoints",
-    "AddLoyaltyPointsSpec",
     "AttributeDeclarations",
-    "AttributeMatch",
     "AttributeType",
-    "AwardGiveaway",
-    "AwardGiveawaySpec",
     "CampaignSet",
     "CampaignSpec",
-    "CartSubtotalAtLeast",
-    "CartSubtotalBelow",
-    "Condition",
     "CouponSpec",
-    "CouponValid",
-    "CreateCoupon",
-    "CreateCouponSpec",
-    "CreateReferral",
-    "CreateReferralSpec",
-    "CustomEffect",
-    "CustomEffectSpec",
-    "DeductLoyaltyPoints",
-    "DeductLoyaltyPointsSpec",
-    "EffectSpec",
-    "EventAttributeEquals",
-    "EventTypeIs",
     "EventTypeSpec",
-    "FirstSession",
-    "ItemCategoryPresent",
-    "ItemQuantityAtLeast",
-    "ItemQuantitySpec",
-    "ItemSkuPresent",
-    "LoyaltyProgramSpec",
-    "ProfileAttributeEquals",
-    "ReferralValid",
     "RuleSpec",
-    "SessionAttributeEquals",
-    "SessionStateIs",
-    "SetDiscount",
-    "SetDiscountPerAdditionalCost",
-    "SetDiscountPerAdditionalCostSpec",
-    "SetDiscountPerItem",
-    "SetDiscountPerItemSpec",
-    "SetDiscountSpec",
-    "ShowNotification",
-    "ShowNotificationSpec",
-    "StoreIs",
-    "UpdateAttribute",
-    "UpdateAttributeSpec",
     "load_campaigns",
     "parse_campaigns",
 ]
@@ -119,20 +74,7 @@ BUILT_IN_EVENT_TYPES = frozenset(
 )
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-def _as_tuple(value: Any) -> Any:
-    return (value,) if isinstance(value, str) else value
-
-
-# A YAML scalar or a list of scalars: ``itemSkuPresent: SKU-1`` or ``itemSkuPresent: [A, B]``.
-_Strings = Annotated[tuple[str, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
-_States = Annotated[tuple[SessionState, ...], BeforeValidator(_as_tuple), Field(min_length=1)]
-
-
-class AttributeDeclarations(_Spec):
+class AttributeDeclarations(Spec):
     """Custom attributes per entity: name → type. Undeclared names are rejected with 400."""
 
     customer_session: dict[str, AttributeType] = Field(
@@ -145,14 +87,14 @@ class AttributeDeclarations(_Spec):
     event: dict[str, AttributeType] = Field(default_factory=dict, alias="Event")
 
 
-class EventTypeSpec(_Spec):
+class EventTypeSpec(Spec):
     """A custom event type; its attributes are allowed in addition to ``attributes.Event``."""
 
     description: str | None = None
     attributes: dict[str, AttributeType] = Field(default_factory=dict)
 
 
-class CouponSpec(_Spec):
+class CouponSpec(Spec):
     # The SDK's IntegrationCoupon requires at least 4 characters.
     code: Annotated[str, Field(min_length=4, max_length=100)]
     usage_limit: Annotated[int, Field(ge=0, le=999_999, alias="usageLimit")] = 0
@@ -173,277 +115,7 @@ class CouponSpec(_Spec):
         return self
 
 
-# --- conditions -------------------------------------------------------------------------------
-
-
-class CouponValid(_Spec):
-    """The session carries a usable coupon of this campaign; the rule then emits acceptCoupon."""
-
-    coupon_valid: Literal[True] = Field(alias="couponValid")
-
-
-class CartSubtotalAtLeast(_Spec):
-    amount: float = Field(alias="cartSubtotalAtLeast")
-
-
-class ItemSkuPresent(_Spec):
-    skus: _Strings = Field(alias="itemSkuPresent")
-
-
-class ItemCategoryPresent(_Spec):
-    categories: _Strings = Field(alias="itemCategoryPresent")
-
-
-class EventTypeIs(_Spec):
-    types: _Strings = Field(alias="eventType")
-
-
-class AttributeMatch(_Spec):
-    attribute: str
-    value: Any
-
-
-class ProfileAttributeEquals(_Spec):
-    match: AttributeMatch = Field(alias="profileAttributeEquals")
-
-
-class FirstSession(_Spec):
-    first: bool = Field(alias="firstSession")
-
-
-class SessionStateIs(_Spec):
-    states: _States = Field(alias="sessionState")
-
-
-class ReferralValid(_Spec):
-    """The session carries a usable referral code of this campaign; the rule then emits
-    acceptReferral."""
-
-    referral_valid: Literal[True] = Field(alias="referralValid")
-
-
-class CartSubtotalBelow(_Spec):
-    amount: float = Field(alias="cartSubtotalBelow")
-
-
-class ItemQuantitySpec(_Spec):
-    """At least ``quantity`` units in the cart of the given SKUs or categories (any item)."""
-
-    quantity: Annotated[int, Field(ge=1)]
-    skus: _Strings | None = Field(default=None, alias="sku")
-    categories: _Strings | None = Field(default=None, alias="category")
-
-
-class ItemQuantityAtLeast(_Spec):
-    spec: ItemQuantitySpec = Field(alias="itemQuantityAtLeast")
-
-
-class SessionAttributeEquals(_Spec):
-    match: AttributeMatch = Field(alias="sessionAttributeEquals")
-
-
-class EventAttributeEquals(_Spec):
-    match: AttributeMatch = Field(alias="eventAttributeEquals")
-
-
-class StoreIs(_Spec):
-    stores: _Strings = Field(alias="storeIntegrationId")
-
-
-# --- effects ----------------------------------------------------------------------------------
-
-
-class _PercentageOrAmount(_Spec):
-    percentage: Annotated[float, Field(gt=0, le=100)] | None = None
-    amount: Annotated[float, Field(gt=0)] | None = None
-
-    @model_validator(mode="after")
-    def _one_value(self) -> Self:
-        if (self.percentage is None) == (self.amount is None):
-            raise ValueError("give exactly one of percentage or amount")
-        return self
-
-
-class SetDiscountSpec(_PercentageOrAmount):
-    """A session discount: ``percentage`` of the session total, or a fixed ``amount``.
-
-    ``scope`` (emitted when given) narrows it to the cart items or the additional costs.
-    """
-
-    name: Annotated[str, Field(min_length=1)]
-    scope: Literal["sessionTotal", "cartItems", "additionalCosts"] | None = None
-
-
-class SetDiscountPerItemSpec(_PercentageOrAmount):
-    """A percentage or a fixed amount off each matching cart item (all without a filter).
-
-    A fixed ``amount`` is per unit: without flattening a cart item gets amount times quantity.
-    """
-
-    name: Annotated[str, Field(min_length=1)]
-    skus: _Strings | None = Field(default=None, alias="sku")
-    categories: _Strings | None = Field(default=None, alias="category")
-
-
-class SetDiscountPerAdditionalCostSpec(_PercentageOrAmount):
-    """A discount on a session-level additional cost (declared in ``additionalCosts``)."""
-
-    name: Annotated[str, Field(min_length=1)]
-    additional_cost: Annotated[str, Field(min_length=1)] = Field(alias="additionalCost")
-
-
-class AddFreeItemSpec(_Spec):
-    sku: Annotated[str, Field(min_length=1)]
-    name: Annotated[str, Field(min_length=1)]
-    desired_quantity: Annotated[int, Field(ge=1)] | None = Field(
-        default=None, alias="desiredQuantity"
-    )
-
-
-class CreateCouponSpec(_Spec):
-    """Create a coupon of this campaign for the customer (or the referral's advocate)."""
-
-    prefix: Annotated[str, Field(max_length=40)] = ""
-    usage_limit: Annotated[int, Field(ge=0, le=999_999, alias="usageLimit")] = 1
-    validity_days: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="validityDays")
-    recipient: Literal["profile", "advocate"] = "profile"
-
-
-class CreateReferralSpec(_Spec):
-    """Create a referral code with the customer as advocate."""
-
-    campaign_id: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="campaignId")
-    """The referral campaign (default: this one)."""
-    usage_limit: Annotated[int, Field(ge=0, le=999_999)] | None = Field(
-        default=None, alias="usageLimit"
-    )
-    """Default: the referral campaign's ``referrals.usageLimit``."""
-    validity_days: Annotated[int, Field(ge=1)] | None = Field(default=None, alias="validityDays")
-
-
-class AwardGiveawaySpec(_Spec):
-    pool_id: Annotated[int, Field(ge=1)] = Field(alias="poolId")
-
-
-class ShowNotificationSpec(_Spec):
-    notification_type: str = Field(default="Info", alias="notificationType")
-    title: str
-    body: str
-
-
-class CustomEffectSpec(_Spec):
-    effect_id: int = Field(alias="effectId")
-    name: Annotated[str, Field(min_length=1)]
-    payload: dict[str, Any] = Field(default_factory=dict)
-
-
-class UpdateAttributeSpec(_Spec):
-    """``path`` like ``Profile.Attributes.tier`` or ``Session.Attributes.channel``."""
-
-    path: Annotated[str, Field(pattern=r"^(Profile|Session)\.Attributes\.[^.]+$")]
-    value: Any
-
-
-class SetDiscount(_Spec):
-    spec: SetDiscountSpec = Field(alias="setDiscount")
-
-
-class SetDiscountPerItem(_Spec):
-    spec: SetDiscountPerItemSpec = Field(alias="setDiscountPerItem")
-
-
-class SetDiscountPerAdditionalCost(_Spec):
-    spec: SetDiscountPerAdditionalCostSpec = Field(alias="setDiscountPerAdditionalCost")
-
-
-class AddFreeItem(_Spec):
-    spec: AddFreeItemSpec = Field(alias="addFreeItem")
-
-
-class CreateCoupon(_Spec):
-    spec: CreateCouponSpec = Field(alias="createCoupon")
-
-
-class CreateReferral(_Spec):
-    spec: CreateReferralSpec = Field(alias="createReferral")
-
-
-class AwardGiveaway(_Spec):
-    spec: AwardGiveawaySpec = Field(alias="awardGiveaway")
-
-
-class ShowNotification(_Spec):
-    spec: ShowNotificationSpec = Field(alias="showNotification")
-
-
-class CustomEffect(_Spec):
-    spec: CustomEffectSpec = Field(alias="customEffect")
-
-
-class UpdateAttribute(_Spec):
-    spec: UpdateAttributeSpec = Field(alias="updateAttribute")
-
-
-def _single_key(value: Any) -> str | None:
-    """The tag of a one-key mapping (YAML) or of an already built model."""
-    if isinstance(value, Mapping):
-        return str(next(iter(value))) if len(value) == 1 else None
-    if isinstance(value, BaseModel):
-        field = next(iter(type(value).model_fields.values()))
-        return field.alias
-    return None
-
-
-def _require_one_key(value: Any) -> Any:
-    if not isinstance(value, Mapping | BaseModel):
-        # pydantic turns ValueError (not TypeError) into a readable validation error.
-        raise ValueError(  # noqa: TRY004
-            f"each entry is a mapping with exactly one key, got {value!r}"
-        )
-    if isinstance(value, Mapping) and len(value) != 1:
-        keys = ", ".join(str(key) for key in value) or "none"
-        raise ValueError(f"each entry is a mapping with exactly one key, got keys: {keys}")
-    return value
-
-
-Condition = Annotated[
-    Annotated[CouponValid, Tag("couponValid")]
-    | Annotated[CartSubtotalAtLeast, Tag("cartSubtotalAtLeast")]
-    | Annotated[ItemSkuPresent, Tag("itemSkuPresent")]
-    | Annotated[ItemCategoryPresent, Tag("itemCategoryPresent")]
-    | Annotated[EventTypeIs, Tag("eventType")]
-    | Annotated[ProfileAttributeEquals, Tag("profileAttributeEquals")]
-    | Annotated[FirstSession, Tag("firstSession")]
-    | Annotated[SessionStateIs, Tag("sessionState")]
-    | Annotated[ReferralValid, Tag("referralValid")]
-    | Annotated[CartSubtotalBelow, Tag("cartSubtotalBelow")]
-    | Annotated[ItemQuantityAtLeast, Tag("itemQuantityAtLeast")]
-    | Annotated[SessionAttributeEquals, Tag("sessionAttributeEquals")]
-    | Annotated[EventAttributeEquals, Tag("eventAttributeEquals")]
-    | Annotated[StoreIs, Tag("storeIntegrationId")],
-    Discriminator(_single_key),
-    BeforeValidator(_require_one_key),
-]
-
-EffectSpec = Annotated[
-    Annotated[SetDiscount, Tag("setDiscount")]
-    | Annotated[SetDiscountPerItem, Tag("setDiscountPerItem")]
-    | Annotated[ShowNotification, Tag("showNotification")]
-    | Annotated[AddLoyaltyPoints, Tag("addLoyaltyPoints")]
-    | Annotated[DeductLoyaltyPoints, Tag("deductLoyaltyPoints")]
-    | Annotated[CustomEffect, Tag("customEffect")]
-    | Annotated[UpdateAttribute, Tag("updateAttribute")]
-    | Annotated[SetDiscountPerAdditionalCost, Tag("setDiscountPerAdditionalCost")]
-    | Annotated[AddFreeItem, Tag("addFreeItem")]
-    | Annotated[CreateCoupon, Tag("createCoupon")]
-    | Annotated[CreateReferral, Tag("createReferral")]
-    | Annotated[AwardGiveaway, Tag("awardGiveaway")],
-    Discriminator(_single_key),
-    BeforeValidator(_require_one_key),
-]
-
-
-class RuleSpec(_Spec):
+class RuleSpec(Spec):
     name: Annotated[str, Field(min_length=1)]
     conditions: tuple[Condition, ...] = ()
     effects: Annotated[tuple[EffectSpec, ...], Field(min_length=1)]
@@ -457,7 +129,7 @@ class RuleSpec(_Spec):
         return any(isinstance(condition, ReferralValid) for condition in self.conditions)
 
 
-class CampaignSpec(_Spec):
+class CampaignSpec(Spec):
     id: Annotated[int, Field(ge=1)]
     name: Annotated[str, Field(min_length=1)]
     ruleset_id: Annotated[int, Field(ge=1, alias="rulesetId")]
@@ -488,7 +160,7 @@ class CampaignSpec(_Spec):
         return features
 
 
-class CampaignSet(_Spec):
+class CampaignSet(Spec):
     """Everything the emulated Application knows: the parsed campaign file."""
 
     attributes: AttributeDeclarations = Field(default_factory=AttributeDeclarations)

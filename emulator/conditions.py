@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from emulator.campaigns import (
+from emulator.facts import Facts
+from emulator.rule_declarations import (
     AttributeMatch,
     CartSubtotalAtLeast,
     CartSubtotalBelow,
@@ -32,7 +33,6 @@ from emulator.campaigns import (
     SessionStateIs,
     StoreIs,
 )
-from emulator.facts import Facts
 
 __all__ = ["Predicate", "compile_condition", "static_verdict"]
 

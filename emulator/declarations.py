@@ -20,7 +20,9 @@ __all__ = [
     "CatalogSpec",
     "GiveawayPoolSpec",
     "ReferralSettings",
+    "Spec",
     "Timestamp",
+    "one_or_many",
 ]
 
 # Coupon and referral dates: RFC 3339 with an offset, as Talon.One stores them.
@@ -29,11 +31,19 @@ Timestamp = AwareDatetime
 _Limit = Annotated[int, Field(ge=1)]
 
 
-class _Spec(BaseModel):
+class Spec(BaseModel):
+    """The base of every model of the campaign file: frozen, unknown keys rejected, fields
+    given by their YAML name (the alias) or their Python name."""
+
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
-class ApplicationSettings(_Spec):
+def one_or_many(value: object) -> object:
+    """A YAML scalar as a one-element tuple (for fields that take a scalar or a list)."""
+    return (value,) if isinstance(value, str) else value
+
+
+class ApplicationSettings(Spec):
     """Application settings that change how discounts are computed.
 
     Attributes:
@@ -48,7 +58,7 @@ class ApplicationSettings(_Spec):
     cart_item_flattening: bool = Field(default=False, alias="cartItemFlattening")
 
 
-class AdditionalCostSpec(_Spec):
+class AdditionalCostSpec(Spec):
     """An additional cost created in the Campaign Manager (``additionalCostId`` in effects)."""
 
     id: Annotated[int, Field(ge=1)]
@@ -56,7 +66,7 @@ class AdditionalCostSpec(_Spec):
     title: str | None = None
 
 
-class CatalogItemSpec(_Spec):
+class CatalogItemSpec(Spec):
     sku: Annotated[str, Field(min_length=1)]
     price: Annotated[float, Field(ge=0)] | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
@@ -64,7 +74,7 @@ class CatalogItemSpec(_Spec):
     """The product name."""
 
 
-class CatalogSpec(_Spec):
+class CatalogSpec(Spec):
     """A cart item catalog the Application is subscribed to; synced with ``syncCatalog``."""
 
     id: Annotated[int, Field(ge=1)]
@@ -82,7 +92,7 @@ class CatalogSpec(_Spec):
         return self
 
 
-class GiveawayPoolSpec(_Spec):
+class GiveawayPoolSpec(Spec):
     """A pool of giveaway codes (gift cards, vouchers) that ``awardGiveaway`` hands out."""
 
     id: Annotated[int, Field(ge=1)]
@@ -96,7 +106,7 @@ class GiveawayPoolSpec(_Spec):
         return self
 
 
-class BudgetSpec(_Spec):
+class BudgetSpec(Spec):
     """Campaign budgets; an absent budget is unlimited.
 
     Redemptions count on close and are given back on cancel, reopen (and, for the discount
@@ -121,7 +131,7 @@ class BudgetSpec(_Spec):
         return any(value is not None for value in self.__dict__.values())
 
 
-class ReferralSettings(_Spec):
+class ReferralSettings(Spec):
     """Marks a referral campaign; defaults for referrals created without explicit values."""
 
     usage_limit: Annotated[int, Field(ge=0, le=999_999, alias="usageLimit")] = 1

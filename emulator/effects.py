@@ -19,28 +19,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 
-from emulator.campaigns import (
-    AddFreeItem,
-    AddLoyaltyPoints,
-    AwardGiveaway,
-    CampaignSet,
-    CampaignSpec,
-    CreateCoupon,
-    CreateCouponSpec,
-    CreateReferral,
-    CreateReferralSpec,
-    CustomEffect,
-    DeductLoyaltyPoints,
-    EffectSpec,
-    SetDiscount,
-    SetDiscountPerAdditionalCost,
-    SetDiscountPerAdditionalCostSpec,
-    SetDiscountPerItem,
-    SetDiscountPerItemSpec,
-    SetDiscountSpec,
-    ShowNotification,
-    UpdateAttribute,
-)
+from emulator.campaigns import CampaignSet, CampaignSpec
 from emulator.declarations import ApplicationSettings
 from emulator.discounts import CartBudget
 from emulator.facts import (
@@ -52,9 +31,27 @@ from emulator.facts import (
     ReferralDraft,
     ReferralInfo,
 )
-from emulator.loyalty_declarations import LoyaltyProgramSpec
+from emulator.loyalty_declarations import AddLoyaltyPoints, DeductLoyaltyPoints, LoyaltyProgramSpec
 from emulator.loyalty_effects import add_loyalty_points, deduct_loyalty_points
 from emulator.money import json_number, round_money
+from emulator.rule_declarations import (
+    AddFreeItem,
+    AwardGiveaway,
+    CreateCoupon,
+    CreateCouponSpec,
+    CreateReferral,
+    CreateReferralSpec,
+    CustomEffect,
+    EffectSpec,
+    SetDiscount,
+    SetDiscountPerAdditionalCost,
+    SetDiscountPerAdditionalCostSpec,
+    SetDiscountPerItem,
+    SetDiscountPerItemSpec,
+    SetDiscountSpec,
+    ShowNotification,
+    UpdateAttribute,
+)
 
 __all__ = ["DISCOUNT_EFFECTS", "Apply", "Run", "compile_effect", "generated_code"]
 

@@ -183,6 +183,17 @@ class CouponDraft:
     expiry_date: datetime | None = None
     referral_id: int | None = None
 
+    def info(self, coupon_id: int) -> CouponInfo:
+        """The coupon as stored under ``coupon_id`` (0: a dry request's, stored nowhere)."""
+        return CouponInfo(
+            coupon_id,
+            self.campaign_id,
+            self.code,
+            self.usage_limit,
+            expiry_date=self.expiry_date,
+            recipient=self.recipient,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class ReferralDraft:
@@ -193,6 +204,17 @@ class ReferralDraft:
     advocate: str
     usage_limit: int
     expiry_date: datetime | None = None
+
+    def info(self, referral_id: int) -> ReferralInfo:
+        """The referral as stored under ``referral_id`` (0: a dry request's, stored nowhere)."""
+        return ReferralInfo(
+            referral_id,
+            self.campaign_id,
+            self.code,
+            self.advocate,
+            usage_limit=self.usage_limit,
+            expiry_date=self.expiry_date,
+        )
 
 
 @dataclass(frozen=True, slots=True)

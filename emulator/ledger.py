@@ -29,7 +29,7 @@ from emulator.facts import (
     ReferralDraft,
     ReferralInfo,
 )
-from emulator.times import format_time
+from emulator.times import add_times
 
 __all__ = [
     "CampaignCounters",
@@ -242,35 +242,20 @@ class PromotionLedger:
             self._award(award, profile_ids(award.recipient))
 
     def add_created_coupon(self, draft: CouponDraft, stamp: str) -> CouponRecord:
-        existing = self._coupons_by_code.get(draft.code.lower())
-        if existing is not None:
-            return existing
-        info = CouponInfo(
-            id=len(self.coupons) + 1,
-            campaign_id=draft.campaign_id,
-            code=draft.code,
-            usage_limit=draft.usage_limit,
-            expiry_date=draft.expiry_date,
-            recipient=draft.recipient,
-        )
-        record = CouponRecord(info, stamp, referral_id=draft.referral_id)
-        self._store_coupon(record)
-        self.counters(draft.campaign_id).coupons_created += 1
+        record = self._coupons_by_code.get(draft.code.lower())
+        if record is None:
+            info = draft.info(len(self.coupons) + 1)
+            record = self._store_coupon(CouponRecord(info, stamp, referral_id=draft.referral_id))
+            self.counters(draft.campaign_id).coupons_created += 1
         return record
 
     def add_created_referral(self, draft: ReferralDraft, stamp: str) -> ReferralRecord:
-        existing = self._referrals_by_code.get(draft.code.lower())
-        if existing is not None:
-            return existing
-        record = self.add_referral(
-            campaign_id=draft.campaign_id,
-            code=draft.code,
-            advocate=draft.advocate,
-            usage_limit=draft.usage_limit,
-            expiry_date=draft.expiry_date,
-            stamp=stamp,
-        )
-        self.counters(draft.campaign_id).referrals_created += 1
+        record = self._referrals_by_code.get(draft.code.lower())
+        if record is None:
+            record = self._store_referral(
+                ReferralRecord(draft.info(len(self.referrals) + 1), stamp)
+            )
+            self.counters(draft.campaign_id).referrals_created += 1
         return record
 
     def add_referral(
@@ -299,9 +284,7 @@ class PromotionLedger:
             expiry_date=expiry_date,
         )
         record = ReferralRecord(info, stamp, attributes=dict(attributes or {}), batch_id=batch_id)
-        self.referrals[info.id] = record
-        self._referrals_by_code[code.lower()] = record
-        return record
+        return self._store_referral(record)
 
     def free_referral_code(
         self, pattern: str | None = None, characters: Sequence[str] | None = None
@@ -319,9 +302,15 @@ class PromotionLedger:
             if attempt > _MAX_CODE_ATTEMPTS:  # the pattern has too few combinations
                 raise ValueError(f"no free referral code left for the pattern {pattern!r}")
 
-    def _store_coupon(self, record: CouponRecord) -> None:
+    def _store_coupon(self, record: CouponRecord) -> CouponRecord:
         self.coupons[record.info.id] = record
         self._coupons_by_code[record.info.code.lower()] = record
+        return record
+
+    def _store_referral(self, record: ReferralRecord) -> ReferralRecord:
+        self.referrals[record.info.id] = record
+        self._referrals_by_code[record.info.code.lower()] = record
+        return record
 
     def _award(self, award: GiveawayAward, profile_id: int | None) -> None:
         pool = self.giveaways[award.pool_id]
@@ -426,10 +415,7 @@ def coupon_json(
         "reservation": True,
         "isReservationMandatory": info.reservation_mandatory,
     }
-    if info.start_date is not None:
-        body["startDate"] = format_time(info.start_date)
-    if info.expiry_date is not None:
-        body["expiryDate"] = format_time(info.expiry_date)
+    add_times(body, startDate=info.start_date, expiryDate=info.expiry_date)
     if info.recipient is not None:
         body["recipientIntegrationId"] = info.recipient
     if record.referral_id is not None:
@@ -441,15 +427,7 @@ def coupon_json(
 
 def draft_coupon_json(draft: CouponDraft, stamp: str) -> dict[str, Any]:
     """Coupon for a created coupon that was not stored (dry requests): it has ID 0."""
-    info = CouponInfo(
-        0,
-        draft.campaign_id,
-        draft.code,
-        draft.usage_limit,
-        expiry_date=draft.expiry_date,
-        recipient=draft.recipient,
-    )
-    return coupon_json(CouponRecord(info, stamp, referral_id=draft.referral_id))
+    return coupon_json(CouponRecord(draft.info(0), stamp, referral_id=draft.referral_id))
 
 
 def referral_json(record: ReferralRecord, *, inventory: bool = False) -> dict[str, Any]:
@@ -467,10 +445,7 @@ def referral_json(record: ReferralRecord, *, inventory: bool = False) -> dict[st
     }
     if info.friend is not None:
         body["friendProfileIntegrationId"] = info.friend
-    if info.start_date is not None:
-        body["startDate"] = format_time(info.start_date)
-    if info.expiry_date is not None:
-        body["expiryDate"] = format_time(info.expiry_date)
+    add_times(body, startDate=info.start_date, expiryDate=info.expiry_date)
     if record.batch_id is not None:
         body["batchId"] = record.batch_id
     if inventory:
@@ -480,15 +455,7 @@ def referral_json(record: ReferralRecord, *, inventory: bool = False) -> dict[st
 
 def draft_referral_json(draft: ReferralDraft, stamp: str) -> dict[str, Any]:
     """Referral for a created referral that was not stored (dry requests): it has ID 0."""
-    info = ReferralInfo(
-        0,
-        draft.campaign_id,
-        draft.code,
-        draft.advocate,
-        usage_limit=draft.usage_limit,
-        expiry_date=draft.expiry_date,
-    )
-    return referral_json(ReferralRecord(info, stamp))
+    return referral_json(ReferralRecord(draft.info(0), stamp))
 
 
 def giveaway_json(record: GiveawayRecord) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from emulator.loyalty_declarations import DeductLoyaltyPoints, LoyaltyProgramSpec
 from emulator.loyalty_effects import transaction_uuid
@@ -49,6 +49,8 @@ __all__ = [
 ]
 
 Effect = dict[str, Any]
+Kind = Literal["addition", "subtraction"]
+Reason = Literal["earn", "spend", "rollback", "refund"]
 
 # The effect types that change ledgers.
 LOYALTY_EFFECTS = frozenset(
@@ -268,16 +270,69 @@ class LoyaltyStore:
             account = self.accounts[key] = Account(now)
         return account
 
-    def _new(self, program: LoyaltyProgramSpec, effect: Effect, **values: Any) -> Transaction:
+    def _new(
+        self,
+        program: LoyaltyProgramSpec,
+        effect: Effect,
+        now: datetime,
+        kind: Kind,
+        reason: Reason,
+        *,
+        profile_id: str | None = None,
+        card: str | None = None,
+        session_id: str | None = None,
+        undoes: tuple[Transaction, Ledger] | None = None,
+        **values: Any,
+    ) -> Transaction:
+        """A transaction of ``effect``'s points (``value``), registered by its UUID.
+
+        Its UUID, subledger and name are the effect's; a rollback (``undoes``: the original
+        transaction and its ledger) has a UUID of its own and the original's ledger and owner.
+        """
+        props = effect["props"]
+        if undoes is None:
+            uuid = str(props["transactionUUID"])
+            subledger_id = str(props["subLedgerId"])
+            name = str(props["name"])
+            profile_id = profile_id or None
+        else:
+            original, ledger = undoes
+            uuid = transaction_uuid(f"{original.uuid}/{len(ledger.transactions)}")
+            subledger_id, name = original.subledger_id, original.name
+            profile_id, card = original.profile_id, original.card
+            session_id = session_id or original.session_id
         tx = Transaction(
             id=next(self._transaction_ids),
+            uuid=uuid,
+            created=now,
             program_id=program.id,
+            subledger_id=subledger_id,
+            kind=kind,
+            reason=reason,
+            amount=float(props["value"]),
+            name=name,
+            profile_id=profile_id,
+            card=card,
+            session_id=session_id,
             ruleset_id=effect.get("rulesetId"),
             rule_name=effect.get("ruleName"),
             **values,
         )
         self._by_uuid[tx.uuid] = tx
         return tx
+
+    def _original(
+        self, program: LoyaltyProgramSpec, effect: Effect, kind: Kind
+    ) -> tuple[Transaction, Ledger] | None:
+        """The transaction a rollback effect undoes and its ledger (``None``: unknown, or not
+        a ``kind`` transaction)."""
+        original = self._by_uuid.get(str(effect["props"]["transactionUUID"]))
+        if original is None or original.kind != kind:
+            return None
+        account = self.account(program.id, original.profile_id, original.card)
+        if account is None:
+            return None
+        return original, account.ledger(original.subledger_id)
 
     def _add(
         self,
@@ -291,21 +346,16 @@ class LoyaltyStore:
         event_id: int | None,
     ) -> None:
         props = effect["props"]
-        value = float(props["value"])
         start = props.get("startDate")
         expiry = props.get("expiryDate")
         ledger = account.ledger(str(props["subLedgerId"]))
         tx = self._new(
             program,
             effect,
-            uuid=str(props["transactionUUID"]),
-            created=now,
-            subledger_id=str(props["subLedgerId"]),
-            kind="addition",
-            reason="earn",
-            amount=value,
-            name=str(props["name"]),
-            profile_id=owner or None,
+            now,
+            "addition",
+            "earn",
+            profile_id=owner,
             card=card,
             session_id=session_id,
             event_id=event_id,
@@ -315,10 +365,10 @@ class LoyaltyStore:
             validity_days=program.validity_days if props.get("awaitsActivation") else None,
         )
         ledger.append(tx, now)
-        ledger.adjust(tx, value)
+        ledger.adjust(tx, tx.amount)
         if tx.status(now) == "active":
             self._settle(ledger, tx)
-        self._mirror(program, owner, value)
+        self._mirror(program, owner, tx.amount)
 
     @staticmethod
     def _settle(ledger: Ledger, tx: Transaction) -> None:
@@ -339,22 +389,18 @@ class LoyaltyStore:
         session_id: str | None,
     ) -> None:
         props = effect["props"]
-        value = float(props["value"])
         ledger = account.ledger(str(props["subLedgerId"]))
         tx = self._new(
             program,
             effect,
-            uuid=str(props["transactionUUID"]),
-            created=now,
-            subledger_id=str(props["subLedgerId"]),
-            kind="subtraction",
-            reason="spend",
-            amount=value,
-            name=str(props["name"]),
-            profile_id=profile_id or None,
+            now,
+            "subtraction",
+            "spend",
+            profile_id=profile_id,
             card=card,
             session_id=session_id,
         )
+        value = tx.amount
         self._take(program, ledger, tx, value, now, None)
         ledger.append(tx, now)
         ledger.spent = round_money(ledger.spent + value)
@@ -388,29 +434,14 @@ class LoyaltyStore:
     def _rollback_added(
         self, program: LoyaltyProgramSpec, effect: Effect, now: datetime, session_id: str | None
     ) -> None:
-        props = effect["props"]
-        original = self._by_uuid.get(str(props["transactionUUID"]))
-        if original is None or original.kind != "addition":
+        found = self._original(program, effect, "addition")
+        if found is None:
             return
-        account = self.account(program.id, original.profile_id, original.card)
-        if account is None:
-            return
-        value = float(props["value"])
-        ledger = account.ledger(original.subledger_id)
+        original, ledger = found
         tx = self._new(
-            program,
-            effect,
-            uuid=transaction_uuid(f"{original.uuid}/{len(ledger.transactions)}"),
-            created=now,
-            subledger_id=original.subledger_id,
-            kind="subtraction",
-            reason="rollback",
-            amount=value,
-            name=original.name,
-            profile_id=original.profile_id,
-            card=original.card,
-            session_id=session_id or original.session_id,
+            program, effect, now, "subtraction", "rollback", session_id=session_id, undoes=found
         )
+        value = tx.amount
         self._take(program, ledger, tx, value, now, original)
         ledger.append(tx, now)
         self._mirror(program, original.profile_id, -value)
@@ -418,15 +449,11 @@ class LoyaltyStore:
     def _rollback_deducted(
         self, program: LoyaltyProgramSpec, effect: Effect, now: datetime, session_id: str | None
     ) -> None:
-        props = effect["props"]
-        original = self._by_uuid.get(str(props["transactionUUID"]))
-        if original is None or original.kind != "subtraction":
+        found = self._original(program, effect, "subtraction")
+        if found is None:
             return
-        account = self.account(program.id, original.profile_id, original.card)
-        if account is None:
-            return
-        ledger = account.ledger(original.subledger_id)
-        value = left = float(props["value"])
+        original, ledger = found
+        value = left = float(effect["props"]["value"])
         # Give back the overdraft first, then the points taken, newest source first.
         back = min(original.overdraft, left)
         if back > 0:
@@ -441,18 +468,7 @@ class LoyaltyStore:
                 original.taken.append((source, round_money(part - give)))
             left = round_money(left - give)
         tx = self._new(
-            program,
-            effect,
-            uuid=transaction_uuid(f"{original.uuid}/{len(ledger.transactions)}"),
-            created=now,
-            subledger_id=original.subledger_id,
-            kind="addition",
-            reason="refund",
-            amount=value,
-            name=original.name,
-            profile_id=original.profile_id,
-            card=original.card,
-            session_id=session_id or original.session_id,
+            program, effect, now, "addition", "refund", session_id=session_id, undoes=found
         )
         ledger.append(tx, now)
         ledger.spent = round_money(ledger.spent - value)

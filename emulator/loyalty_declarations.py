@@ -13,14 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Literal, Self
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    model_validator,
-)
+from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
+
+from emulator.declarations import Spec, one_or_many
 
 __all__ = [
     "CARD_IDENTIFIER_PATTERN",
@@ -44,37 +39,29 @@ _CardIdentifier = Annotated[
 _SubledgerId = Annotated[str, Field(max_length=64)]
 
 
-def _as_tuple(value: object) -> object:
-    return (value,) if isinstance(value, str) else value
-
-
 # A YAML scalar or a list of scalars: ``sku: SKU-1`` or ``sku: [A, B]``.
 _Strings = Annotated[
     tuple[Annotated[str, Field(min_length=1)], ...],
-    BeforeValidator(_as_tuple),
+    BeforeValidator(one_or_many),
     Field(min_length=1),
 ]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
-
-
-class TierSpec(_Spec):
+class TierSpec(Spec):
     """A tier of a program: reached with at least ``minPoints`` active points (main ledger)."""
 
     name: Annotated[str, Field(min_length=1)]
     min_points: Annotated[float, Field(ge=0)] = Field(alias="minPoints")
 
 
-class LoyaltyCardSpec(_Spec):
+class LoyaltyCardSpec(Spec):
     """A loyalty card that exists from the start (no profiles linked)."""
 
     identifier: _CardIdentifier
     status: Literal["active", "inactive"] = "active"
 
 
-class LoyaltyProgramSpec(_Spec):
+class LoyaltyProgramSpec(Spec):
     """A loyalty program (``programId`` in effects).
 
     Attributes:
@@ -151,7 +138,7 @@ class LoyaltyProgramSpec(_Spec):
         return self.pending_days is not None or self.activate_on_action
 
 
-class AchievementSpec(_Spec):
+class AchievementSpec(Spec):
     """An achievement of a campaign (listed by getCustomerAchievements)."""
 
     id: Annotated[int, Field(ge=1)]
@@ -177,7 +164,7 @@ class AchievementSpec(_Spec):
 # --- effects ----------------------------------------------------------------------------------
 
 
-class AddLoyaltyPointsSpec(_Spec):
+class AddLoyaltyPointsSpec(Spec):
     """Fixed ``points``, or ``pointsPerCurrencyUnit`` times the cart subtotal.
 
     With ``perItem`` one addition per matching cart item (``cartItemPosition``; per unit, with
@@ -205,7 +192,7 @@ class AddLoyaltyPointsSpec(_Spec):
         return self
 
 
-class DeductLoyaltyPointsSpec(_Spec):
+class DeductLoyaltyPointsSpec(Spec):
     """Spend ``points`` of the customer's (or the card's) active points.
 
     The rule only fires when they are there (unless the program allows a negative balance), so
@@ -219,11 +206,11 @@ class DeductLoyaltyPointsSpec(_Spec):
     """Default: the program's name."""
 
 
-class AddLoyaltyPoints(_Spec):
+class AddLoyaltyPoints(Spec):
     spec: AddLoyaltyPointsSpec = Field(alias="addLoyaltyPoints")
 
 
-class DeductLoyaltyPoints(_Spec):
+class DeductLoyaltyPoints(Spec):
     spec: DeductLoyaltyPointsSpec = Field(alias="deductLoyaltyPoints")
 
 

@@ -22,7 +22,7 @@ from emulator.loyalty import LoyaltyStore
 from emulator.loyalty_declarations import LoyaltyProgramSpec
 from emulator.loyalty_ledger import Balance, CardRecord, Ledger, Transaction, balance
 from emulator.money import json_number, round_money
-from emulator.times import format_time
+from emulator.times import add_times, format_time
 
 __all__ = [
     "balance_json",
@@ -322,8 +322,5 @@ def ledger_entry_json(tx: Transaction, card: CardRecord | None) -> Body:
         body["customerSessionID"] = tx.session_id
     if tx.event_id is not None:
         body["eventID"] = tx.event_id
-    if tx.start is not None:
-        body["startDate"] = format_time(tx.start)
-    if tx.expiry is not None:
-        body["expiryDate"] = format_time(tx.expiry)
+    add_times(body, startDate=tx.start, expiryDate=tx.expiry)
     return body

@@ -169,10 +169,38 @@ class LoyaltyService:
             raise NotFoundError(f'Loyalty card "{identifier}" not found in program {program.id}')
         return card
 
-    def _subledger(self, program: LoyaltyProgramSpec, subledger_id: str, parameter: str) -> None:
+    def _profile_account(
+        self, program_id: str, integration_id: str
+    ) -> tuple[LoyaltyProgramSpec, Account | None]:
+        """A profile-based program and the profile's account in it (``None``: no points yet)."""
+        program = self._program(program_id, card_based=False)
+        self._profile(integration_id)
+        return program, self.state.loyalty.profile_account(program.id, integration_id)
+
+    def _card_of(self, program_id: str, card_id: str) -> CardRecord:
+        """A card of a card-based program (``card.program``)."""
+        return self._card(self._program(program_id, card_based=True), card_id)
+
+    def _registered_profile(self, body: Any) -> str:
+        """The known profile a LoyaltyCardRegistration body names."""
+        integration_id = validate_body(LoyaltyCardRegistration, body).integration_id
+        self._profile(integration_id)
+        return integration_id
+
+    def _subledger(
+        self,
+        program: LoyaltyProgramSpec,
+        subledger_id: str,
+        *,
+        at: str | None = None,
+        parameter: str | None = None,
+    ) -> None:
+        """Check that the program has the subledger (the error points ``at`` the body, or names
+        the query ``parameter``)."""
         if not program.has_subledger(subledger_id):
             raise _invalid(
                 f"loyalty program {program.id} has no subledger {subledger_id!r}",
+                at=at,
                 parameter=parameter,
             )
 
@@ -198,12 +226,10 @@ class LoyaltyService:
             BadRequestError: the program is card-based.
             InvalidDataError: unknown subledger.
         """
-        program = self._program(program_id, card_based=False)
-        self._profile(integration_id)
+        program, account = self._profile_account(program_id, integration_id)
         if subledger_id is not None:
-            self._subledger(program, subledger_id, "subledgerId")
+            self._subledger(program, subledger_id, parameter="subledgerId")
         at = end_date or self._now()
-        account = self.state.loyalty.profile_account(program.id, integration_id)
         ledgers = account.ledgers if account is not None else {}
         main = balance(ledgers.get(""), at)
         wanted = program.subledgers if subledger_id is None else (subledger_id,)
@@ -229,9 +255,7 @@ class LoyaltyService:
             NotFoundError: unknown program or profile.
             BadRequestError: the program is card-based.
         """
-        program = self._program(program_id, card_based=False)
-        self._profile(integration_id)
-        account = self.state.loyalty.profile_account(program.id, integration_id)
+        _, account = self._profile_account(program_id, integration_id)
         return self._transaction_page(_transactions(account), query, card=False)
 
     def get_profile_points(self, program_id: str, integration_id: str, query: PointsFilter) -> Body:
@@ -241,9 +265,7 @@ class LoyaltyService:
             NotFoundError: unknown program or profile.
             BadRequestError: the program is card-based.
         """
-        program = self._program(program_id, card_based=False)
-        self._profile(integration_id)
-        account = self.state.loyalty.profile_account(program.id, integration_id)
+        _, account = self._profile_account(program_id, integration_id)
         return self._points_page(_transactions(account), query, card=False)
 
     def delete_transactions(self, program_id: str, integration_id: str, body: Any) -> None:
@@ -254,8 +276,7 @@ class LoyaltyService:
             BadRequestError: the program is card-based.
             InvalidDataError: invalid body, or unknown subledgers.
         """
-        program = self._program(program_id, card_based=False)
-        self._profile(integration_id)
+        program, _ = self._profile_account(program_id, integration_id)
         request = validate_body(DeleteLoyaltyTransactionsRequest, body)
         if request.scope == "AllSubledgers":
             subledgers: list[str] = ["", *program.subledgers]
@@ -267,11 +288,7 @@ class LoyaltyService:
                     at=pointer("subledgerIds"),
                 )
             for index, subledger_id in enumerate(subledgers):
-                if not program.has_subledger(subledger_id):
-                    raise _invalid(
-                        f"loyalty program {program.id} has no subledger {subledger_id!r}",
-                        at=pointer("subledgerIds", index),
-                    )
+                self._subledger(program, subledger_id, at=pointer("subledgerIds", index))
         self.state.loyalty.delete_transactions(program, integration_id, subledgers)
 
     # --- both kinds --------------------------------------------------------------------------
@@ -336,10 +353,10 @@ class LoyaltyService:
             NotFoundError: unknown program or card.
             BadRequestError: the program is profile-based.
         """
-        program = self._program(program_id, card_based=True)
-        card = self._card(program, card_id)
+        card = self._card_of(program_id, card_id)
+        program = card.program
         for subledger_id in subledger_ids or ():
-            self._subledger(program, subledger_id, "subledgerId")
+            self._subledger(program, subledger_id, parameter="subledgerId")
         at = end_date or self._now()
         ledgers = card.account.ledgers
         wanted = program.subledgers if subledger_ids is None else subledger_ids
@@ -360,8 +377,7 @@ class LoyaltyService:
             NotFoundError: unknown program or card.
             BadRequestError: the program is profile-based.
         """
-        program = self._program(program_id, card_based=True)
-        card = self._card(program, card_id)
+        card = self._card_of(program_id, card_id)
         return self._transaction_page(_transactions(card.account), query, card=True)
 
     def get_card_points(self, program_id: str, card_id: str, query: PointsFilter) -> Body:
@@ -371,8 +387,7 @@ class LoyaltyService:
             NotFoundError: unknown program or card.
             BadRequestError: the program is profile-based.
         """
-        program = self._program(program_id, card_based=True)
-        card = self._card(program, card_id)
+        card = self._card_of(program_id, card_id)
         return self._points_page(_transactions(card.account), query, card=True)
 
     def link_card(self, program_id: str, card_id: str, body: Any) -> Body:
@@ -383,11 +398,9 @@ class LoyaltyService:
             BadRequestError: profile-based program, or the card's user limit is reached.
             InvalidDataError: invalid body.
         """
-        program = self._program(program_id, card_based=True)
-        card = self._card(program, card_id)
-        request = validate_body(LoyaltyCardRegistration, body)
-        integration_id = request.integration_id
-        self._profile(integration_id)
+        card = self._card_of(program_id, card_id)
+        program = card.program
+        integration_id = self._registered_profile(body)
         now = self._now()
         if integration_id not in card.profiles:
             limit = program.users_per_card_limit
@@ -408,11 +421,8 @@ class LoyaltyService:
             BadRequestError: profile-based program, or the profile is not linked to the card.
             InvalidDataError: invalid body.
         """
-        program = self._program(program_id, card_based=True)
-        card = self._card(program, card_id)
-        request = validate_body(LoyaltyCardRegistration, body)
-        integration_id = request.integration_id
-        self._profile(integration_id)
+        card = self._card_of(program_id, card_id)
+        integration_id = self._registered_profile(body)
         if integration_id not in card.profiles:
             raise BadRequestError(
                 f'Customer profile "{integration_id}" is not linked to loyalty card '

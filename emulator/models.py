@@ -40,28 +40,21 @@ MAX_CART_QUANTITY = 10_000
 MAX_BULK_PROFILES = 1000
 
 SessionState = Literal["open", "closed", "partially_returned", "cancelled"]
+# The parts of a session's answer; a session update and a return ask for them and more (the
+# nested Literals flatten, in this order, which is the SDK's).
+_SessionParts = Literal[
+    "customerSession",
+    "customerProfile",
+    "coupons",
+    "triggeredCampaigns",
+    "referral",
+    "loyalty",
+    "event",
+]
 SessionResponseContent = Literal[
-    "customerSession",
-    "customerProfile",
-    "coupons",
-    "triggeredCampaigns",
-    "referral",
-    "loyalty",
-    "event",
-    "awardedGiveaways",
-    "ruleFailureReasons",
-    "previousReturns",
+    _SessionParts, "awardedGiveaways", "ruleFailureReasons", "previousReturns"
 ]
-ReturnResponseContent = Literal[
-    "customerSession",
-    "customerProfile",
-    "coupons",
-    "triggeredCampaigns",
-    "referral",
-    "loyalty",
-    "event",
-    "previousReturns",
-]
+ReturnResponseContent = Literal[_SessionParts, "previousReturns"]
 ProfileResponseContent = Literal[
     "customerProfile",
     "triggeredCampaigns",

@@ -27,7 +27,7 @@ from emulator.loyalty_json import loyalty_json
 from emulator.money import json_number
 from emulator.queries import Page
 from emulator.responses import profile_json
-from emulator.times import format_time
+from emulator.times import add_times
 
 if TYPE_CHECKING:
     from emulator.state import EmulatorState, ProfileRecord
@@ -244,10 +244,7 @@ class ProfileService:
         }
         if spec.period is not None:
             body["period"] = spec.period
-        if spec.fixed_start_date is not None:
-            body["fixedStartDate"] = format_time(spec.fixed_start_date)
-        if spec.end_date is not None:
-            body["endDate"] = format_time(spec.end_date)
+        add_times(body, fixedStartDate=spec.fixed_start_date, endDate=spec.end_date)
         return body
 
     def _progress_with_definition(self, spec: AchievementSpec) -> Body:
@@ -263,8 +260,9 @@ class ProfileService:
             "achievementActivationPolicy": spec.activation_policy,
             "achievementAllowRollbackAfterCompletion": spec.allow_rollback_after_completion,
         }
-        if spec.fixed_start_date is not None:
-            body["achievementFixedStartDate"] = format_time(spec.fixed_start_date)
-        if spec.end_date is not None:
-            body["achievementEndDate"] = format_time(spec.end_date)
+        add_times(
+            body,
+            achievementFixedStartDate=spec.fixed_start_date,
+            achievementEndDate=spec.end_date,
+        )
         return body

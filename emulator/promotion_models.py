@@ -138,19 +138,20 @@ class CatalogActionFilter(_Body):
     value: Any
 
 
-class AddItemPayload(_Body):
+class _ItemPayload(_Body):
+    """The catalog item fields an ADD or PATCH action sets."""
+
     sku: Annotated[str, Field(min_length=1)]
     price: _Number | None = None
     attributes: dict[str, Any] | None = None
     product: _Product | None = None
+
+
+class AddItemPayload(_ItemPayload):
     replace_if_exists: bool = Field(default=False, alias="replaceIfExists")
 
 
-class PatchItemPayload(_Body):
-    sku: Annotated[str, Field(min_length=1)]
-    price: _Number | None = None
-    attributes: dict[str, Any] | None = None
-    product: _Product | None = None
+class PatchItemPayload(_ItemPayload):
     create_if_not_exists: bool = Field(default=False, alias="createIfNotExists")
 
 

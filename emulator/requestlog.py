@@ -22,10 +22,8 @@ __all__ = ["DEFAULT_REQUEST_LOG_SIZE", "RequestLog", "RequestLogEntry"]
 DEFAULT_REQUEST_LOG_SIZE = 200_000
 
 
-class RequestLogEntry(TypedDict):
-    """One answered call. ``operation`` is the SDK's camelCase operation ID (``None`` for 404s);
-    ``started``/``ended`` are epoch seconds; ``replayed`` tells an Idempotency-Key replay;
-    ``fault`` the injected fault, if any."""
+class _EntryHead(TypedDict):
+    """What the log knows of a call before its body."""
 
     seq: int
     method: str
@@ -35,6 +33,13 @@ class RequestLogEntry(TypedDict):
     profileId: str | None
     idempotencyKey: str | None
     query: dict[str, str | list[str]]
+
+
+class RequestLogEntry(_EntryHead):
+    """One answered call. ``operation`` is the SDK's camelCase operation ID (``None`` for 404s);
+    ``started``/``ended`` are epoch seconds; ``replayed`` tells an Idempotency-Key replay;
+    ``fault`` the injected fault, if any."""
+
     body: Any
     status: int
     started: float
@@ -60,7 +65,7 @@ class _Stored(NamedTuple):
     replayed: bool
     fault: str | None
 
-    def head(self) -> dict[str, Any]:
+    def head(self) -> _EntryHead:
         return {
             "seq": self.seq,
             "method": self.method,
@@ -74,13 +79,7 @@ class _Stored(NamedTuple):
 
     def entry(self) -> RequestLogEntry:
         return {
-            "seq": self.seq,
-            "method": self.method,
-            "path": self.path,
-            "operation": self.operation,
-            "sessionId": self.session_id,
-            "profileId": self.profile_id,
-            "idempotencyKey": self.idempotency_key,
+            **self.head(),
             "query": dict(self.query),
             "body": orjson.loads(self.body) if self.body is not None else None,
             "status": self.status,

@@ -70,6 +70,21 @@ def _points_rollback(effect: Effect, value: float, recipient: str) -> Effect:
     return _rollback(effect, _POINTS_ROLLBACKS[effect["effectType"]], rollback_props)
 
 
+def _item_share(
+    props: Mapping[str, Any],
+    position_key: str,
+    sub_position_key: str,
+    shares: Mapping[int, float],
+    units: Mapping[int, int],
+) -> float:
+    """The returned share of an effect on one cart item: the share of its line's units, or, for
+    a unit of a flattened item (units are returned from sub-position 0 up), all or nothing."""
+    position = int(props[position_key])
+    if sub_position_key in props:
+        return 1.0 if int(props[sub_position_key]) < units.get(position, 0) else 0.0
+    return shares.get(position, 0.0)
+
+
 def plan_rollback(
     closing_effects: Sequence[Effect],
     rolled_back: Sequence[float],
@@ -94,6 +109,7 @@ def plan_rollback(
             ``rollbackDeductedLoyaltyPoints``).
     """
     shares = item_share or {}
+    units = item_units or {}
     effects: list[Effect] = []
     amounts = list(rolled_back) or [0.0] * len(closing_effects)
     for index, effect in enumerate(closing_effects):
@@ -108,22 +124,12 @@ def plan_rollback(
         if effect_type == "setDiscount":
             share = session_share
         elif effect_type == "setDiscountPerItem":
-            position = int(props["position"])
-            if "subPosition" in props:
-                returned = (item_units or {}).get(position, 0)
-                share = 1.0 if int(props["subPosition"]) < returned else 0.0
-            else:
-                share = shares.get(position, 0.0)
+            share = _item_share(props, "position", "subPosition", shares, units)
         elif effect_type == "setDiscountPerAdditionalCost":
             share = 0.0
         elif effect_type == "addLoyaltyPoints":
             if "cartItemPosition" in props:
-                position = int(props["cartItemPosition"])
-                if "cartItemSubPosition" in props:
-                    returned = (item_units or {}).get(position, 0)
-                    share = 1.0 if int(props["cartItemSubPosition"]) < returned else 0.0
-                else:
-                    share = shares.get(position, 0.0)
+                share = _item_share(props, "cartItemPosition", "cartItemSubPosition", shares, units)
             else:
                 share = session_share
         elif effect_type == "deductLoyaltyPoints":

@@ -33,9 +33,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.campaigns import CampaignSet, CampaignSpec, Condition, DeductLoyaltyPoints
+from emulator.campaigns import CampaignSet, CampaignSpec
 from emulator.conditions import Predicate, compile_condition, static_verdict
-from emulator.declarations import BudgetSpec
 from emulator.effects import DISCOUNT_EFFECTS, Apply, Run, compile_effect
 from emulator.facts import (
     CampaignUsage,
@@ -49,7 +48,16 @@ from emulator.facts import (
     SessionFacts,
     StaticLedger,
 )
+from emulator.loyalty_declarations import DeductLoyaltyPoints
 from emulator.loyalty_effects import loyalty_guard
+from emulator.rejections import (
+    NOT_FOUND_BASE,
+    coupon_problem,
+    referral_problem,
+    reject_coupon,
+    reject_referral,
+)
+from emulator.rule_declarations import Condition
 
 __all__ = [
     "CartLine",
@@ -198,109 +206,11 @@ def _plan(campaign: CampaignSpec, campaigns: CampaignSet) -> _CampaignPlan:
     return _CampaignPlan(campaign, tuple(rules), needs_code, campaign.budgets.any, plain)
 
 
-def _reject(base: Effect, code: str, coupon_id: int, reason: str, **extra: Any) -> Effect:
-    return {
-        **base,
-        "effectType": "rejectCoupon",
-        "props": {"value": code, "rejectionReason": reason, **extra},
-        "triggeredByCoupon": coupon_id,
-    }
-
-
-def _reject_referral(base: Effect, code: str, reason: str, **extra: Any) -> Effect:
-    return {
-        **base,
-        "effectType": "rejectReferral",
-        "props": {"value": code, "rejectionReason": reason, **extra},
-    }
-
-
-# Talon.One reports codes it cannot find under campaign 0.
-_NOT_FOUND_BASE: Effect = {"campaignId": 0, "rulesetId": 0, "ruleIndex": 0, "ruleName": ""}
-
-
 _CENT = 0.005
 
 
 def _coupon_always_available(_coupon: CouponInfo) -> bool:
     return True
-
-
-def _coupon_problem(
-    info: CouponInfo,
-    run: Run,
-    coupon_available: Callable[[CouponInfo], bool],
-    budgets: BudgetSpec,
-    usage: CampaignUsage | None,
-    profile_usage: ProfileUsage | None,
-) -> str | None:
-    """Why the coupon cannot be used in this evaluation (``None``: it can)."""
-    facts, ledger = run.facts, run.ledger
-    profile_id = facts.profile_id
-    now = facts.now
-    if now is not None:
-        if info.start_date is not None and now < info.start_date:
-            return "CouponStartDateInFuture"
-        if info.expiry_date is not None and now >= info.expiry_date:
-            return "CouponExpired"
-    if info.recipient is not None and info.recipient != profile_id:
-        return "CouponRecipientDoesNotMatch"
-    if info.reservation_mandatory:
-        if not profile_id:
-            return "ProfileRequired"
-        if not ledger.coupon_reserved(info.id, profile_id):
-            return "CouponReservationRequired"
-    if not coupon_available(info) or (
-        info.usage_limit and ledger.coupon_uses(info.id) >= info.usage_limit
-    ):
-        return "CouponLimitReached"
-    if usage is not None:
-        limit = budgets.coupon_redemptions
-        if limit is not None and usage.coupon_redemptions >= limit:
-            return "CampaignLimitReached"
-        limit = budgets.profile_coupon_redemptions
-        if limit is not None:
-            if profile_usage is None:
-                return "ProfileRequired"
-            if profile_usage.coupon_redemptions >= limit:
-                return "ProfileLimitReached"
-    return None
-
-
-def _referral_problem(
-    info: ReferralInfo,
-    run: Run,
-    budgets: BudgetSpec,
-    usage: CampaignUsage | None,
-    profile_usage: ProfileUsage | None,
-) -> str | None:
-    """Why the referral code cannot be used in this evaluation (``None``: it can)."""
-    facts = run.facts
-    profile_id = facts.profile_id
-    now = facts.now
-    if now is not None:
-        if info.start_date is not None and now < info.start_date:
-            return "ReferralStartDateInFuture"
-        if info.expiry_date is not None and now >= info.expiry_date:
-            return "ReferralExpired"
-    if profile_id is not None and profile_id == info.advocate:
-        return "ReferralRecipientIdSameAsAdvocate"
-    if info.friend is not None and info.friend != profile_id:
-        return "ReferralRecipientDoesNotMatch"
-    if info.usage_limit and run.ledger.referral_uses(info.id) >= info.usage_limit:
-        return "ReferralLimitReached"
-    if usage is not None:
-        limit = budgets.referral_redemptions
-        if limit is not None and usage.referral_redemptions >= limit:
-            return "CampaignLimitReached"
-        limit = budgets.profile_referral_redemptions
-        if (
-            limit is not None
-            and profile_usage is not None
-            and profile_usage.referral_redemptions >= limit
-        ):
-            return "ProfileLimitReached"
-    return None
 
 
 class RuleEngine:
@@ -428,11 +338,11 @@ class RuleEngine:
                 first_rule = self._plans_by_id[campaign_id].rules[0]
                 for code, info in by_campaign.pop(campaign_id):
                     reason = "CouponPartOfNotRunningCampaign"
-                    outcome.effects.append(_reject(first_rule.base, code, info.id, reason))
+                    outcome.effects.append(reject_coupon(first_rule.base, code, info.id, reason))
             if referral is not None and referral[1].campaign_id not in running:
                 first_rule = self._plans_by_id[referral[1].campaign_id].rules[0]
                 reason = "ReferralPartOfNotRunningCampaign"
-                outcome.effects.append(_reject_referral(first_rule.base, referral[0], reason))
+                outcome.effects.append(reject_referral(first_rule.base, referral[0], reason))
                 referral = None
         for plan in plans:
             campaign_id = plan.campaign.id
@@ -458,12 +368,10 @@ class RuleEngine:
         """Reject the coupon and referral codes no campaign knows."""
         for code in unknown:
             props = {"value": code, "rejectionReason": "CouponNotFound"}
-            outcome.effects.append(
-                {**_NOT_FOUND_BASE, "effectType": "rejectCoupon", "props": props}
-            )
+            outcome.effects.append({**NOT_FOUND_BASE, "effectType": "rejectCoupon", "props": props})
         if unknown_referral is not None:
             outcome.effects.append(
-                _reject_referral(_NOT_FOUND_BASE, unknown_referral, "ReferralNotFound")
+                reject_referral(NOT_FOUND_BASE, unknown_referral, "ReferralNotFound")
             )
 
     @staticmethod
@@ -508,13 +416,13 @@ class RuleEngine:
 
         active: tuple[str, CouponInfo] | None = None
         for code, info in codes:
-            reason = _coupon_problem(info, run, coupon_available, budgets, usage, profile_usage)
+            reason = coupon_problem(info, run, coupon_available, budgets, usage, profile_usage)
             if reason is not None:
-                effects.append(_reject(first_rule.base, code, info.id, reason))
+                effects.append(reject_coupon(first_rule.base, code, info.id, reason))
             elif active is not None:
                 details = "one coupon per campaign per session"
                 effects.append(
-                    _reject(
+                    reject_coupon(
                         first_rule.base, code, info.id, "EffectCouldNotBeApplied", details=details
                     )
                 )
@@ -522,9 +430,9 @@ class RuleEngine:
                 active = (code, info)
         active_referral = referral
         if referral is not None:
-            reason = _referral_problem(referral[1], run, budgets, usage, profile_usage)
+            reason = referral_problem(referral[1], run, budgets, usage, profile_usage)
             if reason is not None:
-                effects.append(_reject_referral(first_rule.base, referral[0], reason))
+                effects.append(reject_referral(first_rule.base, referral[0], reason))
                 active_referral = None
 
         discount_left: float | None = None
@@ -559,10 +467,10 @@ class RuleEngine:
                 reason = "EffectCouldNotBeApplied"
                 if active is not None and rule.needs_coupon and not accepted:
                     code, info = active
-                    effects.append(_reject(rule.base, code, info.id, reason, **extra))
+                    effects.append(reject_coupon(rule.base, code, info.id, reason, **extra))
                     active = None
                 if active_referral is not None and rule.needs_referral and not referral_accepted:
-                    effects.append(_reject_referral(rule.base, active_referral[0], reason, **extra))
+                    effects.append(reject_referral(rule.base, active_referral[0], reason, **extra))
                     active_referral = None
                     run.referral = None
                 continue
@@ -585,18 +493,18 @@ class RuleEngine:
             code, info = active
             if coupon_failure is None:
                 reason = "CouponPartOfNotTriggeredCampaign"
-                effects.append(_reject(first_rule.base, code, info.id, reason))
+                effects.append(reject_coupon(first_rule.base, code, info.id, reason))
             else:
                 rule, failing = coupon_failure
                 reason, extra = rule.rejection(failing, "CouponRejectedByCondition")
-                effects.append(_reject(rule.base, code, info.id, reason, **extra))
+                effects.append(reject_coupon(rule.base, code, info.id, reason, **extra))
         if active_referral is not None and not referral_accepted:
             code = active_referral[0]
             if referral_failure is None:
                 reason = "ReferralPartOfNotTriggeredCampaign"
-                effects.append(_reject_referral(first_rule.base, code, reason))
+                effects.append(reject_referral(first_rule.base, code, reason))
             else:
                 rule, failing = referral_failure
                 reason, extra = rule.rejection(failing, "ReferralRejectedByCondition")
-                effects.append(_reject_referral(rule.base, code, reason, **extra))
+                effects.append(reject_referral(rule.base, code, reason, **extra))
         return fired

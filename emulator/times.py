@@ -7,8 +7,9 @@ goes through :func:`format_time`, which is on the path of every request.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-__all__ = ["format_time", "parse_stamp", "utc_now"]
+__all__ = ["add_times", "format_time", "parse_stamp", "utc_now"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -42,3 +43,11 @@ def format_time(moment: datetime) -> str:
 def parse_stamp(value: str) -> datetime:
     """A time the emulator printed (RFC 3339, ``Z``), back as an aware datetime."""
     return datetime.fromisoformat(value)
+
+
+def add_times(body: dict[str, Any], **times: datetime | None) -> None:
+    """Set each of ``times`` that is given in ``body``, formatted; ``None`` ones are left out
+    (Talon.One omits unset optional dates)."""
+    for key, moment in times.items():
+        if moment is not None:
+            body[key] = format_time(moment)

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,61 +25,16 @@ import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException, UnauthorizedException
 
 from emulator import EmulatorConfig, EmulatorError, EmulatorServer
+from tests.conformance.conftest import effects_of, free_port, new_id, props, sdk_api
+from tests.emulator_support import SESSION_CONTENT, UNDECLARED_SESSION_ATTRIBUTE
 
 KEY = "conformance-key"
-
-PROPS_MODELS: dict[str, Any] = {
-    "setDiscount": t.SetDiscountEffectProps,
-    "setDiscountPerItem": t.SetDiscountPerItemEffectProps,
-    "acceptCoupon": t.AcceptCouponEffectProps,
-    "rejectCoupon": t.RejectCouponEffectProps,
-    "showNotification": t.ShowNotificationEffectProps,
-    "addLoyaltyPoints": t.AddLoyaltyPointsEffectProps,
-    "customEffect": t.CustomEffectProps,
-    "updateAttribute": t.UpdateAttributeEffectProps,
-    "rollbackDiscount": t.RollbackDiscountEffectProps,
-    "rollbackCoupon": t.RollbackCouponEffectProps,
-    "rollbackAddedLoyaltyPoints": t.RollbackAddedLoyaltyPointsEffectProps,
-}
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorServer]:
     with EmulatorServer(EmulatorConfig(api_keys=[KEY, "second-key"])) as running:
         yield running
-
-
-def make_api(server: EmulatorServer, key: str = KEY) -> t.IntegrationApi:
-    config = t.Configuration(
-        host=server.base_url,
-        api_key={"api_key_v1": key},
-        api_key_prefix={"api_key_v1": "ApiKey-v1"},
-    )
-    return t.IntegrationApi(t.ApiClient(config))
-
-
-@pytest.fixture
-def api(server: EmulatorServer) -> t.IntegrationApi:
-    return make_api(server)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def props(effect: t.Effect) -> Any:
-    """The effect's props as the SDK's typed model (raises if the shape is wrong)."""
-    model = PROPS_MODELS[effect.effect_type]
-    parsed = model.from_dict(effect.props)
-    assert parsed is not None
-    return parsed
-
-
-def effects_of(effects: list[t.Effect] | None, effect_type: str) -> list[Any]:
-    assert effects is not None
-    for effect in effects:
-        props(effect)  # every effect must parse, not only the ones asked for
-    return [props(effect) for effect in effects if effect.effect_type == effect_type]
 
 
 def tutorial_request(
@@ -105,18 +58,7 @@ def tutorial_request(
             ],
             attributes={"channel": "web"},
         ),
-        response_content=content
-        or [
-            "customerSession",
-            "customerProfile",
-            "coupons",
-            "triggeredCampaigns",
-            "loyalty",
-            "event",
-            "awardedGiveaways",
-            "ruleFailureReasons",
-            "previousReturns",
-        ],
+        response_content=content or [part for part in SESSION_CONTENT if part != "referral"],
     )
 
 
@@ -357,14 +299,14 @@ def test_update_customer_profile(api: t.IntegrationApi) -> None:
 
 def test_wrong_key_is_unauthorized(server: EmulatorServer) -> None:
     with pytest.raises(UnauthorizedException) as caught:
-        make_api(server, "wrong-key").get_customer_session("anything")
+        sdk_api(server, "wrong-key").get_customer_session("anything")
 
     assert caught.value.status == 401
     body = json.loads(caught.value.body or "")
     assert body["StatusCode"] == 401
     assert body["message"]
     assert (
-        make_api(server, "second-key").track_event_v2(
+        sdk_api(server, "second-key").track_event_v2(
             t.IntegrationEventV2Request(type="review_submitted", profile_id=new_id("cust"))
         )
         is None
@@ -378,18 +320,7 @@ def test_undeclared_attribute_is_bad_request(api: t.IntegrationApi) -> None:
     with pytest.raises(BadRequestException) as caught:
         api.update_customer_session_v2(new_id("sess"), request)
 
-    assert json.loads(caught.value.body or "") == {
-        "message": "The submitted data was invalid",
-        "errors": [
-            {
-                "title": "Unknown",
-                "details": (
-                    'The attribute "MyAttribute" is not defined on CustomerSession entities.'
-                ),
-                "source": {"pointer": "/customerSession/attributes/MyAttribute"},
-            }
-        ],
-    }
+    assert json.loads(caught.value.body or "") == UNDECLARED_SESSION_ATTRIBUTE
     assert isinstance(caught.value.data, t.ErrorResponse)
 
 
@@ -573,15 +504,8 @@ def test_server_lifecycle() -> None:
         _ = server.port
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_run_forever_serves_until_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     campaigns = tmp_path / "campaigns.yaml"
     campaigns.write_text("campaigns: []\n", encoding="utf-8")
     script = (

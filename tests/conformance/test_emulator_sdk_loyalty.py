@@ -17,29 +17,12 @@ import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException
 
 from emulator import EmulatorConfig, EmulatorServer, parse_campaigns
+from tests.conformance.conftest import effects_of, new_id
+from tests.emulator_support import rule
 
 KEY = "loyalty-key"
 
-PROPS_MODELS: dict[str, Any] = {
-    "setDiscount": t.SetDiscountEffectProps,
-    "addLoyaltyPoints": t.AddLoyaltyPointsEffectProps,
-    "deductLoyaltyPoints": t.DeductLoyaltyPointsEffectProps,
-    "changeLoyaltyTierLevel": t.ChangeLoyaltyTierLevelEffectProps,
-    "rollbackDiscount": t.RollbackDiscountEffectProps,
-    "rollbackAddedLoyaltyPoints": t.RollbackAddedLoyaltyPointsEffectProps,
-    "rollbackDeductedLoyaltyPoints": t.RollbackDeductedLoyaltyPointsEffectProps,
-}
-
 SHIRT = {"name": "Shirt", "sku": "shirt", "quantity": 1, "price": 40}
-
-
-def _rule(name: str, effects: list[Any], conditions: list[Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "conditions": conditions or [{"cartSubtotalAtLeast": 1}],
-        "effects": effects,
-    }
-
 
 CAMPAIGNS = {
     "attributes": {"CustomerSession": {"pay": "boolean"}},
@@ -74,7 +57,7 @@ CAMPAIGNS = {
             "name": "Earn",
             "rulesetId": 11,
             "rules": [
-                _rule(
+                rule(
                     "1 point per unit",
                     [
                         {"addLoyaltyPoints": {"programId": 1, "pointsPerCurrencyUnit": 1}},
@@ -91,7 +74,7 @@ CAMPAIGNS = {
             "name": "Pay with points",
             "rulesetId": 21,
             "rules": [
-                _rule(
+                rule(
                     "5 off for 50 points",
                     [
                         {"deductLoyaltyPoints": {"programId": 1, "points": 50}},
@@ -120,36 +103,6 @@ def server() -> Iterator[EmulatorServer]:
     config = EmulatorConfig(api_keys=[KEY], campaigns=parse_campaigns(CAMPAIGNS))
     with EmulatorServer(config) as running:
         yield running
-
-
-@pytest.fixture
-def api(server: EmulatorServer) -> t.IntegrationApi:
-    config = t.Configuration(
-        host=server.base_url,
-        api_key={"api_key_v1": KEY},
-        api_key_prefix={"api_key_v1": "ApiKey-v1"},
-    )
-    return t.IntegrationApi(t.ApiClient(config))
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def props(effect: t.Effect) -> Any:
-    parsed = PROPS_MODELS[effect.effect_type].from_dict(effect.props)
-    assert parsed is not None
-    return parsed
-
-
-def effects_of(effects: list[t.Effect] | None, effect_type: str, program: int | None = None) -> Any:
-    assert effects is not None
-    parsed = [(effect.effect_type, props(effect)) for effect in effects]
-    return [
-        found
-        for kind, found in parsed
-        if kind == effect_type and (program is None or found.program_id == program)
-    ]
 
 
 def update(

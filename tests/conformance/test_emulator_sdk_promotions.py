@@ -7,7 +7,6 @@ matching ``*EffectProps`` model, so a passing call proves the shape; the asserts
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,31 +21,9 @@ from talon_one.exceptions import (
 )
 
 from emulator import EmulatorConfig, EmulatorServer, parse_campaigns
+from tests.conformance.conftest import effects_of, new_id, sdk_api
 
 KEY = "promotions-key"
-
-PROPS_MODELS: dict[str, Any] = {
-    "setDiscount": t.SetDiscountEffectProps,
-    "setDiscountPerItem": t.SetDiscountPerItemEffectProps,
-    "setDiscountPerAdditionalCost": t.SetDiscountPerAdditionalCostEffectProps,
-    "acceptCoupon": t.AcceptCouponEffectProps,
-    "rejectCoupon": t.RejectCouponEffectProps,
-    "acceptReferral": t.AcceptReferralEffectProps,
-    "rejectReferral": t.RejectReferralEffectProps,
-    "couponCreated": t.CouponCreatedEffectProps,
-    "referralCreated": t.ReferralCreatedEffectProps,
-    "addFreeItem": t.AddFreeItemEffectProps,
-    "willAwardGiveaway": t.WillAwardGiveawayEffectProps,
-    "awardGiveaway": t.AwardGiveawayEffectProps,
-    "showNotification": t.ShowNotificationEffectProps,
-    "addLoyaltyPoints": t.AddLoyaltyPointsEffectProps,
-    "customEffect": t.CustomEffectProps,
-    "updateAttribute": t.UpdateAttributeEffectProps,
-    "rollbackDiscount": t.RollbackDiscountEffectProps,
-    "rollbackCoupon": t.RollbackCouponEffectProps,
-    "rollbackReferral": t.RollbackReferralEffectProps,
-    "rollbackAddedLoyaltyPoints": t.RollbackAddedLoyaltyPointsEffectProps,
-}
 
 # The tutorial coupon with a usage limit of one, a second campaign stacking 10% on top of it
 # (cascading), and per-unit discounts on flattened cart items.
@@ -100,49 +77,17 @@ LIMITED_TUTORIAL = {
 }
 
 
-def make_api(server: EmulatorServer) -> t.IntegrationApi:
-    config = t.Configuration(
-        host=server.base_url,
-        api_key={"api_key_v1": KEY},
-        api_key_prefix={"api_key_v1": "ApiKey-v1"},
-    )
-    return t.IntegrationApi(t.ApiClient(config))
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[EmulatorServer]:
     with EmulatorServer(EmulatorConfig(api_keys=[KEY])) as running:
         yield running
 
 
-@pytest.fixture
-def api(server: EmulatorServer) -> t.IntegrationApi:
-    return make_api(server)
-
-
 @pytest.fixture(scope="module")
 def limited() -> Iterator[t.IntegrationApi]:
     config = EmulatorConfig(api_keys=[KEY], campaigns=parse_campaigns(LIMITED_TUTORIAL))
     with EmulatorServer(config) as running:
-        yield make_api(running)
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def effects_of(effects: list[t.Effect] | None, effect_type: str) -> list[Any]:
-    """The typed props of the effects of one type; every effect must parse."""
-    assert effects is not None
-    parsed = []
-    for effect in effects:
-        for key in ("campaign_id", "ruleset_id", "rule_index", "rule_name"):
-            assert getattr(effect, key) is not None
-        props = PROPS_MODELS[effect.effect_type].from_dict(effect.props)
-        assert props is not None
-        if effect.effect_type == effect_type:
-            parsed.append(props)
-    return parsed
+        yield sdk_api(running)
 
 
 def cart(*, trousers: int = 1, blouse_price: float | None = 49) -> list[t.CartItem]:
@@ -385,23 +330,14 @@ def test_coupon_rejection_reasons(api: t.IntegrationApi, code: str, reason: str)
 
 
 def test_free_shipping_once_per_customer(api: t.IntegrationApi) -> None:
-    customer = new_id("cust")
-    shipping = {"shipping": t.AdditionalCost(price=4.95)}
+    order: dict[str, Any] = {
+        "profile_id": new_id("cust"),
+        "coupon_codes": ["FREESHIP"],
+        "additional_costs": {"shipping": t.AdditionalCost(price=4.95)},
+    }
 
-    first = close(
-        api,
-        new_id("sess"),
-        profile_id=customer,
-        coupon_codes=["FREESHIP"],
-        additional_costs=shipping,
-    )
-    again = session(
-        api,
-        new_id("sess"),
-        profile_id=customer,
-        coupon_codes=["FREESHIP"],
-        additional_costs=shipping,
-    )
+    first = close(api, new_id("sess"), **order)
+    again = session(api, new_id("sess"), **order)
 
     [free] = effects_of(first.effects, "setDiscountPerAdditionalCost")
     assert (free.additional_cost, free.additional_cost_id, free.value) == ("shipping", 1, 4.95)

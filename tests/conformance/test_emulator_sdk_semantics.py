@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,28 +23,10 @@ from talon_one.exceptions import ApiException, BadRequestException, ServiceExcep
 
 from emulator import EmulatorConfig, EmulatorServer
 from emulator.faults import FaultSettings
+from tests.conformance.conftest import free_port, new_id, sdk_api
+from tests.emulator_support import PROFILE_CONTENT, RETURN_CONTENT, SESSION_CONTENT
 
 KEY = "semantics-key"
-SESSION_CONTENT = [
-    "customerSession",
-    "customerProfile",
-    "coupons",
-    "triggeredCampaigns",
-    "referral",
-    "loyalty",
-    "event",
-    "awardedGiveaways",
-    "ruleFailureReasons",
-    "previousReturns",
-]
-PROFILE_CONTENT = [
-    "customerProfile",
-    "triggeredCampaigns",
-    "loyalty",
-    "event",
-    "awardedGiveaways",
-    "ruleFailureReasons",
-]
 
 
 @pytest.fixture(scope="module")
@@ -56,17 +37,8 @@ def server() -> Iterator[EmulatorServer]:
 
 @pytest.fixture
 def api(server: EmulatorServer) -> Iterator[t.IntegrationApi]:
-    config = t.Configuration(
-        host=server.base_url,
-        api_key={"api_key_v1": KEY},
-        api_key_prefix={"api_key_v1": "ApiKey-v1"},
-    )
-    yield t.IntegrationApi(t.ApiClient(config))
+    yield sdk_api(server)
     server.faults.apply(FaultSettings())
-
-
-def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 def session_request(profile_id: str, state: str = "open") -> t.IntegrationRequest:
@@ -106,9 +78,7 @@ def test_every_response_content_value_deserialises(api: t.IntegrationApi) -> Non
         session_id,
         t.ReturnIntegrationRequest(
             var_return=t.NewReturn(returned_cart_items=[t.ReturnedCartItem(position=0)]),
-            response_content=[
-                c for c in SESSION_CONTENT if c not in ("awardedGiveaways", "ruleFailureReasons")
-            ],
+            response_content=RETURN_CONTENT,
         ),
     )
     assert returned.event is not None
@@ -229,13 +199,6 @@ def test_injected_faults_reach_the_sdk_as_talon_errors(
         assert body.message
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _request(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
     headers = {"Authorization": f"ApiKey-v1 {KEY}", "Content-Type": "application/json"}
     request = urllib.request.Request(url, data=body, method=method, headers=headers)
@@ -247,7 +210,7 @@ def _request(url: str, method: str = "GET", body: bytes | None = None) -> tuple[
 
 
 def test_cli_fault_options_and_runtime_switch() -> None:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,

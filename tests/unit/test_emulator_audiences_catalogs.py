@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from emulator.campaigns import load_campaigns
+from emulator.campaigns import CampaignSet
 from emulator.errors import (
     AlreadyExistsError,
     BadRequestError,
@@ -16,30 +16,12 @@ from emulator.errors import (
 )
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
+from tests.emulator_support import FakeClock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def state(clock: FakeClock) -> EmulatorState:
-    return EmulatorState(load_campaigns(), account_id=3, clock=clock)
-
-
-@pytest.fixture
-def api(state: EmulatorState) -> IntegrationService:
-    return IntegrationService(state)
+def state(campaigns: CampaignSet, clock: FakeClock) -> EmulatorState:
+    return EmulatorState(campaigns, account_id=3, clock=clock)
 
 
 def profile(api: IntegrationService, integration_id: str, **body: Any) -> dict[str, Any]:

@@ -7,14 +7,10 @@ from typing import Any
 
 import pytest
 
-from emulator.campaigns import (
-    AddLoyaltyPoints,
-    CouponValid,
-    SetDiscount,
-    load_campaigns,
-    parse_campaigns,
-)
+from emulator.campaigns import load_campaigns, parse_campaigns
 from emulator.errors import CampaignFileError
+from emulator.loyalty_declarations import AddLoyaltyPoints
+from emulator.rule_declarations import CouponValid, SetDiscount
 
 
 def campaign(**overrides: Any) -> dict[str, Any]:
@@ -26,6 +22,17 @@ def campaign(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+def with_rule(
+    effects: list[Any] | None = None, conditions: list[Any] | None = None
+) -> dict[str, Any]:
+    """A campaign file of one campaign with one rule (default effect: a setDiscount)."""
+    body: dict[str, Any] = {"name": "r"}
+    if conditions is not None:
+        body["conditions"] = conditions
+    body["effects"] = effects or [{"setDiscount": {"name": "d", "amount": 1}}]
+    return {"campaigns": [campaign(rules=[body])]}
 
 
 def test_default_campaigns_declare_the_demo_attributes() -> None:
@@ -76,22 +83,10 @@ campaigns:
 
 def test_scalar_or_list_conditions() -> None:
     campaigns = parse_campaigns(
-        {
-            "campaigns": [
-                campaign(
-                    rules=[
-                        {
-                            "name": "r",
-                            "conditions": [
-                                {"itemSkuPresent": "A"},
-                                {"itemCategoryPresent": ["B", "C"]},
-                            ],
-                            "effects": [{"setDiscount": {"name": "d", "percentage": 5}}],
-                        }
-                    ]
-                )
-            ]
-        }
+        with_rule(
+            [{"setDiscount": {"name": "d", "percentage": 5}}],
+            conditions=[{"itemSkuPresent": "A"}, {"itemCategoryPresent": ["B", "C"]}],
+        )
     )
 
     first, second = campaigns.campaigns[0].rules[0].conditions
@@ -113,122 +108,20 @@ def test_scalar_or_list_conditions() -> None:
             "duplicate coupon code",
         ),
         ({"campaigns": [campaign(coupons=[{"code": "abc"}])]}, "at least 4"),
+        (with_rule(conditions=[{"nope": 1}]), "nope"),
+        (with_rule(conditions=[{"firstSession": True, "couponValid": True}]), "exactly one key"),
+        (with_rule(conditions=[{"couponValid": True}]), "campaign without coupons"),
         (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "conditions": [{"nope": 1}],
-                                "effects": [{"setDiscount": {"name": "d", "amount": 1}}],
-                            }
-                        ]
-                    )
-                ]
-            },
-            "nope",
-        ),
-        (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "conditions": [{"firstSession": True, "couponValid": True}],
-                                "effects": [{"setDiscount": {"name": "d", "amount": 1}}],
-                            }
-                        ]
-                    )
-                ]
-            },
-            "exactly one key",
-        ),
-        (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "conditions": [{"couponValid": True}],
-                                "effects": [{"setDiscount": {"name": "d", "amount": 1}}],
-                            }
-                        ]
-                    )
-                ]
-            },
-            "campaign without coupons",
-        ),
-        (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "effects": [
-                                    {"setDiscount": {"name": "d", "amount": 1, "percentage": 5}}
-                                ],
-                            }
-                        ]
-                    )
-                ]
-            },
+            with_rule([{"setDiscount": {"name": "d", "amount": 1, "percentage": 5}}]),
             "exactly one of percentage or amount",
         ),
         (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "effects": [{"addLoyaltyPoints": {"programId": 3, "points": 1}}],
-                            }
-                        ]
-                    )
-                ]
-            },
+            with_rule([{"addLoyaltyPoints": {"programId": 3, "points": 1}}]),
             "unknown loyalty program",
         ),
+        (with_rule(conditions=[{"eventType": "made_up"}]), "unknown event type"),
         (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "conditions": [{"eventType": "made_up"}],
-                                "effects": [{"setDiscount": {"name": "d", "amount": 1}}],
-                            }
-                        ]
-                    )
-                ]
-            },
-            "unknown event type",
-        ),
-        (
-            {
-                "campaigns": [
-                    campaign(
-                        rules=[
-                            {
-                                "name": "r",
-                                "effects": [
-                                    {
-                                        "updateAttribute": {
-                                            "path": "Profile.Attributes.x",
-                                            "value": 1,
-                                        }
-                                    }
-                                ],
-                            }
-                        ]
-                    )
-                ]
-            },
+            with_rule([{"updateAttribute": {"path": "Profile.Attributes.x", "value": 1}}]),
             "undeclared attribute",
         ),
         ({"eventTypes": {"talon_custom": {}}}, "reserved prefix"),

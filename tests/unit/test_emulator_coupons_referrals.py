@@ -6,12 +6,11 @@ the clock is fixed at 2026-03-01, so coupon and referral dates are checked again
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from emulator.campaigns import parse_campaigns
+from emulator.campaigns import CampaignSet, parse_campaigns
 from emulator.errors import InvalidDataError
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
@@ -115,29 +114,14 @@ DOC: dict[str, Any] = {
     ],
 }
 CAMPAIGNS = parse_campaigns(DOC)
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 BLOUSE = {"sku": "rsb002", "quantity": 1, "price": 49}
 TROUSERS = {"sku": "dtr003", "quantity": 1, "price": 74}
 SOCKS = {"sku": "sock01", "quantity": 1, "price": 10}
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-
 @pytest.fixture
-def state() -> EmulatorState:
-    return EmulatorState(CAMPAIGNS, clock=FakeClock())
-
-
-@pytest.fixture
-def api(state: EmulatorState) -> IntegrationService:
-    return IntegrationService(state)
+def campaigns() -> CampaignSet:
+    return CAMPAIGNS
 
 
 def put(api: IntegrationService, session_id: str, **fields: Any) -> dict[str, Any]:

@@ -7,33 +7,22 @@ clock; the HTTP-only parts (query parameters, error bodies) through the aiohttp 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
-from emulator.app import create_app
 from emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
-from emulator.config import EmulatorConfig
 from emulator.errors import BadRequestError, CampaignFileError, InvalidDataError, NotFoundError
 from emulator.loyalty_service import LoyaltyService, PointsFilter, TransactionFilter
 from emulator.operations import IntegrationService
 from emulator.queries import Page
-from emulator.server import serve
 from emulator.state import EmulatorState
+from tests.emulator_support import FakeClock, call, rule
 
 SHIRT = {"name": "Shirt", "sku": "shirt", "quantity": 1, "price": 40, "category": "Shirts"}
 SHOES = {"name": "Shoes", "sku": "shoes", "quantity": 2, "price": 30, "category": "Shoes"}
-
-
-def _rule(name: str, effects: list[Any], conditions: list[Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "conditions": conditions or [{"cartSubtotalAtLeast": 1}],
-        "effects": effects,
-    }
 
 
 def _attribute(name: str) -> list[Any]:
@@ -83,7 +72,7 @@ LOYALTY: dict[str, Any] = {
             "name": "Earn",
             "rulesetId": 11,
             "rules": [
-                _rule(
+                rule(
                     "1 point per unit",
                     [
                         {"addLoyaltyPoints": {"programId": 1, "pointsPerCurrencyUnit": 1}},
@@ -96,20 +85,20 @@ LOYALTY: dict[str, Any] = {
             "id": 2,
             "name": "Pending",
             "rulesetId": 21,
-            "rules": [_rule("later", [{"addLoyaltyPoints": {"programId": 2, "points": 10}}])],
+            "rules": [rule("later", [{"addLoyaltyPoints": {"programId": 2, "points": 10}}])],
         },
         {
             "id": 3,
             "name": "On action",
             "rulesetId": 31,
-            "rules": [_rule("on action", [{"addLoyaltyPoints": {"programId": 3, "points": 20}}])],
+            "rules": [rule("on action", [{"addLoyaltyPoints": {"programId": 3, "points": 20}}])],
         },
         {
             "id": 4,
             "name": "Card",
             "rulesetId": 41,
             "rules": [
-                _rule(
+                rule(
                     "card points",
                     [{"addLoyaltyPoints": {"programId": 4, "pointsPerCurrencyUnit": 1}}],
                 )
@@ -120,7 +109,7 @@ LOYALTY: dict[str, Any] = {
             "name": "Pay",
             "rulesetId": 51,
             "rules": [
-                _rule(
+                rule(
                     "pay 50",
                     [
                         {"deductLoyaltyPoints": {"programId": 1, "points": 50}},
@@ -135,7 +124,7 @@ LOYALTY: dict[str, Any] = {
             "name": "Pay twice",
             "rulesetId": 61,
             "rules": [
-                _rule(
+                rule(
                     "first 100",
                     [
                         {"deductLoyaltyPoints": {"programId": 1, "points": 100, "name": "A"}},
@@ -143,7 +132,7 @@ LOYALTY: dict[str, Any] = {
                     ],
                     _attribute("payTwice"),
                 ),
-                _rule(
+                rule(
                     "second 100",
                     [
                         {"deductLoyaltyPoints": {"programId": 1, "points": 100, "name": "B"}},
@@ -158,7 +147,7 @@ LOYALTY: dict[str, Any] = {
             "name": "Negative",
             "rulesetId": 71,
             "rules": [
-                _rule(
+                rule(
                     "pay 30",
                     [{"deductLoyaltyPoints": {"programId": 5, "points": 30}}],
                     _attribute("payNegative"),
@@ -170,7 +159,7 @@ LOYALTY: dict[str, Any] = {
             "name": "Per item",
             "rulesetId": 81,
             "rules": [
-                _rule(
+                rule(
                     "per item",
                     [
                         {
@@ -190,7 +179,7 @@ LOYALTY: dict[str, Any] = {
             "rulesetId": 101,
             "coupons": [{"code": "PTS-50"}],
             "rules": [
-                _rule(
+                rule(
                     "coupon and 50 points",
                     [
                         {"deductLoyaltyPoints": {"programId": 1, "points": 50}},
@@ -219,31 +208,9 @@ LOYALTY: dict[str, Any] = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture
 def campaigns() -> CampaignSet:
     return parse_campaigns(LOYALTY)
-
-
-@pytest.fixture
-def api(campaigns: CampaignSet, clock: FakeClock) -> IntegrationService:
-    return IntegrationService(EmulatorState(campaigns, clock=clock))
 
 
 @pytest.fixture
@@ -467,7 +434,7 @@ def test_points_earned_later_pay_off_a_negative_balance(
                 "id": 20,
                 "name": "Earn negative",
                 "rulesetId": 201,
-                "rules": [_rule("earn 50", [{"addLoyaltyPoints": {"programId": 5, "points": 50}}])],
+                "rules": [rule("earn 50", [{"addLoyaltyPoints": {"programId": 5, "points": 50}}])],
             },
         ],
     }
@@ -970,7 +937,7 @@ def test_invalid_programs_are_rejected(change: dict[str, Any], problem: str) -> 
 def test_invalid_loyalty_effects_are_rejected(effect: dict[str, Any], problem: str) -> None:
     document = {
         "loyaltyPrograms": [{"id": 1, "name": "p", "title": "P"}],
-        "campaigns": [{"id": 1, "name": "c", "rulesetId": 1, "rules": [_rule("r", [effect])]}],
+        "campaigns": [{"id": 1, "name": "c", "rulesetId": 1, "rules": [rule("r", [effect])]}],
     }
     with pytest.raises(CampaignFileError) as caught:
         parse_campaigns(document)
@@ -998,28 +965,6 @@ def test_default_campaigns_pay_with_points_and_earn_on_cards() -> None:
 
 
 # --- HTTP: query parameters and error bodies ----------------------------------------------------
-
-KEY = "loyalty-key"
-
-
-@pytest.fixture
-async def client(campaigns: CampaignSet) -> AsyncIterator[aiohttp.ClientSession]:
-    app = create_app(EmulatorConfig(api_keys=[KEY], campaigns=campaigns))
-    async with serve(app) as port, aiohttp.ClientSession(f"http://127.0.0.1:{port}") as running:
-        yield running
-
-
-async def call(
-    client: aiohttp.ClientSession,
-    method: str,
-    path: str,
-    body: Any = None,
-    params: Any = None,
-) -> tuple[int, Any]:
-    headers = {"Authorization": f"ApiKey-v1 {KEY}"}
-    async with client.request(method, path, json=body, headers=headers, params=params) as answer:
-        data = await answer.json() if answer.status != 204 else None
-        return answer.status, data
 
 
 async def test_http_routes_and_errors(client: aiohttp.ClientSession) -> None:

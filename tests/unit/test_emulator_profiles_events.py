@@ -2,25 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
-from emulator.campaigns import load_campaigns
 from emulator.operations import IntegrationService
-from emulator.state import EmulatorState
-
-CONTENT = [
-    "customerProfile",
-    "triggeredCampaigns",
-    "loyalty",
-    "event",
-    "awardedGiveaways",
-    "ruleFailureReasons",
-]
-
-
-@pytest.fixture
-def api() -> IntegrationService:
-    return IntegrationService(EmulatorState(load_campaigns()))
+from tests.emulator_support import PROFILE_CONTENT
 
 
 def test_profile_update_without_rule_engine_only_stores_attributes(api: IntegrationService) -> None:
@@ -42,7 +25,7 @@ def test_profile_attributes_merge(api: IntegrationService) -> None:
 def test_profile_update_with_rule_engine(api: IntegrationService) -> None:
     response = api.update_customer_profile(
         "cust-1",
-        {"attributes": {"tier": "gold", "newsletter": True}, "responseContent": CONTENT},
+        {"attributes": {"tier": "gold", "newsletter": True}, "responseContent": PROFILE_CONTENT},
         run_rule_engine=True,
     )
 
@@ -86,7 +69,7 @@ def test_event_with_response(api: IntegrationService) -> None:
             "type": "review_submitted",
             "profileId": "cust-1",
             "attributes": {"rating": 4},
-            "responseContent": CONTENT,
+            "responseContent": PROFILE_CONTENT,
         },
         silent=False,
     )

@@ -3,7 +3,6 @@ and achievements. Through IntegrationService / ProfileService, and the HTTP rout
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
@@ -11,16 +10,14 @@ import aiohttp
 import pytest
 import yaml
 
-from emulator.app import create_app
 from emulator.campaigns import CampaignSet, parse_campaigns
-from emulator.config import EmulatorConfig
 from emulator.errors import CampaignFileError, NotFoundError
 from emulator.loyalty_service import LoyaltyService
 from emulator.operations import IntegrationService
 from emulator.profiles import INVENTORY_FLAGS, AchievementFilter, HistoryFilter, ProfileService
 from emulator.queries import Page
-from emulator.server import serve
 from emulator.state import EmulatorState
+from tests.emulator_support import call
 
 BLOUSE = {"name": "Red Spring Blouse", "sku": "rsb002", "quantity": 1, "price": 49}
 TROUSERS = {"name": "Denim Trousers", "sku": "dtr003", "quantity": 1, "price": 74}
@@ -64,11 +61,6 @@ def _default_document() -> dict[str, Any]:
 @pytest.fixture
 def campaigns() -> CampaignSet:
     return parse_campaigns({**_default_document(), "achievements": ACHIEVEMENTS})
-
-
-@pytest.fixture
-def api(campaigns: CampaignSet) -> IntegrationService:
-    return IntegrationService(EmulatorState(campaigns))
 
 
 @pytest.fixture
@@ -279,24 +271,6 @@ def test_achievements_need_a_known_campaign() -> None:
 
 
 # --- HTTP -------------------------------------------------------------------------------------
-
-KEY = "profiles-key"
-
-
-@pytest.fixture
-async def client(campaigns: CampaignSet) -> AsyncIterator[aiohttp.ClientSession]:
-    app = create_app(EmulatorConfig(api_keys=[KEY], campaigns=campaigns))
-    async with serve(app) as port, aiohttp.ClientSession(f"http://127.0.0.1:{port}") as running:
-        yield running
-
-
-async def call(
-    client: aiohttp.ClientSession, method: str, path: str, body: Any = None, params: Any = None
-) -> tuple[int, Any]:
-    headers = {"Authorization": f"ApiKey-v1 {KEY}"}
-    async with client.request(method, path, json=body, headers=headers, params=params) as answer:
-        text = await answer.text()
-        return answer.status, (await answer.json()) if text else None
 
 
 async def test_http_profile_routes(client: aiohttp.ClientSession) -> None:

@@ -3,7 +3,7 @@ responseContent, and the documented size limits. Driven through IntegrationServi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,47 +13,14 @@ from emulator.errors import InvalidDataError
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
 from emulator.validation import parse_time
+from tests.emulator_support import PROFILE_CONTENT, SESSION_CONTENT, FakeClock
 
 ITEM = {"sku": "rsb002", "quantity": 1, "price": 49, "category": "Blouses"}
 TROUSERS = {"sku": "dtr003", "quantity": 1, "price": 74, "category": "Trousers"}
-SESSION_CONTENT = [
-    "customerSession",
-    "customerProfile",
-    "coupons",
-    "triggeredCampaigns",
-    "referral",
-    "loyalty",
-    "event",
-    "awardedGiveaways",
-    "ruleFailureReasons",
-    "previousReturns",
-]
-PROFILE_CONTENT = [
-    "customerProfile",
-    "triggeredCampaigns",
-    "loyalty",
-    "event",
-    "awardedGiveaways",
-    "ruleFailureReasons",
-]
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-
-def service(campaigns: CampaignSet | None = None) -> IntegrationService:
-    return IntegrationService(EmulatorState(campaigns or load_campaigns(), clock=FakeClock()))
-
-
-@pytest.fixture
-def api() -> IntegrationService:
-    return service()
+def service(campaigns: CampaignSet) -> IntegrationService:
+    return IntegrationService(EmulatorState(campaigns, clock=FakeClock()))
 
 
 def put(

@@ -5,26 +5,18 @@ Driven through IntegrationService with JSON-shaped bodies; no HTTP.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from emulator.campaigns import load_campaigns
+from emulator.campaigns import CampaignSet
 from emulator.errors import BadRequestError, InvalidDataError, NotFoundError
 from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
+from tests.emulator_support import RETURN_CONTENT, FakeClock
 
-CAMPAIGNS = load_campaigns()
-ALL_CONTENT = [
-    "customerSession",
-    "customerProfile",
-    "coupons",
-    "triggeredCampaigns",
-    "loyalty",
-    "event",
-    "previousReturns",
-]
+ALL_CONTENT = [part for part in RETURN_CONTENT if part != "referral"]
 BLOUSE = {
     "name": "Red Spring Blouse",
     "sku": "rsb002",
@@ -41,28 +33,9 @@ TROUSERS = {
 }
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        self.now += timedelta(milliseconds=1)
-        return self.now
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def state(clock: FakeClock) -> EmulatorState:
-    return EmulatorState(CAMPAIGNS, application_id=7, account_id=3, clock=clock)
-
-
-@pytest.fixture
-def api(state: EmulatorState) -> IntegrationService:
-    return IntegrationService(state)
+def state(campaigns: CampaignSet, clock: FakeClock) -> EmulatorState:
+    return EmulatorState(campaigns, application_id=7, account_id=3, clock=clock)
 
 
 def put(

@@ -6,18 +6,12 @@ from typing import Any
 
 import pytest
 
-from emulator.campaigns import load_campaigns
 from emulator.errors import InvalidDataError
 from emulator.operations import IntegrationService
-from emulator.state import EmulatorState
 from emulator.validation import parse_bool, parse_json, parse_silent, parse_time
+from tests.emulator_support import UNDECLARED_SESSION_ATTRIBUTE
 
 ITEM = {"sku": "rsb002", "quantity": 1, "price": 49}
-
-
-@pytest.fixture
-def api() -> IntegrationService:
-    return IntegrationService(EmulatorState(load_campaigns()))
 
 
 def session_error(api: IntegrationService, session: Any, **extra: Any) -> dict[str, Any]:
@@ -37,18 +31,7 @@ def session_error(api: IntegrationService, session: Any, **extra: Any) -> dict[s
 def test_undeclared_session_attribute(api: IntegrationService) -> None:
     body = session_error(api, {"attributes": {"channel": "web", "MyAttribute": 1}})
 
-    assert body == {
-        "message": "The submitted data was invalid",
-        "errors": [
-            {
-                "title": "Unknown",
-                "details": (
-                    'The attribute "MyAttribute" is not defined on CustomerSession entities.'
-                ),
-                "source": {"pointer": "/customerSession/attributes/MyAttribute"},
-            }
-        ],
-    }
+    assert body == UNDECLARED_SESSION_ATTRIBUTE
     assert "s-1" not in api.state.sessions
 
 
