@@ -59,6 +59,9 @@ class Dispatcher(Protocol):
     @property
     def buffered(self) -> int: ...
 
+    @property
+    def in_flight(self) -> int: ...
+
 
 class _Lane:
     """One partition: a FIFO of records and the task that works through it."""
@@ -93,6 +96,11 @@ class PartitionSerialDispatcher:
     @property
     def buffered(self) -> int:
         return sum(len(lane.queue) for lane in self._lanes.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Partitions whose first buffered record is being processed."""
+        return sum(1 for lane in self._lanes.values() if lane.queue)
 
     def assign(self, partitions: Iterable[PartitionKey]) -> None:
         for key in partitions:

@@ -23,6 +23,7 @@ from workers.talon_client import TalonResponse
 __all__ = [
     "DLQ_HEADER_PREFIX",
     "ENVELOPE_VERSION",
+    "REPLAY_HEADER",
     "DlqFailure",
     "dlq_headers",
     "effects_envelope",
@@ -31,6 +32,8 @@ __all__ = [
 
 ENVELOPE_VERSION = 1
 DLQ_HEADER_PREFIX = "talon-stream."
+#: The header ``talon-stream dlq replay`` puts on a re-published record (its DLQ coordinates).
+REPLAY_HEADER = DLQ_HEADER_PREFIX + "replay.of"
 _NAMESPACE = uuid.UUID("0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
 _DLQ_BODY_CHARS = 2000

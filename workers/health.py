@@ -1,4 +1,5 @@
-"""The worker's health endpoint: ``/healthz`` (is it working?) and ``/readyz`` (is it consuming?).
+"""The worker's health endpoint: ``/healthz`` (is it working?), ``/readyz`` (is it consuming?)
+and ``/metrics`` (Prometheus, see :mod:`workers.metrics`).
 
 Both answer JSON; 200 when the answer is yes, 503 with the reason when it is no::
 
@@ -15,13 +16,14 @@ corrected key or URL, and one that doesn't keeps it probing until Talon.One answ
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import orjson
 from aiohttp import web
 
 from workers.halt import Halt
+from workers.metrics import CONTENT_TYPE
 
 __all__ = ["HealthServer", "WorkerStatus"]
 
@@ -33,6 +35,8 @@ class WorkerStatus:
     halt: Halt
     partitions: Callable[[], int]
     stopping: Callable[[], bool]
+    #: The Prometheus exposition, rendered on each scrape.
+    metrics: Callable[[], Awaitable[bytes]] | None = None
 
 
 def _answer(status: int, payload: dict[str, object]) -> web.Response:
@@ -53,6 +57,7 @@ class HealthServer:
         app = web.Application()
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._requested_port)
@@ -78,6 +83,14 @@ class HealthServer:
                 },
             )
         return _answer(200, {"status": "ok"})
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        if self._status.metrics is None:
+            raise web.HTTPNotFound
+        body = await self._status.metrics()
+        response = web.Response(status=200, body=body)
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
 
     async def _readyz(self, _request: web.Request) -> web.Response:
         status = self._status

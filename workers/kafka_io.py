@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -142,6 +142,24 @@ class AsyncConsumer:
             return []
         return [first, *self._consumer.consume(max_records - 1, 0)]
 
+    async def high_watermarks(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
+        """The partitions' high watermarks as the last fetches reported them (no broker
+        round-trip); partitions not fetched yet are left out."""
+        return await self._run(self._cached_watermarks, list(partitions))
+
+    def _cached_watermarks(self, partitions: list[PartitionKey]) -> dict[PartitionKey, int]:
+        found = {}
+        for topic, partition in partitions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                found[(topic, partition)] = int(high)
+        return found
+
     async def commit(self, offsets: dict[PartitionKey, int]) -> None:
         """Commit ``offsets`` (next offset to read, per partition) synchronously."""
         if offsets:
@@ -206,12 +224,20 @@ class AsyncProducer:
         self._loop.call_soon_threadsafe(_settle_all, batch)
 
     async def send(
-        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
     ) -> None:
-        """Produce one record and wait until the broker has acknowledged it.
+        """Produce one record and wait until the broker has acknowledged it. It goes to
+        ``partition`` when given, else where the producer's partitioner puts its key.
 
         Raises:
-            BrokerError: the record was rejected (too large, unknown topic, timed out).
+            BrokerError: the record was rejected (too large, unknown topic or partition, timed
+                out).
         """
         loop = self._loop = asyncio.get_running_loop()
         acked: asyncio.Future[None] = loop.create_future()
@@ -220,10 +246,12 @@ class AsyncProducer:
         def delivered(error: KafkaError | None, _message: Message) -> None:
             reports.append((acked, error, topic))
 
+        # Not passed at all when None: librdkafka's partitioner then picks the partition.
+        where = {} if partition is None else {"partition": partition}
         while True:
             try:
                 self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered, **where
                 )
                 break
             except BufferError:  # local queue full: let deliveries drain

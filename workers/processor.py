@@ -30,6 +30,7 @@ from tenacity import (
 from workers.calls import TalonCall
 from workers.envelopes import (
     DLQ_HEADER_PREFIX,
+    REPLAY_HEADER,
     DlqFailure,
     dlq_headers,
     effects_envelope,
@@ -49,14 +50,13 @@ from workers.exceptions import (
 from workers.halt import Halt
 from workers.kafka_io import Headers, InputRecord
 from workers.limits import AdaptiveConcurrency, RateLimiter
+from workers.mapping import Mappings
 from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
 
+# REPLAY_HEADER is workers.envelopes', re-exported here where it has always been importable.
 __all__ = ["REPLAY_HEADER", "Prepared", "RecordProcessor", "RecordSink", "TalonSender"]
-
-#: The header ``talon-stream dlq replay`` puts on a re-published record (its DLQ coordinates).
-REPLAY_HEADER = "talon-stream.replay.of"
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,7 @@ class RecordProcessor:
         concurrency: AdaptiveConcurrency | None = None,
         max_record_bytes: int = 512 * 1024,
         park: bool = False,
+        mappings: Mappings | None = None,
     ) -> None:
         self._talon = talon
         self._sink = sink
@@ -161,11 +162,16 @@ class RecordProcessor:
         self._max_record_bytes = max_record_bytes
         #: Under the park policy: lock key → the DLQ'd record its later records wait behind.
         self.parked: dict[str, str] | None = {} if park else None
+        #: The mapping file (TALON_STREAM_MAPPING_FILE): records of its topics are a shop's own
+        #: documents, mapped to events; ``None``: every record is a canonical event.
+        self._mappings = mappings
 
     def prepare(self, record: InputRecord) -> Prepared:
         """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
         call is kept with its error, to be dead-lettered by :meth:`execute`."""
-        self.stats.consumed += 1
+        stats = self.stats
+        stats.consumed += 1
+        stats.consumed_by_partition[record.partition_key] += 1
         prepared = Prepared(record, time.perf_counter(), datetime.now(tz=UTC))
         try:
             size = len(record.value or b"")
@@ -174,7 +180,11 @@ class RecordProcessor:
                     f"the record value has {size} bytes, more than max_record_bytes "
                     f"({self._max_record_bytes}); it was not read"
                 )
-            prepared.event = decode_event(record.value)
+            mappings = self._mappings
+            if mappings is not None and record.topic in mappings.topics:
+                prepared.event = mappings.decode(record.topic, record.value)
+            else:
+                prepared.event = decode_event(record.value)
             prepared.call = translate(prepared.event, self._options)
         except RecordError as exc:
             prepared.error = exc
@@ -238,13 +248,16 @@ class RecordProcessor:
                 async with halt.turn():
                     response = await self._send(call, key)
         except TalonFatalError as exc:
+            self.stats.retry_reasons[str(exc.status)] += 1
             self._halted_unreachable = False
             halt.trip(_fatal_reason(exc))
             raise
         except TalonTransportError as exc:
+            self.stats.retry_reasons["transport"] += 1
             self._unreachable(exc)
             raise
-        except TalonRetryableError:
+        except TalonRetryableError as exc:
+            self.stats.retry_reasons[str(exc.status)] += 1
             # An answer, so reachable; but a 5xx says nothing of a key that was refused.
             self._unreachable_since = None
             if self._halted_unreachable:
@@ -283,33 +296,39 @@ class RecordProcessor:
     async def _send(self, call: TalonCall, key: str) -> TalonResponse:
         if self.rate is not None:
             await self.rate.acquire()
-        self.stats.calls[call.operation.value] += 1
+        operation = call.operation.value
+        self.stats.calls[operation] += 1
         limit = self.concurrency
-        if limit is None:
-            try:
-                response = await self._talon.send(call, idempotency_key=key)
-            except TalonStatusError as exc:
-                self.stats.statuses[exc.status] += 1
-                raise
-            self.stats.statuses[response.status] += 1
-            return response
-        limit.started()
+        if limit is not None:
+            limit.started()
         started = time.perf_counter()
         try:
             response = await self._talon.send(call, idempotency_key=key)
         except TalonStatusError as exc:
-            self.stats.statuses[exc.status] += 1
-            if exc.status == 429:
-                limit.overloaded()
-            else:
-                limit.succeeded(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self._answered(operation, exc.status, elapsed)
+            if limit is not None:
+                if exc.status == 429:
+                    limit.overloaded()
+                else:
+                    limit.succeeded(elapsed)
             raise
-        except BaseException:
-            limit.failed()
+        except BaseException as exc:
+            if isinstance(exc, TalonTransportError):
+                self.stats.answers[(operation, 0)] += 1
+            if limit is not None:
+                limit.failed()
             raise
-        limit.succeeded(response.elapsed_s)
-        self.stats.statuses[response.status] += 1
+        self._answered(operation, response.status, response.elapsed_s)
+        if limit is not None:
+            limit.succeeded(response.elapsed_s)
         return response
+
+    def _answered(self, operation: str, status: int, elapsed_s: float) -> None:
+        stats = self.stats
+        stats.statuses[status] += 1
+        stats.answers[(operation, status)] += 1
+        stats.latency.observe(elapsed_s)
 
     async def _retry(
         self, call: TalonCall, key: str, first_error: Exception

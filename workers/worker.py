@@ -21,6 +21,8 @@ from workers.halt import Halt
 from workers.health import HealthServer, WorkerStatus
 from workers.kafka_io import AsyncConsumer, AsyncProducer, PartitionKey
 from workers.limits import AdaptiveConcurrency, RateLimiter
+from workers.mapping import Mappings, load_mappings
+from workers.metrics import MetricsSnapshot, WorkerCollector, render
 from workers.processor import RecordProcessor
 from workers.stats import WorkerStats
 from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
@@ -55,6 +57,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._has_partitions = asyncio.Event()
         self.assigned: set[PartitionKey] = set()
+        #: The offsets this worker last committed (next offset to read) and what it paused.
+        self.committed: dict[PartitionKey, int] = {}
+        self._paused: set[PartitionKey] = set()
         #: Set while Talon.One refuses the key or cannot be reached (see workers.halt).
         self.halt = Halt(
             probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
@@ -63,6 +68,8 @@ class Worker:
         #: The request-rate cap and the adaptive in-flight limit (``None`` when off).
         self.rate = _rate_limiter(settings)
         self.concurrency = _adaptive_concurrency(settings)
+        #: The mapping file, read and checked now: a broken one stops the worker at start-up.
+        self.mappings = _mappings(settings)
 
     @property
     def health_port(self) -> int | None:
@@ -111,6 +118,7 @@ class Worker:
             concurrency=self.concurrency,
             max_record_bytes=settings.max_record_bytes,
             park=settings.dlq_policy == "park",
+            mappings=self.mappings,
         )
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":
@@ -141,7 +149,9 @@ class Worker:
 
         try:
             if settings.health_port is not None:
-                await self._start_health(settings.health_host, settings.health_port)
+                await self._start_health(
+                    settings.health_host, settings.health_port, consumer, dispatcher
+                )
             await consumer.subscribe(
                 settings.input_topics, on_assign=on_assign, on_revoke=on_revoke
             )
@@ -165,11 +175,30 @@ class Worker:
         if dispatcher.failure is not None:
             raise dispatcher.failure
 
-    async def _start_health(self, host: str, port: int) -> None:
-        status = WorkerStatus(self.halt, lambda: len(self.assigned), self._stopping.is_set)
+    async def _start_health(
+        self, host: str, port: int, consumer: AsyncConsumer, dispatcher: Dispatcher
+    ) -> None:
+        async def metrics() -> bytes:
+            snapshot = MetricsSnapshot(
+                in_flight=dispatcher.in_flight,
+                in_flight_limit=(
+                    self.concurrency.limit
+                    if self.concurrency is not None
+                    else self.settings.max_in_flight
+                ),
+                buffered=dispatcher.buffered,
+                paused_partitions=len(self._paused),
+                committed=dict(self.committed),
+                high_watermarks=await consumer.high_watermarks(self.assigned),
+            )
+            return render(WorkerCollector(self.stats, self.halt, lambda: snapshot))
+
+        status = WorkerStatus(self.halt, lambda: len(self.assigned), self._stopping.is_set, metrics)
         self._health = HealthServer(status, host, port)
         await self._health.start()
-        log.info("health endpoint on http://%s:%d (/healthz, /readyz)", host, self._health.port)
+        log.info(
+            "health endpoint on http://%s:%d (/healthz, /readyz, /metrics)", host, self._health.port
+        )
 
     def _talon_client(self) -> TalonClient | AiohttpTalonClient | Http11TalonClient:
         settings = self.settings
@@ -192,20 +221,46 @@ class Worker:
         while not self._stopping.is_set() and dispatcher.failure is None:
             for record in await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S):
                 dispatcher.submit(record)
-            await consumer.pause(dispatcher.partitions_to_pause())
-            await consumer.resume(dispatcher.partitions_to_resume())
+            pause = dispatcher.partitions_to_pause()
+            if pause:
+                await consumer.pause(pause)
+                self._paused.update(pause)
+            resume = dispatcher.partitions_to_resume()
+            if resume:
+                await consumer.resume(resume)
+                self._paused.difference_update(resume)
             if loop.time() >= next_commit:
                 await self._commit(consumer, dispatcher)
                 next_commit = loop.time() + self.settings.commit_interval_s
         if dispatcher.failure is not None:
             log.error("stopping: %s", dispatcher.failure)
 
-    @staticmethod
-    async def _commit(consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
+    async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         offsets = dispatcher.committable()
         if offsets:
             await consumer.commit(offsets)
             dispatcher.mark_committed(offsets)
+            self.committed.update(offsets)
+
+
+def _mappings(settings: Settings) -> Mappings | None:
+    """The mapping file of ``settings``, compiled (``None`` when there is none).
+
+    Raises:
+        ConfigurationError: the file cannot be read or is not a valid mapping file.
+    """
+    if settings.mapping_file is None:
+        return None
+    mappings = load_mappings(settings.mapping_file)
+    unread = sorted(mappings.topics - set(settings.input_topics))
+    if unread:
+        log.warning(
+            "the mapping file %s maps %s, which TALON_STREAM_INPUT_TOPICS does not list",
+            mappings.source,
+            ", ".join(unread),
+        )
+    log.info("mapping %s with %s", ", ".join(sorted(mappings.topics)), mappings.source)
+    return mappings
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter | None:
