@@ -6,6 +6,7 @@ is never printed, logged or written to a record.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -113,8 +114,16 @@ class Settings(BaseSettings):
     #: ``/healthz`` and ``/readyz`` on this port (0: a free one; unset: no health endpoint).
     health_port: int | None = Field(default=None, ge=0, le=65535)
     health_host: str = "0.0.0.0"  # noqa: S104 - probes come from outside the container
+    #: A YAML mapping file (docs/mapping.md): records of the topics it lists are a shop's own
+    #: JSON documents, mapped to events; unset: every topic carries canonical events.
+    mapping_file: Path | None = None
 
     _split = field_validator("input_topics", "response_content", mode="before")(_split_csv)
+
+    @field_validator("mapping_file", mode="before")
+    @classmethod
+    def _no_mapping_when_empty(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @field_validator("talon_base_url")
     @classmethod

@@ -41,6 +41,7 @@ __all__ = [
     "ReturnedItemsPayload",
     "SessionPayload",
     "decode_event",
+    "validate_event",
 ]
 
 NonEmpty = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -223,6 +224,19 @@ def decode_event(value: bytes | str | None) -> Event:
         raise DecodeError("the record has no value (an event envelope is required)")
     try:
         return _EVENT_ADAPTER.validate_json(value)
+    except ValidationError as exc:
+        raise DecodeError(_describe(exc)) from exc
+
+
+def validate_event(document: object) -> Event:
+    """Validate an already parsed document (such as one a mapping built) as an event: the same
+    checks and messages as :func:`decode_event`.
+
+    Raises:
+        DecodeError: the document is not a valid event envelope.
+    """
+    try:
+        return _EVENT_ADAPTER.validate_python(document)
     except ValidationError as exc:
         raise DecodeError(_describe(exc)) from exc
 

@@ -7,6 +7,8 @@ Every error the worker raises derives from :class:`TalonStreamError`::
     ├── BrokerError                 the embedded or external Kafka broker misbehaved
     ├── RecordError                 one input record cannot become a Talon.One call  → DLQ
     │   ├── DecodeError             not JSON / not a valid event envelope
+    │   ├── MappingError            a shop's own document the mapping file cannot turn into
+    │   │                           an event (no rule matches, a required field is missing)
     │   └── TranslationError        a valid event that cannot be mapped to a call
     └── TalonError                  a Talon.One call failed; carries the call
         ├── TalonTransportError     no HTTP answer (connect, timeout, protocol)    → retry
@@ -30,6 +32,7 @@ __all__ = [
     "BrokerError",
     "ConfigurationError",
     "DecodeError",
+    "MappingError",
     "ParkedError",
     "RecordError",
     "RecordTooLargeError",
@@ -65,6 +68,37 @@ class RecordError(TalonStreamError):
 
 class DecodeError(RecordError):
     """The record value is not a valid event envelope (bad JSON, wrong fields, unknown type)."""
+
+
+class MappingError(RecordError):
+    """A record of a mapped topic (``TALON_STREAM_MAPPING_FILE``, :mod:`workers.mapping`) that
+    the mapping cannot turn into an event: no rule recognises the document, an expression of a
+    required field gave nothing or failed, a conversion cannot read a value, or the event built
+    is invalid. ``mapping``, ``rule``, ``field`` and ``expression`` say where (``None`` where it
+    does not apply); the message names them all."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        mapping: str,
+        rule: str | None = None,
+        field: str | None = None,
+        expression: str | None = None,
+    ) -> None:
+        super().__init__(problem)
+        self.mapping = mapping
+        self.rule = rule
+        self.field = field
+        self.expression = expression
+
+    def __str__(self) -> str:
+        where = f'mapping "{self.mapping}"'
+        if self.rule is not None:
+            where += f', rule "{self.rule}"'
+        if self.field is not None:
+            return f"{where} → {self.field}: {self.args[0]}"
+        return f"{where}: {self.args[0]}"
 
 
 class TranslationError(RecordError):
