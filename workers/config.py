@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workers.exceptions import ConfigurationError
+from workers.routing import DEFAULT_EFFECT_ROUTES
 
 __all__ = ["DEFAULT_INPUT_TOPICS", "Settings", "load_settings"]
 
@@ -55,6 +56,13 @@ class Settings(BaseSettings):
     input_topics: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INPUT_TOPICS
     effects_topic: str = Field(default="talon.effects", min_length=1)
     dlq_topic: str = Field(default="talon-stream.dlq", min_length=1)
+    #: Topics that get an envelope narrowed to some effect types, besides the whole envelope on
+    #: the effects topic (workers.routing; JSON ``{"topic": ["setDiscount*", ...]}``, ``{}``: off).
+    effect_routes: dict[str, list[str]] = Field(
+        default_factory=lambda: {
+            topic: list(types) for topic, types in DEFAULT_EFFECT_ROUTES.items()
+        }
+    )
     #: Extra librdkafka settings for both clients, e.g. ``{"security.protocol": "SASL_SSL"}``.
     kafka_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
     session_timeout_ms: int = Field(default=10_000, ge=1000)

@@ -51,6 +51,7 @@ from workers.halt import Halt
 from workers.kafka_io import Headers, InputRecord
 from workers.limits import AdaptiveConcurrency, RateLimiter
 from workers.mapping import Mappings
+from workers.routing import EffectRouter
 from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
@@ -142,10 +143,13 @@ class RecordProcessor:
         max_record_bytes: int = 512 * 1024,
         park: bool = False,
         mappings: Mappings | None = None,
+        router: EffectRouter | None = None,
     ) -> None:
         self._talon = talon
         self._sink = sink
         self._effects_topic = effects_topic
+        #: Where effects go besides the effects topic, by type (``None``: nowhere else).
+        self._router = router
         self._dlq_topic = dlq_topic
         self._options = options
         self.stats = stats or WorkerStats()
@@ -229,6 +233,11 @@ class RecordProcessor:
             record, event, call, response, processing_ms=processing_ms, envelope_key=key
         )
         await self._sink.send(self._effects_topic, key=record.key, value=orjson.dumps(envelope))
+        router = self._router
+        if router is not None and response.effects:
+            for topic, effects in router.route(response.effects).items():
+                routed = orjson.dumps({**envelope, "effects": effects})
+                await self._sink.send(topic, key=record.key, value=routed)
         self.stats.effects_published += 1
         effect_types = self.stats.effect_types
         for effect in response.effects:

@@ -24,6 +24,7 @@ from workers.limits import AdaptiveConcurrency, RateLimiter
 from workers.mapping import Mappings, load_mappings
 from workers.metrics import MetricsSnapshot, WorkerCollector, render
 from workers.processor import RecordProcessor
+from workers.routing import EffectRouter
 from workers.stats import WorkerStats
 from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
 from workers.translate import TranslationOptions
@@ -118,6 +119,7 @@ class Worker:
             concurrency=self.concurrency,
             max_record_bytes=settings.max_record_bytes,
             park=settings.dlq_policy == "park",
+            router=EffectRouter(settings.effect_routes) if settings.effect_routes else None,
             mappings=self.mappings,
         )
         dispatcher: Dispatcher
