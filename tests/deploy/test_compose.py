@@ -1,0 +1,138 @@
+"""``deploy/compose.yaml``: valid against the Compose specification's JSON schema (the copy
+``check-jsonschema`` ships), and wired the way the worker needs — every ``talon-stream`` command
+parses with the real CLI, the worker's variables are settings it accepts, and its broker,
+Talon.One URL and API key point at the services that answer there."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from importlib import resources
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import pytest
+
+from workers.cli import main as cli
+from workers.config import DEFAULT_INPUT_TOPICS, Settings, load_settings
+from workers.demo import DLQ_TOPIC, EFFECTS_TOPIC
+from workers.kafka_io import AsyncProducer
+
+from .conftest import DEPLOY, ROOT, settings_variables
+
+TALON_STREAM_SERVICES = ("emulator", "worker", "demo")
+
+
+def _compose_schema() -> dict[str, Any]:
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema: dict[str, Any] = json.loads((vendor / "compose-spec.json").read_text("utf-8"))
+    return schema
+
+
+def _validator() -> jsonschema.protocols.Validator:
+    schema = _compose_schema()
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
+def _seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match is not None, f"write durations in seconds, not {duration!r}"
+    return float(match[1])
+
+
+def _option(command: list[str], name: str) -> str:
+    return command[command.index(name) + 1]
+
+
+def test_the_compose_file_follows_the_compose_specification(compose):
+    errors = sorted(_validator().iter_errors(compose), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_the_schema_check_rejects_an_unknown_service_field(compose):
+    worker = {**compose["services"]["worker"], "enviroment": {}}
+    broken = {**compose, "services": {**compose["services"], "worker": worker}}
+    assert list(_validator().iter_errors(broken))
+
+
+def test_kafka_runs_in_kraft_mode_from_the_official_image(compose):
+    kafka = compose["services"]["kafka"]
+    image, _, tag = kafka["image"].partition(":")
+    assert image == "apache/kafka"
+    assert tag, "pin the Kafka image"
+    assert tag != "latest"
+    env = kafka["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not [name for name in env if "ZOOKEEPER" in name]
+    assert "INTERNAL://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert "healthcheck" in kafka
+
+
+def test_the_topics_service_creates_what_the_worker_and_the_demo_use(compose, clean_environment):
+    """Kafka creates no topic by itself here: every topic a worker reads or writes must exist."""
+    topics = compose["services"]["topics"]
+    assert topics["image"] == compose["services"]["kafka"]["image"]
+    assert topics["depends_on"]["kafka"]["condition"] == "service_healthy"
+    created = set(topics["environment"]["TOPICS"].split())
+    assert int(topics["environment"]["PARTITIONS"]) >= 1
+    for name, value in compose["services"]["worker"]["environment"].items():
+        clean_environment.setenv(name, str(value))
+    worker = load_settings()
+    needed = {*worker.input_topics, worker.effects_topic, worker.dlq_topic, *worker.effect_routes}
+    # The demo's own worker: its topics, and the settings' defaults for everything else.
+    needed |= {*DEFAULT_INPUT_TOPICS, EFFECTS_TOPIC, DLQ_TOPIC, *Settings().effect_routes}
+    assert needed <= created, f"not created: {sorted(needed - created)}"
+
+
+@pytest.mark.parametrize("name", TALON_STREAM_SERVICES)
+def test_talon_stream_services_build_the_image_and_run_a_real_command(compose, name):
+    service = compose["services"][name]
+    context = (DEPLOY / service["build"]["context"]).resolve()
+    assert context == ROOT
+    assert (context / service["build"]["dockerfile"]).is_file()
+    command, *args = service["command"]
+    assert command in cli.commands, f"talon-stream has no command {command!r}"
+    cli.commands[command].make_context(command, list(args))  # raises on a bad option
+
+
+def test_the_worker_is_configured_with_settings_it_accepts(compose, clean_environment):
+    env = compose["services"]["worker"]["environment"]
+    assert set(env) <= set(settings_variables()), "a variable the worker does not read"
+    for name, value in env.items():
+        clean_environment.setenv(name, str(value))
+    settings = load_settings()
+    assert settings.require_api_key()
+    assert settings.health_port is not None
+
+
+def test_the_worker_points_at_the_broker_and_the_emulator(compose):
+    services = compose["services"]
+    env = services["worker"]["environment"]
+    host, _, port = env["TALON_STREAM_BOOTSTRAP_SERVERS"].partition(":")
+    assert host in services
+    assert f"INTERNAL://:{port}" in services[host]["environment"]["KAFKA_LISTENERS"].split(",")
+    url = urlsplit(env["TALON_STREAM_TALON_BASE_URL"])
+    emulator = services["emulator"]["command"]
+    assert url.hostname == "emulator"
+    assert str(url.port) == _option(emulator, "--port")
+    assert _option(emulator, "--host") == "0.0.0.0"  # reached from the other containers
+    assert env["TALON_STREAM_TALON_API_KEY"] == _option(emulator, "--api-key")
+    depends = services["worker"]["depends_on"]
+    assert depends["topics"]["condition"] == "service_completed_successfully"
+    assert depends["emulator"]["condition"] == "service_healthy"
+    demo = services["demo"]["environment"]
+    assert demo["KAFKA_BOOTSTRAP_SERVERS"] == env["TALON_STREAM_BOOTSTRAP_SERVERS"]
+
+
+def test_the_worker_exposes_its_health_port_and_stops_gracefully(compose):
+    worker = compose["services"]["worker"]
+    env = worker["environment"]
+    health_port = env["TALON_STREAM_HEALTH_PORT"]
+    assert any(str(port).endswith(f":{health_port}") for port in worker["ports"])
+    assert f":{health_port}/healthz" in " ".join(worker["healthcheck"]["test"])
+    flush_s = inspect.signature(AsyncProducer.close).parameters["timeout_s"].default
+    drain_s = float(env["TALON_STREAM_DRAIN_TIMEOUT_S"])
+    assert _seconds(worker["stop_grace_period"]) > drain_s + flush_s
+    assert worker["read_only"] is True
