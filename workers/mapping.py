@@ -16,6 +16,9 @@ what to fix. Per record, a document no rule recognises, a required field whose e
 nothing, a value a conversion cannot read or an invalid event raises
 :class:`~workers.exceptions.MappingError` (the record goes to the DLQ) naming the mapping, the
 rule, the field and the expression.
+
+:mod:`workers.mapping_values` holds the expressions and conversions, :mod:`workers.mapping_checks`
+the start-up checks and the messages that say what to fix.
 """
 
 from __future__ import annotations
@@ -489,12 +492,6 @@ def _error(problem: str, where: _Where, field: str, expression: Expression) -> M
         field=field,
         expression=str(expression),
     )
-
-
-# --- checking a rule's fields against the canonical models --------------------------------
-
-
-# --- reading the file ------------------------------------------------------------------------
 
 
 #: Which model's options are given under each key of an error location (for "unknown option").

@@ -98,7 +98,7 @@ def check_fields(
             raise ValueError(f'field "{at}{name}": a name has an empty part')
         kind, inner = ("model", model) if model is not None else ("free", None)
         for depth, part in enumerate(parts):
-            container = at + (".".join(parts[:depth]) or "(the event)")
+            container = (at + ".".join(parts[:depth])).rstrip(".") or "(the event)"
             if kind == "free":  # attributes and the like: any name goes
                 break
             if kind == "dict":  # a key of a map (any name); its value is ``inner``
@@ -158,8 +158,9 @@ def required_problems(
             if name.startswith(alias + ".")
         }
         kind, inner = _shape(info.annotation)
-        if nested and kind == "model" and inner is not None:
-            problems.extend(required_problems(inner, nested, f"{at}{alias}."))
+        if kind == "model" and inner is not None:  # name the fields it lacks, deepest first
+            deeper = required_problems(inner, nested, f"{at}{alias}.")
+            problems.extend(deeper or ([] if nested else [f'"{at}{alias}": add it to fields']))
         elif not nested:
             problems.append(f'"{at}{alias}": add it to fields')
     return problems

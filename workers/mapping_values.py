@@ -74,7 +74,11 @@ class Expression:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).splitlines()[0].removeprefix("Invalid jmespath expression: ")
+    """jmespath's message without the expression it repeats on the next lines."""
+    line = str(exc).splitlines()[0]
+    for prefix in ("Invalid jmespath expression: ", "Bad jmespath expression: "):
+        line = line.removeprefix(prefix)
+    return line.removesuffix(", for expression:").removesuffix(":")
 
 
 def _functions(node: Any) -> Iterator[tuple[str, int]]:
