@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Kafka broker (embedded Tansu, or KAFKA_BOOTSTRAP_SERVERS) for the
-whole run, and helpers to produce and read records."""
+"""Shared fixtures: a real Kafka broker for the whole run — KAFKA_BOOTSTRAP_SERVERS, else Kafka
+in a container when a Docker engine is reachable, else the embedded Tansu (tests/brokers.py) —
+and helpers to produce and read records."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from workers.broker import Broker, open_broker
+from tests.brokers import open_test_broker
+from workers.broker import Broker
 from workers.generator import ShopSimulator
 
 
 @pytest.fixture(scope="session")
 def broker() -> Iterator[Broker]:
-    started = open_broker()
+    started = open_test_broker()
     try:
         yield started
     finally:
