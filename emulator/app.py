@@ -236,6 +236,8 @@ def create_app(
             application_id=config.application_id,
             account_id=config.account_id,
             request_log_size=config.request_log_size,
+            max_sessions=config.max_sessions,
+            max_profiles=config.max_profiles,
         )
     if faults is None:
         faults = FaultInjector(config.fault_settings)

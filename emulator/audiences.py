@@ -81,6 +81,13 @@ class AudienceStore:
         """The IDs of the audiences the profile belongs to."""
         return [a.id for a in self.audiences.values() if profile_id in a.members]
 
+    def forget_profile(self, profile_id: str) -> None:
+        """A forgotten profile leaves every audience. Audiences are made by API calls, not by
+        sessions or profiles, so there are few, and a scan costs less than an index kept on
+        every membership change."""
+        for audience in self.audiences.values():
+            audience.members.pop(profile_id, None)
+
 
 def audience_json(state: EmulatorState, record: AudienceRecord) -> Body:
     """Audience."""

@@ -11,6 +11,7 @@ from emulator.errors import ConfigError
 from emulator.faults import FaultSettings, FixedLatency
 from emulator.idempotency import DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL
 from emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE
+from emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
 
 __all__ = ["EmulatorConfig"]
 
@@ -35,6 +36,11 @@ class EmulatorConfig:
             calls (see :mod:`emulator.faults`); changeable at run time through the admin API.
         idempotency_ttl_s: how long an Idempotency-Key answer is replayed (Talon.One: 24 h).
         idempotency_capacity: how many Idempotency-Key answers are kept at most.
+        max_sessions: how many customer sessions are kept at most (default 200,000); beyond,
+            the oldest-created one is forgotten (real Talon.One keeps them all).
+        max_profiles: how many customer profiles are kept at most (default 200,000); beyond,
+            the oldest-created one is forgotten with what only it owns (loyalty ledgers,
+            per-profile coupon and budget counts, audience memberships, ...).
 
     Raises:
         ConfigError: a value is out of range.
@@ -50,6 +56,8 @@ class EmulatorConfig:
     faults: FaultSettings = field(default_factory=FaultSettings)
     idempotency_ttl_s: float = DEFAULT_IDEMPOTENCY_TTL
     idempotency_capacity: int = DEFAULT_IDEMPOTENCY_CAPACITY
+    max_sessions: int = DEFAULT_MAX_SESSIONS
+    max_profiles: int = DEFAULT_MAX_PROFILES
 
     def __post_init__(self) -> None:
         if isinstance(self.api_keys, str):
@@ -72,6 +80,11 @@ class EmulatorConfig:
             raise ConfigError("give latency_ms or faults.latency, not both")
         if self.idempotency_ttl_s <= 0 or self.idempotency_capacity < 1:
             raise ConfigError("idempotency_ttl_s must be > 0 and idempotency_capacity >= 1")
+        if self.max_sessions < 1 or self.max_profiles < 1:
+            raise ConfigError(
+                f"max_sessions and max_profiles must be >= 1, got {self.max_sessions} and "
+                f"{self.max_profiles}"
+            )
 
     @property
     def fault_settings(self) -> FaultSettings:

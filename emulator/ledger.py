@@ -9,6 +9,12 @@ as Talon.One's Coupon, IntegrationCoupon, Referral, InventoryReferral and Giveaw
 Budgets follow Talon.One's life cycle: redemptions and discounts count on close and are reverted
 by cancel and reopen (discounts also by returns); creations count when the coupon or referral is
 created; a cancel gives back referral creations but never coupon creations, a reopen neither.
+
+Per-profile records (redemption and reservation entries, per-profile budget counts, referred
+friends, coupons created for a profile, referrals it advocates, giveaways awarded to it) are
+listed per profile integration ID as they are made, so that :meth:`PromotionLedger.forget_profile`
+drops them in time proportional to what the profile holds (the emulator forgets its oldest
+profiles beyond a cap; see :class:`~emulator.state.EmulatorState`).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from emulator.facts import (
     CampaignUsage,
@@ -45,6 +51,7 @@ __all__ = [
 ]
 
 Effect = dict[str, Any]
+_Holding = Literal["coupon", "campaign", "referred", "created coupon", "referral", "giveaway"]
 
 _PATTERN_NAMESPACE = uuid.UUID("7d0e3a52-95c4-4b8e-b3f1-2c6a9e8d4f10")
 DEFAULT_CODE_CHARACTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
@@ -58,7 +65,7 @@ class CouponRecord:
     created: str
     usage_counter: int = 0
     redemptions: dict[str, int] = field(default_factory=dict)
-    """Redemptions per profile integration ID."""
+    """Redemptions per profile integration ID (no entry: none)."""
     reservations: dict[str, None] = field(default_factory=dict)
     """Profile integration IDs the coupon is reserved for, in reservation order."""
     attributes: dict[str, Any] = field(default_factory=dict)
@@ -75,8 +82,9 @@ class ReferralRecord:
     created: str
     usage_counter: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
-    referred: list[str] = field(default_factory=list)
-    """The friends who redeemed the code (one entry per redemption)."""
+    referred: dict[str, int] = field(default_factory=dict)
+    """The friends who redeemed the code, in the order of their first redemption, with how
+    many times."""
     batch_id: str | None = None
 
 
@@ -103,7 +111,12 @@ class CampaignCounters:
 
 
 def _bump(counts: dict[str, int], key: str, delta: int) -> None:
-    counts[key] = max(0, counts.get(key, 0) + delta)
+    """Change a count; a count of 0 is no entry, so that counts never pile up zeros."""
+    count = counts.get(key, 0) + delta
+    if count > 0:
+        counts[key] = count
+    else:
+        counts.pop(key, None)
 
 
 def patterned_code(pattern: str, characters: Sequence[str], seed: str) -> str:
@@ -140,16 +153,26 @@ class PromotionLedger:
     ) -> None:
         self.coupons: dict[int, CouponRecord] = {}
         self._coupons_by_code: dict[str, CouponRecord] = {}
+        # IDs count every coupon and referral ever stored (forgotten ones included).
+        self._coupon_count = 0
+        self._referral_count = 0
         for info in coupons:
             self._store_coupon(CouponRecord(info, created))
         self.referrals: dict[int, ReferralRecord] = {}
         self._referrals_by_code: dict[str, ReferralRecord] = {}
+        # One entry per campaign of the campaign file at most.
         self._counters: dict[int, CampaignCounters] = {}
+        # The pools are the campaign file's: bounded by it.
         self.giveaways: dict[int, list[GiveawayRecord]] = {
             pool_id: [GiveawayRecord(gid, pool_id, code, created) for gid, code in codes]
             for pool_id, codes in giveaways.items()
         }
+        self._giveaways_by_id = {
+            record.id: record for pool in self.giveaways.values() for record in pool
+        }
         self._pool_next: dict[int, int] = dict.fromkeys(self.giveaways, 0)
+        self._held: dict[str, set[tuple[_Holding, int]]] = {}
+        """Per profile integration ID, the records where it is a key or an owner."""
 
     # --- the rule engine's questions (emulator.facts.Ledger) -----------------------------------
 
@@ -218,6 +241,11 @@ class PromotionLedger:
             counters = self._counters[campaign_id] = CampaignCounters()
         return counters
 
+    @property
+    def referral_count(self) -> int:
+        """How many referrals were ever stored (forgotten ones included)."""
+        return self._referral_count
+
     def giveaways_of(self, profile_id: str) -> list[GiveawayRecord]:
         """The giveaways awarded to a profile."""
         return [
@@ -244,16 +272,18 @@ class PromotionLedger:
     def add_created_coupon(self, draft: CouponDraft, stamp: str) -> CouponRecord:
         record = self._coupons_by_code.get(draft.code.lower())
         if record is None:
-            info = draft.info(len(self.coupons) + 1)
+            info = draft.info(self._coupon_count + 1)
             record = self._store_coupon(CouponRecord(info, stamp, referral_id=draft.referral_id))
             self.counters(draft.campaign_id).coupons_created += 1
+            if info.recipient:
+                self._hold(info.recipient, "created coupon", info.id)
         return record
 
     def add_created_referral(self, draft: ReferralDraft, stamp: str) -> ReferralRecord:
         record = self._referrals_by_code.get(draft.code.lower())
         if record is None:
             record = self._store_referral(
-                ReferralRecord(draft.info(len(self.referrals) + 1), stamp)
+                ReferralRecord(draft.info(self._referral_count + 1), stamp)
             )
             self.counters(draft.campaign_id).referrals_created += 1
         return record
@@ -274,7 +304,7 @@ class PromotionLedger:
     ) -> ReferralRecord:
         """Store a new referral (the code must be free: see :meth:`free_referral_code`)."""
         info = ReferralInfo(
-            id=len(self.referrals) + 1,
+            id=self._referral_count + 1,
             campaign_id=campaign_id,
             code=code,
             advocate=advocate,
@@ -294,7 +324,7 @@ class PromotionLedger:
         characters = characters or DEFAULT_CODE_CHARACTERS
         attempt = 0
         while True:
-            seed = f"referral/{len(self.referrals) + 1}/{attempt}"
+            seed = f"referral/{self._referral_count + 1}/{attempt}"
             code = patterned_code(pattern, characters, seed)
             if code.lower() not in self._referrals_by_code:
                 return code
@@ -305,11 +335,16 @@ class PromotionLedger:
     def _store_coupon(self, record: CouponRecord) -> CouponRecord:
         self.coupons[record.info.id] = record
         self._coupons_by_code[record.info.code.lower()] = record
+        self._coupon_count += 1
         return record
 
     def _store_referral(self, record: ReferralRecord) -> ReferralRecord:
         self.referrals[record.info.id] = record
         self._referrals_by_code[record.info.code.lower()] = record
+        self._referral_count += 1
+        # Referrals made through the API may name an advocate who is no profile (yet): they
+        # are held under that ID all the same, and go when a profile of that ID is forgotten.
+        self._hold(record.info.advocate, "referral", record.info.id)
         return record
 
     def _award(self, award: GiveawayAward, profile_id: int | None) -> None:
@@ -322,6 +357,61 @@ class PromotionLedger:
         record.profile_integration_id = award.recipient
         record.profile_id = profile_id
         self._pool_next[award.pool_id] = index + 1
+        self._hold(award.recipient, "giveaway", record.id)
+
+    # --- coupon reservations -------------------------------------------------------------------
+
+    def reserve(self, record: CouponRecord, profile_id: str) -> None:
+        """Reserve the coupon for a profile."""
+        record.reservations[profile_id] = None
+        self._hold(profile_id, "coupon", record.info.id)
+
+    @staticmethod
+    def unreserve(record: CouponRecord, profile_id: str) -> None:
+        """Remove the coupon's reservation for a profile (if any)."""
+        record.reservations.pop(profile_id, None)
+
+    # --- forgetting profiles -------------------------------------------------------------------
+
+    def _hold(self, profile_id: str, kind: _Holding, key: int) -> None:
+        if profile_id:  # "" (anonymous sessions) is one key, never forgotten
+            held = self._held.get(profile_id)
+            if held is None:
+                held = self._held[profile_id] = set()
+            held.add((kind, key))
+
+    def forget_profile(self, profile_id: str) -> None:
+        """Drop what belongs to a forgotten profile: its redemption, reservation and budget
+        entries, its referred-friend entries, the coupons created for it, the referrals it
+        advocates; giveaways awarded to it stay handed out, without a recipient. Campaign-wide
+        counters keep counting what it did."""
+        for kind, key in self._held.pop(profile_id, ()):
+            if kind == "coupon":
+                coupon = self.coupons.get(key)
+                if coupon is not None:
+                    coupon.redemptions.pop(profile_id, None)
+                    coupon.reservations.pop(profile_id, None)
+            elif kind == "campaign":
+                counters = self._counters[key]
+                counters.profile_coupons.pop(profile_id, None)
+                counters.profile_referrals.pop(profile_id, None)
+            elif kind == "referred":
+                referral = self.referrals.get(key)
+                if referral is not None:
+                    referral.referred.pop(profile_id, None)
+            elif kind == "created coupon":
+                created = self.coupons.pop(key, None)
+                if created is not None:
+                    del self._coupons_by_code[created.info.code.lower()]
+            elif kind == "referral":
+                referral = self.referrals.pop(key, None)
+                if referral is not None:
+                    del self._referrals_by_code[referral.info.code.lower()]
+            else:
+                giveaway = self._giveaways_by_id[key]
+                if giveaway.profile_integration_id == profile_id:
+                    giveaway.profile_integration_id = None
+                    giveaway.profile_id = None
 
     # --- the session life cycle ----------------------------------------------------------------
 
@@ -337,16 +427,20 @@ class PromotionLedger:
                 counters = self.counters(coupon.info.campaign_id)
                 counters.coupon_redemptions += 1
                 _bump(counters.profile_coupons, key, 1)
+                self._hold(key, "coupon", coupon.info.id)
+                self._hold(key, "campaign", coupon.info.campaign_id)
             elif effect_type == "acceptReferral":
                 referral = self.referral_record(effect["props"]["value"])
                 if referral is None:
                     continue
                 referral.usage_counter += 1
                 if profile_id:
-                    referral.referred.append(profile_id)
+                    _bump(referral.referred, profile_id, 1)
+                    self._hold(profile_id, "referred", referral.info.id)
                 counters = self.counters(referral.info.campaign_id)
                 counters.referral_redemptions += 1
                 _bump(counters.profile_referrals, key, 1)
+                self._hold(key, "campaign", referral.info.campaign_id)
             elif effect_type in _DISCOUNT_TYPES:
                 self.counters(effect["campaignId"]).discount += float(effect["props"]["value"])
 
@@ -356,13 +450,16 @@ class PromotionLedger:
         profile_id: str | None,
         *,
         cancelled_effects: Iterable[Effect] = (),
+        own_counts: bool = True,
     ) -> None:
         """Revert the budgets of rolled-back effects (cancel, reopen, return).
 
         ``cancelled_effects``: the closing effects of a cancelled session, whose referral
-        creations are given back too (coupon creations never are).
+        creations are given back too (coupon creations never are). ``own_counts``: whether the
+        profile's own counts (redemptions per profile, referred friends) are given back too;
+        not when the profile the session closed for was forgotten since, as its counts were.
         """
-        key = profile_id or ""
+        key = (profile_id or "") if own_counts else None
         for effect in rollbacks:
             effect_type = effect["effectType"]
             if effect_type == "rollbackCoupon":
@@ -370,20 +467,22 @@ class PromotionLedger:
                 if coupon is None:
                     continue
                 coupon.usage_counter = max(0, coupon.usage_counter - 1)
-                _bump(coupon.redemptions, key, -1)
                 counters = self.counters(coupon.info.campaign_id)
                 counters.coupon_redemptions = max(0, counters.coupon_redemptions - 1)
-                _bump(counters.profile_coupons, key, -1)
+                if key is not None:
+                    _bump(coupon.redemptions, key, -1)
+                    _bump(counters.profile_coupons, key, -1)
             elif effect_type == "rollbackReferral":
                 referral = self.referral_record(effect["props"]["value"])
                 if referral is None:
                     continue
                 referral.usage_counter = max(0, referral.usage_counter - 1)
-                if profile_id and profile_id in referral.referred:
-                    referral.referred.remove(profile_id)
                 counters = self.counters(referral.info.campaign_id)
                 counters.referral_redemptions = max(0, counters.referral_redemptions - 1)
-                _bump(counters.profile_referrals, key, -1)
+                if key is not None:
+                    _bump(counters.profile_referrals, key, -1)
+                    if key:
+                        _bump(referral.referred, key, -1)
             elif effect_type == "rollbackDiscount":
                 counters = self.counters(effect["campaignId"])
                 counters.discount = max(0.0, counters.discount - float(effect["props"]["value"]))
@@ -449,7 +548,7 @@ def referral_json(record: ReferralRecord, *, inventory: bool = False) -> dict[st
     if record.batch_id is not None:
         body["batchId"] = record.batch_id
     if inventory:
-        body["referredCustomers"] = list(dict.fromkeys(record.referred))
+        body["referredCustomers"] = list(record.referred)
     return body
 
 

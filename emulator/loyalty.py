@@ -5,6 +5,7 @@
     LoyaltyStore
     ├── accounts     (program, profile integration ID) → Account   profile-based programs
     ├── cards        program → identifier → CardRecord (with its Account)   card-based programs
+    ├── card links   profile integration ID → its cards (CardRecord.profiles the other way)
     └── transactions by UUID
 
     Account ── subledger ID ("" = main ledger) → Ledger ── [Transaction], negative balance
@@ -14,6 +15,9 @@ The records are in :mod:`emulator.loyalty_ledger`. Points are written here only 
 update, at once) and from rollback effects; a session that is still open only has tentative
 points (its effects), which :mod:`emulator.loyalty_json` adds to the balances it shows.
 :class:`PointsView` is what one evaluation sees of them.
+
+A profile the emulator forgets (beyond its cap of profiles) takes its accounts, their
+transactions and its card links with it (:meth:`LoyaltyStore.forget_profile`).
 """
 
 from __future__ import annotations
@@ -153,6 +157,10 @@ class LoyaltyStore:
         self.cards: dict[int, dict[str, CardRecord]] = {
             program.id: {} for program in programs if program.card_based
         }
+        self._profile_programs = tuple(program.id for program in programs if not program.card_based)
+        # Linked profile → its cards by (program, identifier), so that cards_of and
+        # forget_profile need not scan every card.
+        self._links: dict[str, dict[tuple[int, str], CardRecord]] = {}
         self._by_uuid: dict[str, Transaction] = {}
         self._transaction_ids = itertools.count(1)
         self._card_ids = itertools.count(1)
@@ -176,12 +184,12 @@ class LoyaltyStore:
 
     def cards_of(self, profile_id: str) -> list[CardRecord]:
         """The cards a profile is linked to, in creation order."""
-        return [
-            card
-            for cards in self.cards.values()
-            for card in cards.values()
-            if profile_id in card.profiles
-        ]
+        return sorted(self._links.get(profile_id, {}).values(), key=lambda card: card.id)
+
+    @property
+    def transaction_count(self) -> int:
+        """How many transactions the UUID index holds (the transactions of every ledger)."""
+        return len(self._by_uuid)
 
     def view(
         self, profile_id: str | None, cards: Sequence[str], now: datetime
@@ -214,6 +222,38 @@ class LoyaltyStore:
         )
         self.cards[program.id][identifier] = record
         return record
+
+    def link(self, card: CardRecord, profile_id: str, now: datetime) -> None:
+        """Link a profile to a card (the caller checks the card's user limit)."""
+        card.profiles[profile_id] = now
+        links = self._links.get(profile_id)
+        if links is None:
+            links = self._links[profile_id] = {}
+        links[card.program.id, card.identifier] = card
+
+    def unlink(self, card: CardRecord, profile_id: str) -> None:
+        """Unlink a profile from a card (if linked)."""
+        card.profiles.pop(profile_id, None)
+        links = self._links.get(profile_id)
+        if links is not None:
+            links.pop((card.program.id, card.identifier), None)
+            if not links:
+                del self._links[profile_id]
+
+    def forget_profile(self, profile_id: str) -> None:
+        """Drop a forgotten profile's accounts, their transactions (also from the UUID index)
+        and its card links. Card ledgers keep the transactions its sessions wrote: they are
+        the card's."""
+        for program_id in self._profile_programs:
+            account = self.accounts.pop((program_id, profile_id), None)
+            if account is None:
+                continue
+            for ledger in account.ledgers.values():
+                for tx in ledger.transactions:
+                    if self._by_uuid.get(tx.uuid) is tx:
+                        del self._by_uuid[tx.uuid]
+        for card in self._links.pop(profile_id, {}).values():
+            card.profiles.pop(profile_id, None)
 
     # --- writing -----------------------------------------------------------------------------
 

@@ -409,7 +409,7 @@ class LoyaltyService:
                     f'Loyalty card "{card.identifier}" is already linked to {limit} customer '
                     "profiles, the most its program allows"
                 )
-            card.profiles[integration_id] = now
+            self.state.loyalty.link(card, integration_id, now)
             card.modified = now
         return card_json(card, now)
 
@@ -429,7 +429,7 @@ class LoyaltyService:
                 f'"{card.identifier}"'
             )
         now = self._now()
-        del card.profiles[integration_id]
+        self.state.loyalty.unlink(card, integration_id)
         card.modified = now
         return card_json(card, now)
 
@@ -474,7 +474,7 @@ class LoyaltyService:
         now = self._now()
         card = store.add_card(program, identifier, request.status, now)
         for integration_id in profiles:
-            card.profiles[integration_id] = now
+            store.link(card, integration_id, now)
         return card_json(card, now)
 
     @staticmethod

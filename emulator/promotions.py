@@ -113,7 +113,7 @@ class PromotionService:
         )
         ledger = self.state.ledger
         stamp = self.state.now_stamp()
-        batch_id = f"batch-{len(ledger.referrals) + 1}"
+        batch_id = f"batch-{ledger.referral_count + 1}"
         records = []
         for advocate in request.advocate_profile_integration_ids:
             try:
@@ -162,7 +162,7 @@ class PromotionService:
         stamp = self.state.now_stamp()
         for integration_id in request.integration_ids:
             self.state.ensure_profile(integration_id, stamp)
-            record.reservations[integration_id] = None
+            self.state.ledger.reserve(record, integration_id)
         return coupon_json(record)
 
     def delete_coupon_reservation(self, coupon_value: str, body: Any) -> None:
@@ -175,7 +175,7 @@ class PromotionService:
         record = self._coupon(coupon_value)
         request = validate_body(CouponReservations, body)
         for integration_id in request.integration_ids:
-            record.reservations.pop(integration_id, None)
+            self.state.ledger.unreserve(record, integration_id)
 
     def get_reserved_customers(self, coupon_value: str) -> Body:
         """getReservedCustomers: ``{totalResultSize, data: [CustomerProfile]}``.

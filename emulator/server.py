@@ -22,7 +22,7 @@ from emulator.errors import EmulatorError
 from emulator.faults import FaultInjector, FaultSettings
 from emulator.http import HttpServer
 from emulator.idempotency import IdempotencyStore
-from emulator.state import EmulatorState
+from emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
 
 __all__ = ["EmulatorServer", "run_forever", "serve"]
 
@@ -57,6 +57,8 @@ class EmulatorServer:
             application_id=config.application_id,
             account_id=config.account_id,
             request_log_size=config.request_log_size,
+            max_sessions=config.max_sessions,
+            max_profiles=config.max_profiles,
         )
         self._faults = FaultInjector(config.fault_settings)
         self._idempotency = IdempotencyStore(config.idempotency_ttl_s, config.idempotency_capacity)
@@ -206,15 +208,18 @@ def run_forever(
     latency_ms: float = 0,
     *,
     faults: FaultSettings | None = None,
+    max_sessions: int = DEFAULT_MAX_SESSIONS,
+    max_profiles: int = DEFAULT_MAX_PROFILES,
 ) -> None:
     """Serve the emulator in the foreground until SIGINT or SIGTERM.
 
     Uses uvloop if it is installed. ``faults`` are applied from start-up (outage windows count
-    from then); ``latency_ms`` is a shorthand for a fixed latency.
+    from then); ``latency_ms`` is a shorthand for a fixed latency. At most ``max_sessions``
+    sessions and ``max_profiles`` profiles are kept (the oldest-created go first).
 
     Raises:
         CampaignFileError: the campaign file cannot be loaded.
-        ConfigError: the keys, the latency or the faults are invalid.
+        ConfigError: the keys, the latency, the faults or the caps are invalid.
         OSError: the address cannot be bound.
     """
     campaigns = load_campaigns(campaigns_path)
@@ -223,6 +228,8 @@ def run_forever(
         campaigns=campaigns,
         latency_ms=latency_ms,
         faults=faults or FaultSettings(),
+        max_sessions=max_sessions,
+        max_profiles=max_profiles,
     )
     app = create_app(config)
     loop = _event_loop()
@@ -234,8 +241,9 @@ def run_forever(
         async with serve(app, host, port) as bound:
             # Everything built so far lives as long as the server: keep it out of the
             # collector's scans. The store then grows by a few dicts per request, all of them
-            # long-lived, so collecting the young generation every 700 allocations (the
-            # default) mostly rescans live objects: with these thresholds a session update
+            # long-lived (until the session or profile caps forget them, and they are freed by
+            # reference counting), so collecting the young generation every 700 allocations
+            # (the default) mostly rescans live objects: with these thresholds a session update
             # costs about a fifth less CPU.
             gc.collect()
             gc.freeze()

@@ -192,6 +192,7 @@ class SessionOperations:
             for position, quantity in wanted.items()
         ]
         profile = state.profiles.get(session.profile_id or "")
+        same_customer = self._closed_for(session, profile)
         previous = list(session.returns)
         if dry:
             record = ReturnRecord(0, stamp, 0, items)
@@ -205,11 +206,11 @@ class SessionOperations:
             session.state = "partially_returned"
             session.updated = stamp
             session.returns.append(record)
-            if profile is not None:
+            if profile is not None and same_customer:
                 returned_value = sum(session.items[p].price * q for p, q in wanted.items())
                 profile.total_sales -= returned_value
             record_points(state, effects, session.profile_id, session_id=session.integration_id)
-            state.ledger.give_back(effects, session.profile_id)
+            state.ledger.give_back(effects, session.profile_id, own_counts=same_customer)
         response = integration_state(
             state,
             session,
@@ -285,7 +286,7 @@ class SessionOperations:
             first_session=first,
         )
         fill_session(session, incoming, raw_items, state.catalogs, replace_all=True)
-        state.sessions[session_id] = session
+        state.add_session(session)
         return session
 
     def _merge(
@@ -365,8 +366,18 @@ class SessionOperations:
             facts, evaluable=evaluable or None, ledger=self.state.ledger
         )
 
+    @staticmethod
+    def _closed_for(session: SessionRecord, profile: ProfileRecord | None) -> bool:
+        """Whether ``profile`` (the current one of the session's profile ID) is the profile the
+        session closed for, or the session has no profile."""
+        if session.profile_id is None:
+            return True
+        return profile is not None and profile.id == session.closed_for
+
     def _close(self, session: SessionRecord, profile: ProfileRecord | None) -> None:
         """Redeem coupons, persist points and count the sale."""
+        if profile is not None:
+            session.closed_for = profile.id
         session.closing_effects = list(session.effects)
         session.rolled_back = [0.0] * len(session.closing_effects)
         self.state.ledger.redeem(session.closing_effects, session.profile_id)
@@ -396,11 +407,15 @@ class SessionOperations:
         if not cancel:
             # A reopen takes back pending points, active ones only if the program says so.
             effects = state.loyalty.reopen_rollbacks(effects, state.clock())
-        state.ledger.give_back(
-            effects, session.profile_id, cancelled_effects=session.closing_effects if cancel else ()
-        )
         profile = state.profiles.get(session.profile_id or "")
-        if profile is not None:
+        same_customer = self._closed_for(session, profile)
+        state.ledger.give_back(
+            effects,
+            session.profile_id,
+            cancelled_effects=session.closing_effects if cancel else (),
+            own_counts=same_customer,
+        )
+        if profile is not None and same_customer:
             profile.closed_sessions = max(0, profile.closed_sessions - 1)
             profile.total_sales -= session.total - session.returned_value
         record_points(state, effects, session.profile_id, session_id=session.integration_id)

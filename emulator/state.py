@@ -3,11 +3,31 @@
 Plain mutable records in dicts keyed by integration ID; the operations in
 :mod:`emulator.operations` read and change them. Everything runs on the server's event loop, so
 no locking is needed except in the request log, which tests read from another thread.
+
+State stays bounded. Real Talon.One keeps every session and profile; the emulator keeps at most
+``max_sessions`` sessions and ``max_profiles`` profiles and forgets the oldest-created one beyond
+that, together with what only it owns, after which the ID is one Talon.One has never seen::
+
+    forgotten session ── nothing else is keyed by a session: its loyalty transactions are
+                         its profile's (or card's) history, its created codes the recipient's
+    forgotten profile ── loyalty accounts, their transactions and UUID index entries, card
+                         links (LoyaltyStore.forget_profile); coupon redemption and reservation
+                         entries, per-profile budget counts, referred-friend entries, coupons
+                         created for it, referrals it advocates, giveaway recipient
+                         (PromotionLedger.forget_profile); audience memberships
+                         (AudienceStore.forget_profile)
+
+Bounded otherwise: campaigns, catalogs, coupons of the campaign file, giveaway pools and campaign
+counters by the campaign file; the request log and the Idempotency-Key answers by their own caps;
+the per-ID concurrency slots by the requests in flight. Grown only by other API calls (not by
+sessions or profiles): audiences, generated loyalty cards, catalog syncs' price history, referrals
+created through the API for an advocate who is no profile.
 """
 
 from __future__ import annotations
 
 import itertools
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +43,8 @@ from emulator.rules import CartLine, CouponInfo, RuleEngine
 from emulator.times import format_time, utc_now
 
 __all__ = [
+    "DEFAULT_MAX_PROFILES",
+    "DEFAULT_MAX_SESSIONS",
     "CartItemRecord",
     "Clock",
     "CouponRecord",
@@ -34,6 +56,9 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 _IdKind = Literal["session", "profile", "event", "return"]
+
+DEFAULT_MAX_SESSIONS = 200_000
+DEFAULT_MAX_PROFILES = 200_000
 
 
 @dataclass(slots=True)
@@ -105,6 +130,10 @@ class SessionRecord:
     rolled_back: list[float] = field(default_factory=list)
     """Per closing effect, the amount rolled back so far by returns."""
     returns: list[ReturnRecord] = field(default_factory=list)
+    closed_for: int = 0
+    """The internal ID of its profile when it closed: a profile forgotten since, and maybe
+    created anew under the same integration ID (with another internal ID), is no longer the
+    customer whose counters a cancel, return or reopen reverts."""
 
     def set_cart(self, items: list[CartItemRecord]) -> None:
         """Replace the cart items (a cart is only ever replaced whole)."""
@@ -139,6 +168,12 @@ class EmulatorState:
         account_id: reported as ``accountId``.
         clock: returns the current time (injectable for tests).
         request_log_size: how many request log entries are kept.
+        max_sessions: sessions kept at most; the oldest-created one is forgotten beyond.
+        max_profiles: profiles kept at most; the oldest-created one is forgotten beyond,
+            with what only it owns.
+
+    Raises:
+        ValueError: ``max_sessions`` or ``max_profiles`` is below 1.
     """
 
     def __init__(
@@ -149,7 +184,13 @@ class EmulatorState:
         account_id: int = 1,
         clock: Clock = utc_now,
         request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
+        max_sessions: int = DEFAULT_MAX_SESSIONS,
+        max_profiles: int = DEFAULT_MAX_PROFILES,
     ) -> None:
+        if max_sessions < 1 or max_profiles < 1:
+            raise ValueError(
+                f"max_sessions and max_profiles must be >= 1, got {max_sessions}, {max_profiles}"
+            )
         self.campaigns = campaigns
         self.engine = RuleEngine(campaigns)
         self.application_id = application_id
@@ -158,6 +199,12 @@ class EmulatorState:
         self.started = format_time(clock())
         self.sessions: dict[str, SessionRecord] = {}
         self.profiles: dict[str, ProfileRecord] = {}
+        self.max_sessions = max_sessions
+        self.max_profiles = max_profiles
+        # Records in creation order beside the dicts: popping the oldest is O(1) here and
+        # O(n) from a dict. A record no longer in its dict (under its ID) is skipped.
+        self._session_order: deque[SessionRecord] = deque()
+        self._profile_order: deque[ProfileRecord] = deque()
         # Coupons, referrals, giveaways and campaign budgets; `coupons` is the ledger's.
         self.ledger = PromotionLedger(
             self.engine.coupons.values(), self.engine.giveaways, self.started
@@ -192,9 +239,39 @@ class EmulatorState:
         return self.coupons[info.id].available()
 
     def ensure_profile(self, integration_id: str, stamp: str) -> ProfileRecord:
-        """The profile with this integration ID, created empty if unknown (as Talon.One does)."""
+        """The profile with this integration ID, created empty if unknown (as Talon.One does).
+
+        Creating one beyond ``max_profiles`` forgets the oldest-created profile.
+        """
         profile = self.profiles.get(integration_id)
         if profile is None:
             profile = ProfileRecord(self.next_id("profile"), integration_id, stamp, stamp)
             self.profiles[integration_id] = profile
+            order = self._profile_order
+            order.append(profile)
+            while len(order) > self.max_profiles:
+                self._forget_profile(order.popleft())
         return profile
+
+    def add_session(self, session: SessionRecord) -> None:
+        """Store a new session; beyond ``max_sessions`` the oldest-created one is forgotten."""
+        self.sessions[session.integration_id] = session
+        order = self._session_order
+        order.append(session)
+        while len(order) > self.max_sessions:
+            self._forget_session(order.popleft())
+
+    def _forget_session(self, session: SessionRecord) -> None:
+        # Only the dict holds a session: what it wrote elsewhere (loyalty transactions, created
+        # coupons and referrals, redemptions) belongs to profiles, cards and campaigns.
+        if self.sessions.get(session.integration_id) is session:
+            del self.sessions[session.integration_id]
+
+    def _forget_profile(self, profile: ProfileRecord) -> None:
+        integration_id = profile.integration_id
+        if self.profiles.get(integration_id) is not profile:
+            return
+        del self.profiles[integration_id]
+        self.loyalty.forget_profile(integration_id)
+        self.ledger.forget_profile(integration_id)
+        self.audiences.forget_profile(integration_id)

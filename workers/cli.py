@@ -1,11 +1,12 @@
-"""The ``talon-stream`` command: ``run`` (the worker), ``demo``, ``emulator``, ``broker`` and
-``dlq replay``."""
+"""The ``talon-stream`` command: ``run`` (the worker), ``demo``, ``produce``, ``emulator``,
+``broker`` and ``dlq replay``."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
+import os
 import signal
 import sys
 import threading
@@ -22,6 +23,7 @@ from workers.exceptions import (
     ConfigurationError,
     TalonStreamError,
 )
+from workers.logs import setup_logging
 
 __all__ = ["main"]
 
@@ -54,11 +56,11 @@ def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    """Text logs, or JSON lines with ``TALON_STREAM_LOG_FORMAT=json`` (workers.logs)."""
+    log_format = os.environ.get("TALON_STREAM_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise _exit(EXIT_CONFIG, f"TALON_STREAM_LOG_FORMAT={log_format!r}: expected text or json")
+    setup_logging(level, "json" if log_format == "json" else "text")
 
 
 @click.group()
@@ -149,6 +151,34 @@ def demo(
 
 
 @main.command()
+@click.option(
+    "--bootstrap-servers",
+    envvar=["TALON_STREAM_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+    default="127.0.0.1:9092",
+    show_default=True,
+)
+@click.option("--rate", type=click.FloatRange(min=1), default=150.0, show_default=True)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many events (default: until Ctrl-C or SIGTERM).",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def produce(
+    bootstrap_servers: str, rate: float, events: int | None, seed: int, log_level: str
+) -> None:
+    """Feed a generated shop stream (carts, orders, customers, events) into an existing Kafka's
+    input topics — the producer half of the demo, without its broker, emulator or worker."""
+    from workers.demo import run_producer
+
+    _setup_logging(log_level)
+    produced = run_producer(bootstrap_servers, rate=rate, events=events, seed=seed)
+    log.info("%d events produced", produced)
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8900, show_default=True)
 @click.option(
@@ -208,6 +238,22 @@ def demo(
     help="Answer 503 to every Talon.One call from START seconds after start-up for SECONDS "
     "(START: alone = until switched off through the admin API; repeatable).",
 )
+# The caps' defaults are the emulator's (emulator.state), which this module imports only when
+# the command runs: None here means "not given".
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Customer sessions kept at most (default 200000); beyond, the oldest-created one is "
+    "forgotten.",
+)
+@click.option(
+    "--max-profiles",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Customer profiles kept at most (default 200000); beyond, the oldest-created one is "
+    "forgotten with its loyalty ledgers, coupon usage and memberships.",
+)
 @click.option("--log-level", default="info", show_default=True)
 def emulator(
     host: str,
@@ -221,6 +267,8 @@ def emulator(
     retry_after: int | None,
     error_phase: str,
     outages: tuple[str, ...],
+    max_sessions: int | None,
+    max_profiles: int | None,
     log_level: str,
 ) -> None:
     """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT.
@@ -231,6 +279,7 @@ def emulator(
     from emulator.errors import EmulatorError
     from emulator.faults import FaultSettings, parse_error_rate, parse_latency, parse_outage
     from emulator.server import run_forever
+    from emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
 
     _setup_logging(log_level)
     fields: dict[str, object] = {"seed": seed, "error_phase": error_phase}
@@ -247,7 +296,14 @@ def emulator(
         raise click.BadParameter(str(exc)) from exc
     try:
         run_forever(
-            host, port, api_keys, campaigns_path=campaigns, latency_ms=latency_ms, faults=faults
+            host,
+            port,
+            api_keys,
+            campaigns_path=campaigns,
+            latency_ms=latency_ms,
+            faults=faults,
+            max_sessions=DEFAULT_MAX_SESSIONS if max_sessions is None else max_sessions,
+            max_profiles=DEFAULT_MAX_PROFILES if max_profiles is None else max_profiles,
         )
     except EmulatorError as exc:
         raise _exit(EXIT_CONFIG, str(exc)) from exc

@@ -202,6 +202,28 @@ async def _feed(
         await asyncio.get_running_loop().run_in_executor(None, producer.flush, 10)
 
 
+def run_producer(bootstrap: str, *, rate: float, events: int | None, seed: int) -> int:
+    """Feed a generated shop stream into an existing Kafka's input topics until ``events`` are
+    produced (or SIGINT/SIGTERM), with no broker, emulator or worker of its own: the producer
+    of a compose stack. Returns the number of records produced."""
+    options = DemoOptions(events=events, rate=rate, seed=seed)
+    progress = _Progress()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        feeding = loop.create_task(_feed(bootstrap, options, progress, stop))
+        while not feeding.done():
+            await asyncio.wait({feeding}, timeout=10)
+            log.info("%d events produced", progress.produced)
+        await feeding
+
+    asyncio.run(main())
+    return progress.produced
+
+
 async def _watch(bootstrap: str, progress: _Progress, stop: asyncio.Event) -> None:
     """Count outcomes by reading the effects and DLQ topics, one per source record."""
     consumer = AsyncConsumer(

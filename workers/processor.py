@@ -50,6 +50,7 @@ from workers.exceptions import (
 from workers.halt import Halt
 from workers.kafka_io import Headers, InputRecord
 from workers.limits import AdaptiveConcurrency, RateLimiter
+from workers.logs import record_fields
 from workers.mapping import Mappings
 from workers.routing import EffectRouter
 from workers.stats import WorkerStats
@@ -342,7 +343,19 @@ class RecordProcessor:
     async def _retry(
         self, call: TalonCall, key: str, first_error: Exception
     ) -> tuple[TalonResponse, int]:
-        log.info("retrying %s after %s", call.describe(), first_error)
+        log.info(
+            "retrying %s after %s",
+            call.describe(),
+            first_error,
+            extra={
+                "envelopeId": key,
+                "operation": call.operation.value,
+                "profileId": call.profile_id,
+                "sessionId": call.session_id,
+                "errorClass": type(first_error).__name__,
+                "status": getattr(first_error, "status", None),
+            },
+        )
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(
                 (TalonRetryableError, TalonTransportError, TalonFatalError)
@@ -382,12 +395,25 @@ class RecordProcessor:
     async def _dead_letter(
         self, record: InputRecord, failure: DlqFailure, prepared: Prepared | None = None
     ) -> None:
+        error = failure.error
+        call = prepared.call if prepared is not None else None
         log.warning(
             "record %s[%d]@%d to the DLQ: %s",
             record.topic,
             record.partition,
             record.offset,
-            failure.error,
+            error,
+            extra=record_fields(
+                record.topic,
+                record.partition,
+                record.offset,
+                envelopeId=envelope_id(record.topic, record.partition, record.offset),
+                profileId=call.profile_id if call is not None else None,
+                sessionId=call.session_id if call is not None else None,
+                errorClass=type(error).__name__,
+                status=getattr(error, "status", None),
+                attempt=failure.attempts,
+            ),
         )
         headers = dlq_headers(record, failure)
         value = record.value
