@@ -16,8 +16,7 @@ import jsonschema
 import pytest
 
 from workers.cli import main as cli
-from workers.config import DEFAULT_INPUT_TOPICS, Settings, load_settings
-from workers.demo import DLQ_TOPIC, EFFECTS_TOPIC
+from workers.config import DEFAULT_INPUT_TOPICS, load_settings
 from workers.kafka_io import AsyncProducer
 
 from .conftest import DEPLOY, ROOT, settings_variables
@@ -81,8 +80,8 @@ def test_the_topics_service_creates_what_the_worker_and_the_demo_use(compose, cl
         clean_environment.setenv(name, str(value))
     worker = load_settings()
     needed = {*worker.input_topics, worker.effects_topic, worker.dlq_topic, *worker.effect_routes}
-    # The demo's own worker: its topics, and the settings' defaults for everything else.
-    needed |= {*DEFAULT_INPUT_TOPICS, EFFECTS_TOPIC, DLQ_TOPIC, *Settings().effect_routes}
+    # The producer writes to the default input topics.
+    needed |= set(DEFAULT_INPUT_TOPICS)
     assert needed <= created, f"not created: {sorted(needed - created)}"
 
 
