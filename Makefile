@@ -31,8 +31,16 @@ lint: $(STAMP)  ## ruff over the whole tree
 typecheck: $(STAMP)  ## mypy --strict on workers/ and emulator/
 	$(BIN)/mypy workers emulator
 
+.PHONY: deploy-check
+deploy-check: $(STAMP)  ## offline checks of deploy/: Dockerfile, compose file, Kubernetes manifests
+	$(BIN)/pytest -q tests/deploy
+
 bench: $(STAMP)  ## throughput benchmark: naive, partition_serial, talon_stream, ceiling (bench/results/)
 	$(BIN)/python bench/run.py
+
+.PHONY: chaos
+chaos: $(STAMP)  ## long chaos run (kill -9, outage, 429s, poison, bad key, rebalance, SIGTERM): one JSON line
+	@$(BIN)/python bench/chaos.py
 
 bench-backlog: $(STAMP)  ## drain 1,000,000 events over 200,000 customers: peak RSS, cost per event
 	$(BIN)/python bench/backlog.py

@@ -20,7 +20,7 @@ Errors are Talon.One-shaped: ``{"message", "errors": [{title, details, source}],
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -66,15 +66,24 @@ def _validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def _read_json(request: Request) -> tuple[Any, Response | None]:
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _command(request: Request, model: type[_M]) -> _M | Response:
+    """The request's JSON body (``{}`` if empty) validated as ``model``, or the 400 answer that
+    says what is wrong with it."""
     raw = request.body
-    if not raw.strip():
-        return {}, None
+    document: Any = {}
+    if raw.strip():
+        try:
+            document = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            error = {"title": "Invalid JSON", "details": str(exc), "source": {"pointer": ""}}
+            return _invalid("The submitted data was invalid", [error])
     try:
-        return orjson.loads(raw), None
-    except orjson.JSONDecodeError as exc:
-        error = {"title": "Invalid JSON", "details": str(exc), "source": {"pointer": ""}}
-        return None, _invalid("The submitted data was invalid", [error])
+        return model.model_validate(document)
+    except ValidationError as exc:
+        return _invalid("The submitted data was invalid", _validation_errors(exc))
 
 
 class _ApiKeysRequest(BaseModel):
@@ -128,16 +137,11 @@ def admin_routes(
         return _json(200, faults.snapshot())
 
     async def put_faults(request: Request) -> Response:
-        document, problem = _read_json(request)
-        if problem is not None:
-            return problem
-        try:
-            settings = FaultSettings.model_validate(document)
-        except ValidationError as exc:
-            return _invalid("The submitted data was invalid", _validation_errors(exc))
+        settings = _command(request, FaultSettings)
+        if isinstance(settings, Response):
+            return settings
         # Outage windows are replaced only when the body says which ones it wants.
-        keep = not (isinstance(document, dict) and "outages" in document)
-        faults.apply(settings, keep_outages=keep)
+        faults.apply(settings, keep_outages="outages" not in settings.model_fields_set)
         return _json(200, faults.snapshot())
 
     def outage_status() -> dict[str, Any]:
@@ -148,13 +152,9 @@ def admin_routes(
         return _json(200, outage_status())
 
     async def post_outage(request: Request) -> Response:
-        document, problem = _read_json(request)
-        if problem is not None:
-            return problem
-        try:
-            command = _OutageRequest.model_validate(document)
-        except ValidationError as exc:
-            return _invalid("The submitted data was invalid", _validation_errors(exc))
+        command = _command(request, _OutageRequest)
+        if isinstance(command, Response):
+            return command
         if command.active:
             faults.start_outage(command.seconds, command.start_after_s)
         else:
@@ -170,13 +170,9 @@ def admin_routes(
         return Response(status=204)
 
     async def put_api_keys(request: Request) -> Response:
-        document, problem = _read_json(request)
-        if problem is not None:
-            return problem
-        try:
-            command = _ApiKeysRequest.model_validate(document)
-        except ValidationError as exc:
-            return _invalid("The submitted data was invalid", _validation_errors(exc))
+        command = _command(request, _ApiKeysRequest)
+        if isinstance(command, Response):
+            return command
         set_api_keys(command.keys)
         return _json(200, {"keys": len(command.keys)})  # never the keys themselves
 

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 import orjson
@@ -50,7 +50,7 @@ from emulator.operations import IntegrationService
 from emulator.state import EmulatorState
 from emulator.validation import parse_json
 
-__all__ = ["IDEMPOTENT_OPERATIONS", "Operation", "Result", "TalonHandler"]
+__all__ = ["IDEMPOTENT_OPERATIONS", "Operation", "Result", "Run", "TalonHandler", "with_status"]
 
 logger = logging.getLogger("emulator")
 
@@ -84,6 +84,21 @@ class Operation:
     run: Run
     reads_body: bool = True
     gate: Entity | None = None
+
+
+def with_status(run: Run) -> Run:
+    """``run``, its errors answered as ErrorResponseWithStatus (with ``StatusCode``): what the
+    specification declares for some operations."""
+
+    @wraps(run)
+    def wrapped(service: IntegrationService, request: Request, body: Any) -> Result:
+        try:
+            return run(service, request, body)
+        except ApiError as exc:
+            exc.with_status = True
+            raise
+
+    return wrapped
 
 
 def _get(value: Any, *keys: str) -> str | None:

@@ -9,12 +9,11 @@ its parsed body and answers ``(status, body)``; :func:`loyalty_routes` lists the
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from emulator import http
-from emulator.errors import ApiError, ApiErrorDetail, InvalidDataError
-from emulator.handler import Operation, TalonHandler
+from emulator.errors import ApiErrorDetail, InvalidDataError
+from emulator.handler import Operation, Run, TalonHandler, with_status
 from emulator.http import Request, Route
 from emulator.loyalty_ledger import Status
 from emulator.loyalty_service import LoyaltyService, PointsFilter, TransactionFilter
@@ -35,26 +34,12 @@ if TYPE_CHECKING:
 __all__ = ["loyalty_routes"]
 
 Result = tuple[int, Any]
-_Run = Callable[["IntegrationService", Request, Any], Result]
+_T = TypeVar("_T")
 
 _LIST_PAGE_SIZE = 50
 _TRANSACTION_TYPES = ("manual", "session", "import")
 _POINT_STATUSES = ("active", "pending", "expired")
 _POINT_SORTS = ("startDate", "expiryDate", "-startDate", "-expiryDate")
-
-
-def _with_status(run: _Run) -> _Run:
-    """Errors of this operation are ErrorResponseWithStatus (with ``StatusCode``)."""
-
-    @wraps(run)
-    def wrapped(service: IntegrationService, request: Request, body: Any) -> Result:
-        try:
-            return run(service, request, body)
-        except ApiError as exc:
-            exc.with_status = True
-            raise
-
-    return wrapped
 
 
 def _loyalty(service: IntegrationService) -> LoyaltyService:
@@ -75,8 +60,11 @@ def _query(request: Request) -> Query:
 
 # --- query parsing ------------------------------------------------------------------------------
 
+# The filters take the request and its body: they are the ``argument`` of :func:`_owned`.
 
-def _transaction_filter(query: Query) -> TransactionFilter:
+
+def _transaction_filter(request: Request, _body: Any) -> TransactionFilter:
+    query = _query(request)
     awaits = query.get("awaitsActivation")
     if awaits is not None and not parse_bool("awaitsActivation", awaits):
         detail = ApiErrorDetail(
@@ -96,7 +84,8 @@ def _transaction_filter(query: Query) -> TransactionFilter:
     )
 
 
-def _points_filter(query: Query) -> PointsFilter:
+def _points_filter(request: Request, _body: Any) -> PointsFilter:
+    query = _query(request)
     status = parse_enum(query, "status", _POINT_STATUSES)
     sort = parse_enum(query, "sort", _POINT_SORTS)
     return PointsFilter(
@@ -112,7 +101,29 @@ def _points_filter(query: Query) -> PointsFilter:
 # --- loyalty programs ---------------------------------------------------------------------------
 
 
-@_with_status
+def _owned(
+    act: Callable[[LoyaltyService, str, str, _T], Any],
+    owner: str,
+    argument: Callable[[Request, Any], _T],
+) -> Run:
+    """The route of ``act`` on what a profile or a card (the ``owner`` path parameter) holds in
+    a loyalty program: 200 and its answer. ``argument`` is what else ``act`` takes, from the
+    request and its body."""
+
+    @with_status
+    def run(service: IntegrationService, request: Request, body: Any) -> Result:
+        program_id = _path(request, "loyaltyProgramId")
+        owner_id = _path(request, owner)
+        return 200, act(_loyalty(service), program_id, owner_id, argument(request, body))
+
+    return run
+
+
+def _request_body(_request: Request, body: Any) -> Any:
+    return body
+
+
+@with_status
 def get_loyalty_balances(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     return 200, _loyalty(service).get_balances(
@@ -127,25 +138,13 @@ def get_loyalty_balances(service: IntegrationService, request: Request, _body: A
     )
 
 
-@_with_status
-def get_profile_transactions(service: IntegrationService, request: Request, _body: Any) -> Result:
-    return 200, _loyalty(service).get_profile_transactions(
-        _path(request, "loyaltyProgramId"),
-        _path(request, "integrationId"),
-        _transaction_filter(_query(request)),
-    )
+get_profile_transactions = _owned(
+    LoyaltyService.get_profile_transactions, "integrationId", _transaction_filter
+)
+get_profile_points = _owned(LoyaltyService.get_profile_points, "integrationId", _points_filter)
 
 
-@_with_status
-def get_profile_points(service: IntegrationService, request: Request, _body: Any) -> Result:
-    return 200, _loyalty(service).get_profile_points(
-        _path(request, "loyaltyProgramId"),
-        _path(request, "integrationId"),
-        _points_filter(_query(request)),
-    )
-
-
-@_with_status
+@with_status
 def delete_transactions(service: IntegrationService, request: Request, body: Any) -> Result:
     _loyalty(service).delete_transactions(
         _path(request, "loyaltyProgramId"), _path(request, "integrationId"), body
@@ -153,7 +152,7 @@ def delete_transactions(service: IntegrationService, request: Request, body: Any
     return 204, None
 
 
-@_with_status
+@with_status
 def activate_points(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).activate_points(_path(request, "loyaltyProgramId"), body)
 
@@ -161,7 +160,7 @@ def activate_points(service: IntegrationService, request: Request, body: Any) ->
 # --- loyalty cards ------------------------------------------------------------------------------
 
 
-@_with_status
+@with_status
 def get_card_balances(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     return 200, _loyalty(service).get_card_balances(
@@ -172,39 +171,15 @@ def get_card_balances(service: IntegrationService, request: Request, _body: Any)
     )
 
 
-@_with_status
-def get_card_transactions(service: IntegrationService, request: Request, _body: Any) -> Result:
-    return 200, _loyalty(service).get_card_transactions(
-        _path(request, "loyaltyProgramId"),
-        _path(request, "loyaltyCardId"),
-        _transaction_filter(_query(request)),
-    )
+get_card_transactions = _owned(
+    LoyaltyService.get_card_transactions, "loyaltyCardId", _transaction_filter
+)
+get_card_points = _owned(LoyaltyService.get_card_points, "loyaltyCardId", _points_filter)
+link_card = _owned(LoyaltyService.link_card, "loyaltyCardId", _request_body)
+unlink_card = _owned(LoyaltyService.unlink_card, "loyaltyCardId", _request_body)
 
 
-@_with_status
-def get_card_points(service: IntegrationService, request: Request, _body: Any) -> Result:
-    return 200, _loyalty(service).get_card_points(
-        _path(request, "loyaltyProgramId"),
-        _path(request, "loyaltyCardId"),
-        _points_filter(_query(request)),
-    )
-
-
-@_with_status
-def link_card(service: IntegrationService, request: Request, body: Any) -> Result:
-    return 200, _loyalty(service).link_card(
-        _path(request, "loyaltyProgramId"), _path(request, "loyaltyCardId"), body
-    )
-
-
-@_with_status
-def unlink_card(service: IntegrationService, request: Request, body: Any) -> Result:
-    return 200, _loyalty(service).unlink_card(
-        _path(request, "loyaltyProgramId"), _path(request, "loyaltyCardId"), body
-    )
-
-
-@_with_status
+@with_status
 def generate_card(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).generate_card(_path(request, "loyaltyProgramId"), body)
 
@@ -212,20 +187,20 @@ def generate_card(service: IntegrationService, request: Request, body: Any) -> R
 # --- customer profiles --------------------------------------------------------------------------
 
 
-@_with_status
+@with_status
 def delete_customer_data(service: IntegrationService, request: Request, _body: Any) -> Result:
     _profiles(service).delete_customer_data(_path(request, "integrationId"))
     return 204, None
 
 
-@_with_status
+@with_status
 def get_inventory(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     flags = [name for name in INVENTORY_FLAGS if parse_bool(name, query.get(name))]
     return 200, _profiles(service).get_inventory(_path(request, "integrationId"), flags)
 
 
-@_with_status
+@with_status
 def get_achievements(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     status = parse_enum(
@@ -252,7 +227,7 @@ def get_achievements(service: IntegrationService, request: Request, _body: Any) 
     )
 
 
-@_with_status
+@with_status
 def get_achievement_history(service: IntegrationService, request: Request, _body: Any) -> Result:
     query = _query(request)
     achievement_id = _path(request, "achievementId")
@@ -288,10 +263,10 @@ def loyalty_routes(api: TalonHandler) -> list[Route]:
     card_v2 = "/v2/loyalty_programs/{loyaltyProgramId}/cards/{loyaltyCardId}"
     customer = "/v1/customer_profiles/{integrationId}"
 
-    def get(path: str, name: str, run: _Run) -> Route:
+    def get(path: str, name: str, run: Run) -> Route:
         return http.get(path, api.route(Operation(name, run, reads_body=False)))
 
-    def post(path: str, name: str, run: _Run) -> Route:
+    def post(path: str, name: str, run: Run) -> Route:
         return http.post(path, api.route(Operation(name, run)))
 
     return [

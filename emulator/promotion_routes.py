@@ -7,11 +7,9 @@ declares ``ErrorResponseWithStatus`` for 400, the error body carries ``StatusCod
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import wraps
 from typing import TYPE_CHECKING, Any
 
-from emulator.errors import ApiError
+from emulator.handler import with_status
 from emulator.http import Request
 from emulator.validation import parse_silent
 
@@ -35,28 +33,13 @@ __all__ = [
 ]
 
 Result = tuple[int, Any]
-_Run = Callable[["IntegrationService", Request, Any], Result]
-
-
-def _with_status(run: _Run) -> _Run:
-    """400 bodies of this operation are ErrorResponseWithStatus (with ``StatusCode``)."""
-
-    @wraps(run)
-    def wrapped(service: IntegrationService, request: Request, body: Any) -> Result:
-        try:
-            return run(service, request, body)
-        except ApiError as exc:
-            exc.with_status = True
-            raise
-
-    return wrapped
 
 
 def create_referral(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 201, service.promotions.create_referral(body)
 
 
-@_with_status
+@with_status
 def create_referrals_for_multiple_advocates(
     service: IntegrationService, request: Request, body: Any
 ) -> Result:
@@ -69,18 +52,18 @@ def _coupon_value(request: Request) -> str:
     return request.match_info["couponValue"]
 
 
-@_with_status
+@with_status
 def create_coupon_reservation(service: IntegrationService, request: Request, body: Any) -> Result:
     return 201, service.promotions.create_coupon_reservation(_coupon_value(request), body)
 
 
-@_with_status
+@with_status
 def delete_coupon_reservation(service: IntegrationService, request: Request, body: Any) -> Result:
     service.promotions.delete_coupon_reservation(_coupon_value(request), body)
     return 204, None
 
 
-@_with_status
+@with_status
 def get_reserved_customers(service: IntegrationService, request: Request, _body: Any) -> Result:
     return 200, service.promotions.get_reserved_customers(_coupon_value(request))
 
@@ -89,23 +72,23 @@ def _audience_id(request: Request) -> str:
     return request.match_info["audienceId"]
 
 
-@_with_status
+@with_status
 def create_audience(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 201, service.audiences.create_audience(body)
 
 
-@_with_status
+@with_status
 def update_audience(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, service.audiences.update_audience(_audience_id(request), body)
 
 
-@_with_status
+@with_status
 def delete_audience(service: IntegrationService, request: Request, _body: Any) -> Result:
     service.audiences.delete_audience(_audience_id(request))
     return 204, None
 
 
-@_with_status
+@with_status
 def delete_audience_memberships(
     service: IntegrationService, request: Request, _body: Any
 ) -> Result:
@@ -113,7 +96,7 @@ def delete_audience_memberships(
     return 204, None
 
 
-@_with_status
+@with_status
 def update_customer_profile_audiences(
     service: IntegrationService, _request: Request, body: Any
 ) -> Result:
@@ -121,7 +104,7 @@ def update_customer_profile_audiences(
     return 204, None
 
 
-@_with_status
+@with_status
 def update_audience_customers_attributes(
     service: IntegrationService, request: Request, body: Any
 ) -> Result:
@@ -133,6 +116,6 @@ def sync_catalog(service: IntegrationService, request: Request, body: Any) -> Re
     return 200, service.catalogs.sync_catalog(request.match_info["catalogId"], body)
 
 
-@_with_status
+@with_status
 def best_prior_price(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 200, service.catalogs.best_prior_price(body)

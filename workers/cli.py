@@ -1,5 +1,5 @@
-"""The ``talon-stream`` command: ``run`` (the worker), ``demo``, ``produce``, ``emulator``,
-``broker`` and ``dlq replay``."""
+"""The ``talon-stream`` command: ``run`` (the worker), ``config check``, ``demo``, ``produce``,
+``emulator``, ``broker`` and ``dlq replay``."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from workers.exceptions import (
     TalonStreamError,
 )
 from workers.logs import setup_logging
+from workers.routing import DEFAULT_EFFECT_ROUTES
 
 __all__ = ["main"]
 
@@ -69,13 +70,72 @@ def main() -> None:
     """Kafka shop events → Talon.One Integration API → effects topics."""
 
 
+def _assignments(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``--set NAME=VALUE`` values by field name (``group-id``, ``GROUP_ID`` and
+    ``TALON_STREAM_GROUP_ID`` name ``group_id``); load_settings validates names and values."""
+    from workers.config_sources import normalize_cli_name
+
+    assigned: dict[str, str] = {}
+    for text in values:
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. max_in_flight=64)")
+        assigned[normalize_cli_name(name)] = value
+    return assigned
+
+
+def _settings_options(command: Any) -> Any:
+    """The options that override the configuration, shared by ``run`` and ``config check``."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="A TOML config file (keys: the setting names); default: TALON_STREAM_CONFIG_FILE.",
+        ),
+        click.option(
+            "--set",
+            "assignments",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_assignments,
+            help="Set any setting, read like its TALON_STREAM_ variable (repeatable); wins over "
+            "the environment and the config file.",
+        ),
+        click.option("--bootstrap-servers", help="Overrides TALON_STREAM_BOOTSTRAP_SERVERS."),
+        click.option("--group-id", help="Overrides TALON_STREAM_GROUP_ID."),
+        click.option(
+            "--input-topics", help="Comma-separated; overrides TALON_STREAM_INPUT_TOPICS."
+        ),
+        click.option("--talon-base-url", help="Overrides TALON_STREAM_TALON_BASE_URL."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _command_line(assignments: dict[str, str], **options: str | None) -> dict[str, str]:
+    """The ``--set`` values and the explicit options, which must not disagree."""
+    values = dict(assignments)
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in values and values[name] != value:
+            flag = "--" + name.replace("_", "-")
+            raise click.BadParameter(f"--set {name}={values[name]} contradicts {flag} {value}")
+        values[name] = value
+    return values
+
+
 @main.command()
-@click.option("--bootstrap-servers", help="Overrides TALON_STREAM_BOOTSTRAP_SERVERS.")
-@click.option("--group-id", help="Overrides TALON_STREAM_GROUP_ID.")
-@click.option("--input-topics", help="Comma-separated; overrides TALON_STREAM_INPUT_TOPICS.")
-@click.option("--talon-base-url", help="Overrides TALON_STREAM_TALON_BASE_URL.")
+@_settings_options
 @click.option("--log-level", default="info", show_default=True)
 def run(
+    config_file: Path | None,
+    assignments: dict[str, str],
     bootstrap_servers: str | None,
     group_id: str | None,
     input_topics: str | None,
@@ -84,24 +144,21 @@ def run(
 ) -> None:
     """Run one worker of the consumer group until SIGTERM/SIGINT.
 
-    Configuration comes from TALON_STREAM_* environment variables (see the README); the options
-    override them.
+    Configuration comes from TALON_STREAM_* and KAFKA_* environment variables and the config
+    file (see the README); the options override them.
     """
     from workers.worker import Worker
 
     _setup_logging(log_level)
-    overrides = {
-        name: value
-        for name, value in {
-            "bootstrap_servers": bootstrap_servers,
-            "group_id": group_id,
-            "input_topics": input_topics,
-            "talon_base_url": talon_base_url,
-        }.items()
-        if value is not None
-    }
+    cli = _command_line(
+        assignments,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        input_topics=input_topics,
+        talon_base_url=talon_base_url,
+    )
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(config_file=config_file, cli=cli)
         worker = Worker(settings)
     except ConfigurationError as exc:
         raise _exit(EXIT_CONFIG, str(exc)) from exc
@@ -120,6 +177,62 @@ def run(
     except TalonStreamError as exc:
         raise _exit(1, str(exc)) from exc
     log.info("stopped cleanly")
+
+
+@main.group()
+def config() -> None:
+    """Check the configuration."""
+
+
+@config.command()
+@_settings_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds each of Kafka and Talon.One may take to answer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def check(
+    config_file: Path | None,
+    assignments: dict[str, str],
+    bootstrap_servers: str | None,
+    group_id: str | None,
+    input_topics: str | None,
+    talon_base_url: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Validate the configuration, connect to Kafka and Talon.One, and say what to fix.
+
+    Checks that the settings load, that Kafka answers with the effective client settings and
+    has every topic the worker needs, and that Talon.One accepts the API key (a harmless
+    authenticated GET). Exit 0 when every check passes, 1 when one fails, 2 when the
+    configuration itself is invalid. The API key is never printed.
+    """
+    import orjson
+
+    from workers.config_check import CheckOptions, run_check
+
+    cli = _command_line(
+        assignments,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        input_topics=input_topics,
+        talon_base_url=talon_base_url,
+    )
+    report = run_check(CheckOptions(config_file=config_file, cli=cli, timeout_s=timeout))
+    if as_json:
+        click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        colours = {"✓": "green", "✗": "red", "!": "yellow"}
+        for line in report.lines():
+            colour = colours.get(line[:1])
+            click.echo(click.style(line[:1], fg=colour) + line[1:] if colour else line)
+    if not report.configuration_ok:
+        sys.exit(EXIT_CONFIG)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command()
@@ -312,7 +425,10 @@ def emulator(
 @main.command()
 @click.option(
     "--topics",
-    default=",".join(DEFAULT_INPUT_TOPICS) + ",talon.effects,talon-stream.dlq",
+    # Every topic a worker with the default settings needs (``config check`` lists them).
+    default=",".join(
+        [*DEFAULT_INPUT_TOPICS, "talon.effects", "talon-stream.dlq", *DEFAULT_EFFECT_ROUTES]
+    ),
     show_default=True,
     help="Comma-separated topics to create.",
 )
@@ -386,7 +502,7 @@ def replay(
     LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log_level.lower() == "debug" else logging.CRITICAL)
     overrides = {"bootstrap_servers": bootstrap_servers, "dlq_topic": dlq_topic}
     try:
-        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings(cli={k: v for k, v in overrides.items() if v is not None})
         selection = ReplayFilter(
             since=since,
             until=until,
@@ -411,6 +527,10 @@ def replay(
         run_event_loop(replay_and_report())
     except BrokerError as exc:
         raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
+    except ConfigurationError as exc:  # an Avro DLQ topic without a Schema Registry URL
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+    except TalonStreamError as exc:  # the Schema Registry of an Avro DLQ topic
+        raise _exit(1, str(exc)) from exc
 
 
 def _exit(code: int, message: str) -> click.exceptions.Exit:

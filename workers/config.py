@@ -1,18 +1,38 @@
-"""Typed, frozen configuration, read once at start-up from ``TALON_STREAM_*`` variables.
+"""Typed, frozen configuration, read once at start-up from ``TALON_STREAM_*`` variables, a
+TOML config file, ``KAFKA_*`` variables (librdkafka pass-through) and command-line overrides —
+in that order of precedence, see :mod:`workers.config_sources`.
 
-``docs/configuration.md`` and the README list every setting. The API key is a ``SecretStr``: it
-is never printed, logged or written to a record.
+The README lists every setting. The API key is a ``SecretStr`` and so is every secret librdkafka
+property (``sasl.password``, ``ssl.key.password``, …): never printed, logged or written to a
+record.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-from workers.exceptions import ConfigurationError
+from workers.config_sources import (
+    SettingsRequest,
+    is_sensitive,
+    layered_sources,
+    origins,
+    requested,
+    reveal,
+)
+from workers.exceptions import ConfigurationError, InvalidSettingsError
 from workers.routing import DEFAULT_EFFECT_ROUTES
 
 __all__ = ["DEFAULT_INPUT_TOPICS", "Settings", "load_settings"]
@@ -43,7 +63,12 @@ class Settings(BaseSettings):
     """Everything a worker needs; each field is the variable ``TALON_STREAM_<NAME>``."""
 
     model_config = SettingsConfigDict(
-        env_prefix="TALON_STREAM_", frozen=True, extra="ignore", populate_by_name=True
+        env_prefix="TALON_STREAM_",
+        frozen=True,
+        extra="ignore",
+        populate_by_name=True,
+        # A validation error never quotes a value: kafka_config may hold passwords.
+        hide_input_in_errors=True,
     )
 
     # --- Kafka ---------------------------------------------------------------------------------
@@ -63,8 +88,9 @@ class Settings(BaseSettings):
             topic: list(types) for topic, types in DEFAULT_EFFECT_ROUTES.items()
         }
     )
-    #: Extra librdkafka settings for both clients, e.g. ``{"security.protocol": "SASL_SSL"}``.
-    kafka_config: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    #: Extra librdkafka settings for both clients, e.g. ``{"security.protocol": "SASL_SSL"}``;
+    #: the ``KAFKA_<NAME>`` variables add to them. Secret values are held as ``SecretStr``.
+    kafka_config: dict[str, str | int | float | bool | SecretStr] = Field(default_factory=dict)
     session_timeout_ms: int = Field(default=10_000, ge=1000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     fetch_wait_max_ms: int = Field(default=100, ge=1)
@@ -126,7 +152,53 @@ class Settings(BaseSettings):
     #: JSON documents, mapped to events; unset: every topic carries canonical events.
     mapping_file: Path | None = None
 
+    # --- Avro and Schema Registry (docs/events.md) ----------------------------------------------
+    #: Record format by topic, JSON ``{"shop.orders": "avro", "talon.effects": "avro"}``; a topic
+    #: not listed is ``json``. Avro is the Confluent wire format through the Schema Registry.
+    topic_formats: dict[str, Literal["json", "avro"]] = Field(default_factory=dict)
+    #: The Schema Registry's URL (required when a topic is Avro).
+    schema_registry_url: str | None = None
+    #: ``user:password`` for the registry's HTTP basic authentication.
+    schema_registry_basic_auth: SecretStr | None = None
+    #: Register the output schemas under ``<topic>-value`` at start-up; off: they must be
+    #: registered already (the worker looks them up and stops if they are not).
+    schema_registry_auto_register: bool = True
+
     _split = field_validator("input_topics", "response_content", mode="before")(_split_csv)
+
+    @field_validator("schema_registry_url", mode="before")
+    @classmethod
+    def _registry_url(cls, value: Any) -> Any:
+        if value in ("", None):
+            return None
+        if not str(value).startswith(("http://", "https://", "mock://")):
+            raise ValueError("must start with http:// or https:// (e.g. http://registry:8081)")
+        return str(value).rstrip("/")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments > command line > TALON_STREAM_* > KAFKA_* > config file > defaults (no
+        .env file and no secrets directory are configured: those two sources are left out)."""
+        return layered_sources(settings_cls, init_settings, env_settings)
+
+    @field_validator("kafka_config")
+    @classmethod
+    def _hide_kafka_secrets(
+        cls, value: dict[str, str | int | float | bool | SecretStr]
+    ) -> dict[str, str | int | float | bool | SecretStr]:
+        return {
+            name: SecretStr(str(item))
+            if is_sensitive(name) and not isinstance(item, SecretStr)
+            else item
+            for name, item in value.items()
+        }
 
     @field_validator("mapping_file", mode="before")
     @classmethod
@@ -162,10 +234,15 @@ class Settings(BaseSettings):
             "session.timeout.ms": self.session_timeout_ms,
             "heartbeat.interval.ms": self.heartbeat_interval_ms,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
+            # librdkafka prefetches up to 100,000 records / 64 MB by default: seconds of work at
+            # this worker's rate. A smaller prefetch keeps memory flat while a backlog drains.
+            "queued.min.messages": 10_000,
+            "queued.max.messages.kbytes": 8_192,
+            "fetch.max.bytes": 8 * 1024 * 1024,
             "partition.assignment.strategy": self.partition_assignment_strategy,
             "isolation.level": "read_uncommitted",
             "log.connection.close": False,
-            **self.kafka_config,
+            **reveal(self.kafka_config),
         }
 
     def producer_config(self) -> dict[str, Any]:
@@ -178,8 +255,13 @@ class Settings(BaseSettings):
             "compression.type": "lz4",
             "message.timeout.ms": 30_000,
             "log.connection.close": False,
-            **self.kafka_config,
+            **reveal(self.kafka_config),
         }
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """What every Kafka client of this configuration shares: the bootstrap servers and the
+        pass-through settings (security, SASL, TLS), secrets revealed — for librdkafka only."""
+        return {"bootstrap.servers": self.bootstrap_servers, **reveal(self.kafka_config)}
 
     def require_api_key(self) -> str:
         """The API key, or a ConfigurationError that says how to set it."""
@@ -192,14 +274,51 @@ class Settings(BaseSettings):
         return key
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read the environment (plus explicit overrides) once; turn validation errors into one
-    ConfigurationError that names each variable to fix."""
+def load_settings(
+    *,
+    config_file: Path | str | None = None,
+    cli: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Read the configuration once: ``overrides`` (from code), the command-line ``cli`` values
+    (``--set NAME=VALUE``, by field name, read like environment values), the environment, and
+    the TOML ``config_file`` (default: ``TALON_STREAM_CONFIG_FILE``).
+
+    Raises:
+        InvalidSettingsError: values that fail validation, each named where it was set.
+        ConfigurationError: the config file cannot be read or names an unknown setting, or a
+            ``--set`` names an unknown setting.
+    """
+    request = SettingsRequest(
+        config_file=Path(config_file) if config_file else None, cli=dict(cli or {})
+    )
     try:
-        return Settings(**overrides)
+        with requested(request):
+            return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
+        where = origins(Settings, request, overrides=overrides)
+        problems: dict[str, str] = {}
         for error in exc.errors(include_url=False):
-            name = "TALON_STREAM_" + "_".join(str(p) for p in error["loc"]).upper()
-            lines.append(f"  {name}: {error['msg'].removeprefix('Value error, ')}")
-        raise ConfigurationError("invalid configuration:\n" + "\n".join(lines)) from exc
+            field, *inner = (str(part) for part in error["loc"])
+            place = where.get(field, f"TALON_STREAM_{field.upper()}")
+            if field == "kafka_config" and inner:
+                place = where.get(f"kafka_config.{inner[0]}", place) + f" ({inner[0]})"
+            # A union of types fails once per member: the first message says what is expected.
+            problems.setdefault(place, error["msg"].removeprefix("Value error, "))
+        raise InvalidSettingsError(list(problems.items())) from exc
+    except SettingsError as exc:
+        raise InvalidSettingsError([_undecodable(exc)]) from exc
+
+
+def _undecodable(exc: SettingsError) -> tuple[str, str]:
+    """Where and what of a value pydantic-settings could not decode (the JSON of a dict field
+    in a variable or a ``--set``); the message names the field and the source."""
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    if found is None:
+        return "configuration", str(exc)
+    field, source = found.groups()
+    place = f"--set {field}" if source == "CliOverridesSource" else f"TALON_STREAM_{field.upper()}"
+    # json's messages say where the syntax breaks and never quote the text.
+    cause = exc.__cause__
+    reason = f" ({cause})" if isinstance(cause, json.JSONDecodeError) else ""
+    return place, f"not valid JSON{reason}"

@@ -15,8 +15,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Generic, Protocol, TypeVar
 
 from workers.halt import Halt
 from workers.kafka_io import InputRecord, PartitionKey
@@ -63,20 +63,87 @@ class Dispatcher(Protocol):
     def in_flight(self) -> int: ...
 
 
-class _Lane:
-    """One partition: a FIFO of records and the task that works through it."""
+class _Assigned:
+    """What both dispatchers keep of an assigned partition: its offsets and whether it is
+    paused."""
 
-    __slots__ = ("offsets", "paused", "queue", "task", "wakeup")
+    __slots__ = ("offsets", "paused")
 
     def __init__(self) -> None:
-        self.queue: deque[InputRecord] = deque()
         self.offsets = PartitionOffsets()
-        self.wakeup = asyncio.Event()
         self.paused = False
+
+
+_A = TypeVar("_A", bound=_Assigned)
+
+
+def _committable(partitions: Mapping[PartitionKey, _Assigned]) -> dict[PartitionKey, int]:
+    """The offsets to commit now, of the partitions that have one."""
+    offsets = {}
+    for key, partition in partitions.items():
+        offset = partition.offsets.committable()
+        if offset is not None:
+            offsets[key] = offset
+    return offsets
+
+
+class _FlowControl(Generic[_A]):
+    """Pausing, resuming and committing over the assigned partitions (``_partitions``): a
+    partition is paused when its waiting records reach ``max_buffered_per_partition`` or the
+    worker is halted, and resumed once they are down to half of it."""
+
+    def __init__(self, halt: Halt, max_buffered_per_partition: int) -> None:
+        self._halt = halt
+        self._high = max_buffered_per_partition
+        self._low = max(1, max_buffered_per_partition // 2)
+        self._partitions: dict[PartitionKey, _A] = {}
+
+    def _waiting(self, key: PartitionKey, partition: _A) -> int:
+        """How many of the partition's records wait to be run."""
+        raise NotImplementedError
+
+    def partitions_to_pause(self) -> list[PartitionKey]:
+        halted = self._halt.active
+        out = []
+        for key, partition in self._partitions.items():
+            if not partition.paused and (halted or self._waiting(key, partition) >= self._high):
+                partition.paused = True
+                out.append(key)
+        return out
+
+    def partitions_to_resume(self) -> list[PartitionKey]:
+        if self._halt.active:
+            return []
+        out = []
+        for key, partition in self._partitions.items():
+            if partition.paused and self._waiting(key, partition) <= self._low:
+                partition.paused = False
+                out.append(key)
+        return out
+
+    def committable(self) -> dict[PartitionKey, int]:
+        return _committable(self._partitions)
+
+    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
+        for key, offset in offsets.items():
+            partition = self._partitions.get(key)
+            if partition is not None:
+                partition.offsets.mark_committed(offset)
+
+
+class _Lane(_Assigned):
+    """One partition: a FIFO of records and the task that works through it."""
+
+    __slots__ = ("queue", "task", "wakeup")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: deque[InputRecord] = deque()
+        self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
 
-class PartitionSerialDispatcher:
+class PartitionSerialDispatcher(_FlowControl[_Lane]):
     """One record in flight per partition; partitions are paused when their buffer is full."""
 
     def __init__(
@@ -86,57 +153,38 @@ class PartitionSerialDispatcher:
         max_buffered_per_partition: int = 1000,
         halt: Halt | None = None,
     ) -> None:
+        super().__init__(halt or Halt(), max_buffered_per_partition)
         self._process = process
-        self._halt = halt or Halt()
-        self._high = max_buffered_per_partition
-        self._low = max(1, max_buffered_per_partition // 2)
-        self._lanes: dict[PartitionKey, _Lane] = {}
         self.failure: BaseException | None = None
 
     @property
     def buffered(self) -> int:
-        return sum(len(lane.queue) for lane in self._lanes.values())
+        return sum(len(lane.queue) for lane in self._partitions.values())
+
+    def _waiting(self, key: PartitionKey, partition: _Lane) -> int:
+        return len(partition.queue)
 
     @property
     def in_flight(self) -> int:
         """Partitions whose first buffered record is being processed."""
-        return sum(1 for lane in self._lanes.values() if lane.queue)
+        return sum(1 for lane in self._partitions.values() if lane.queue)
 
     def assign(self, partitions: Iterable[PartitionKey]) -> None:
         for key in partitions:
-            if key not in self._lanes:
+            if key not in self._partitions:
                 lane = _Lane()
                 lane.task = asyncio.get_running_loop().create_task(
                     self._run(key, lane), name=f"lane-{key[0]}-{key[1]}"
                 )
-                self._lanes[key] = lane
+                self._partitions[key] = lane
 
     def submit(self, record: InputRecord) -> None:
-        lane = self._lanes.get(record.partition_key)
+        lane = self._partitions.get(record.partition_key)
         if lane is None:  # a record fetched just before its partition was revoked: not ours
             return
         lane.offsets.begin(record.offset)
         lane.queue.append(record)
         lane.wakeup.set()
-
-    def partitions_to_pause(self) -> list[PartitionKey]:
-        halted = self._halt.active
-        out = []
-        for key, lane in self._lanes.items():
-            if not lane.paused and (halted or len(lane.queue) >= self._high):
-                lane.paused = True
-                out.append(key)
-        return out
-
-    def partitions_to_resume(self) -> list[PartitionKey]:
-        if self._halt.active:
-            return []
-        out = []
-        for key, lane in self._lanes.items():
-            if lane.paused and len(lane.queue) <= self._low:
-                lane.paused = False
-                out.append(key)
-        return out
 
     async def _run(self, key: PartitionKey, lane: _Lane) -> None:
         while True:
@@ -161,18 +209,13 @@ class PartitionSerialDispatcher:
     ) -> dict[PartitionKey, int]:
         """Stop the partitions' lanes after their current record (waiting at most ``timeout_s``),
         drop what is buffered, and return the offsets to commit for them."""
-        lanes = {key: self._lanes.pop(key) for key in partitions if key in self._lanes}
+        lanes = {key: self._partitions.pop(key) for key in partitions if key in self._partitions}
         for lane in lanes.values():
             # Keep only the record being processed; the rest is re-read by the next owner.
             while len(lane.queue) > 1:
                 lane.queue.pop()
         await self._finish_current(lanes.values(), timeout_s)
-        offsets = {}
-        for key, lane in lanes.items():
-            offset = lane.offsets.committable()
-            if offset is not None:
-                offsets[key] = offset
-        return offsets
+        return _committable(lanes)
 
     async def _finish_current(self, lanes: Iterable[_Lane], timeout_s: float) -> None:
         loop = asyncio.get_running_loop()
@@ -188,38 +231,23 @@ class PartitionSerialDispatcher:
                 with contextlib.suppress(asyncio.CancelledError):
                     await lane.task
 
-    def committable(self) -> dict[PartitionKey, int]:
-        offsets = {}
-        for key, lane in self._lanes.items():
-            offset = lane.offsets.committable()
-            if offset is not None:
-                offsets[key] = offset
-        return offsets
-
-    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
-        for key, offset in offsets.items():
-            lane = self._lanes.get(key)
-            if lane is not None:
-                lane.offsets.mark_committed(offset)
-
     async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
         """Revoke everything: used at shutdown."""
-        return await self.revoke(list(self._lanes), timeout_s)
+        return await self.revoke(list(self._partitions), timeout_s)
 
 
-class _Partition:
+class _Partition(_Assigned):
     """What the keyed dispatcher knows of one assigned partition."""
 
-    __slots__ = ("in_flight", "offsets", "paused", "revoked")
+    __slots__ = ("in_flight", "revoked")
 
     def __init__(self) -> None:
-        self.offsets = PartitionOffsets()
-        self.paused = False
+        super().__init__()
         self.revoked = False
         self.in_flight = 0
 
 
-class KeyedDispatcher:
+class KeyedDispatcher(_FlowControl[_Partition]):
     """Many customers in flight, one call per customer, offsets committed only past finished
     records. Partitions are paused when their waiting records reach the buffer bound."""
 
@@ -230,13 +258,10 @@ class KeyedDispatcher:
         max_in_flight: int = 256,
         max_buffered_per_partition: int = 1000,
     ) -> None:
+        super().__init__(processor.halt, max_buffered_per_partition)
         self._processor = processor
-        self._halt = processor.halt
         self._max_in_flight = max_in_flight
         self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(max_in_flight)
-        self._high = max_buffered_per_partition
-        self._low = max(1, max_buffered_per_partition // 2)
-        self._partitions: dict[PartitionKey, _Partition] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.failure: BaseException | None = None
 
@@ -296,24 +321,8 @@ class KeyedDispatcher:
             partition.offsets.finish(record.offset)
         self._start_ready()
 
-    def partitions_to_pause(self) -> list[PartitionKey]:
-        halted = self._halt.active
-        out = []
-        for key, partition in self._partitions.items():
-            if not partition.paused and (halted or self._scheduler.waiting_in(key) >= self._high):
-                partition.paused = True
-                out.append(key)
-        return out
-
-    def partitions_to_resume(self) -> list[PartitionKey]:
-        if self._halt.active:
-            return []
-        out = []
-        for key, partition in self._partitions.items():
-            if partition.paused and self._scheduler.waiting_in(key) <= self._low:
-                partition.paused = False
-                out.append(key)
-        return out
+    def _waiting(self, key: PartitionKey, partition: _Partition) -> int:
+        return self._scheduler.waiting_in(key)
 
     async def revoke(
         self, partitions: Iterable[PartitionKey], timeout_s: float
@@ -334,27 +343,7 @@ class KeyedDispatcher:
                 )
                 break
             await asyncio.sleep(min(0.01, remaining))
-        offsets = {}
-        for key in keys:
-            partition = self._partitions.pop(key)
-            offset = partition.offsets.committable()
-            if offset is not None:
-                offsets[key] = offset
-        return offsets
-
-    def committable(self) -> dict[PartitionKey, int]:
-        offsets = {}
-        for key, partition in self._partitions.items():
-            offset = partition.offsets.committable()
-            if offset is not None:
-                offsets[key] = offset
-        return offsets
-
-    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
-        for key, offset in offsets.items():
-            partition = self._partitions.get(key)
-            if partition is not None:
-                partition.offsets.mark_committed(offset)
+        return _committable({key: self._partitions.pop(key) for key in keys})
 
     async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
         """Revoke everything, then cancel whatever still runs: used at shutdown."""

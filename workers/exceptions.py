@@ -4,6 +4,7 @@ Every error the worker raises derives from :class:`TalonStreamError`::
 
     TalonStreamError
     ├── ConfigurationError          the worker cannot start: what to fix is in the message
+    │   └── InvalidSettingsError    settings that fail validation; one problem per setting
     ├── BrokerError                 the embedded or external Kafka broker misbehaved
     ├── RecordError                 one input record cannot become a Talon.One call  → DLQ
     │   ├── DecodeError             not JSON / not a valid event envelope
@@ -32,6 +33,7 @@ __all__ = [
     "BrokerError",
     "ConfigurationError",
     "DecodeError",
+    "InvalidSettingsError",
     "MappingError",
     "ParkedError",
     "RecordError",
@@ -56,6 +58,18 @@ class TalonStreamError(Exception):
 
 class ConfigurationError(TalonStreamError):
     """The configuration is unusable; the message says what to change."""
+
+
+class InvalidSettingsError(ConfigurationError):
+    """Settings that fail validation. ``problems`` holds one ``(where, what)`` pair per setting:
+    where the value came from as the user would fix it (``TALON_STREAM_GROUP_ID``,
+    ``--set group_id``, ``group_id in talon-stream.toml``) and what is expected. No value is
+    ever quoted: one may be a secret."""
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        lines = "\n".join(f"  {where}: {what}" for where, what in problems)
+        super().__init__(f"invalid configuration:\n{lines}")
+        self.problems = tuple(problems)
 
 
 class BrokerError(TalonStreamError):

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Headers = list[tuple[str, bytes]]
 PartitionKey = tuple[str, int]
+#: A record to produce: topic, key, value, headers.
+OutputRecord = tuple[str, bytes | None, bytes | None, "Headers | None"]
 AssignHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, None]]
 #: Called on revoke or loss; returns the offsets to commit for those partitions before they go.
 RevokeHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, dict[PartitionKey, int]]]
@@ -239,6 +241,27 @@ class AsyncProducer:
             BrokerError: the record was rejected (too large, unknown topic or partition, timed
                 out).
         """
+        await (await self._produce(topic, key, value, headers, partition))
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        """Produce every record at once, then wait until the broker has acknowledged them all:
+        one wait for the lot instead of one after another.
+
+        Raises:
+            BrokerError: a record was rejected.
+        """
+        acks = [await self._produce(*record, None) for record in records]
+        for acked in acks:
+            await acked  # mostly settled by the same batch of delivery reports as the first
+
+    async def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+    ) -> asyncio.Future[None]:
         loop = self._loop = asyncio.get_running_loop()
         acked: asyncio.Future[None] = loop.create_future()
         reports = self._reports
@@ -253,12 +276,12 @@ class AsyncProducer:
                 self._producer.produce(
                     topic, value=value, key=key, headers=headers, on_delivery=delivered, **where
                 )
-                break
             except BufferError:  # local queue full: let deliveries drain
                 await asyncio.sleep(0.005)
             except KafkaException as exc:
                 raise BrokerError(f"could not produce to {topic!r}: {exc}") from exc
-        await acked
+            else:
+                return acked
 
     async def flush(self, timeout_s: float = 10.0) -> int:
         """Wait for outstanding deliveries; returns how many are still queued."""

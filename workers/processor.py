@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 from tenacity import (
@@ -48,7 +48,7 @@ from workers.exceptions import (
     TalonTransportError,
 )
 from workers.halt import Halt
-from workers.kafka_io import Headers, InputRecord
+from workers.kafka_io import Headers, InputRecord, OutputRecord
 from workers.limits import AdaptiveConcurrency, RateLimiter
 from workers.logs import record_fields
 from workers.mapping import Mappings
@@ -56,6 +56,9 @@ from workers.routing import EffectRouter
 from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
+
+if TYPE_CHECKING:  # workers.avro loads the Schema Registry client: only when a topic is Avro
+    from workers.avro.formats import AvroFormats
 
 # REPLAY_HEADER is workers.envelopes', re-exported here where it has always been importable.
 __all__ = ["REPLAY_HEADER", "Prepared", "RecordProcessor", "RecordSink", "TalonSender"]
@@ -73,6 +76,8 @@ class RecordSink(Protocol):
     async def send(
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None: ...
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None: ...
 
 
 class _RetryWait:
@@ -145,6 +150,7 @@ class RecordProcessor:
         park: bool = False,
         mappings: Mappings | None = None,
         router: EffectRouter | None = None,
+        avro: AvroFormats | None = None,
     ) -> None:
         self._talon = talon
         self._sink = sink
@@ -170,6 +176,8 @@ class RecordProcessor:
         #: The mapping file (TALON_STREAM_MAPPING_FILE): records of its topics are a shop's own
         #: documents, mapped to events; ``None``: every record is a canonical event.
         self._mappings = mappings
+        #: The Avro topics' decoders and encoders (workers.avro.formats); ``None``: all JSON.
+        self._avro = avro
 
     def prepare(self, record: InputRecord) -> Prepared:
         """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
@@ -186,7 +194,14 @@ class RecordProcessor:
                     f"({self._max_record_bytes}); it was not read"
                 )
             mappings = self._mappings
-            if mappings is not None and record.topic in mappings.topics:
+            avro = self._avro
+            if avro is not None and record.topic in avro.input_topics:
+                if mappings is not None and record.topic in mappings.topics:
+                    document = avro.read_document(record.value)
+                    prepared.event = mappings.apply(record.topic, document)
+                else:
+                    prepared.event = avro.decode_event(record.value)
+            elif mappings is not None and record.topic in mappings.topics:
                 prepared.event = mappings.decode(record.topic, record.value)
             else:
                 prepared.event = decode_event(record.value)
@@ -233,12 +248,36 @@ class RecordProcessor:
         envelope = effects_envelope(
             record, event, call, response, processing_ms=processing_ms, envelope_key=key
         )
-        await self._sink.send(self._effects_topic, key=record.key, value=orjson.dumps(envelope))
+        avro = self._avro
         router = self._router
-        if router is not None and response.effects:
-            for topic, effects in router.route(response.effects).items():
-                routed = orjson.dumps({**envelope, "effects": effects})
-                await self._sink.send(topic, key=record.key, value=routed)
+        routes = router.route(response.effects) if router is not None and response.effects else {}
+        outputs: list[OutputRecord] = []
+        try:
+            if avro is None:
+                value = orjson.dumps(envelope)
+            else:
+                value = self._envelope_bytes(avro, self._effects_topic, envelope)
+            if routes:
+                outputs.append((self._effects_topic, record.key, value, None))
+                outputs.extend(
+                    (
+                        topic,
+                        record.key,
+                        orjson.dumps({**envelope, "effects": effects})
+                        if avro is None
+                        else self._envelope_bytes(avro, topic, {**envelope, "effects": effects}),
+                        None,
+                    )
+                    for topic, effects in routes.items()
+                )
+        except RecordError as exc:  # an Avro EncodeError: the answer does not fit the schema
+            failure = DlqFailure(exc, attempts, first_attempt, datetime.now(tz=UTC))
+            await self._dead_letter(record, failure, prepared)
+            return
+        if outputs:
+            await self._sink.send_all(outputs)
+        else:
+            await self._sink.send(self._effects_topic, key=record.key, value=value)
         self.stats.effects_published += 1
         effect_types = self.stats.effect_types
         for effect in response.effects:
@@ -417,11 +456,18 @@ class RecordProcessor:
         )
         headers = dlq_headers(record, failure)
         value = record.value
+        omitted: int | None = None
         if value is not None and len(value) > self._max_record_bytes:
             # Too large for the DLQ as well: the value stays in the source topic, at the
             # coordinates the headers give.
-            headers.append((DLQ_HEADER_PREFIX + "value.omitted.bytes", str(len(value)).encode()))
+            omitted = len(value)
+            headers.append((DLQ_HEADER_PREFIX + "value.omitted.bytes", str(omitted).encode()))
             value = None
+        avro = self._avro
+        if avro is not None and avro.dlq_topic is not None:
+            # The DLQ envelope (schemas/dlq-envelope.avsc) holds the original value; the
+            # headers stay as with JSON.
+            value = avro.encode_dlq(record, failure, value=value, value_omitted_bytes=omitted)
         await self._sink.send(self._dlq_topic, key=record.key, value=value, headers=headers)
         self.stats.dead_lettered += 1
         self.stats.dlq_reasons[type(failure.error).__name__] += 1
@@ -429,6 +475,17 @@ class RecordProcessor:
             where = f"{record.topic}/{record.partition}/{record.offset}"
             for key in prepared.lock_keys():
                 self.parked.setdefault(key, where)
+
+    @staticmethod
+    def _envelope_bytes(avro: AvroFormats, topic: str, envelope: dict[str, Any]) -> bytes:
+        """An envelope for ``topic``: Avro when the topic's format is, else JSON.
+
+        Raises:
+            EncodeError: the envelope does not fit the Avro schema.
+        """
+        if topic in avro.envelope_topics:
+            return avro.encode_envelope(topic, envelope)
+        return orjson.dumps(envelope)
 
 
 def _fatal_reason(error: TalonFatalError) -> str:

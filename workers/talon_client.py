@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import aiohttp
@@ -67,7 +68,20 @@ class TalonResponse:
         return effects if isinstance(effects, list) else []
 
 
-class TalonClient:
+class _Closing:
+    """A client as an async context manager: leaving it calls ``aclose``."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        raise NotImplementedError
+
+
+class TalonClient(_Closing):
     """Sends Integration API calls with ``Authorization: ApiKey-v1 <key>``.
 
     Use as an async context manager (or call :meth:`aclose`) so pooled connections are released.
@@ -85,12 +99,7 @@ class TalonClient:
     ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url,
-            headers={
-                "Authorization": f"ApiKey-v1 {api_key}",
-                "Content-Type": _JSON,
-                "Accept": _JSON,
-                "User-Agent": user_agent,
-            },
+            headers={**_session_headers(api_key, user_agent), "Content-Type": _JSON},
             timeout=httpx.Timeout(timeout_s),
             limits=httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
@@ -98,16 +107,16 @@ class TalonClient:
             transport=transport,
         )
 
-    async def __aenter__(self) -> TalonClient:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def send(self, call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+    async def send(
+        self,
+        call: TalonCall,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TalonResponse:
         """Send one call and return the parsed answer.
 
         Raises:
@@ -116,27 +125,30 @@ class TalonClient:
             TalonFatalError: 401 or 403 — the key or the deployment is wrong.
             TalonPermanentError: any other non-2xx status (400, 404, 422, …).
         """
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        # The client's default headers carry the Content-Type, and httpx encodes the query.
+        extra = dict(headers) if headers else {}
+        if idempotency_key:
+            extra["Idempotency-Key"] = idempotency_key
         content = orjson.dumps(call.body) if call.body is not None else None
         started = time.perf_counter()
         try:
             response = await self._client.request(
-                call.method, call.path, params=call.query, content=content, headers=headers
+                call.method, call.path, params=call.query, content=content, headers=extra or None
             )
         except httpx.TimeoutException as exc:
             raise TalonTransportError(f"timed out: {exc!r}", call=call) from exc
         except httpx.HTTPError as exc:
             raise TalonTransportError(f"no answer: {exc!r}", call=call) from exc
-        elapsed = time.perf_counter() - started
-        status = response.status_code
-        if 200 <= status < 300:
-            return TalonResponse(
-                status=status, body=_parse_body(response.content, call), elapsed_s=elapsed
-            )
-        raise _status_error(call, status, response.text, response.headers.get("Retry-After"))
+        return _answer(
+            call,
+            response.status_code,
+            response.content,
+            response.headers.get("Retry-After"),
+            time.perf_counter() - started,
+        )
 
 
-class AiohttpTalonClient:
+class AiohttpTalonClient(_Closing):
     """Sends Integration API calls on one ``aiohttp.ClientSession`` (created on first use, inside
     the running event loop). Same contract as :class:`TalonClient`."""
 
@@ -150,20 +162,10 @@ class AiohttpTalonClient:
         user_agent: str = "talon-stream",
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._headers = {
-            "Authorization": f"ApiKey-v1 {api_key}",
-            "Accept": _JSON,
-            "User-Agent": user_agent,
-        }
+        self._headers = _session_headers(api_key, user_agent)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> AiohttpTalonClient:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -179,22 +181,20 @@ class AiohttpTalonClient:
         )
         return self._session
 
-    async def send(self, call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+    async def send(
+        self,
+        call: TalonCall,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TalonResponse:
         """Send one call and return the parsed answer; raises as :meth:`TalonClient.send`."""
         session = self._session or self._open()
-        headers: dict[str, str] = {}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        content = None
-        if call.body is not None:
-            content = orjson.dumps(call.body)
-            headers["Content-Type"] = _JSON
-        # The path is already percent-encoded (an id may hold "/"): keep it exactly as built.
-        query = f"?{urlencode(call.query)}" if call.query else ""
-        url = URL(f"{self._base_url}{call.path}{query}", encoded=True)
+        sent, content, target = _request(call, idempotency_key, headers)
+        url = URL(f"{self._base_url}{target}", encoded=True)
         started = time.perf_counter()
         try:
-            async with session.request(call.method, url, data=content, headers=headers) as response:
+            async with session.request(call.method, url, data=content, headers=sent) as response:
                 body = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
@@ -202,14 +202,10 @@ class AiohttpTalonClient:
             raise TalonTransportError(f"timed out: {exc!r}", call=call) from exc
         except aiohttp.ClientError as exc:
             raise TalonTransportError(f"no answer: {exc!r}", call=call) from exc
-        elapsed = time.perf_counter() - started
-        if 200 <= status < 300:
-            return TalonResponse(status=status, body=_parse_body(body, call), elapsed_s=elapsed)
-        text = body.decode(errors="replace")
-        raise _status_error(call, status, text, retry_after)
+        return _answer(call, status, body, retry_after, time.perf_counter() - started)
 
 
-class Http11TalonClient:
+class Http11TalonClient(_Closing):
     """Sends Integration API calls on a :class:`workers.http11.Http11Client` (pooled HTTP/1.1
     keep-alive connections; a stale pooled connection is retried once, which every worker call
     allows as it carries an ``Idempotency-Key``). Same contract as :class:`TalonClient`.
@@ -229,51 +225,69 @@ class Http11TalonClient:
     ) -> None:
         self._http = Http11Client(
             base_url,
-            headers={
-                "Authorization": f"ApiKey-v1 {api_key}",
-                "Accept": _JSON,
-                "User-Agent": user_agent,
-            },
+            headers=_session_headers(api_key, user_agent),
             timeout_s=timeout_s,
             max_connections=max_connections,
             ssl_context=ssl_context,
         )
 
-    async def __aenter__(self) -> Http11TalonClient:
-        return self
-
-    async def __aexit__(self, *_: object) -> None:
-        await self.aclose()
-
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def send(self, call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+    async def send(
+        self,
+        call: TalonCall,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TalonResponse:
         """Send one call and return the parsed answer; raises as :meth:`TalonClient.send`."""
-        headers: dict[str, str] = {}
-        if idempotency_key:
-            headers["Idempotency-Key"] = idempotency_key
-        content = None
-        if call.body is not None:
-            content = orjson.dumps(call.body)
-            headers["Content-Type"] = _JSON
-        # The path is already percent-encoded (an id may hold "/"): keep it exactly as built.
-        target = f"{call.path}?{urlencode(call.query)}" if call.query else call.path
+        sent, content, target = _request(call, idempotency_key, headers)
         started = time.perf_counter()
         try:
-            response = await self._http.request(call.method, target, body=content, headers=headers)
+            response = await self._http.request(call.method, target, body=content, headers=sent)
         except HttpTimeoutError as exc:
             raise TalonTransportError(f"timed out: {exc}", call=call) from exc
         except HttpError as exc:
             raise TalonTransportError(f"no answer: {exc}", call=call) from exc
-        elapsed = time.perf_counter() - started
-        status = response.status
-        if 200 <= status < 300:
-            return TalonResponse(
-                status=status, body=_parse_body(response.body, call), elapsed_s=elapsed
-            )
-        text = response.body.decode(errors="replace")
-        raise _status_error(call, status, text, response.retry_after)
+        return _answer(
+            call,
+            response.status,
+            response.body,
+            response.retry_after,
+            time.perf_counter() - started,
+        )
+
+
+def _session_headers(api_key: str, user_agent: str) -> dict[str, str]:
+    """The headers every request of a client carries."""
+    return {"Authorization": f"ApiKey-v1 {api_key}", "Accept": _JSON, "User-Agent": user_agent}
+
+
+def _request(
+    call: TalonCall, idempotency_key: str | None, extra: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], bytes | None, str]:
+    """The call's own headers (``extra``, such as trace context; ``Idempotency-Key``;
+    ``Content-Type`` with a body), its JSON body and its request target (path and query)."""
+    headers: dict[str, str] = dict(extra) if extra else {}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    content = None
+    if call.body is not None:
+        content = orjson.dumps(call.body)
+        headers["Content-Type"] = _JSON
+    # The path is already percent-encoded (an id may hold "/"): keep it exactly as built.
+    target = f"{call.path}?{urlencode(call.query)}" if call.query else call.path
+    return headers, content, target
+
+
+def _answer(
+    call: TalonCall, status: int, content: bytes, retry_after: str | None, elapsed_s: float
+) -> TalonResponse:
+    """The parsed answer to a 2xx status; raises the status's Talon error otherwise."""
+    if 200 <= status < 300:
+        return TalonResponse(status=status, body=_parse_body(content, call), elapsed_s=elapsed_s)
+    raise _status_error(call, status, content.decode(errors="replace"), retry_after)
 
 
 def _parse_body(content: bytes, call: TalonCall) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -28,6 +28,9 @@ from workers.routing import EffectRouter
 from workers.stats import WorkerStats
 from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
 from workers.translate import TranslationOptions
+
+if TYPE_CHECKING:  # the Schema Registry client is imported only when a topic is Avro
+    from workers.avro.formats import AvroFormats
 
 __all__ = ["Worker"]
 
@@ -71,6 +74,9 @@ class Worker:
         self.concurrency = _adaptive_concurrency(settings)
         #: The mapping file, read and checked now: a broken one stops the worker at start-up.
         self.mappings = _mappings(settings)
+        #: The Avro topics' decoders and encoders (``None``: every topic is JSON); a topic made
+        #: Avro without a Schema Registry URL stops the worker here.
+        self.avro = _avro(settings)
 
     @property
     def health_port(self) -> int | None:
@@ -121,6 +127,7 @@ class Worker:
             park=settings.dlq_policy == "park",
             router=EffectRouter(settings.effect_routes) if settings.effect_routes else None,
             mappings=self.mappings,
+            avro=self.avro,
         )
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":
@@ -154,6 +161,8 @@ class Worker:
                 await self._start_health(
                     settings.health_host, settings.health_port, consumer, dispatcher
                 )
+            if self.avro is not None:
+                await self.avro.start()  # registers the output schemas: fails fast
             await consumer.subscribe(
                 settings.input_topics, on_assign=on_assign, on_revoke=on_revoke
             )
@@ -174,6 +183,8 @@ class Worker:
             await dispatcher.close(0)  # cancel whatever outlived the drain timeout
             await producer.close()
             await talon.aclose()
+            if self.avro is not None:
+                self.avro.close()
         if dispatcher.failure is not None:
             raise dispatcher.failure
 
@@ -221,7 +232,15 @@ class Worker:
         loop = asyncio.get_running_loop()
         next_commit = loop.time() + self.settings.commit_interval_s
         while not self._stopping.is_set() and dispatcher.failure is None:
-            for record in await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S):
+            records = await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S)
+            avro = self.avro
+            if (
+                avro is not None
+                and records
+                and not await avro.prefetch(records, stopping=self._stopping.is_set)
+            ):
+                break  # stopping while the Schema Registry is down: the batch is read again
+            for record in records:
                 dispatcher.submit(record)
             pause = dispatcher.partitions_to_pause()
             if pause:
@@ -263,6 +282,20 @@ def _mappings(settings: Settings) -> Mappings | None:
         )
     log.info("mapping %s with %s", ", ".join(sorted(mappings.topics)), mappings.source)
     return mappings
+
+
+def _avro(settings: Settings) -> AvroFormats | None:
+    """The Avro side of the worker, or ``None`` when no topic it reads or writes is Avro (the
+    Schema Registry client is then never imported).
+
+    Raises:
+        ConfigurationError: a topic is Avro but no Schema Registry URL is set.
+    """
+    if not any(kind == "avro" for kind in settings.topic_formats.values()):
+        return None
+    from workers.avro.formats import avro_formats
+
+    return avro_formats(settings)
 
 
 def _rate_limiter(settings: Settings) -> RateLimiter | None:

@@ -1,16 +1,19 @@
-"""The keyed dispatcher on a real event loop: customers in parallel, one call per customer,
-commits only past finished records, revoke waits for calls in flight."""
+"""The dispatchers on a real event loop. The keyed one: customers in parallel, one call per
+customer, commits only past finished records, revoke waits for calls in flight. The
+partition-serial one: the same pause, resume and commit bookkeeping."""
 
 from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 
 import orjson
 
 from workers.calls import TalonCall
-from workers.dispatch import KeyedDispatcher
-from workers.kafka_io import Headers, InputRecord
+from workers.dispatch import KeyedDispatcher, PartitionSerialDispatcher
+from workers.halt import Halt
+from workers.kafka_io import Headers, InputRecord, OutputRecord
 from workers.processor import RecordProcessor
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions
@@ -49,6 +52,9 @@ class Sink:
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None:
         self.count += 1
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        self.count += len(records)
 
 
 def record(offset: int, customer: int, n: int) -> InputRecord:
@@ -98,6 +104,8 @@ async def test_many_customers_in_flight_one_call_each_in_order() -> None:
     for key, order in talon.order.items():
         assert order == sorted(order), f"{key} out of order"
     assert keyed.committable() == {PARTITION: 400}
+    keyed.mark_committed({PARTITION: 400})
+    assert keyed.committable() == {}  # nothing new since the commit
     assert keyed.failure is None
 
 
@@ -133,3 +141,40 @@ async def test_revoke_waits_for_calls_in_flight_and_commits_only_finished_record
     assert sink.count == done  # the dropped records were not run
     keyed.submit(record(100, 0, 100))  # late records of a revoked partition are ignored
     assert keyed.buffered == 0
+
+
+async def test_partition_serial_pauses_resumes_and_commits() -> None:
+    started = asyncio.Event()
+    go = asyncio.Event()
+    done: list[int] = []
+
+    async def process(record: InputRecord) -> None:
+        started.set()
+        await go.wait()
+        done.append(record.offset)
+
+    halt = Halt()
+    serial = PartitionSerialDispatcher(process, max_buffered_per_partition=10, halt=halt)
+    other = ("shop.orders", 1)
+    serial.assign([PARTITION, other])
+    for offset in range(12):
+        serial.submit(record(offset, 0, offset))
+    await started.wait()
+    assert serial.partitions_to_pause() == [PARTITION]
+    assert serial.partitions_to_pause() == []  # already paused
+    assert serial.partitions_to_resume() == []  # 12 buffered, above half the bound
+    halt.trip("test")
+    assert serial.partitions_to_pause() == [other]  # halted: every partition
+    assert serial.committable() == {}
+    go.set()
+    await until(lambda: len(done) == 12)
+    assert serial.partitions_to_resume() == []  # halted
+    halt.clear()
+    assert sorted(serial.partitions_to_resume()) == [PARTITION, other]
+    assert serial.committable() == {PARTITION: 12}
+    serial.mark_committed({PARTITION: 12, ("shop.orders", 9): 3})  # an unknown one is ignored
+    assert serial.committable() == {}
+    serial.submit(record(12, 0, 12))
+    await until(lambda: len(done) == 13)
+    assert await serial.close(timeout_s=1) == {PARTITION: 13}
+    assert serial.failure is None

@@ -1,7 +1,7 @@
 """The native HTTP/1.1 client (``workers.http11``) and ``Http11TalonClient`` on loopback.
 
-First the contract every Talon.One client keeps (as in ``test_aiohttp_client.py``), against an
-aiohttp server and the emulator; then the edges of HTTP/1.1 and of the pool against small raw
+First ``Http11TalonClient`` against the emulator (the contract every Talon.One client keeps is in
+``test_talon_client.py``); then the edges of HTTP/1.1 and of the pool against small raw
 ``asyncio.start_server`` servers; last, a property test of the response parser's glue under any
 split of the byte stream.
 """
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import inspect
 import itertools
-import re
 import shutil
 import ssl
 import subprocess
@@ -22,10 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,12 +29,7 @@ from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from workers.calls import Operation, TalonCall
 from workers.config import load_settings
-from workers.exceptions import (
-    TalonFatalError,
-    TalonPermanentError,
-    TalonRetryableError,
-    TalonTransportError,
-)
+from workers.exceptions import TalonFatalError, TalonTransportError
 from workers.http11 import (
     Http11Client,
     HttpError,
@@ -47,124 +38,10 @@ from workers.http11 import (
     HttpTimeoutError,
     _Connection,
 )
-from workers.subprocesses import free_port
 from workers.talon_client import AiohttpTalonClient, Http11TalonClient
 from workers.worker import Worker
 
-# --- the Talon.One client contract, against an aiohttp server -------------------------------
-
-SEEN: list[dict[str, object]] = []
-
-
-async def handler(request: web.Request) -> web.Response:
-    body = await request.read()
-    SEEN.append(
-        {
-            "method": request.method,
-            "raw_path": request.raw_path,
-            "headers": dict(request.headers),
-            "body": orjson.loads(body) if body else None,
-        }
-    )
-    answer = re.search(r"answer-(\d+)", request.raw_path)
-    status = int(answer.group(1)) if answer else 200
-    if status == 204:
-        return web.Response(status=204)
-    if status >= 300:
-        return web.json_response(
-            {"message": "The submitted data was invalid", "StatusCode": status},
-            status=status,
-            headers={"Retry-After": "2"},
-        )
-    return web.json_response({"effects": [{"effectType": "acceptCoupon"}], "createdCoupons": []})
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[TestServer]:
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    test_server = TestServer(app, host="127.0.0.1")
-    await test_server.start_server()
-    SEEN.clear()
-    yield test_server
-    await test_server.close()
-
-
-def call(session_id: str = "s/1 ü") -> TalonCall:
-    return TalonCall(
-        Operation.UPDATE_CUSTOMER_SESSION,
-        session_id,
-        {"customerSession": {"state": "open"}},
-        query={"dry": "true"},
-    )
-
-
-async def test_request_shape_and_answer(server: TestServer) -> None:
-    async with Http11TalonClient(str(server.make_url("")), "secret") as client:
-        response = await client.send(call(), idempotency_key="idem-1")
-    assert response.status == 200
-    assert response.effects == [{"effectType": "acceptCoupon"}]
-    [seen] = SEEN
-    assert seen["method"] == "PUT"
-    assert seen["raw_path"] == "/v2/customer_sessions/s%2F1%20%C3%BC?dry=true"
-    headers = seen["headers"]
-    assert isinstance(headers, dict)
-    assert headers["Host"] == f"127.0.0.1:{server.port}"
-    assert headers["Authorization"] == "ApiKey-v1 secret"
-    assert headers["Content-Type"] == "application/json"
-    assert headers["Idempotency-Key"] == "idem-1"
-    assert seen["body"] == {"customerSession": {"state": "open"}}
-
-
-async def test_a_call_without_body_sends_none(server: TestServer) -> None:
-    reopen = TalonCall(Operation.REOPEN_CUSTOMER_SESSION, "s1", None)
-    async with Http11TalonClient(str(server.make_url("")), "secret") as client:
-        await client.send(reopen)
-    [seen] = SEEN
-    assert seen["body"] is None
-    assert "Idempotency-Key" not in seen["headers"]  # type: ignore[operator]
-    assert "Content-Type" not in seen["headers"]  # type: ignore[operator]
-
-
-async def test_the_base_url_path_is_a_prefix(server: TestServer) -> None:
-    async with Http11TalonClient(str(server.make_url("/talon/")), "secret") as client:
-        await client.send(call("s1"))
-    assert SEEN[0]["raw_path"] == "/talon/v2/customer_sessions/s1?dry=true"
-
-
-@pytest.mark.parametrize(
-    ("status", "kind"),
-    [
-        (400, TalonPermanentError),
-        (404, TalonPermanentError),
-        (401, TalonFatalError),
-        (403, TalonFatalError),
-        (409, TalonRetryableError),
-        (429, TalonRetryableError),
-        (503, TalonRetryableError),
-    ],
-)
-async def test_statuses(server: TestServer, status: int, kind: type[Exception]) -> None:
-    async with Http11TalonClient(str(server.make_url("")), "secret") as client:
-        with pytest.raises(kind) as caught:
-            await client.send(call(f"answer-{status}"))
-    error = caught.value
-    assert error.status == status  # type: ignore[attr-defined]
-    assert error.retry_after == 2.0  # type: ignore[attr-defined]
-    assert "The submitted data was invalid" in str(error)
-    assert "secret" not in str(error)
-
-
-async def test_no_content(server: TestServer) -> None:
-    async with Http11TalonClient(str(server.make_url("")), "secret") as client:
-        response = await client.send(call("answer-204"))
-    assert (response.status, response.body) == (204, {})
-
-
-async def test_nobody_listening_is_a_transport_error() -> None:
-    async with Http11TalonClient(f"http://127.0.0.1:{free_port()}", "secret") as client:
-        with pytest.raises(TalonTransportError, match="no answer"):
-            await client.send(call())
+# --- Http11TalonClient against the emulator ---------------------------------------------------
 
 
 async def test_against_the_emulator() -> None:
@@ -187,6 +64,15 @@ async def test_against_the_emulator() -> None:
 
 
 # --- raw servers for the edges ----------------------------------------------------------------
+
+
+# The call ``Http11TalonClient`` sends to the raw servers.
+UPDATE = TalonCall(
+    Operation.UPDATE_CUSTOMER_SESSION,
+    "s1",
+    {"customerSession": {"state": "open"}},
+    query={"dry": "true"},
+)
 
 
 @dataclass
@@ -404,10 +290,10 @@ async def test_a_connection_closed_while_idle_is_replaced() -> None:
         raw_server(one_answer_then_close) as server,
         Http11TalonClient(server.url, "k") as client,
     ):
-        await client.send(call("s1"))
+        await client.send(UPDATE)
         await wait_until(lambda: server.open == 0)
         await asyncio.sleep(0.05)  # the client has seen the EOF of its idle connection
-        await client.send(call("s1"))
+        await client.send(UPDATE)
     assert server.accepted == 2
     assert len(server.requests) == 2  # no retry was needed
 
@@ -432,8 +318,8 @@ async def test_a_stale_keep_alive_connection_is_retried_once_on_a_fresh_one() ->
         raw_server(drop_the_second_request) as server,
         Http11TalonClient(server.url, "k") as client,
     ):
-        first = await client.send(call("s1"), idempotency_key="k1")
-        second = await client.send(call("s1"), idempotency_key="k2")
+        first = await client.send(UPDATE, idempotency_key="k1")
+        second = await client.send(UPDATE, idempotency_key="k2")
     assert (first.body, second.body) == ({"connection": 1}, {"connection": 2})
     assert server.accepted == 2
     assert len(server.requests) == 3  # the second call was sent twice
@@ -447,7 +333,7 @@ async def test_a_fresh_connection_closed_without_answer_is_not_retried() -> None
 
     async with raw_server(hang_up) as server, Http11TalonClient(server.url, "k") as client:
         with pytest.raises(TalonTransportError, match="connection lost"):
-            await client.send(call("s1"))
+            await client.send(UPDATE)
     assert server.accepted == 1
 
 
@@ -461,7 +347,7 @@ async def test_eof_in_the_middle_of_the_body_is_a_transport_error() -> None:
 
     async with raw_server(short_body) as server, Http11TalonClient(server.url, "k") as client:
         with pytest.raises(TalonTransportError, match="connection lost"):
-            await client.send(call("s1"))
+            await client.send(UPDATE)
     assert server.accepted == 1
 
 
@@ -471,7 +357,7 @@ async def test_a_malformed_answer_is_a_transport_error() -> None:
         Http11TalonClient(server.url, "k") as client,
     ):
         with pytest.raises(TalonTransportError, match="malformed answer"):
-            await client.send(call("s1"))
+            await client.send(UPDATE)
 
 
 async def never_answer(
@@ -488,7 +374,7 @@ async def test_a_server_that_never_answers_times_out() -> None:
     ):
         started = time.monotonic()
         with pytest.raises(TalonTransportError, match=r"timed out.*within 0\.3 s"):
-            await client.send(call("s1"))
+            await client.send(UPDATE)
         assert 0.25 <= time.monotonic() - started < 1.5
         await wait_until(lambda: server.open == 0)  # the timed-out connection was dropped
 

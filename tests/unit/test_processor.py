@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,9 @@ from workers.exceptions import (
     TalonTransportError,
 )
 from workers.halt import Halt
-from workers.kafka_io import Headers, InputRecord
+from workers.kafka_io import Headers, InputRecord, OutputRecord
 from workers.processor import RecordProcessor
+from workers.routing import EffectRouter
 from workers.talon_client import TalonResponse
 from workers.translate import TranslationOptions, translate
 
@@ -55,6 +57,9 @@ class Sink:
         self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
     ) -> None:
         self.records.append((topic, key, value, headers))
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        self.records.extend(records)
 
 
 class Talon:
@@ -394,3 +399,28 @@ async def test_the_dlq_policy_decides_what_follows_a_dead_lettered_record(policy
 def test_envelope_timestamps_are_rfc3339_utc_with_milliseconds(timestamp_ms: int) -> None:
     expected = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=timestamp_ms)
     assert _iso_ms(timestamp_ms) == expected.isoformat(timespec="milliseconds")
+
+
+async def test_routed_envelopes_go_out_with_the_whole_one() -> None:
+    effects = [
+        {"effectType": "setDiscount", "props": {"name": "10%", "value": 5}},
+        {"effectType": "addLoyaltyPoints", "props": {"value": 3}},
+        {"effectType": "rollbackCoupon", "props": {"value": "X"}},
+    ]
+    sink = Sink()
+    proc = RecordProcessor(
+        Talon({"effects": effects}),
+        sink,
+        effects_topic="talon.effects",
+        dlq_topic="talon-stream.dlq",
+        options=TranslationOptions(),
+        router=EffectRouter({"pricing": ["setDiscount*", "rollback*"], "notify": ["add*"]}),
+    )
+    await proc.process(record(orjson.dumps(CART)))
+    assert [topic for topic, *_ in sink.records] == ["talon.effects", "pricing", "notify"]
+    whole, pricing, notify = (orjson.loads(value or b"") for _, _, value, _ in sink.records)
+    assert whole["effects"] == effects
+    assert [e["effectType"] for e in pricing["effects"]] == ["setDiscount", "rollbackCoupon"]
+    assert [e["effectType"] for e in notify["effects"]] == ["addLoyaltyPoints"]
+    assert pricing["envelopeId"] == notify["envelopeId"] == whole["envelopeId"]
+    assert {key for _, key, _, _ in sink.records} == {b"c-1"}

@@ -1,63 +1,162 @@
-"""The Talon.One client over a mock transport: headers, bodies, and errors mapped to our tree."""
+"""The contract every Talon.One client keeps (``Http11TalonClient``, ``AiohttpTalonClient`` and
+``TalonClient``), each against the same aiohttp server on loopback: request shape,
+percent-encoded ids, answers and statuses mapped to the exception tree. Then what only the httpx
+client has: its transport seam. The edges of ``workers.http11`` are in ``test_http11.py``.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import orjson
 import pytest
+import uvloop
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from workers.calls import Operation, TalonCall
 from workers.exceptions import (
     TalonFatalError,
     TalonPermanentError,
     TalonRetryableError,
+    TalonStatusError,
     TalonTransportError,
 )
-from workers.talon_client import TalonClient
+from workers.subprocesses import free_port
+from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
 
-CALL = TalonCall(
-    operation=Operation.UPDATE_CUSTOMER_SESSION,
-    integration_id="s 1",
-    body={"customerSession": {"state": "open"}},
-    query={"dry": "true"},
-    session_id="s 1",
-)
+Client = type[Http11TalonClient | AiohttpTalonClient | TalonClient]
+
+CLIENTS = [
+    pytest.param(Http11TalonClient, id="native"),
+    pytest.param(AiohttpTalonClient, id="aiohttp"),
+    pytest.param(TalonClient, id="httpx"),
+]
+
+MESSAGE = "The submitted data was invalid"
+DETAILS = 'The attribute "X" is not defined on CustomerSession entities.'
+
+# --- the contract, against an aiohttp server ------------------------------------------------
 
 
-def client(handler: httpx.MockTransport) -> TalonClient:
-    return TalonClient("https://shop.example.talon.one", "secret-key", transport=handler)
+@dataclass
+class Server:
+    """The loopback server and what it saw. A path holding ``answer-NNN`` is answered with
+    status NNN (a Talon.One ErrorResponse with details and ``Retry-After: 2`` for errors),
+    ``plain-NNN`` with an error of a message alone."""
+
+    url: str
+    port: int
+    seen: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def test_sends_the_documented_request() -> None:
-    seen: list[httpx.Request] = []
+def error_body(status: int, *, detailed: bool) -> dict[str, Any]:
+    if not detailed:
+        return {"message": MESSAGE, "StatusCode": status}
+    return {
+        "message": MESSAGE,
+        "errors": [
+            {"title": "Unknown", "details": DETAILS, "source": {"pointer": "/attributes/X"}}
+        ],
+        "StatusCode": status,
+    }
 
-    def handle(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(
-            200, json={"effects": [{"effectType": "setDiscount"}], "createdCoupons": []}
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    seen: list[dict[str, Any]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        body = await request.read()
+        seen.append(
+            {
+                "method": request.method,
+                "raw_path": request.raw_path,
+                "headers": dict(request.headers),
+                "body": orjson.loads(body) if body else None,
+            }
+        )
+        answer = re.search(r"(answer|plain)-(\d+)", request.raw_path)
+        status = int(answer.group(2)) if answer else 200
+        if status == 204:
+            return web.Response(status=204)
+        if answer and status >= 300:
+            return web.json_response(
+                error_body(status, detailed=answer.group(1) == "answer"),
+                status=status,
+                headers={"Retry-After": "2"},
+            )
+        return web.json_response(
+            {"effects": [{"effectType": "acceptCoupon"}], "createdCoupons": []}
         )
 
-    async with client(httpx.MockTransport(handle)) as talon:
-        response = await talon.send(CALL, idempotency_key="k-1")
-    request = seen[0]
-    assert request.method == "PUT"
-    assert str(request.url) == "https://shop.example.talon.one/v2/customer_sessions/s%201?dry=true"
-    assert request.headers["Authorization"] == "ApiKey-v1 secret-key"
-    assert request.headers["Content-Type"] == "application/json"
-    assert request.headers["Idempotency-Key"] == "k-1"
-    assert orjson.loads(request.content) == {"customerSession": {"state": "open"}}
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    test_server = TestServer(app, host="127.0.0.1")
+    await test_server.start_server()
+    yield Server(str(test_server.make_url("")), test_server.port or 0, seen)
+    await test_server.close()
+
+
+def call(session_id: str = "s/1 ü") -> TalonCall:
+    return TalonCall(
+        Operation.UPDATE_CUSTOMER_SESSION,
+        session_id,
+        {"customerSession": {"state": "open"}},
+        query={"dry": "true"},
+    )
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_request_shape_and_answer(server: Server, kind: Client) -> None:
+    async with kind(server.url, "secret") as client:
+        response = await client.send(call(), idempotency_key="idem-1")
     assert response.status == 200
-    assert response.effects == [{"effectType": "setDiscount"}]
+    assert response.effects == [{"effectType": "acceptCoupon"}]
+    [seen] = server.seen
+    assert seen["method"] == "PUT"
+    assert seen["raw_path"] == "/v2/customer_sessions/s%2F1%20%C3%BC?dry=true"
+    headers = seen["headers"]
+    assert headers["Host"] == f"127.0.0.1:{server.port}"
+    assert headers["Authorization"] == "ApiKey-v1 secret"
+    assert headers["Content-Type"] == "application/json"
+    assert headers["Idempotency-Key"] == "idem-1"
+    assert seen["body"] == {"customerSession": {"state": "open"}}
 
 
-async def test_no_content_is_an_empty_body() -> None:
-    async with client(httpx.MockTransport(lambda _: httpx.Response(204))) as talon:
-        response = await talon.send(CALL)
-    assert (response.status, response.body, response.effects) == (204, {}, [])
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_a_call_without_body_sends_none(server: Server, kind: Client) -> None:
+    reopen = TalonCall(Operation.REOPEN_CUSTOMER_SESSION, "s1", None)
+    async with kind(server.url, "secret") as client:
+        await client.send(reopen)
+    [seen] = server.seen
+    assert seen["body"] is None
+    assert "Idempotency-Key" not in seen["headers"]
+
+
+# The httpx client sends its default Content-Type on every request.
+@pytest.mark.parametrize("kind", [Http11TalonClient, AiohttpTalonClient])
+async def test_a_call_without_body_has_no_content_type(server: Server, kind: Client) -> None:
+    async with kind(server.url, "secret") as client:
+        await client.send(TalonCall(Operation.REOPEN_CUSTOMER_SESSION, "s1", None))
+    [seen] = server.seen
+    assert "Content-Type" not in seen["headers"]
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_the_base_url_path_is_a_prefix(server: Server, kind: Client) -> None:
+    async with kind(f"{server.url}/talon/", "secret") as client:
+        await client.send(call("s1"))
+    assert server.seen[0]["raw_path"] == "/talon/v2/customer_sessions/s1?dry=true"
 
 
 @pytest.mark.parametrize(
-    ("status", "kind"),
+    ("status", "error"),
     [
         (400, TalonPermanentError),
         (404, TalonPermanentError),
@@ -72,46 +171,74 @@ async def test_no_content_is_an_empty_body() -> None:
         (504, TalonRetryableError),
     ],
 )
-async def test_statuses_map_to_the_exception_tree(status: int, kind: type[Exception]) -> None:
-    body = {
-        "message": "The submitted data was invalid",
-        "errors": [
-            {
-                "title": "Unknown",
-                "details": 'The attribute "X" is not defined on CustomerSession entities.',
-                "source": {"pointer": "/attributes/X"},
-            }
-        ],
-    }
-    transport = httpx.MockTransport(
-        lambda _: httpx.Response(status, json=body, headers={"Retry-After": "7"})
-    )
-    async with client(transport) as talon:
-        with pytest.raises(kind) as caught:
-            await talon.send(CALL)
-    error = caught.value
-    assert error.status == status  # type: ignore[attr-defined]
-    assert error.call is CALL  # type: ignore[attr-defined]
-    assert "The submitted data was invalid" in error.body  # type: ignore[attr-defined]
-    assert error.retry_after == 7.0  # type: ignore[attr-defined]
-    text = str(error)
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_statuses_map_to_the_exception_tree(
+    server: Server, kind: Client, status: int, error: type[TalonStatusError]
+) -> None:
+    failing = call(f"answer-{status}")
+    async with kind(server.url, "secret") as client:
+        with pytest.raises(error) as caught:
+            await client.send(failing)
+    raised = caught.value
+    assert raised.status == status
+    assert raised.call is failing
+    assert MESSAGE in raised.body
+    assert raised.retry_after == 2.0
+    text = str(raised)
     assert f"HTTP {status}" in text
+    assert MESSAGE in text
     assert 'The attribute "X" is not defined' in text
     assert "/attributes/X" in text
-    assert "secret-key" not in text
+    assert "secret" not in text
 
 
-async def test_transport_failures_are_transport_errors() -> None:
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_an_error_without_details_keeps_its_message(server: Server, kind: Client) -> None:
+    async with kind(server.url, "secret") as client:
+        with pytest.raises(TalonPermanentError) as caught:
+            await client.send(call("plain-400"))
+    assert caught.value.retry_after == 2.0
+    assert str(caught.value).endswith(f"/plain-400: {MESSAGE}")
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
+async def test_no_content_is_an_empty_body(server: Server, kind: Client) -> None:
+    async with kind(server.url, "secret") as client:
+        response = await client.send(call("answer-204"))
+    assert (response.status, response.body, response.effects) == (204, {}, [])
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,
+}
+
+
+# Run on both loops by hand: the worker runs on uvloop, pytest-asyncio on asyncio's loop.
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("kind", CLIENTS)
+def test_nobody_listening_is_a_transport_error(kind: Client, loop: str) -> None:
+    async def scenario() -> None:
+        async with kind(f"http://127.0.0.1:{free_port()}", "secret") as client:
+            with pytest.raises(TalonTransportError, match="no answer"):
+                await client.send(call())
+
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        runner.run(scenario())
+
+
+# --- the httpx client's transport seam ----------------------------------------------------------
+
+
+async def test_httpx_transport_failures_are_transport_errors() -> None:
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
-
-    async with client(httpx.MockTransport(refuse)) as talon:
-        with pytest.raises(TalonTransportError, match="connection refused"):
-            await talon.send(CALL)
 
     def slow(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadTimeout("too slow", request=request)
 
-    async with client(httpx.MockTransport(slow)) as talon:
-        with pytest.raises(TalonTransportError, match="timed out"):
-            await talon.send(CALL)
+    for handle, message in ((refuse, "connection refused"), (slow, "timed out")):
+        transport = httpx.MockTransport(handle)
+        async with TalonClient("https://shop.example.talon.one", "k", transport=transport) as talon:
+            with pytest.raises(TalonTransportError, match=message):
+                await talon.send(call())

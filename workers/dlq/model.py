@@ -210,6 +210,8 @@ class ReplaySummary:
     skipped_no_source_topic: int = 0
     #: Selected but their value is not in the DLQ (``talon-stream.value.omitted.bytes``).
     skipped_value_omitted: int = 0
+    #: On an Avro DLQ topic: records whose value is not a DLQ envelope in the wire format.
+    skipped_not_envelope: int = 0
     #: Selected but their target topic does not exist, by topic.
     skipped_missing_topic: Counter[str] = field(default_factory=Counter)
     #: The selected records, by ``talon-stream.error.class`` and by source topic.
@@ -240,6 +242,11 @@ class ReplaySummary:
             lines.append(
                 f"  skipped, value not kept in the DLQ (too large): {self.skipped_value_omitted}"
                 " (the originals are still in their source topics)"
+            )
+        if self.skipped_not_envelope:
+            lines.append(
+                f"  skipped, not an Avro DLQ envelope: {self.skipped_not_envelope}"
+                " (the DLQ topic is Avro in TALON_STREAM_TOPIC_FORMATS)"
             )
         if self.skipped_missing_topic:
             lines.append(

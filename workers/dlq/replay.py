@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, Producer
 
@@ -24,8 +24,11 @@ from workers.dlq.model import (
 )
 from workers.dlq.publisher import KeyOrderedPublisher
 from workers.dlq.reader import SEEK_MARGIN, ClientFactory, DlqReader, Scan
-from workers.exceptions import BrokerError
+from workers.exceptions import BrokerError, DecodeError
 from workers.kafka_io import AsyncProducer, InputRecord
+
+if TYPE_CHECKING:  # the Schema Registry client is imported only for an Avro DLQ topic
+    from workers.avro.formats import DlqUnwrapper
 
 __all__ = ["LIBRDKAFKA_LOG", "replay_dlq"]
 
@@ -56,6 +59,7 @@ async def replay_dlq(
     """
     observer = observer or ReplayObserver()
     summary = ReplaySummary(options.dlq_topic, options.dry_run)
+    unwrapper = _unwrapper(settings, options.dlq_topic)
     reader = DlqReader(_reader_config(settings), consumer_factory, settings.bootstrap_servers)
     publisher: KeyOrderedPublisher | None = None
     try:
@@ -89,8 +93,19 @@ async def replay_dlq(
                     )
                 continue
             idle_s = 0.0
-            for record in scan.take(batch):
+            records = scan.take(batch)
+            if unwrapper is not None:
+                await unwrapper.prefetch(records)
+            for taken in records:
                 summary.scanned += 1
+                record = taken
+                if unwrapper is not None:
+                    try:
+                        record = unwrapper.unwrap(taken)
+                    except DecodeError as exc:
+                        summary.skipped_not_envelope += 1
+                        observer.skipped(DeadLetter.parse(taken), f"not a DLQ envelope: {exc}")
+                        continue
                 replay = await _route(record, options, topics, reader, summary, observer)
                 if replay is not None and publisher is not None:
                     await publisher.submit(replay)
@@ -102,7 +117,19 @@ async def replay_dlq(
         if publisher is not None:
             await publisher.close()
         await reader.close()
+        if unwrapper is not None:
+            unwrapper.close()
     return summary
+
+
+def _unwrapper(settings: Settings, dlq_topic: str) -> DlqUnwrapper | None:
+    """On an Avro DLQ topic, what turns each DLQ envelope back into the original key and value
+    (``None``: a JSON DLQ topic, whose records are the originals)."""
+    if settings.topic_formats.get(dlq_topic) != "avro":
+        return None
+    from workers.avro.formats import dlq_unwrapper
+
+    return dlq_unwrapper(settings, dlq_topic)
 
 
 async def _route(
