@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -55,6 +55,7 @@ from workers.mapping import Mappings
 from workers.routing import EffectRouter
 from workers.stats import WorkerStats
 from workers.talon_client import TalonResponse
+from workers.tracing import CallTrace, start_call_trace
 from workers.translate import TranslationOptions, translate
 
 if TYPE_CHECKING:  # workers.avro loads the Schema Registry client: only when a topic is Avro
@@ -68,7 +69,11 @@ log = logging.getLogger(__name__)
 
 class TalonSender(Protocol):
     async def send(
-        self, call: TalonCall, *, idempotency_key: str | None = None
+        self,
+        call: TalonCall,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> TalonResponse: ...
 
 
@@ -232,13 +237,32 @@ class RecordProcessor:
             failure = DlqFailure(error, 0, first_attempt, first_attempt)
             await self._dead_letter(record, failure, prepared)
             return
+        trace = start_call_trace(record.headers, call.operation.value) if record.headers else None
+        if trace is None:
+            await self._call(prepared, event, call, None)
+            return
+        try:
+            await self._call(prepared, event, call, trace)
+        except BaseException as exc:
+            trace.end(exc)
+            raise
+        trace.end()
+
+    async def _call(
+        self, prepared: Prepared, event: Event, call: TalonCall, trace: CallTrace | None
+    ) -> None:
+        """Call Talon.One (retrying what may succeed later) and publish the outcome; the trace
+        context, if any, goes with the HTTP request and on the effects records."""
+        record, first_attempt = prepared.record, prepared.taken_at
+        extra = trace.http_headers if trace is not None else None
+        out_headers = trace.record_headers if trace is not None else None
         key = envelope_id(record.topic, record.partition, record.offset)
         attempts = 1
         try:
             try:
-                response = await self._attempt(call, key)
+                response = await self._attempt(call, key, extra)
             except (TalonRetryableError, TalonTransportError, TalonFatalError) as exc:
-                response, attempts = await self._retry(call, key, exc)
+                response, attempts = await self._retry(call, key, exc, extra)
         except TalonPermanentError as exc:
             now = datetime.now(tz=UTC)
             failure = DlqFailure(exc, attempts, first_attempt, now)
@@ -258,7 +282,7 @@ class RecordProcessor:
             else:
                 value = self._envelope_bytes(avro, self._effects_topic, envelope)
             if routes:
-                outputs.append((self._effects_topic, record.key, value, None))
+                outputs.append((self._effects_topic, record.key, value, out_headers))
                 outputs.extend(
                     (
                         topic,
@@ -266,7 +290,7 @@ class RecordProcessor:
                         orjson.dumps({**envelope, "effects": effects})
                         if avro is None
                         else self._envelope_bytes(avro, topic, {**envelope, "effects": effects}),
-                        None,
+                        out_headers,
                     )
                     for topic, effects in routes.items()
                 )
@@ -277,7 +301,9 @@ class RecordProcessor:
         if outputs:
             await self._sink.send_all(outputs)
         else:
-            await self._sink.send(self._effects_topic, key=record.key, value=value)
+            await self._sink.send(
+                self._effects_topic, key=record.key, value=value, headers=out_headers
+            )
         self.stats.effects_published += 1
         effect_types = self.stats.effect_types
         for effect in response.effects:
@@ -286,16 +312,18 @@ class RecordProcessor:
                 effect_types[kind] = effect_types.get(kind, 0) + 1
         self.stats.recent.append(envelope)
 
-    async def _attempt(self, call: TalonCall, key: str) -> TalonResponse:
+    async def _attempt(
+        self, call: TalonCall, key: str, extra: Mapping[str, str] | None = None
+    ) -> TalonResponse:
         """One try of a call, through the halt while it is on; what the answer says about the
         credentials and reachability of Talon.One updates the halt."""
         halt = self.halt
         try:
             if halt.reason is None:
-                response = await self._send(call, key)
+                response = await self._send(call, key, extra)
             else:
                 async with halt.turn():
-                    response = await self._send(call, key)
+                    response = await self._send(call, key, extra)
         except TalonFatalError as exc:
             self.stats.retry_reasons[str(exc.status)] += 1
             self._halted_unreachable = False
@@ -342,7 +370,9 @@ class RecordProcessor:
         self._halted_unreachable = False
         self.halt.clear()
 
-    async def _send(self, call: TalonCall, key: str) -> TalonResponse:
+    async def _send(
+        self, call: TalonCall, key: str, extra: Mapping[str, str] | None = None
+    ) -> TalonResponse:
         if self.rate is not None:
             await self.rate.acquire()
         operation = call.operation.value
@@ -352,7 +382,10 @@ class RecordProcessor:
             limit.started()
         started = time.perf_counter()
         try:
-            response = await self._talon.send(call, idempotency_key=key)
+            if extra is None:
+                response = await self._talon.send(call, idempotency_key=key)
+            else:
+                response = await self._talon.send(call, idempotency_key=key, headers=extra)
         except TalonStatusError as exc:
             elapsed = time.perf_counter() - started
             self._answered(operation, exc.status, elapsed)
@@ -380,7 +413,11 @@ class RecordProcessor:
         stats.latency.observe(elapsed_s)
 
     async def _retry(
-        self, call: TalonCall, key: str, first_error: Exception
+        self,
+        call: TalonCall,
+        key: str,
+        first_error: Exception,
+        extra: Mapping[str, str] | None = None,
     ) -> tuple[TalonResponse, int]:
         log.info(
             "retrying %s after %s",
@@ -410,7 +447,7 @@ class RecordProcessor:
                 if number == 1:  # the first attempt already failed before we got here
                     raise first_error
                 self.stats.retries += 1
-                return await self._attempt(call, key), number
+                return await self._attempt(call, key, extra), number
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _parked(self, prepared: Prepared) -> bool:

@@ -424,3 +424,37 @@ async def test_routed_envelopes_go_out_with_the_whole_one() -> None:
     assert [e["effectType"] for e in notify["effects"]] == ["addLoyaltyPoints"]
     assert pricing["envelopeId"] == notify["envelopeId"] == whole["envelopeId"]
     assert {key for _, key, _, _ in sink.records} == {b"c-1"}
+
+
+async def test_trace_context_goes_with_the_call_and_on_the_envelope() -> None:
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    sent: list[dict[str, str] | None] = []
+
+    class Tracing(Talon):
+        async def send(
+            self,
+            call: TalonCall,
+            *,
+            idempotency_key: str | None = None,
+            headers: dict[str, str] | None = None,
+        ) -> TalonResponse:
+            sent.append(headers)
+            return await super().send(call, idempotency_key=idempotency_key)
+
+    sink = Sink()
+    traced = InputRecord(
+        topic="shop.carts",
+        partition=2,
+        offset=7,
+        key=b"c-1",
+        value=orjson.dumps(CART),
+        headers=[("traceparent", parent.encode()), ("tracestate", b"shop=1")],
+        timestamp_ms=1_795_000_000_000,
+    )
+    await processor(Tracing({"effects": []}), sink, []).process(traced)
+    [headers] = sent
+    assert headers is not None
+    assert headers["traceparent"].split("-")[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert headers["tracestate"] == "shop=1"
+    [(_, _, _, published)] = sink.records
+    assert dict(published or []) == {name: value.encode() for name, value in headers.items()}

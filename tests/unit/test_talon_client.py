@@ -130,6 +130,17 @@ async def test_request_shape_and_answer(server: Server, kind: Client) -> None:
 
 
 @pytest.mark.parametrize("kind", CLIENTS)
+async def test_extra_headers_such_as_trace_context_are_sent(server: Server, kind: Client) -> None:
+    trace = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    async with kind(server.url, "secret") as client:
+        await client.send(call(), idempotency_key="idem-2", headers=trace)
+    [seen] = server.seen
+    assert seen["headers"]["traceparent"] == trace["traceparent"]
+    assert seen["headers"]["Idempotency-Key"] == "idem-2"
+    assert seen["headers"]["Authorization"] == "ApiKey-v1 secret"
+
+
+@pytest.mark.parametrize("kind", CLIENTS)
 async def test_a_call_without_body_sends_none(server: Server, kind: Client) -> None:
     reopen = TalonCall(Operation.REOPEN_CUSTOMER_SESSION, "s1", None)
     async with kind(server.url, "secret") as client:
