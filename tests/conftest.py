@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -52,7 +52,7 @@ def shop_records(
     return records
 
 
-def _reader(bootstrap: str, topic: str) -> Consumer:
+def _reader(bootstrap: str, topic: str | Sequence[str]) -> Consumer:
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -64,12 +64,13 @@ def _reader(bootstrap: str, topic: str) -> Consumer:
             "fetch.wait.max.ms": 50,
         }
     )
-    consumer.subscribe([topic])
+    consumer.subscribe([topic] if isinstance(topic, str) else list(topic))
     return consumer
 
 
-def read_all(bootstrap: str, topic: str, quiet_s: float = 3.0) -> list[bytes]:
-    """Every record value on ``topic``: read until nothing new arrives for ``quiet_s``."""
+def read_all(bootstrap: str, topic: str | Sequence[str], quiet_s: float = 3.0) -> list[bytes]:
+    """Every record value on ``topic`` (or topics): read until nothing new arrives for
+    ``quiet_s``."""
     consumer = _reader(bootstrap, topic)
     values: list[bytes] = []
     last_arrival = time.monotonic() + 10  # allow for the group join before the first record

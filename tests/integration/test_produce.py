@@ -5,40 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import uuid
 
-from confluent_kafka import Consumer
-
+from tests.conftest import read_all
 from workers.broker import Broker
 from workers.config import DEFAULT_INPUT_TOPICS
 from workers.events import decode_event
 
 
 def input_records(bootstrap: str) -> list[bytes]:
-    """Every record value on the input topics, read until nothing new arrives for 2 s."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"produce-check-{uuid.uuid4().hex[:8]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 3000,
-            "heartbeat.interval.ms": 300,
-        }
-    )
-    consumer.subscribe(list(DEFAULT_INPUT_TOPICS))
-    values: list[bytes] = []
-    quiet_since = time.monotonic() + 8  # the group join comes first
-    try:
-        while time.monotonic() - quiet_since < 2:
-            messages = consumer.consume(1000, 0.3)
-            if messages:
-                quiet_since = time.monotonic()
-                values.extend(m.value() for m in messages if m.error() is None)
-    finally:
-        consumer.close()
-    return values
+    """Every record value on the input topics."""
+    return read_all(bootstrap, DEFAULT_INPUT_TOPICS, quiet_s=2.0)
 
 
 def test_produce_feeds_valid_events_into_the_input_topics(broker: Broker) -> None:

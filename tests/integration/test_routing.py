@@ -10,32 +10,11 @@ import orjson
 from emulator.server import EmulatorServer
 from tests.conftest import produce, read_all
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings
+from tests.integration.test_end_to_end import TUTORIAL_CART as CART
+from tests.integration.test_end_to_end import event
 from workers.broker import Broker
 from workers.routing import DEFAULT_EFFECT_ROUTES
 from workers.worker import Worker
-
-CART = [
-    {
-        "sku": "SKU-BLOUSE-RS",
-        "name": "Red Spring Blouse",
-        "price": 49,
-        "quantity": 1,
-        "category": "shirts",
-    },
-    {
-        "sku": "SKU-TROUSERS-DN",
-        "name": "Denim Trousers",
-        "price": 74,
-        "quantity": 1,
-        "category": "trousers",
-    },
-]
-
-
-def event(n: int, event_type: str, **fields: Any) -> bytes:
-    return orjson.dumps(
-        {"eventId": f"e-{n}", "type": event_type, "occurredAt": "2026-11-22T10:00:00Z", **fields}
-    )
 
 
 async def test_routed_topics_get_the_effects_of_their_types(
