@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EVENTS ?= 5000
 RATE   ?= 150
+HEALTH_PORT ?= 8080
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint typecheck bench bench-backlog bench-sweep clean
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)  ## the demo: embedded broker + emulator + one worker + a generated shop stream
-	$(BIN)/talon-stream demo --events $(EVENTS) --rate $(RATE)
+	$(BIN)/talon-stream demo --events $(EVENTS) --rate $(RATE) --health-port $(HEALTH_PORT)
 
 test: $(STAMP)  ## unit, conformance and end-to-end tests (real broker, real HTTP on loopback)
 	$(BIN)/pytest

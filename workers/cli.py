@@ -245,16 +245,32 @@ def check(
 @click.option("--rate", type=click.FloatRange(min=1), default=150.0, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--emulator-latency-ms", type=click.FloatRange(min=0), default=0.0)
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="The worker's /healthz, /readyz and /metrics on 127.0.0.1 (0: a free port, shown).",
+)
 @click.option("--log-level", default="warning", show_default=True)
 def demo(
-    events: int | None, rate: float, seed: int, emulator_latency_ms: float, log_level: str
+    events: int | None,
+    rate: float,
+    seed: int,
+    emulator_latency_ms: float,
+    health_port: int,
+    log_level: str,
 ) -> None:
     """Start a broker, the Talon.One emulator and one worker, and feed them a shop stream."""
     from workers.demo import DemoOptions, run_demo
 
     _setup_logging(log_level)
     options = DemoOptions(
-        events=events, rate=rate, seed=seed, emulator_latency_ms=emulator_latency_ms
+        events=events,
+        rate=rate,
+        seed=seed,
+        emulator_latency_ms=emulator_latency_ms,
+        health_port=health_port,
     )
     try:
         code = run_demo(options)

@@ -54,6 +54,7 @@ class DemoOptions:
     seed: int = 7
     emulator_latency_ms: float = 0.0
     quiet: bool = False
+    health_port: int = 0  # the worker's /healthz, /readyz and /metrics (0: a free port)
 
 
 @dataclass
@@ -106,6 +107,8 @@ async def _demo(options: DemoOptions, broker: Broker, base_url: str, console: Co
         talon_api_key=DEMO_API_KEY,
         effects_topic=EFFECTS_TOPIC,
         dlq_topic=DLQ_TOPIC,
+        health_host="127.0.0.1",
+        health_port=options.health_port,
         **LOCAL_CONSUMER_SETTINGS,
     )
     stats = WorkerStats()
@@ -119,6 +122,8 @@ async def _demo(options: DemoOptions, broker: Broker, base_url: str, console: Co
     feeder = loop.create_task(_feed(broker.bootstrap_servers, options, progress, stop))
     watcher = loop.create_task(_watch(broker.bootstrap_servers, progress, stop))
     header = f"broker {broker.bootstrap_servers} · Talon.One emulator {base_url}"
+    if worker.health_port is not None:
+        header += f" · metrics http://127.0.0.1:{worker.health_port}/metrics"
     code = 0
     try:
         with Live(
