@@ -11,13 +11,18 @@ Every submitted item carries *lock keys* — the customer's profile ID and sessi
 * at most ``max_in_flight`` items run at once.
 
 The oldest waiting item is always at the head of all its queues, so it can start as soon as its
-keys are released: the scheduler cannot deadlock. A key whose queue is empty and that is not in
+keys are released: the scheduler cannot deadlock. When a slot frees, the *oldest* startable item
+takes it (candidates are kept in submission order, in a heap), so a record unblocked by its
+customer's previous call does not wait behind every record submitted after it — which would hold
+back the committed offset while a backlog drains. A key whose queue is empty and that is not in
 flight is forgotten, so memory is bounded by the items in flight and buffered, never by the number
 of customers ever seen.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import deque
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
@@ -38,6 +43,8 @@ class Item(Generic[P]):
     payload: P
     started: bool = field(default=False)
     cancelled: bool = field(default=False)
+    #: Submission order, set by the scheduler.
+    order: int = field(default=0)
 
 
 class KeyedScheduler(Generic[P]):
@@ -50,7 +57,10 @@ class KeyedScheduler(Generic[P]):
         self.max_in_flight = max_in_flight
         self._queues: dict[Hashable, deque[Item[P]]] = {}
         self._busy: set[Hashable] = set()  # keys held by an item in flight
-        self._candidates: deque[Item[P]] = deque()  # items that may have become startable
+        # Items that may have become startable, oldest first: (submission order, push, item).
+        self._candidates: list[tuple[int, int, Item[P]]] = []
+        self._submitted = itertools.count()
+        self._pushes = itertools.count()
         self._in_flight = 0
         self._waiting = 0
         self._per_partition: dict[Hashable, int] = {}  # waiting items per partition
@@ -84,13 +94,17 @@ class KeyedScheduler(Generic[P]):
             queue.append(item)
         self._waiting += 1
         self._per_partition[item.partition] = self._per_partition.get(item.partition, 0) + 1
-        self._candidates.append(item)
+        item.order = next(self._submitted)
+        self._candidate(item)
+
+    def _candidate(self, item: Item[P]) -> None:
+        heapq.heappush(self._candidates, (item.order, next(self._pushes), item))
 
     def take_ready(self) -> list[Item[P]]:
         """The items that may start now (marked started), oldest first, within the cap."""
         ready: list[Item[P]] = []
         while self._candidates and self._in_flight < self.max_in_flight:
-            item = self._candidates.popleft()
+            item = heapq.heappop(self._candidates)[2]
             if item.started or item.cancelled:
                 continue
             if not self._startable(item):
@@ -114,7 +128,7 @@ class KeyedScheduler(Generic[P]):
             # A started item was the head of each of its queues, and nothing overtakes it.
             queue.popleft()
             if queue:
-                self._candidates.append(queue[0])
+                self._candidate(queue[0])
             else:
                 del self._queues[key]
 
@@ -137,7 +151,7 @@ class KeyedScheduler(Generic[P]):
                 continue
             self._queues[key] = kept
             if not kept[0].started:
-                self._candidates.append(kept[0])
+                self._candidate(kept[0])
         self._waiting -= len(dropped)
         self._per_partition.pop(partition, None)
         return dropped

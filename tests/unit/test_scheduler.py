@@ -137,3 +137,20 @@ def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
     for key, order in started.items():
         assert order == submitted[key], f"key {key} ran out of order"
     assert scheduler.tracked_keys == 0
+
+
+def test_the_oldest_startable_item_takes_the_slot_that_frees() -> None:
+    scheduler: KeyedScheduler[str] = KeyedScheduler(max_in_flight=2)
+    a0 = Item("p", 0, ("a",), "a0")
+    a1 = Item("p", 1, ("a",), "a1")  # the same customer: waits for a0
+    others = [Item("p", 2 + n, (f"k{n}",), f"k{n}") for n in range(5)]
+    for item in (a0, a1, *others):
+        scheduler.submit(item)
+    assert [i.payload for i in scheduler.take_ready()] == ["a0", "k0"]
+
+    scheduler.complete(a0)  # a1 (offset 1) may start now; it is the oldest waiting item
+
+    # Oldest first: a1 (offset 1), unblocked by a0, takes the freed slot ahead of k1 (offset 3).
+    # Found by the kill -9 chaos run: when unblocked items went to the back, the committed
+    # offset stalled during a backlog drain (10 records committed after 822 calls).
+    assert [i.payload for i in scheduler.take_ready()] == ["a1"]
