@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from tests.schema_registry import SchemaRegistryServer
+from tests.unit.test_processor import Sink
 from workers.avro.codec import AvroDecoder, AvroEncoder, schema_id_of
 from workers.avro.datum import DatumCodec
 from workers.avro.errors import EncodeError, RegistryError
@@ -34,7 +35,7 @@ from workers.exceptions import (
     TalonPermanentError,
     TalonStreamError,
 )
-from workers.kafka_io import Headers, InputRecord, OutputRecord
+from workers.kafka_io import InputRecord
 from workers.mapping import parse_mappings
 from workers.processor import RecordProcessor
 from workers.routing import EffectRouter
@@ -411,19 +412,6 @@ async def test_refused_credentials_stop_the_worker() -> None:
 
 
 # --- a record processor with Avro topics --------------------------------------------------------
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.records: list[tuple[str, bytes | None, bytes | None, Headers | None]] = []
-
-    async def send(
-        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
-    ) -> None:
-        self.records.append((topic, key, value, headers))
-
-    async def send_all(self, records: Sequence[OutputRecord]) -> None:
-        self.records.extend(records)
 
 
 class Talon:
