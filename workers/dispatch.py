@@ -304,8 +304,16 @@ class KeyedDispatcher(_FlowControl[_Partition]):
 
     async def _run(self, item: Item[Prepared], partition: _Partition) -> None:
         record = item.payload.record
+        scheduler = self._scheduler
+
+        def answered() -> None:
+            # The call is over; its outcome is being published. Another call may take the slot
+            # (the item keeps its customer's keys until the outcome is acknowledged).
+            scheduler.answered(item)
+            self._start_ready()
+
         try:
-            await self._processor.execute(item.payload)
+            await self._processor.execute(item.payload, answered)
         except Exception as exc:  # noqa: BLE001 - whatever escapes execute() is fatal
             # The record keeps no outcome, so its offset is never committed; the worker sees
             # `failure`, stops fetching and shuts down.

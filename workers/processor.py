@@ -102,6 +102,10 @@ class _RetryWait:
         return delay
 
 
+def _nothing() -> None:
+    """The default ``on_answered``: nobody to tell."""
+
+
 @dataclass(slots=True)
 class Prepared:
     """A record decoded and translated, ready to be scheduled by the customer's lock keys."""
@@ -219,8 +223,10 @@ class RecordProcessor:
         """Bring ``record`` to its outcome: :meth:`prepare` then :meth:`execute`."""
         await self.execute(self.prepare(record))
 
-    async def execute(self, prepared: Prepared) -> None:
-        """Call Talon.One for a prepared record and publish its outcome.
+    async def execute(self, prepared: Prepared, on_answered: Callable[[], None] = _nothing) -> None:
+        """Call Talon.One for a prepared record and publish its outcome. ``on_answered`` is
+        called once, when no call is in flight for the record any more and only its outcome is
+        left to publish (the dispatcher then lets another call start).
 
         A refused API key halts the worker (:attr:`halt`) and the call is probed until it
         succeeds: nothing is published meanwhile.
@@ -230,26 +236,32 @@ class RecordProcessor:
         """
         record, event, call = prepared.record, prepared.event, prepared.call
         first_attempt = prepared.taken_at
-        if self.parked is not None and await self._parked(prepared):
+        if self.parked is not None and await self._parked(prepared, on_answered):
             return
         if prepared.error is not None or event is None or call is None:
             error = prepared.error or RecordError("the record was not prepared")
             failure = DlqFailure(error, 0, first_attempt, first_attempt)
+            on_answered()
             await self._dead_letter(record, failure, prepared)
             return
         trace = start_call_trace(record.headers, call.operation.value) if record.headers else None
         if trace is None:
-            await self._call(prepared, event, call, None)
+            await self._call(prepared, event, call, None, on_answered)
             return
         try:
-            await self._call(prepared, event, call, trace)
+            await self._call(prepared, event, call, trace, on_answered)
         except BaseException as exc:
             trace.end(exc)
             raise
         trace.end()
 
     async def _call(
-        self, prepared: Prepared, event: Event, call: TalonCall, trace: CallTrace | None
+        self,
+        prepared: Prepared,
+        event: Event,
+        call: TalonCall,
+        trace: CallTrace | None,
+        on_answered: Callable[[], None],
     ) -> None:
         """Call Talon.One (retrying what may succeed later) and publish the outcome; the trace
         context, if any, goes with the HTTP request and on the effects records."""
@@ -266,8 +278,10 @@ class RecordProcessor:
         except TalonPermanentError as exc:
             now = datetime.now(tz=UTC)
             failure = DlqFailure(exc, attempts, first_attempt, now)
+            on_answered()
             await self._dead_letter(record, failure, prepared)
             return
+        on_answered()
         processing_ms = (time.perf_counter() - prepared.started) * 1000
         envelope = effects_envelope(
             record, event, call, response, processing_ms=processing_ms, envelope_key=key
@@ -450,7 +464,7 @@ class RecordProcessor:
                 return await self._attempt(call, key, extra), number
         raise AssertionError("unreachable: tenacity either returns or raises")
 
-    async def _parked(self, prepared: Prepared) -> bool:
+    async def _parked(self, prepared: Prepared, on_answered: Callable[[], None]) -> bool:
         """Under the park policy, dead-letter ``prepared`` if its customer is parked (``True``);
         a replayed record unparks its customer and goes on."""
         parked = self.parked
@@ -465,6 +479,7 @@ class RecordProcessor:
             return False
         error = ParkedError(f"parked behind {blocker}, an earlier record of this customer")
         at = prepared.taken_at
+        on_answered()
         await self._dead_letter(prepared.record, DlqFailure(error, 0, at, at), prepared)
         return True
 

@@ -8,7 +8,12 @@ Every submitted item carries *lock keys* — the customer's profile ID and sessi
   and no item holding any of those keys is in flight — so calls for one customer never overlap
   and keep their order, even when a session update and a profile update come from different
   topics or partitions;
-* at most ``max_in_flight`` items run at once.
+* at most ``max_in_flight`` items have their call in flight at once. An item whose call was
+  answered (:meth:`KeyedScheduler.answered`) gives its slot to the next call but keeps its keys
+  until :meth:`KeyedScheduler.complete` — while its outcome is being published — so the next call
+  of the same customer still waits for it. No call starts while ``max_publishing`` (by default
+  ``max_in_flight``) answered items wait for their outcome, so started items stay below
+  ``max_in_flight + max_publishing``.
 
 The oldest waiting item is always at the head of all its queues, so it can start as soon as its
 keys are released: the scheduler cannot deadlock. When a slot frees, the *oldest* startable item
@@ -42,6 +47,8 @@ class Item(Generic[P]):
     keys: tuple[Hashable, ...]
     payload: P
     started: bool = field(default=False)
+    #: The call was answered: the item no longer holds a call slot, only its keys.
+    answered: bool = field(default=False)
     cancelled: bool = field(default=False)
     #: Submission order, set by the scheduler.
     order: int = field(default=0)
@@ -51,10 +58,11 @@ class KeyedScheduler(Generic[P]):
     """Decides which items may run now. The caller starts what :meth:`take_ready` returns and
     reports each end with :meth:`complete`."""
 
-    def __init__(self, max_in_flight: int = 256) -> None:
-        if max_in_flight < 1:
-            raise ValueError("max_in_flight must be at least 1")
+    def __init__(self, max_in_flight: int = 256, max_publishing: int | None = None) -> None:
+        if max_in_flight < 1 or (max_publishing is not None and max_publishing < 1):
+            raise ValueError("max_in_flight and max_publishing must be at least 1")
         self.max_in_flight = max_in_flight
+        self.max_publishing = max_publishing or max_in_flight
         self._queues: dict[Hashable, deque[Item[P]]] = {}
         self._busy: set[Hashable] = set()  # keys held by an item in flight
         # Items that may have become startable, oldest first: (submission order, push, item).
@@ -62,6 +70,7 @@ class KeyedScheduler(Generic[P]):
         self._submitted = itertools.count()
         self._pushes = itertools.count()
         self._in_flight = 0
+        self._answered = 0  # started items whose call was answered, not yet complete
         self._waiting = 0
         self._per_partition: dict[Hashable, int] = {}  # waiting items per partition
 
@@ -69,6 +78,11 @@ class KeyedScheduler(Generic[P]):
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def publishing(self) -> int:
+        """Items whose call was answered and whose outcome is not acknowledged yet."""
+        return self._answered
 
     @property
     def waiting(self) -> int:
@@ -103,7 +117,8 @@ class KeyedScheduler(Generic[P]):
     def take_ready(self) -> list[Item[P]]:
         """The items that may start now (marked started), oldest first, within the cap."""
         ready: list[Item[P]] = []
-        while self._candidates and self._in_flight < self.max_in_flight:
+        cap, publishing_cap = self.max_in_flight, self.max_publishing
+        while self._candidates and self._in_flight < cap and self._answered < publishing_cap:
             item = heapq.heappop(self._candidates)[2]
             if item.started or item.cancelled:
                 continue
@@ -117,11 +132,23 @@ class KeyedScheduler(Generic[P]):
             ready.append(item)
         return ready
 
+    def answered(self, item: Item[P]) -> None:
+        """``item``'s call is over: its slot goes to the next call; its keys stay held until
+        :meth:`complete`."""
+        if not item.started or item.answered:
+            raise ValueError("an item is answered once, after it started")
+        item.answered = True
+        self._in_flight -= 1
+        self._answered += 1
+
     def complete(self, item: Item[P]) -> None:
         """``item`` has its outcome: release its keys and let the next item of each key start."""
         if not item.started:
             raise ValueError("completing an item that was never started")
-        self._in_flight -= 1
+        if item.answered:
+            self._answered -= 1
+        else:
+            self._in_flight -= 1
         for key in item.keys:
             self._busy.discard(key)
             queue = self._queues[key]

@@ -85,12 +85,15 @@ record = st.tuples(
 @given(
     records=st.lists(record, max_size=60),
     cap=st.integers(min_value=1, max_value=8),
+    publishing_cap=st.integers(min_value=1, max_value=4),
     data=st.data(),
 )
 def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
-    records: list[tuple[int, list[str]]], cap: int, data: st.DataObject
+    records: list[tuple[int, list[str]]], cap: int, publishing_cap: int, data: st.DataObject
 ) -> None:
-    scheduler: KeyedScheduler[int] = KeyedScheduler(max_in_flight=cap)
+    scheduler: KeyedScheduler[int] = KeyedScheduler(
+        max_in_flight=cap, max_publishing=publishing_cap
+    )
     offsets = defaultdict(PartitionOffsets)
     next_offset: dict[int, int] = defaultdict(int)
     submitted: dict[str, list[int]] = defaultdict(list)  # key -> sequence numbers, in order
@@ -111,7 +114,14 @@ def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
                 submitted[key].append(seq)
             seq += 1
         elif in_flight:
-            done = in_flight.pop(data.draw(st.integers(0, len(in_flight) - 1)))
+            chosen = in_flight[data.draw(st.integers(0, len(in_flight) - 1))]
+            if not chosen.answered and data.draw(st.booleans()):
+                scheduler.answered(chosen)  # the call is over; its outcome is being published
+                calls = [each for each in in_flight if not each.answered]
+                assert scheduler.in_flight == len(calls)
+                continue
+            in_flight.remove(chosen)
+            done = chosen
             scheduler.complete(done)
             offsets[done.partition].finish(done.offset)
             finished[done.partition].add(done.offset)
@@ -125,8 +135,12 @@ def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
             for key in each.keys:
                 started[key].append(each.payload)
             in_flight.append(each)
-        assert len(in_flight) <= cap
-        assert scheduler.in_flight == len(in_flight)
+        # The caps: calls in flight, and answered items still holding their keys.
+        calls = [each for each in in_flight if not each.answered]
+        assert len(calls) <= cap
+        assert scheduler.in_flight == len(calls)
+        assert len(in_flight) - len(calls) == scheduler.publishing
+        assert len(in_flight) <= cap + publishing_cap
         # Memory: keys tracked are only those of items in flight or waiting.
         live = {key for each in in_flight for key in each.keys}
         live |= {key for each in scheduler.pending_items() for key in each.keys}
@@ -154,3 +168,25 @@ def test_the_oldest_startable_item_takes_the_slot_that_frees() -> None:
     # Found by the kill -9 chaos run: when unblocked items went to the back, the committed
     # offset stalled during a backlog drain (10 records committed after 822 calls).
     assert [i.payload for i in scheduler.take_ready()] == ["a1"]
+
+
+def test_an_answered_call_frees_its_slot_but_not_its_customer() -> None:
+    scheduler: KeyedScheduler[str] = KeyedScheduler(max_in_flight=1, max_publishing=2)
+    a0 = Item("p", 0, ("a",), "a0")
+    a1 = Item("p", 1, ("a",), "a1")
+    b0 = Item("p", 2, ("b",), "b0")
+    c0 = Item("p", 3, ("c",), "c0")
+    for each in (a0, a1, b0, c0):
+        scheduler.submit(each)
+    assert scheduler.take_ready() == [a0]
+
+    scheduler.answered(a0)  # a0's effects are being published: the slot is free, "a" is not
+    assert (scheduler.in_flight, scheduler.publishing) == (0, 1)
+    assert scheduler.take_ready() == [b0]
+
+    scheduler.answered(b0)  # two answered items may be held at most: nothing more starts
+    assert scheduler.take_ready() == []
+    scheduler.complete(a0)
+    assert scheduler.take_ready() == [a1]  # a's next record, oldest first
+    with pytest.raises(ValueError, match="answered once"):
+        scheduler.answered(b0)
