@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from confluent_kafka import Producer
 
 from workers._version import __version__
 from workers.config import Settings
@@ -102,9 +103,10 @@ class Worker:
             OSError: the health endpoint's port cannot be bound.
         """
         settings = self.settings
-        producer_kwargs = {"factory": self._producer_factory} if self._producer_factory else {}
         consumer_kwargs = {"factory": self._consumer_factory} if self._consumer_factory else {}
-        producer = AsyncProducer(settings.producer_config(), **producer_kwargs)
+        producer = AsyncProducer(
+            settings.producer_config(), factory=self._producer_factory or Producer
+        )
         talon = self._talon_client()
         processor = RecordProcessor(
             talon,
