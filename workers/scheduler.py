@@ -109,7 +109,9 @@ class KeyedScheduler(Generic[P]):
         self._waiting += 1
         self._per_partition[item.partition] = self._per_partition.get(item.partition, 0) + 1
         item.order = next(self._submitted)
-        self._candidate(item)
+        # Behind another item of one of its keys, it becomes a candidate when that one completes.
+        if all(self._queues[key][0] is item for key in item.keys):
+            self._candidate(item)
 
     def _candidate(self, item: Item[P]) -> None:
         heapq.heappush(self._candidates, (item.order, next(self._pushes), item))
