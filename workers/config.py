@@ -107,10 +107,9 @@ class Settings(BaseSettings):
     #: ``native`` (default: ``workers.http11``, a lean HTTP/1.1 client, the cheapest per call),
     #: ``aiohttp`` or ``httpx``.
     http_client: Literal["native", "aiohttp", "httpx"] = "native"
-    response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = (
-        "customerSession",
-        "customerProfile",
-    )
+    #: What Talon.One sends back besides the effects. The envelope publishes the session's
+    #: summary, so by default only the session is asked for (less to serialise and parse).
+    response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = ("customerSession",)
     dry_run: bool = False
     profile_run_rule_engine: bool = True
 

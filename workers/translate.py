@@ -55,7 +55,7 @@ _PROFILE_CONTENT = frozenset(
 class TranslationOptions:
     """Settings that shape every call: what Talon.One should send back, and dry runs."""
 
-    response_content: tuple[str, ...] = ("customerSession", "customerProfile")
+    response_content: tuple[str, ...] = ("customerSession",)
     dry: bool = False
     profile_run_rule_engine: bool = True
 

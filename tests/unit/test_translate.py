@@ -13,7 +13,8 @@ from workers.calls import Operation
 from workers.events import decode_event
 from workers.translate import TranslationOptions, translate
 
-OPTIONS = TranslationOptions()
+# Asking for the profile too, so the filtering per operation shows.
+OPTIONS = TranslationOptions(response_content=("customerSession", "customerProfile"))
 
 
 def event(**fields: Any) -> Any:
@@ -157,7 +158,7 @@ def test_track_event_asks_for_effects() -> None:
             profileId="c",
             payload={"eventType": "review_submitted", "attributes": {"rating": 4}},
         ),
-        TranslationOptions(dry=True),
+        TranslationOptions(dry=True, response_content=OPTIONS.response_content),
     )
     assert (call.method, call.path) == ("POST", "/v2/events")
     assert call.query == {"silent": "no", "dry": "true"}
@@ -195,3 +196,19 @@ def test_session_calls_always_carry_state_and_encode_the_id(
     encoded = call.path.removeprefix("/v2/customer_sessions/")
     assert "/" not in encoded
     assert call.integration_id == session_id
+
+
+def test_by_default_only_the_session_is_asked_for() -> None:
+    """The envelope publishes the session's summary and nothing of the profile."""
+    defaults = TranslationOptions()
+    cart = translate(
+        event(type="cart.updated", profileId="c", sessionId="s", payload={"cartItems": []}),
+        defaults,
+    )
+    assert cart.body is not None
+    assert cart.body["responseContent"] == ["customerSession"]
+    profile = translate(
+        event(type="customer.updated", profileId="c", payload={"attributes": {"tier": "gold"}}),
+        defaults,
+    )
+    assert profile.body == {"attributes": {"tier": "gold"}}
