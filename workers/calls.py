@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -26,8 +27,13 @@ class Operation(StrEnum):
     def path(self, integration_id: str) -> str:
         """The request path, with the integration ID fully percent-encoded (``/`` too)."""
         template = _PATHS[self]
-        return template.format(id=quote(integration_id, safe=""))
+        if _UNRESERVED.fullmatch(integration_id) is None:  # most ids need no encoding at all
+            integration_id = quote(integration_id, safe="")
+        return template.format(id=integration_id)
 
+
+#: What ``quote`` leaves as it is: RFC 3986's unreserved characters.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 _METHODS = {
     Operation.UPDATE_CUSTOMER_SESSION: "PUT",

@@ -48,6 +48,11 @@ __all__ = [
 
 #: Methods whose requests always carry a Content-Length (0 without body), as servers expect.
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: The methods it sends (HEAD is left out: its answer has no body, which it does not handle).
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: Header names already found usable are remembered (up to this many): their values are then
+#: only checked for CR, LF and NUL.
+_MAX_CHECKED_NAMES = 64
 #: What a target or a header value must never hold: controls would let a value inject headers.
 _UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
 _UNSAFE_VALUE = re.compile(r"[\x00\r\n]")
@@ -276,6 +281,7 @@ class Http11Client:
         for name, value in fixed.items():
             _check_header(name, value)
         self._fixed = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
+        self._checked_names: set[str] = set()
         self._timeout_s = timeout_s
         self._max_connections = max_connections
         self._slots = 0  # connections open or being opened
@@ -450,12 +456,18 @@ class Http11Client:
     def _encode(
         self, method: str, target: str, body: bytes | None, headers: Mapping[str, str] | None
     ) -> bytes:
-        if method == "HEAD" or _UNSAFE_TARGET.search(method) or _UNSAFE_TARGET.search(target):
+        if method not in _METHODS or _UNSAFE_TARGET.search(target):
             raise ValueError(f"unusable method or target: {method!r} {target!r}")
         parts = [f"{method} {self._prefix}{target} HTTP/1.1\r\n", self._fixed]
         if headers:
+            checked = self._checked_names
             for name, value in headers.items():
-                _check_header(name, value)
+                if name not in checked:
+                    _check_header(name, value)
+                    if len(checked) < _MAX_CHECKED_NAMES:
+                        checked.add(name)
+                elif "\r" in value or "\n" in value or "\0" in value:
+                    raise ValueError(f"unusable header {name!r}")
                 parts.append(f"{name}: {value}\r\n")
         if body is not None or method in _BODY_METHODS:
             parts.append(f"Content-Length: {len(body) if body else 0}\r\n")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import urlencode
 
@@ -61,11 +61,12 @@ class TalonResponse:
     status: int
     body: dict[str, Any]
     elapsed_s: float
+    #: The answer's ``effects`` (``[]`` when it has none), read once.
+    effects: list[Any] = field(init=False)
 
-    @property
-    def effects(self) -> list[Any]:
+    def __post_init__(self) -> None:
         effects = self.body.get("effects")
-        return effects if isinstance(effects, list) else []
+        object.__setattr__(self, "effects", effects if isinstance(effects, list) else [])
 
 
 class _Closing:
