@@ -12,7 +12,7 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``dlq_records_total{reason}``                records dead-lettered, by error class
 ``effects_envelopes_total``                  effects envelopes published
 ``effects_total{effect_type}``               effects received, by type
-``in_flight_calls`` / ``in_flight_limit``    records being processed; the adaptive limit
+``in_flight_calls`` / ``in_flight_limit``    Talon.One calls in flight; the adaptive limit
 ``buffered_records``                         records waiting behind their customer or the cap
 ``paused_partitions``                        partitions paused (full buffers, or halted)
 ``committed_offset{topic,partition}``        the last offset committed by this worker
@@ -114,9 +114,9 @@ class WorkerCollector(Collector):
         yield envelopes
 
         state = self._snapshot()
-        yield _gauge("in_flight_calls", "Records being processed.", state.in_flight)
+        yield _gauge("in_flight_calls", "Talon.One calls in flight.", state.in_flight)
         yield _gauge(
-            "in_flight_limit", "Records allowed in flight now (adaptive).", state.in_flight_limit
+            "in_flight_limit", "Calls allowed in flight now (adaptive).", state.in_flight_limit
         )
         yield _gauge(
             "buffered_records", "Records waiting behind their customer or the cap.", state.buffered
