@@ -53,3 +53,14 @@ def test_a_missing_api_key_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("TALON_STREAM_TALON_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="TALON_STREAM_TALON_API_KEY"):
         load_settings().require_api_key()
+
+
+def test_the_producer_batches_longer_when_the_slots_do_not_wait_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert load_settings().producer_config()["linger.ms"] == 20
+    serial = load_settings(cli={"dispatch": "partition"})
+    assert serial.producer_config()["linger.ms"] == 0
+    overridden = load_settings(cli={"kafka_config": '{"linger.ms": 2}'})
+    assert overridden.producer_config()["linger.ms"] == 2
