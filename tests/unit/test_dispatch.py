@@ -178,3 +178,44 @@ async def test_partition_serial_pauses_resumes_and_commits() -> None:
     await until(lambda: len(done) == 13)
     assert await serial.close(timeout_s=1) == {PARTITION: 13}
     assert serial.failure is None
+
+
+class HeldSink(Sink):
+    """A broker that acknowledges only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        await self.send(records[0][0], key=None, value=None)
+
+    async def send(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
+    ) -> None:
+        self.waiting += 1
+        await self.release.wait()
+        self.waiting -= 1
+        self.count += 1
+
+
+async def test_a_call_answered_frees_its_slot_while_its_outcome_waits_for_the_broker() -> None:
+    talon, sink = SlowTalon(), HeldSink()
+    keyed = dispatcher(talon, sink, max_in_flight=2)
+    keyed.assign([PARTITION])
+    keyed.submit(record(0, 1, 1))  # customer 1
+    keyed.submit(record(1, 1, 2))  # customer 1 again: waits for the first one's outcome
+    keyed.submit(record(2, 2, 1))
+    keyed.submit(record(3, 3, 1))  # a third customer: needs a slot the first call gave back
+    await until(lambda: sink.waiting == 3)
+    # Two slots, three calls answered and none acknowledged: a slot goes on when its call is
+    # answered. Customer 1's second record is not called before its first one's outcome.
+    assert talon.order == {"s-1": [1], "s-2": [1], "s-3": [1]}
+    assert keyed.in_flight == 0
+    assert keyed.committable() == {}  # nothing acknowledged: nothing to commit
+    sink.release.set()
+    await until(lambda: sink.count == 4)
+    assert talon.order == {"s-1": [1, 2], "s-2": [1], "s-3": [1]}
+    assert talon.overlaps == 0
+    assert keyed.committable() == {PARTITION: 4}
