@@ -75,19 +75,27 @@ def registry() -> Iterator[SchemaRegistryServer]:
         yield server
 
 
-def serialize(registry: SchemaRegistryServer, topic: str, event: Event, schema: str = "") -> bytes:
-    """``event`` as a shop's producer writes it: AvroSerializer, topic name strategy."""
-    client = registry_client(registry.url)
-    text = schema or SCHEMAS.event.text
+def serialize_datum(
+    registry: SchemaRegistryServer, topic: str, datum: Any, schema: str = ""
+) -> bytes:
+    """``datum`` as a shop's producer writes it: AvroSerializer, topic name strategy, the event
+    schema unless ``schema`` is given."""
     serializer = AvroSerializer(
-        client, text, conf={"subject.name.strategy": topic_subject_name_strategy}
+        registry_client(registry.url),
+        schema or SCHEMAS.event.text,
+        conf={"subject.name.strategy": topic_subject_name_strategy},
     )
-    datum = CODEC.to_avro(event.model_dump(by_alias=True))
-    if schema and not schema.startswith("["):
-        datum = datum[1]  # a record schema takes the record, a union the (branch, record)
     value = serializer(datum, SerializationContext(topic, MessageField.VALUE))
     assert value is not None
     return value
+
+
+def serialize(registry: SchemaRegistryServer, topic: str, event: Event, schema: str = "") -> bytes:
+    """``event`` as a shop's producer writes it."""
+    datum = CODEC.to_avro(event.model_dump(by_alias=True))
+    if schema and not schema.startswith("["):
+        datum = datum[1]  # a record schema takes the record, a union the (branch, record)
+    return serialize_datum(registry, topic, datum, schema)
 
 
 async def decoder_for(registry: SchemaRegistryServer, *values: bytes) -> AvroDecoder:
@@ -180,12 +188,7 @@ async def test_corrupt_avro_data_is_a_decode_error(registry: SchemaRegistryServe
 async def test_json_text_fields_must_hold_json(registry: SchemaRegistryServer) -> None:
     datum = CODEC.to_avro(REVIEW.model_dump(by_alias=True))
     datum[1]["payload"]["attributes"] = "{not json"
-    client = registry_client(registry.url)
-    serializer = AvroSerializer(
-        client, SCHEMAS.event.text, conf={"subject.name.strategy": topic_subject_name_strategy}
-    )
-    value = serializer(datum, SerializationContext("shop.events", MessageField.VALUE))
-    assert value is not None
+    value = serialize_datum(registry, "shop.events", datum)
     decoder = await decoder_for(registry, value)
     with pytest.raises(DecodeError, match="is not JSON"):
         decoder.decode_event(value)
@@ -196,12 +199,7 @@ async def test_an_invalid_avro_event_names_the_field_as_for_json(
 ) -> None:
     datum = CODEC.to_avro(CART.model_dump(by_alias=True))
     datum[1]["sessionId"] = None  # Avro allows it; a cart event needs one
-    client = registry_client(registry.url)
-    serializer = AvroSerializer(
-        client, SCHEMAS.event.text, conf={"subject.name.strategy": topic_subject_name_strategy}
-    )
-    value = serializer(datum, SerializationContext("shop.events", MessageField.VALUE))
-    assert value is not None
+    value = serialize_datum(registry, "shop.events", datum)
     decoder = await decoder_for(registry, value)
     with pytest.raises(DecodeError, match="needs a sessionId"):
         decoder.decode_event(value)
@@ -587,17 +585,12 @@ async def _mapped_avro_topic(registry: SchemaRegistryServer) -> None:
             {"name": "at", "type": "string"},
         ],
     }
-    client = registry_client(registry.url)
-    serializer = AvroSerializer(
-        client,
-        orjson.dumps(shop_schema).decode(),
-        conf={"subject.name.strategy": topic_subject_name_strategy},
-    )
-    value = serializer(
+    value = serialize_datum(
+        registry,
+        "avro.in",
         {"customer": "c-9", "stars": 4, "at": "2026-11-25T18:30:00Z"},
-        SerializationContext("avro.in", MessageField.VALUE),
+        orjson.dumps(shop_schema).decode(),
     )
-    assert value is not None
     mappings = parse_mappings(
         """
 mappings:
