@@ -138,8 +138,7 @@ def main() -> None:
                 orjson.dumps({**built, "effects": effects})
 
     def ids() -> None:
-        for record in records:
-            envelope_id(record.topic, record.partition, record.offset)
+        ids_of(records)
 
     producer = Producer(
         {

@@ -50,8 +50,8 @@ __all__ = [
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: The methods it sends (HEAD is left out: its answer has no body, which it does not handle).
 _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-#: Header names already found usable are remembered (up to this many): their values are then
-#: only checked for CR, LF and NUL.
+#: Header names already found usable are remembered (up to this many): then only their values
+#: are checked.
 _MAX_CHECKED_NAMES = 64
 #: What a target or a header value must never hold: controls would let a value inject headers.
 _UNSAFE_TARGET = re.compile(r"[\x00-\x20\x7f]")
@@ -466,7 +466,7 @@ class Http11Client:
                     _check_header(name, value)
                     if len(checked) < _MAX_CHECKED_NAMES:
                         checked.add(name)
-                elif "\r" in value or "\n" in value or "\0" in value:
+                elif _UNSAFE_VALUE.search(value):
                     raise ValueError(f"unusable header {name!r}")
                 parts.append(f"{name}: {value}\r\n")
         if body is not None or method in _BODY_METHODS:

@@ -32,6 +32,7 @@ from workers.config import load_settings
 from workers.exceptions import TalonFatalError, TalonTransportError
 from workers.http11 import (
     Http11Client,
+    HttpConnectError,
     HttpError,
     HttpReadError,
     HttpResponse,
@@ -521,6 +522,12 @@ async def test_header_injection_is_refused() -> None:
             await client.request("GET", "/", headers={"Idempotency-Key": "a\r\nX-Evil: 1"})
         with pytest.raises(ValueError, match="target"):
             await client.request("GET", "/a b")
+        # A name already sent once has its values checked all the same.
+        with pytest.raises(HttpConnectError):  # nothing listens: the request was well-formed
+            await client.request("GET", "/", headers={"X-Request": "ok"})
+        for bad in ("a\r\nX-Evil: 1", "a\nb", "a\x00b"):
+            with pytest.raises(ValueError, match="header"):
+                await client.request("GET", "/", headers={"X-Request": bad})
 
 
 def test_a_bad_base_url_is_refused() -> None:
