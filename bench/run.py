@@ -169,6 +169,14 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def cpu_of(pid: int | None) -> float:
+    """User+sys CPU seconds of process ``pid``, or of this process when None."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    return proc_cpu_s(pid)
+
+
 def proc_peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -216,13 +224,22 @@ def run_worker_process(
 
 
 def run_worker(
-    stack: Stack, name: str, dispatch: str, max_in_flight: int, window_s: float | None
+    stack: Stack,
+    name: str,
+    dispatch: str,
+    max_in_flight: int,
+    window_s: float | None,
+    neighbours: dict[str, int | None] | None = None,
 ) -> dict[str, Any]:
-    """The real worker as a child process; returns eps, CPU per event and peak RSS."""
+    """The real worker as a child process; returns eps, CPU per event and peak RSS, and the
+    CPU per event of each of its ``neighbours`` (name → process ID; None for this process)
+    over the same stretch."""
     process, watch = run_worker_process(stack, name, dispatch, max_in_flight)
     try:
         if not watch.wait_for(1, 60):
             raise SystemExit(f"{name}: no outcome within 60 s")
+        beside = neighbours or {}
+        cpu_beside = {each: cpu_of(pid) for each, pid in beside.items()}
         cpu_start, started = proc_cpu_s(process.pid), time.monotonic()
         target = stack.events
         if window_s is not None:
@@ -235,10 +252,15 @@ def run_worker(
         elapsed = time.monotonic() - started
         cpu = proc_cpu_s(process.pid) - cpu_start
         rss = proc_peak_rss_mb(process.pid)
+        per_event = {
+            each: round((cpu_of(pid) - cpu_beside[each]) / max(1, done - 1) * 1e6, 1)
+            for each, pid in beside.items()
+        }
         return {
             "eps": round((done - 1) / elapsed, 1),
             "events": done,
             "cpu_us_per_event": round(cpu / max(1, done - 1) * 1e6, 1),
+            "neighbours_cpu_us_per_event": per_event,
             "peak_rss_mb": round(rss, 1),
             "process": process,
             "watch": watch,
@@ -343,6 +365,7 @@ def run_ceiling(
     seed: int,
     in_flight: int,
     window_s: float | None = None,
+    emulator_pid: int | None = None,
 ) -> dict[str, Any]:
     """The same calls from a bare aiohttp loop. Each customer's calls are made by one lane in
     order, so it respects Talon.One's per-ID rule as the worker does."""
@@ -357,6 +380,7 @@ def run_ceiling(
     # One lane per customer group keeps per-customer order without locks.
     lanes = list(by_customer.values())
     cpu0 = time.process_time()
+    emulator_cpu0 = cpu_of(emulator_pid) if emulator_pid is not None else 0.0
 
     done = 0
 
@@ -383,11 +407,28 @@ def run_ceiling(
             return time.perf_counter() - started
 
     seconds = asyncio.run(run_all())
-    return {
+    result = {
         "eps": round(done / seconds, 1),
         "events": done,
         "cpu_us_per_event": round((time.process_time() - cpu0) / max(1, done) * 1e6, 1),
     }
+    if emulator_pid is not None:
+        emulator_cpu = cpu_of(emulator_pid) - emulator_cpu0
+        result["emulator_cpu_us_per_event"] = round(emulator_cpu / max(1, done) * 1e6, 1)
+    return result
+
+
+def cpu_bound_vs_ceiling(results: dict[str, Any]) -> float | None:
+    """``talon_stream / ceiling`` as it would be if the machine's cores bounded both: the CPU
+    every process spends per event in the ceiling run (client, emulator) over the same in the
+    talon_stream run (worker, emulator, broker, this process's consumer). None without the
+    broker's figure (an external broker)."""
+    keyed = ("worker", "emulator", "broker", "bench")
+    if any(f"{each}_cpu_us_per_event" not in results for each in keyed):
+        return None
+    talon_stream = sum(results[f"{each}_cpu_us_per_event"] for each in keyed)
+    ceiling = results["ceiling_cpu_us_per_event"] + results["ceiling_emulator_cpu_us_per_event"]
+    return round(ceiling / talon_stream, 2)
 
 
 def start_emulator(latency_ms: float) -> tuple[Any, str]:
@@ -466,8 +507,18 @@ def main() -> None:
             )
         if "talon_stream" in contenders:
             fresh_emulator()
+            # What the processes sharing the machine spend per event beside the worker.
+            neighbours: dict[str, int | None] = {"emulator": emulator.pid, "bench": None}
+            broker_pid = getattr(broker, "pid", None)
+            if broker_pid is not None:  # an external broker's CPU is not ours to read
+                neighbours["broker"] = broker_pid
             keyed = run_worker(
-                stack, "keyed", "keyed", args.in_flight, args.window_s if args.window_all else None
+                stack,
+                "keyed",
+                "keyed",
+                args.in_flight,
+                args.window_s if args.window_all else None,
+                neighbours,
             )
             try:
                 results.update(
@@ -475,10 +526,21 @@ def main() -> None:
                     worker_cpu_us_per_event=keyed["cpu_us_per_event"],
                     peak_rss_mb=keyed["peak_rss_mb"],
                 )
+                results.update(
+                    (f"{each}_cpu_us_per_event", cost)
+                    for each, cost in keyed["neighbours_cpu_us_per_event"].items()
+                )
                 print(
                     f"talon_stream      {keyed['eps']:>9.1f} events/s, "
                     f"{keyed['cpu_us_per_event']:.0f} µs CPU/event, "
                     f"{keyed['peak_rss_mb']:.0f} MB peak"
+                )
+                print(
+                    "                  beside it per event: "
+                    + ", ".join(
+                        f"{each} {cost:.0f} µs"
+                        for each, cost in keyed["neighbours_cpu_us_per_event"].items()
+                    )
                 )
                 measure_latency(stack, keyed, keyed["eps"], args.latency_events, args.seed)
                 results.update(p50_ms=keyed["p50_ms"], p99_ms=keyed["p99_ms"])
@@ -497,9 +559,16 @@ def main() -> None:
                 args.seed,
                 args.in_flight,
                 args.window_s if args.window_all else None,
+                emulator.pid,
             )
             results["ceiling_eps"] = ceiling["eps"]
-            print(f"ceiling           {ceiling['eps']:>9.1f} events/s")
+            results["ceiling_cpu_us_per_event"] = ceiling["cpu_us_per_event"]
+            results["ceiling_emulator_cpu_us_per_event"] = ceiling["emulator_cpu_us_per_event"]
+            print(
+                f"ceiling           {ceiling['eps']:>9.1f} events/s, "
+                f"{ceiling['cpu_us_per_event']:.0f} µs CPU/call (the bare client loop alone), "
+                f"emulator {ceiling['emulator_cpu_us_per_event']:.0f} µs"
+            )
         fresh_emulator()
         results["emulator_statuses"] = statuses
         results["emulator_409s"] = statuses.get("409", 0)
@@ -515,6 +584,13 @@ def main() -> None:
         results["talon_stream_vs_ceiling"] = round(
             results["talon_stream_eps"] / results["ceiling_eps"], 2
         )
+        bound = cpu_bound_vs_ceiling(results)
+        if bound is not None:
+            results["cpu_bound_vs_ceiling"] = bound
+            print(
+                f"talon_stream / ceiling if only the CPU bound both: {bound:.2f} "
+                "(CPU per event of every process on the machine, ceiling ÷ talon_stream)"
+            )
     print(json.dumps(results, indent=2))
     text = json.dumps(results, indent=2) + "\n"
     if args.out is not None:

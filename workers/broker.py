@@ -127,6 +127,11 @@ class EmbeddedBroker:
             raise BrokerError("the embedded broker is not running")
         return f"127.0.0.1:{self._port}"
 
+    @property
+    def pid(self) -> int | None:
+        """The broker's process ID while it runs (benchmarks read its CPU time)."""
+        return None if self._process is None else self._process.pid
+
     def __enter__(self) -> EmbeddedBroker:
         self.start()
         return self

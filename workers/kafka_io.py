@@ -7,8 +7,8 @@ The event loop never blocks on Kafka:
   the partitions to coroutines on the loop and wait for them, and commit what those return
   right there (a commit from the loop would queue behind the callback and deadlock).
 * :class:`AsyncProducer` serves librdkafka's delivery reports on the event loop (a non-blocking
-  poll on a timer while records are unacknowledged) and resolves one asyncio future per record
-  when the broker acknowledges it.
+  poll on a timer while records are unacknowledged) and resolves one asyncio future per batch
+  of records sent together when the broker has acknowledged them all.
 
 Records cross this boundary as :class:`InputRecord`; ``confluent_kafka`` errors become
 :class:`~workers.exceptions.BrokerError`.
@@ -199,8 +199,9 @@ class AsyncProducer:
 
     Delivery reports are served on the event loop's own thread: while records wait for their
     acknowledgement, a timer polls librdkafka without blocking every ``poll_interval_s``, and each
-    report settles its record's future there and then — no thread of our own, no hand-over
-    between threads, no contention for the GIL. Idle, it costs nothing."""
+    report counts towards the future of the records sent with it, settled there and then — no
+    thread of our own, no hand-over between threads, no contention for the GIL. Idle, it costs
+    nothing."""
 
     def __init__(
         self,
@@ -230,39 +231,53 @@ class AsyncProducer:
             BrokerError: the record was rejected (too large, unknown topic or partition, timed
                 out).
         """
-        await (await self._produce(topic, key, value, headers, partition))
+        await self.send_all(((topic, key, value, headers),), partition=partition)
 
-    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+    async def send_all(
+        self, records: Sequence[OutputRecord], *, partition: int | None = None
+    ) -> None:
         """Produce every record at once, then wait until the broker has acknowledged them all:
-        one wait for the lot instead of one after another.
+        one wait, and one future, for the lot.
 
         Raises:
-            BrokerError: a record was rejected.
+            BrokerError: a record was rejected; the first rejection is the one raised.
         """
-        acks = [await self._produce(*record, None) for record in records]
-        for acked in acks:
-            await acked  # mostly settled by the same poll as the first
+        if not records:
+            return
+        loop = asyncio.get_running_loop()
+        acked: asyncio.Future[None] = loop.create_future()
+        waiting = len(records)
 
-    async def _produce(
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            nonlocal waiting
+            self._unacked -= 1
+            waiting -= 1
+            if acked.done():  # an earlier record failed, or the sender was cancelled
+                return
+            if error is not None:
+                acked.set_exception(BrokerError(f"delivery to {message.topic()!r} failed: {error}"))
+            elif waiting == 0:
+                acked.set_result(None)
+
+        try:
+            for topic, key, value, headers in records:
+                await self._enqueue(loop, topic, key, value, headers, partition, delivered)
+        except BaseException:
+            acked.cancel()  # the records already queued report to nobody
+            raise
+        await acked
+
+    async def _enqueue(
         self,
+        loop: asyncio.AbstractEventLoop,
         topic: str,
         key: bytes | None,
         value: bytes | None,
         headers: Headers | None,
         partition: int | None,
-    ) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        acked: asyncio.Future[None] = loop.create_future()
-
-        def delivered(error: KafkaError | None, _message: Message) -> None:
-            self._unacked -= 1
-            if acked.done():  # its sender was cancelled
-                return
-            if error is None:
-                acked.set_result(None)
-            else:
-                acked.set_exception(BrokerError(f"delivery to {topic!r} failed: {error}"))
-
+        delivered: Callable[[KafkaError | None, Message], None],
+    ) -> None:
+        """Queue one record in librdkafka, waiting while its local queue is full."""
         # Not passed at all when None: librdkafka's partitioner then picks the partition.
         where = {} if partition is None else {"partition": partition}
         while True:
@@ -279,7 +294,7 @@ class AsyncProducer:
                 self._unacked += 1
                 if self._timer is None:
                     self._timer = loop.call_later(self._interval, self._serve, loop)
-                return acked
+                return
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
         """Serve the delivery reports that arrived; come back while records are unacknowledged."""
