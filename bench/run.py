@@ -6,7 +6,8 @@ for every contender (a realistic shop mix keyed by customer):
 * ``naive``            one consumer calling the official ``talon-one-sdk`` synchronously per record;
 * ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
 * ``talon_stream``     the real worker (keyed dispatch);
-* ``ceiling``          a bare asyncio loop on aiohttp with the same concurrency, no Kafka.
+* ``ceiling``          a bare asyncio loop on aiohttp making the same calls (``Idempotency-Key``
+                       included) with the same concurrency, no Kafka.
 
 The slow contenders are measured over a time window (they would take an hour for the whole
 input); the others drain it. ``p50_ms``/``p99_ms`` come from a second, paced phase of the
@@ -43,6 +44,7 @@ from confluent_kafka import Consumer, Producer
 
 from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker, open_broker
 from workers.calls import Operation
+from workers.envelopes import envelope_id
 from workers.events import decode_event
 from workers.generator import ShopSimulator
 from workers.subprocesses import spawn, spawn_emulator, terminate
@@ -368,15 +370,18 @@ def run_ceiling(
     emulator_pid: int | None = None,
 ) -> dict[str, Any]:
     """The same calls from a bare aiohttp loop. Each customer's calls are made by one lane in
-    order, so it respects Talon.One's per-ID rule as the worker does."""
+    order, so it respects Talon.One's per-ID rule as the worker does, and each carries an
+    ``Idempotency-Key`` as the worker's do (the emulator then does the same work: it
+    fingerprints and stores every answer)."""
     options = TranslationOptions()
-    by_customer: dict[bytes, list[tuple[str, str, bytes]]] = {}
-    for key, value in shop_events(events, customers, seed):
+    by_customer: dict[bytes, list[tuple[str, str, bytes, dict[str, str]]]] = {}
+    for index, (key, value) in enumerate(shop_events(events, customers, seed)):
         call = translate(decode_event(value), options)
         query = "&".join(f"{k}={v}" for k, v in call.query.items())
         path = f"{call.path}?{query}" if query else call.path
         body = orjson.dumps(call.body) if call.body is not None else b""
-        by_customer.setdefault(key, []).append((call.method, path, body))
+        headers = {"Idempotency-Key": envelope_id("ceiling", 0, index)}
+        by_customer.setdefault(key, []).append((call.method, path, body, headers))
     # One lane per customer group keeps per-customer order without locks.
     lanes = list(by_customer.values())
     cpu0 = time.process_time()
@@ -395,10 +400,12 @@ def run_ceiling(
             async def lane() -> None:
                 nonlocal done
                 for calls in pending:
-                    for method, path, body in calls:
+                    for method, path, body, extra in calls:
                         if window_s is not None and time.perf_counter() - started > window_s:
                             return
-                        async with session.request(method, path, data=body or None) as response:
+                        async with session.request(
+                            method, path, data=body or None, headers=extra
+                        ) as response:
                             orjson.loads(await response.read() or b"{}")
                         done += 1
 
