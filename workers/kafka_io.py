@@ -315,9 +315,16 @@ class AsyncProducer:
             await asyncio.sleep(self._interval)
 
     async def close(self, timeout_s: float = 10.0) -> None:
+        """Wait (at most ``timeout_s``) for every record to be acknowledged, then give up on the
+        rest: their senders get a :class:`~workers.exceptions.BrokerError` (the records'
+        offsets are not committed, so they are replayed), and librdkafka lets go of their
+        delivery callbacks — which would otherwise keep this producer, its threads and its
+        connections alive for as long as the process runs."""
         remaining = await self.flush(timeout_s)
+        if remaining:
+            log.error("%d produced records were not acknowledged before close", remaining)
+            self._producer.purge()
+            self._producer.poll(0)  # serves the purged records' reports
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if remaining:
-            log.error("%d produced records were not acknowledged before close", remaining)

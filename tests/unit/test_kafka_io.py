@@ -31,6 +31,7 @@ class ScriptedProducer:
         self._reports: list[tuple[Any, KafkaError | None, _Message]] = []
         self.full_for = 0  # produce() calls that still find the local queue full
         self.refuse: str | None = None  # a topic whose produce() raises
+        self._reported: set[int] = set()
 
     def produce(self, topic: str, **kwargs: Any) -> None:
         if self.full_for:
@@ -44,6 +45,7 @@ class ScriptedProducer:
         """The broker's answer to the ``index``-th record, served at the next poll."""
         record = self.produced[index]
         self._reports.append((record["on_delivery"], error, _Message(record["topic"])))
+        self._reported.add(index)
 
     def poll(self, _timeout: float) -> int:
         reports, self._reports = self._reports, []
@@ -53,7 +55,13 @@ class ScriptedProducer:
 
     def flush(self, _timeout: float) -> int:
         self.poll(0)
-        return 0
+        return len(self.produced) - len(self._reported)
+
+    def purge(self) -> None:
+        """Drop what is still queued: each record is reported as purged at the next poll."""
+        for index in range(len(self.produced)):
+            if index not in self._reported:
+                self.report(index, KafkaError(KafkaError._PURGE_QUEUE))
 
 
 def _producer() -> tuple[AsyncProducer, ScriptedProducer]:
@@ -148,3 +156,18 @@ async def test_without_a_partition_the_partitioner_chooses() -> None:
     assert "partition" not in scripted.produced[0]
     scripted.report(0)
     await asyncio.wait_for(sending, 1)
+
+
+async def test_close_gives_up_on_what_the_broker_never_acknowledged() -> None:
+    unhandled = _watch_unhandled()
+    producer, scripted = _producer()
+    sending = asyncio.create_task(producer.send_all(_three()))
+    await asyncio.sleep(0)
+    scripted.report(0)
+    await producer.close(timeout_s=0.02)
+    # The sender learns its records were dropped; nothing is left for librdkafka to call back.
+    with pytest.raises(BrokerError, match="delivery to 'pricing' failed"):
+        await asyncio.wait_for(sending, 1)
+    assert scripted.flush(0) == 0
+    await _collected(scripted)
+    assert unhandled == []
