@@ -102,6 +102,18 @@ class _RetryWait:
         return delay
 
 
+def _detached(error: RecordError) -> RecordError:
+    """``error`` without its traceback and the exceptions it was raised from. A record's error
+    waits with the record until it is dead-lettered, and only its class and message are
+    published. The rest would keep the frames that raised it alive — the consumer loop's and the
+    dispatcher's among them — in cycles the garbage collector cannot always see (pydantic keeps a
+    validator's exception out of its reach), and with them the worker's Kafka clients."""
+    error.__traceback__ = None
+    error.__cause__ = None
+    error.__context__ = None
+    return error
+
+
 def _nothing() -> None:
     """The default ``on_answered``: nobody to tell."""
 
@@ -216,7 +228,7 @@ class RecordProcessor:
                 prepared.event = decode_event(record.value)
             prepared.call = translate(prepared.event, self._options)
         except RecordError as exc:
-            prepared.error = exc
+            prepared.error = _detached(exc)
         return prepared
 
     async def process(self, record: InputRecord) -> None:

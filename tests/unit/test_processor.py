@@ -142,6 +142,22 @@ async def test_undecodable_records_go_to_the_dlq_untouched_with_reasons() -> Non
     assert talon.calls == []
 
 
+def test_a_records_error_keeps_its_reason_but_not_the_frames_that_raised_it() -> None:
+    """A poison record waits with its error until it is dead-lettered. A validator's exception
+    inside pydantic's error is out of the garbage collector's sight, so a traceback kept with
+    it would pin the consumer loop's frames, and the worker's Kafka clients with them."""
+    value = orjson.dumps(
+        {"eventId": "e-1", "type": "cart.updated", "occurredAt": "2026-11-22T10:00:00Z"}
+    )
+    prepared = processor(Talon(), Sink(), []).prepare(record(value))
+    error = prepared.error
+    assert type(error).__name__ == "DecodeError"
+    assert "needs a sessionId" in str(error)
+    assert error.__traceback__ is None
+    assert error.__cause__ is None
+    assert error.__context__ is None
+
+
 async def test_a_permanent_api_error_goes_to_the_dlq_with_status_and_body() -> None:
     sink = Sink()
 
