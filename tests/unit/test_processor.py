@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -156,6 +158,24 @@ def test_a_records_error_keeps_its_reason_but_not_the_frames_that_raised_it() ->
     assert error.__traceback__ is None
     assert error.__cause__ is None
     assert error.__context__ is None
+
+
+def test_a_poison_record_does_not_pin_what_its_consumer_held_when_it_failed() -> None:
+    class Batch:
+        """Stands for what the consumer loop holds while it submits a record."""
+
+    value = orjson.dumps(
+        {"eventId": "e-1", "type": "customer.updated", "occurredAt": "2026-11-22T10:00:00Z"}
+    )
+
+    def consume() -> tuple[Any, weakref.ref[Batch]]:
+        batch = Batch()
+        return processor(Talon(), Sink(), []).prepare(record(value)), weakref.ref(batch)
+
+    prepared, batch = consume()
+    gc.collect()
+    assert prepared.error is not None  # still waiting to be dead-lettered
+    assert batch() is None
 
 
 async def test_a_permanent_api_error_goes_to_the_dlq_with_status_and_body() -> None:
