@@ -385,7 +385,7 @@ def run_ceiling(
     # One lane per customer group keeps per-customer order without locks.
     lanes = list(by_customer.values())
     cpu0 = time.process_time()
-    emulator_cpu0 = cpu_of(emulator_pid) if emulator_pid is not None else 0.0
+    emulator_cpu0 = proc_cpu_s(emulator_pid) if emulator_pid is not None else 0.0
 
     done = 0
 
@@ -420,7 +420,7 @@ def run_ceiling(
         "cpu_us_per_event": round((time.process_time() - cpu0) / max(1, done) * 1e6, 1),
     }
     if emulator_pid is not None:
-        emulator_cpu = cpu_of(emulator_pid) - emulator_cpu0
+        emulator_cpu = proc_cpu_s(emulator_pid) - emulator_cpu0
         result["emulator_cpu_us_per_event"] = round(emulator_cpu / max(1, done) * 1e6, 1)
     return result
 

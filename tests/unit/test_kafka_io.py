@@ -69,6 +69,14 @@ def _producer() -> tuple[AsyncProducer, ScriptedProducer]:
     return AsyncProducer({}, factory=lambda _config: scripted, poll_interval_s=0.001), scripted
 
 
+async def _sending_three() -> tuple[AsyncProducer, ScriptedProducer, asyncio.Task[None]]:
+    """A producer with an event's three records queued and their sender waiting."""
+    producer, scripted = _producer()
+    sending = asyncio.create_task(producer.send_all(_three()))
+    await asyncio.sleep(0)
+    return producer, scripted, sending
+
+
 def _three() -> list[tuple[str, bytes, bytes, None]]:
     return [
         ("effects", b"k", b"whole", None),
@@ -98,9 +106,7 @@ async def _settles(task: asyncio.Task[None]) -> bool:
 
 
 async def test_a_batch_is_acknowledged_only_when_every_record_is() -> None:
-    producer, scripted = _producer()
-    sending = asyncio.create_task(producer.send_all(_three()))
-    await asyncio.sleep(0)
+    _, scripted, sending = await _sending_three()
     assert [each["topic"] for each in scripted.produced] == ["effects", "pricing", "notifications"]
     scripted.report(2)
     scripted.report(0)
@@ -112,9 +118,7 @@ async def test_a_batch_is_acknowledged_only_when_every_record_is() -> None:
 
 async def test_a_rejected_record_fails_the_batch_with_its_topic() -> None:
     unhandled = _watch_unhandled()
-    producer, scripted = _producer()
-    sending = asyncio.create_task(producer.send_all(_three()))
-    await asyncio.sleep(0)
+    producer, scripted, sending = await _sending_three()
     scripted.report(0)
     scripted.report(1, KafkaError(KafkaError._MSG_TIMED_OUT))
     with pytest.raises(BrokerError, match="delivery to 'pricing' failed"):
@@ -160,9 +164,7 @@ async def test_without_a_partition_the_partitioner_chooses() -> None:
 
 async def test_close_gives_up_on_what_the_broker_never_acknowledged() -> None:
     unhandled = _watch_unhandled()
-    producer, scripted = _producer()
-    sending = asyncio.create_task(producer.send_all(_three()))
-    await asyncio.sleep(0)
+    producer, scripted, sending = await _sending_three()
     scripted.report(0)
     await producer.close(timeout_s=0.02)
     # The sender learns its records were dropped; nothing is left for librdkafka to call back.
