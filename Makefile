@@ -16,7 +16,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[demo,dev]'
 	touch $(STAMP)
 
 run: $(STAMP)  ## the demo: embedded broker + emulator + one worker + a generated shop stream

@@ -1,4 +1,5 @@
-"""Per-record decode cost: JSON, Avro with :class:`workers.avro.codec.AvroDecoder` (fastavro
+"""Per-record decode cost: JSON, Avro with :class:`talon_stream.formats.avro.codec.AvroDecoder`
+(fastavro
 directly, writer schemas fetched ahead), and Avro with confluent-kafka's ``AvroDeserializer``
 (then the same JSON-text conversion and validation). The decode runs for every record, on the
 event loop, so this is what chose the decoder.
@@ -30,11 +31,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workers.avro.codec import AvroDecoder
-from workers.avro.datum import DatumCodec
-from workers.avro.registry import WriterSchemas, registry_client
-from workers.avro.schemas import schemas
-from workers.events import decode_event, validate_event
+from talon_stream.core import decode_event, validate_event
+from talon_stream.formats.avro import DatumCodec, schemas
+from talon_stream.formats.avro.codec import AvroDecoder
+from talon_stream.formats.avro.registry import WriterSchemas, registry_client
 
 RESULTS = Path(__file__).resolve().parent / "results" / "avro_decode.json"
 CART = {

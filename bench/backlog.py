@@ -28,8 +28,7 @@ from run import (
     start_emulator,
 )
 
-from workers.broker import open_broker
-from workers.subprocesses import terminate
+from talon_stream.demo import open_broker, terminate
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -33,9 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from talon_stream.demo import open_broker  # noqa: E402
 from tests.chaos.judge import VIOLATIONS, Verdict, total  # noqa: E402
 from tests.chaos.scenarios import LONG, SCENARIOS, SHORT, ScenarioResult, log_tails  # noqa: E402
-from workers.broker import open_broker  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"
 #: The sums printed first, in this order (the rest of the judge's counts follow).

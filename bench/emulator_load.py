@@ -1,6 +1,6 @@
 """Load test of the Talon.One emulator: session updates per second over loopback.
 
-Starts the emulator as a subprocess (``python -m workers.cli emulator --port P --api-key K``),
+Starts the emulator as a subprocess (``python -m talon_stream.cli emulator --port P --api-key K``),
 keeps ``--concurrency`` session updates in flight (one keep-alive connection each), every one to
 a new session ID with a typical three-item cart and the connector's default ``responseContent``
 (``customerSession``, ``customerProfile``), and prints the request rate, latency percentiles and
@@ -102,7 +102,7 @@ def _start_emulator(port: int, key: str, extra: list[str]) -> subprocess.Popen[b
     command = [
         sys.executable,
         "-m",
-        "workers.cli",
+        "talon_stream.cli",
         "emulator",
         "--port",
         str(port),

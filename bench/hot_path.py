@@ -33,18 +33,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import KEY, shop_events
 
-from workers.config import Settings
-from workers.dispatch import KeyedDispatcher
-from workers.envelopes import effects_envelope, envelope_id
-from workers.events import decode_event
-from workers.http11 import Http11Client
-from workers.kafka_io import InputRecord
-from workers.processor import Prepared, RecordProcessor
-from workers.routing import EffectRouter
-from workers.scheduler import Item, KeyedScheduler
-from workers.subprocesses import spawn_emulator, terminate
-from workers.talon_client import Http11TalonClient, TalonResponse, _answer, _request
-from workers.translate import TranslationOptions, translate
+from talon_stream.config import Settings
+from talon_stream.core import (
+    EffectRouter,
+    InputRecord,
+    TalonResponse,
+    TranslationOptions,
+    decode_event,
+    effects_envelope,
+    envelope_id,
+    translate,
+)
+from talon_stream.demo import spawn_emulator, terminate
+from talon_stream.processing import KeyedDispatcher, Prepared, RecordProcessor
+from talon_stream.scheduling import Item, KeyedScheduler
+from talon_stream.talon import Http11Client, TalonClient, decode_answer, encode_request
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hot_path.json"
 
@@ -60,7 +63,7 @@ def best_us_per_event(step: Callable[[], object], events: int, passes: int = 5) 
 
 async def answers_for(prepared: list[Prepared], base_url: str) -> list[TalonResponse]:
     """The emulator's answers to every call, one after another (the order a worker keeps)."""
-    async with Http11TalonClient(base_url, KEY) as client:
+    async with TalonClient(base_url, KEY) as client:
         out = []
         for each in prepared:
             assert each.call is not None
@@ -83,12 +86,11 @@ def main() -> None:
         for offset, (key, value) in enumerate(shop_events(n, args.customers, seed=5))
     ]
     options = TranslationOptions()
-    processor = RecordProcessor(
+    settings = Settings(talon_api_key=KEY, effects_topic="effects", dlq_topic="dlq")
+    processor = RecordProcessor.from_settings(
+        settings,
         None,  # type: ignore[arg-type] - prepare() makes no call
         None,  # type: ignore[arg-type] - nor does it publish
-        effects_topic="effects",
-        dlq_topic="dlq",
-        options=options,
     )
     prepared = [processor.prepare(record) for record in records]
     emulator, base_url = spawn_emulator(KEY)
@@ -118,13 +120,13 @@ def main() -> None:
     def request() -> None:
         for call in calls:
             assert call is not None
-            headers, body, target = _request(call, "0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
+            headers, body, target = encode_request(call, "0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
             http._encode(call.method, target, body, headers)
 
     def parse_answer() -> None:
         for call, body in zip(calls, bodies, strict=True):
             assert call is not None
-            _answer(call, 200, body, None, 0.05)
+            decode_answer(call, 200, body, None, 0.05)
 
     def envelope() -> None:
         for each, answer in zip(prepared, answers, strict=True):
@@ -231,7 +233,7 @@ class _InstantTalon:
 
     async def send(self, call: Any, *, idempotency_key: str, **_: object) -> TalonResponse:
         await _next_pass()
-        return _answer(call, 200, self._bodies[idempotency_key], None, 0.0)
+        return decode_answer(call, 200, self._bodies[idempotency_key], None, 0.0)
 
 
 class _InstantKafka:
@@ -248,14 +250,8 @@ async def whole_path(records: list[InputRecord], bodies: dict[str, bytes]) -> fl
     """CPU seconds for the keyed dispatcher to take every record to its outcome with 256 calls in
     flight, the records handed over in batches as the consumer does (at most 2,000 waiting): the
     worker's own machinery (tasks, futures, scheduler, processor) around the steps, no I/O."""
-    processor = RecordProcessor(
-        _InstantTalon(bodies),
-        _InstantKafka(),
-        effects_topic="effects",
-        dlq_topic="dlq",
-        options=TranslationOptions(),
-        router=EffectRouter(Settings(talon_api_key=KEY).effect_routes),
-    )
+    settings = Settings(talon_api_key=KEY, effects_topic="effects", dlq_topic="dlq")
+    processor = RecordProcessor.from_settings(settings, _InstantTalon(bodies), _InstantKafka())
     dispatcher = KeyedDispatcher(processor, max_in_flight=256, max_buffered_per_partition=10**6)
     dispatcher.assign({record.partition_key for record in records})
     started = time.process_time()

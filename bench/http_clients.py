@@ -5,9 +5,9 @@ many session updates in flight and reports requests/s and this process's CPU per
 (user+sys ÷ requests). Prints a table and writes bench/results/http_clients.json
 (``http_clients_uvloop.json`` with ``--loop uvloop``).
 
-Contenders: ``httpx``, ``httpx+aiohttp`` and ``aiohttp-talon`` (``TalonClient`` and
-``AiohttpTalonClient``, what the worker can use), ``aiohttp`` (a bare ``ClientSession``, no
-Talon.One client around it) and ``native`` (``Http11TalonClient`` on ``workers.http11``).
+Contenders: ``httpx``, ``httpx+aiohttp``, ``aiohttp-talon`` and ``native`` (``TalonClient`` on
+each of its transports, what the worker can use) and ``aiohttp`` (a bare ``ClientSession``, no
+Talon.One client around it).
 
     .venv/bin/python bench/http_clients.py [--latency-ms 50] [--requests 3000] [--in-flight 64,256]
         [--clients native,aiohttp-talon,...] [--loop asyncio|uvloop]
@@ -29,9 +29,9 @@ import orjson
 import uvloop
 from httpx_aiohttp import AiohttpTransport
 
-from workers.calls import Operation, TalonCall
-from workers.subprocesses import spawn_emulator, terminate
-from workers.talon_client import AiohttpTalonClient, Http11TalonClient, TalonClient
+from talon_stream.core import Operation, TalonCall
+from talon_stream.demo import spawn_emulator, terminate
+from talon_stream.talon import HttpClientKind, TalonClient
 
 KEY = "bench-key"
 CLIENTS = ("httpx", "httpx+aiohttp", "aiohttp", "aiohttp-talon", "native")
@@ -91,14 +91,11 @@ async def measure(name: str, base_url: str, requests: int, in_flight: int) -> di
             cpu, seconds = cpu_seconds(), await drive(send, requests, in_flight)
             cpu = cpu_seconds() - cpu
     else:
-        client: TalonClient | AiohttpTalonClient | Http11TalonClient
-        if name == "native":
-            client = Http11TalonClient(base_url, KEY, max_connections=in_flight)
-        elif name == "aiohttp-talon":
-            client = AiohttpTalonClient(base_url, KEY, max_connections=in_flight)
-        else:
-            transport = AiohttpTransport() if name == "httpx+aiohttp" else None
-            client = TalonClient(base_url, KEY, max_connections=in_flight, transport=transport)
+        kind: HttpClientKind = {"native": "native", "aiohttp-talon": "aiohttp"}.get(name, "httpx")
+        transport = AiohttpTransport() if name == "httpx+aiohttp" else None
+        client = TalonClient(
+            base_url, KEY, http_client=kind, max_connections=in_flight, httpx_transport=transport
+        )
         async with client:
 
             async def send(n: int) -> None:

@@ -42,13 +42,16 @@ import aiohttp
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker, open_broker
-from workers.calls import Operation
-from workers.envelopes import envelope_id
-from workers.events import decode_event
-from workers.generator import ShopSimulator
-from workers.subprocesses import spawn, spawn_emulator, terminate
-from workers.translate import TranslationOptions, translate
+from talon_stream.core import Operation, TranslationOptions, decode_event, envelope_id, translate
+from talon_stream.demo import (
+    LOCAL_CONSUMER_SETTINGS,
+    Broker,
+    ShopSimulator,
+    open_broker,
+    spawn,
+    spawn_emulator,
+    terminate,
+)
 
 KEY = "bench-key"
 RESULTS = Path(__file__).parent / "results"
@@ -218,7 +221,7 @@ def run_worker_process(
     }
     watch = Watch(stack.broker.bootstrap_servers, [effects, dlq]).start()
     process = spawn(
-        [sys.executable, "-m", "workers.cli", "run", "--log-level", "error"],
+        [sys.executable, "-m", "talon_stream.cli", "run", "--log-level", "error"],
         env=env,
         stderr=None,
     )

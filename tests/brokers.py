@@ -2,7 +2,7 @@
 
 1. ``KAFKA_BOOTSTRAP_SERVERS`` set: that cluster (nothing is started; topics are created);
 2. a Docker engine reachable: Apache Kafka in a container, through testcontainers;
-3. otherwise: the embedded Tansu broker (``workers.broker.EmbeddedBroker``).
+3. otherwise: the embedded Tansu broker (``talon_stream.demo._broker.EmbeddedBroker``).
 
 ``TALON_STREAM_TEST_BROKER=embedded`` or ``=container`` forces the second choice either way
 (``container`` fails loudly without a Docker engine rather than falling back).
@@ -15,8 +15,8 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from workers.broker import Broker, EmbeddedBroker, ExternalBroker, create_topics
-from workers.exceptions import BrokerError
+from talon_stream._exceptions import BrokerError
+from talon_stream.demo._broker import Broker, EmbeddedBroker, ExternalBroker, create_topics
 
 __all__ = ["ContainerBroker", "broker_source", "docker_reachable", "open_test_broker"]
 

@@ -4,6 +4,7 @@ and helpers to produce and read records."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -11,9 +12,21 @@ from collections.abc import Iterator, Sequence
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from talon_stream.demo._broker import Broker
+from talon_stream.demo._generator import ShopSimulator
 from tests.brokers import open_test_broker
-from workers.broker import Broker
-from workers.generator import ShopSimulator
+
+#: The one variable the tests read on purpose: which broker to run against.
+_KEPT = frozenset({"KAFKA_BOOTSTRAP_SERVERS"})
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TALON_STREAM_* or KAFKA_* variable of the developer's shell reaches a test (nor the
+    workers it starts): each test sets what it needs."""
+    for name in list(os.environ):
+        if name.startswith(("TALON_STREAM_", "KAFKA_")) and name not in _KEPT:
+            monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="session")

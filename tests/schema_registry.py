@@ -5,7 +5,8 @@ What it implements, as the registry does (same paths, bodies, status and error c
 
 * ``POST /subjects/{subject}/versions`` — register: the same schema again gives its id back; a
   new one is checked against the subject's compatibility level (``BACKWARD`` by default, with
-  :func:`workers.avro.compat.check_backward`) — 409 when incompatible, 422 (42201) when it is
+  :func:`talon_stream.formats.avro._compat.check_backward`) — 409 when incompatible, 422 (42201)
+  when it is
   not a valid Avro schema; ids are global, one per distinct schema;
 * ``POST /subjects/{subject}`` — look up: 40401 (no subject), 40403 (no such schema);
 * ``GET /schemas/ids/{id}`` (40403), ``/schemas/ids/{id}/subjects``, ``/schemas/ids/{id}/versions``,
@@ -35,7 +36,7 @@ import fastavro
 import orjson
 from aiohttp import web
 
-from workers.avro.compat import check_backward
+from talon_stream.formats.avro._compat import check_backward
 
 __all__ = ["SchemaRegistryServer", "running_registry"]
 

@@ -34,10 +34,10 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS
+from talon_stream.demo._generator import GeneratedRecord, ShopSimulator
+from talon_stream.demo._subprocesses import spawn
 from tests.chaos.judge import DlqRecord, SourceRecord
-from workers.broker import LOCAL_CONSUMER_SETTINGS
-from workers.generator import GeneratedRecord, ShopSimulator
-from workers.subprocesses import spawn
 
 __all__ = [
     "OutcomeCollector",
@@ -308,10 +308,10 @@ class WorkerProcess:
         self.starts = 0
 
     def start(self) -> None:
-        """Start it (again); spawn from the main thread (see workers.subprocesses)."""
+        """Start it (again); spawn from the main thread (see talon_stream.demo._subprocesses)."""
         self._log = self.log_path.open("ab")
         self.process = spawn(
-            [sys.executable, "-m", "workers.cli", "run", "--log-level", self._log_level],
+            [sys.executable, "-m", "talon_stream.cli", "run", "--log-level", self._log_level],
             env=self._env,
             stderr=self._log.fileno(),
         )

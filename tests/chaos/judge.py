@@ -53,7 +53,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from workers.envelopes import envelope_id
+from talon_stream.core._envelopes import envelope_id
 
 __all__ = ["VIOLATIONS", "Call", "DlqRecord", "SourceRecord", "Verdict", "judge", "total"]
 

@@ -5,7 +5,8 @@ Every scenario takes its parameters (``SHORT`` for the pytest suite, ``LONG`` fo
 checks that only that scenario can make (an exit code, a health answer, a drain time). A
 scenario never asserts; the caller decides what to do with a result that is not ``ok``.
 
-Workers run in this process (:class:`~workers.worker.Worker`) when the scenario needs to look
+Workers run in this process (:class:`~talon_stream.processing._worker.Worker`) when the scenario
+needs to look
 inside them (halts, adaptive concurrency), and as ``talon-stream run`` child processes when it
 kills them or reads their logs.
 """
@@ -29,6 +30,10 @@ import orjson
 from emulator.config import EmulatorConfig
 from emulator.faults import FaultSettings, LognormalLatency
 from emulator.server import EmulatorServer
+from talon_stream.config._settings import Settings
+from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
+from talon_stream.demo._subprocesses import free_port
+from talon_stream.processing._worker import Worker
 from tests.chaos.harness import (
     OutcomeCollector,
     Planned,
@@ -41,10 +46,6 @@ from tests.chaos.harness import (
     worker_env,
 )
 from tests.chaos.judge import SourceRecord, Verdict, judge
-from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker
-from workers.config import Settings
-from workers.subprocesses import free_port
-from workers.worker import Worker
 
 __all__ = [
     "LONG",

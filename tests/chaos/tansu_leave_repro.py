@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from workers.broker import EmbeddedBroker
+from talon_stream.demo._broker import EmbeddedBroker
 
 PARTITIONS = 6
 

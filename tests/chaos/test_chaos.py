@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from talon_stream.demo._broker import Broker
 from tests.chaos import scenarios
 from tests.chaos.scenarios import SHORT, Scenario, ScenarioResult
-from workers.broker import Broker
 
 pytestmark = pytest.mark.integration
 

@@ -215,7 +215,7 @@ def test_cli_fault_options_and_runtime_switch() -> None:
     command = [
         sys.executable,
         "-m",
-        "workers.cli",
+        "talon_stream.cli",
         "emulator",
         "--port",
         str(port),

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from pydantic import AliasChoices
 
-from workers.config import Settings
+from talon_stream.config._settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

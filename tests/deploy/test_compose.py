@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 
-from workers.cli import main as cli
-from workers.config import DEFAULT_INPUT_TOPICS, load_settings
-from workers.kafka_io import AsyncProducer
+from talon_stream.cli import main as cli
+from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, load_settings
+from talon_stream.kafka._producer import AsyncProducer
 
 from .conftest import DEPLOY, ROOT, settings_variables
 

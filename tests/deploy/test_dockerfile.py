@@ -122,5 +122,5 @@ def test_the_build_context_keeps_what_the_builder_copies():
         assert (ROOT / source).exists(), source
     project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
     assert project["project"]["readme"] in copied  # setuptools reads it to build the wheel
-    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    assert {pattern.rstrip("*") for pattern in packages} <= copied
+    source_roots = project["tool"]["setuptools"]["packages"]["find"]["where"]
+    assert set(source_roots) <= copied

@@ -17,8 +17,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
-from workers.config import load_settings
-from workers.kafka_io import AsyncProducer
+from talon_stream.config._settings import load_settings
+from talon_stream.kafka._producer import AsyncProducer
 
 from .conftest import (
     COMPOSE_FILE,

@@ -11,9 +11,9 @@ import pytest
 
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
-from workers.broker import LOCAL_CONSUMER_SETTINGS, Broker
-from workers.config import Settings
-from workers.worker import Worker
+from talon_stream.config._settings import Settings
+from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
+from talon_stream.processing._worker import Worker
 
 API_KEY = "integration-test-key"
 

@@ -16,16 +16,16 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from emulator.server import EmulatorServer
+from talon_stream.core._events import decode_event
+from talon_stream.demo._broker import Broker
+from talon_stream.dlq import ReplayOptions, replay_dlq
+from talon_stream.formats.avro._datum import DatumCodec
+from talon_stream.formats.avro._schemas import schemas
+from talon_stream.formats.avro.registry import registry_client
+from talon_stream.processing._worker import Worker
 from tests.conftest import read_topic
 from tests.integration.conftest import running, wait_for, worker_settings
 from tests.schema_registry import SchemaRegistryServer
-from workers.avro.datum import DatumCodec
-from workers.avro.registry import registry_client
-from workers.avro.schemas import schemas
-from workers.broker import Broker
-from workers.dlq import ReplayOptions, replay_dlq
-from workers.events import decode_event
-from workers.worker import Worker
 
 REVIEW = "review_submitted"  # an event type the emulator's campaigns define
 CART = [

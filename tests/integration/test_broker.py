@@ -11,7 +11,7 @@ import time
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from workers.broker import EmbeddedBroker, ExternalBroker, open_broker
+from talon_stream.demo._broker import EmbeddedBroker, ExternalBroker, open_broker
 
 
 def test_embedded_broker_creates_topics_and_stops() -> None:
@@ -33,7 +33,7 @@ def test_no_orphan_when_the_owner_is_killed() -> None:
     script = textwrap.dedent(
         """
         import os, sys, time
-        from workers.broker import EmbeddedBroker
+        from talon_stream.demo._broker import EmbeddedBroker
         broker = EmbeddedBroker()
         broker.start()
         print(broker._process.pid, flush=True)

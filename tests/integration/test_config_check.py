@@ -12,10 +12,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from emulator.server import EmulatorServer
+from talon_stream.cli._main import EXIT_CONFIG, main
+from talon_stream.demo._broker import Broker
+from talon_stream.demo._subprocesses import free_port
 from tests.integration.conftest import API_KEY
-from workers.broker import Broker
-from workers.cli import EXIT_CONFIG, main
-from workers.subprocesses import free_port
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 
 def test_demo_exits_zero_after_the_requested_outcomes() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "demo", "--events", "300", "--rate", "400"],
+        [sys.executable, "-m", "talon_stream.cli", "demo", "--events", "300", "--rate", "400"],
         capture_output=True,
         text=True,
         timeout=240,

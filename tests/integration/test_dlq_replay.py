@@ -21,15 +21,21 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, To
 from emulator.campaigns import load_campaigns
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
-from tests.conftest import produce, read_topic
-from tests.integration.conftest import API_KEY, create_topics, running, wait_for, worker_settings
-from tests.integration.test_end_to_end import TUTORIAL_CART, event
-from workers.broker import Broker
-from workers.calls import Operation, TalonCall
-from workers.cli import EXIT_BROKER, main
-from workers.config import Settings
-from workers.dlq import (
-    REPLAY_OF_HEADER,
+from talon_stream._exceptions import (
+    BrokerError,
+    DecodeError,
+    TalonPermanentError,
+    TalonStreamError,
+    TranslationError,
+)
+from talon_stream.cli._main import EXIT_BROKER, main
+from talon_stream.config._settings import Settings
+from talon_stream.core._calls import Operation, TalonCall
+from talon_stream.core._dead_letters import REPLAY_HEADER, DlqFailure, dlq_headers
+from talon_stream.core._records import Headers, InputRecord
+from talon_stream.demo._broker import Broker
+from talon_stream.demo._subprocesses import free_port
+from talon_stream.dlq import (
     DeadLetter,
     DlqTopicNotFoundError,
     Replay,
@@ -39,17 +45,10 @@ from workers.dlq import (
     ReplayOptions,
     replay_dlq,
 )
-from workers.envelopes import DlqFailure, dlq_headers
-from workers.exceptions import (
-    BrokerError,
-    DecodeError,
-    TalonPermanentError,
-    TalonStreamError,
-    TranslationError,
-)
-from workers.kafka_io import Headers, InputRecord
-from workers.subprocesses import free_port
-from workers.worker import Worker
+from talon_stream.processing._worker import Worker
+from tests.conftest import produce, read_topic
+from tests.integration.conftest import API_KEY, create_topics, running, wait_for, worker_settings
+from tests.integration.test_end_to_end import TUTORIAL_CART, event
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 KEYS = (b"ada", b"bob", b"cy", b"dee")
@@ -187,7 +186,7 @@ def read_back(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
 
 
 def replay_of(message: Any) -> str:
-    [value] = [v for k, v in message.headers() if k == REPLAY_OF_HEADER]
+    [value] = [v for k, v in message.headers() if k == REPLAY_HEADER]
     return str(value.decode())
 
 
@@ -207,7 +206,7 @@ def assert_replayed_as_written(
         failed = seeded.by_coordinates[coordinates]
         assert message.key() == failed.key
         assert message.value() == failed.value
-        assert message.headers() == [*failed.headers, (REPLAY_OF_HEADER, coordinates.encode())]
+        assert message.headers() == [*failed.headers, (REPLAY_HEADER, coordinates.encode())]
         if same_partition:
             assert message.partition() == failed.source_partition
         per_key[(message.topic(), failed.key)].append(coordinates)
@@ -419,7 +418,7 @@ async def test_records_that_cannot_be_replayed_are_skipped_and_counted(
     summary = await replay_dlq(settings_for(broker, dlq), ReplayOptions(dlq, to_topic=target))
     assert (summary.selected, summary.replayed, summary.skipped_no_source_topic) == (1, 1, 0)
     [message] = read_back(broker.bootstrap_servers, target)
-    assert message.headers() == [("traceparent", b"x"), (REPLAY_OF_HEADER, f"{dlq}/0/0".encode())]
+    assert message.headers() == [("traceparent", b"x"), (REPLAY_HEADER, f"{dlq}/0/0".encode())]
 
     # A record whose value the worker left out of the DLQ (too large) is never published: that
     # would publish a null value (a tombstone) instead of the event.
@@ -612,7 +611,7 @@ async def test_a_record_dead_lettered_for_a_400_is_processed_once_fixed_and_repl
 
     replayed: Any = read_topic(broker.bootstrap_servers, topic, 3)[2]
     assert replayed.value() == teal
-    assert dict(replayed.headers())[REPLAY_OF_HEADER] == f"{settings.dlq_topic}/0/0".encode()
+    assert dict(replayed.headers())[REPLAY_HEADER] == f"{settings.dlq_topic}/0/0".encode()
     effects = read_topic(broker.bootstrap_servers, settings.effects_topic, 2)
     envelopes = [orjson.loads(m.value()) for m in effects]  # type: ignore[attr-defined]
     assert [(e["source"]["eventId"], e["source"]["offset"], e["status"]) for e in envelopes] == [

@@ -8,11 +8,11 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from emulator.server import EmulatorServer
+from talon_stream.core._envelopes import envelope_id
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce, read_topic
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings
-from workers.broker import Broker
-from workers.envelopes import envelope_id
-from workers.worker import Worker
 
 TUTORIAL_CART = [
     {

@@ -7,10 +7,10 @@ import aiohttp
 from confluent_kafka import Consumer, TopicPartition
 
 from emulator.server import EmulatorServer
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce
 from tests.integration.conftest import API_KEY, create_topics, running, wait_for, worker_settings
-from workers.broker import Broker
-from workers.worker import Worker
 
 
 def committed_offset(broker: Broker, group_id: str, topic: str) -> int:

@@ -7,10 +7,10 @@ import itertools
 
 from emulator.faults import FaultSettings
 from emulator.server import EmulatorServer
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce, shop_records
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings
-from workers.broker import Broker
-from workers.worker import Worker
 
 
 async def test_the_request_rate_cap_holds_at_talon_ones_door(

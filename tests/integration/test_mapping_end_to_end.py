@@ -10,10 +10,10 @@ import orjson
 import yaml
 
 from emulator.server import EmulatorServer
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce, read_topic
 from tests.integration.conftest import running, wait_for, worker_settings
-from workers.broker import Broker
-from workers.worker import Worker
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "deploy" / "mappings"

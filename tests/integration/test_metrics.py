@@ -6,10 +6,10 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from emulator.server import EmulatorServer
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce, shop_records
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings
-from workers.broker import Broker
-from workers.worker import Worker
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 

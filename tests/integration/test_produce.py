@@ -6,10 +6,10 @@ import os
 import subprocess
 import sys
 
+from talon_stream.config._settings import DEFAULT_INPUT_TOPICS
+from talon_stream.core._events import decode_event
+from talon_stream.demo._broker import Broker
 from tests.conftest import read_all
-from workers.broker import Broker
-from workers.config import DEFAULT_INPUT_TOPICS
-from workers.events import decode_event
 
 
 def input_records(bootstrap: str) -> list[bytes]:
@@ -25,7 +25,7 @@ def test_produce_feeds_valid_events_into_the_input_topics(broker: Broker) -> Non
         [
             sys.executable,
             "-m",
-            "workers.cli",
+            "talon_stream.cli",
             "produce",
             "--events",
             "60",

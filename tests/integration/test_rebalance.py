@@ -13,11 +13,11 @@ import pytest
 
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
+from talon_stream.core._envelopes import envelope_id
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce, read_all, read_topic, shop_records
 from tests.integration.conftest import API_KEY, create_topics, wait_for, worker_settings
-from workers.broker import Broker
-from workers.envelopes import envelope_id
-from workers.worker import Worker
 
 
 @pytest.fixture

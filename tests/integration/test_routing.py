@@ -8,13 +8,13 @@ from typing import Any
 import orjson
 
 from emulator.server import EmulatorServer
+from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.conftest import produce, read_all
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings
 from tests.integration.test_end_to_end import TUTORIAL_CART as CART
 from tests.integration.test_end_to_end import event
-from workers.broker import Broker
-from workers.routing import DEFAULT_EFFECT_ROUTES
-from workers.worker import Worker
 
 
 async def test_routed_topics_get_the_effects_of_their_types(

@@ -11,9 +11,9 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 
 from emulator.server import EmulatorServer
+from talon_stream.demo._broker import Broker
 from tests.conftest import produce, shop_records
 from tests.integration.conftest import create_topics, worker_settings
-from workers.broker import Broker
 
 
 def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
@@ -46,7 +46,7 @@ def test_sigterm_drains_commits_and_exits_zero(
         "TALON_STREAM_DRAIN_TIMEOUT_S": "10",
     }
     worker = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli", "run", "--log-level", "info"],
+        [sys.executable, "-m", "talon_stream.cli", "run", "--log-level", "info"],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

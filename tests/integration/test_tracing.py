@@ -9,9 +9,9 @@ import orjson
 from confluent_kafka import Consumer, Producer
 
 from emulator.server import EmulatorServer
+from talon_stream.demo._broker import Broker
+from talon_stream.processing._worker import Worker
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings
-from workers.broker import Broker
-from workers.worker import Worker
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"

@@ -33,9 +33,9 @@ from emulator.loyalty_service import LoyaltyService
 from emulator.operations import IntegrationService
 from emulator.profiles import INVENTORY_FLAGS, ProfileService
 from emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
+from talon_stream.cli import main
+from talon_stream.demo._subprocesses import free_port, terminate
 from tests.emulator_support import FakeClock
-from workers.cli import main
-from workers.subprocesses import free_port, terminate
 
 CAP = 50
 BLOUSE = {"name": "Red Spring Blouse", "sku": "rsb002", "quantity": 1, "price": 49}
@@ -450,7 +450,7 @@ def _http(method: str, url: str, body: object = None) -> tuple[int, Any]:
 
 def test_the_cli_passes_the_caps_to_the_emulator() -> None:
     port = free_port()
-    command = [sys.executable, "-m", "workers.cli", "emulator", "--port", str(port)]
+    command = [sys.executable, "-m", "talon_stream.cli", "emulator", "--port", str(port)]
     command += ["--api-key", "k", "--max-sessions", "2", "--max-profiles", "3"]
     command += ["--log-level", "warning"]
     process = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.PIPE, start_new_session=True)

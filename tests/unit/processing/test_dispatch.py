@@ -1,0 +1,220 @@
+"""The dispatchers on a real event loop. The keyed one: customers in parallel, one call per
+customer, commits only past finished records, revoke waits for calls in flight. The
+partition-serial one: the same pause, resume and commit bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+
+import orjson
+
+from talon_stream.core._calls import TalonCall, TalonResponse
+from talon_stream.core._records import Headers, InputRecord, OutputRecord
+from talon_stream.core._translate import TranslationOptions
+from talon_stream.processing._dispatch import KeyedDispatcher, PartitionSerialDispatcher
+from talon_stream.talon._halt import Halt
+from tests.fakes import make_processor
+
+PARTITION = ("shop.orders", 0)
+
+
+class SlowTalon:
+    """Answers after a random short delay; records overlap per customer and peak parallelism."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, int] = {}
+        self.overlaps = 0
+        self.peak = 0
+        self.order: dict[str, list[int]] = {}
+        self._rng = random.Random(3)
+
+    async def send(self, call: TalonCall, *, idempotency_key: str | None = None) -> TalonResponse:
+        key = call.session_id or ""
+        if self.active.get(key):
+            self.overlaps += 1
+        self.active[key] = self.active.get(key, 0) + 1
+        self.peak = max(self.peak, sum(self.active.values()))
+        assert call.body is not None
+        self.order.setdefault(key, []).append(call.body["customerSession"]["attributes"]["n"])
+        await asyncio.sleep(self._rng.uniform(0.001, 0.01))
+        self.active[key] -= 1
+        return TalonResponse(status=200, body={"effects": []}, elapsed_s=0.0)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def send(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
+    ) -> None:
+        self.count += 1
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        self.count += len(records)
+
+
+def record(offset: int, customer: int, n: int) -> InputRecord:
+    value = orjson.dumps(
+        {
+            "eventId": f"e-{offset}",
+            "type": "cart.updated",
+            "occurredAt": "2026-11-22T10:00:00Z",
+            "sessionId": f"s-{customer}",
+            "payload": {"attributes": {"n": n}},
+        }
+    )
+    return InputRecord("shop.orders", 0, offset, f"s-{customer}".encode(), value, [], None)
+
+
+def dispatcher(talon: SlowTalon, sink: Sink, max_in_flight: int) -> KeyedDispatcher:
+    processor = make_processor(
+        talon,
+        sink,
+        effects_topic="fx",
+        dlq_topic="dlq",
+        options=TranslationOptions(response_content=()),
+    )
+    return KeyedDispatcher(processor, max_in_flight=max_in_flight, max_buffered_per_partition=50)
+
+
+async def until(condition: object, timeout_s: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.002)
+
+
+async def test_many_customers_in_flight_one_call_each_in_order() -> None:
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=16)
+    keyed.assign([PARTITION])
+    rng = random.Random(5)
+    seen: dict[int, int] = {}
+    for offset in range(400):
+        customer = rng.randrange(40)
+        seen[customer] = seen.get(customer, 0) + 1
+        keyed.submit(record(offset, customer, seen[customer]))
+    await until(lambda: sink.count == 400)
+    assert talon.overlaps == 0
+    assert 8 < talon.peak <= 16  # parallel across customers, never above the cap
+    for key, order in talon.order.items():
+        assert order == sorted(order), f"{key} out of order"
+    assert keyed.committable() == {PARTITION: 400}
+    keyed.mark_committed({PARTITION: 400})
+    assert keyed.committable() == {}  # nothing new since the commit
+    assert keyed.failure is None
+
+
+async def test_buffer_bound_pauses_and_resumes_the_partition() -> None:
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=1)
+    keyed.assign([PARTITION])
+    for offset in range(60):
+        keyed.submit(record(offset, 0, offset + 1))
+    assert keyed.partitions_to_pause() == [PARTITION]
+    assert keyed.partitions_to_pause() == []  # already paused
+    await until(lambda: keyed.buffered <= 25)
+    assert keyed.partitions_to_resume() == [PARTITION]
+    await until(lambda: sink.count == 60)
+
+
+async def test_revoke_waits_for_calls_in_flight_and_commits_only_finished_records() -> None:
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=4)
+    keyed.assign([PARTITION])
+    for offset in range(100):
+        keyed.submit(record(offset, offset % 3, offset))
+    await until(lambda: sink.count >= 5)
+    offsets = await keyed.revoke([PARTITION], timeout_s=5)
+    assert talon.overlaps == 0
+    assert sum(talon.active.values()) == 0  # nothing left running for the revoked partition
+    done = sink.count
+    # The commit stops at the first record without an outcome; a record of another customer
+    # that finished beyond it (at most the in-flight cap) is replayed by the next owner.
+    commit = offsets[PARTITION]
+    assert done - 4 <= commit <= done
+    await asyncio.sleep(0.05)
+    assert sink.count == done  # the dropped records were not run
+    keyed.submit(record(100, 0, 100))  # late records of a revoked partition are ignored
+    assert keyed.buffered == 0
+
+
+async def test_partition_serial_pauses_resumes_and_commits() -> None:
+    started = asyncio.Event()
+    go = asyncio.Event()
+    done: list[int] = []
+
+    async def process(record: InputRecord) -> None:
+        started.set()
+        await go.wait()
+        done.append(record.offset)
+
+    halt = Halt()
+    serial = PartitionSerialDispatcher(process, max_buffered_per_partition=10, halt=halt)
+    other = ("shop.orders", 1)
+    serial.assign([PARTITION, other])
+    for offset in range(12):
+        serial.submit(record(offset, 0, offset))
+    await started.wait()
+    assert serial.partitions_to_pause() == [PARTITION]
+    assert serial.partitions_to_pause() == []  # already paused
+    assert serial.partitions_to_resume() == []  # 12 buffered, above half the bound
+    halt.trip("test")
+    assert serial.partitions_to_pause() == [other]  # halted: every partition
+    assert serial.committable() == {}
+    go.set()
+    await until(lambda: len(done) == 12)
+    assert serial.partitions_to_resume() == []  # halted
+    halt.clear()
+    assert sorted(serial.partitions_to_resume()) == [PARTITION, other]
+    assert serial.committable() == {PARTITION: 12}
+    serial.mark_committed({PARTITION: 12, ("shop.orders", 9): 3})  # an unknown one is ignored
+    assert serial.committable() == {}
+    serial.submit(record(12, 0, 12))
+    await until(lambda: len(done) == 13)
+    assert await serial.close(timeout_s=1) == {PARTITION: 13}
+    assert serial.failure is None
+
+
+class HeldSink(Sink):
+    """A broker that acknowledges only when the test says so."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.waiting = 0
+
+    async def send_all(self, records: Sequence[OutputRecord]) -> None:
+        await self.send(records[0][0], key=None, value=None)
+
+    async def send(
+        self, topic: str, *, key: bytes | None, value: bytes | None, headers: Headers | None = None
+    ) -> None:
+        self.waiting += 1
+        await self.release.wait()
+        self.waiting -= 1
+        self.count += 1
+
+
+async def test_a_call_answered_frees_its_slot_while_its_outcome_waits_for_the_broker() -> None:
+    talon, sink = SlowTalon(), HeldSink()
+    keyed = dispatcher(talon, sink, max_in_flight=2)
+    keyed.assign([PARTITION])
+    keyed.submit(record(0, 1, 1))  # customer 1
+    keyed.submit(record(1, 1, 2))  # customer 1 again: waits for the first one's outcome
+    keyed.submit(record(2, 2, 1))
+    keyed.submit(record(3, 3, 1))  # a third customer: needs a slot the first call gave back
+    await until(lambda: sink.waiting == 3)
+    # Two slots, three calls answered and none acknowledged: a slot goes on when its call is
+    # answered. Customer 1's second record is not called before its first one's outcome.
+    assert talon.order == {"s-1": [1], "s-2": [1], "s-3": [1]}
+    assert keyed.in_flight == 0
+    assert keyed.committable() == {}  # nothing acknowledged: nothing to commit
+    sink.release.set()
+    await until(lambda: sink.count == 4)
+    assert talon.order == {"s-1": [1, 2], "s-2": [1], "s-3": [1]}
+    assert talon.overlaps == 0
+    assert keyed.committable() == {PARTITION: 4}

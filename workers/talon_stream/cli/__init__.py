@@ -1,0 +1,5 @@
+"""The ``talon-stream`` command."""
+
+from talon_stream.cli._main import main
+
+__all__ = ["main"]

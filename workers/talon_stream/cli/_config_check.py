@@ -1,0 +1,510 @@
+"""``talon-stream config check``: is this configuration ready to run a worker?
+
+In order, each check one line of the :class:`Report`:
+
+* **configuration** — the settings load (environment, config file, ``--set``); a value that
+  fails validation is named where it was set, with what is expected;
+* **kafka** — the effective client settings (bootstrap servers, ``KAFKA_*`` and
+  ``TALON_STREAM_KAFKA_CONFIG``) fetch the cluster's metadata within the timeout;
+* **topics** — the input, effects, DLQ and effect-route topics exist (a missing one comes with
+  the command that creates it), and the input topics' partitions bound the useful workers;
+* **talon.one** — the API key is accepted: ``GET /v2/customer_sessions/<random id>`` answers 404
+  (no such session, but the key was good); 401/403 means it is refused;
+* **mapping file** — when one is set, it loads.
+
+Nothing is created or changed: the Kafka check lists every topic (asking for one topic by name
+would make a broker with ``auto.create.topics.enable`` create it) and the Talon.One call reads.
+No secret is ever part of the report: values are never quoted, and every text is scrubbed of
+the API key and the secret librdkafka properties before it is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+import orjson
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
+
+from talon_stream._exceptions import ConfigurationError, InvalidSettingsError
+from talon_stream.config._settings import Settings, load_settings
+from talon_stream.config._sources import (
+    SettingsRequest,
+    config_file_path,
+    kafka_properties_from_env,
+    origins,
+)
+from talon_stream.formats.mapping._mappings import load_mappings
+
+__all__ = [
+    "CheckOptions",
+    "CheckResult",
+    "ClusterView",
+    "HttpAnswer",
+    "KafkaFailure",
+    "Report",
+    "Unreachable",
+    "fetch_cluster",
+    "get_unknown_session",
+    "run_check",
+]
+
+Status = Literal["pass", "fail", "warn", "skip"]
+_SYMBOLS: dict[Status, str] = {"pass": "✓", "fail": "✗", "warn": "!", "skip": "-"}
+
+#: librdkafka's own log lines would bury the report; the reasons come from its error callback.
+LIBRDKAFKA_LOG = logging.getLogger("talon_stream.cli._config_check.librdkafka")
+LIBRDKAFKA_LOG.propagate = False
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+
+#: Partitions suggested for a missing topic when no input topic exists to copy from.
+DEFAULT_PARTITIONS = 6
+#: Secrets shorter than this are not scrubbed from free text: replacing every "ab" would
+#: garble the report, and no real password or key is that short.
+_MIN_SCRUBBED = 4
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One line of the report: what was checked, the outcome, and what to do about it."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Every check, in order, and the effective settings (secrets masked) when they loaded."""
+
+    checks: tuple[CheckResult, ...]
+    config_file: Path | None = None
+    settings: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No check failed (warnings and skipped checks do not fail the report)."""
+        return all(check.status != "fail" for check in self.checks)
+
+    @property
+    def configuration_ok(self) -> bool:
+        return self.settings is not None
+
+    def lines(self) -> list[str]:
+        """The readable report: one line per check, a ``fix:`` line under each failure."""
+        width = max(len(check.name) for check in self.checks)
+        lines = []
+        for check in self.checks:
+            first, *more = check.detail.split("\n")
+            lines.append(f"{_SYMBOLS[check.status]} {check.name:<{width}}  {first}")
+            lines.extend(f"  {' ' * width}    {line}" for line in more)
+            if check.fix:
+                lines.extend(f"  {' ' * width}  fix: {part}" for part in check.fix.split("\n"))
+        failed = sum(check.status == "fail" for check in self.checks)
+        lines.append(
+            "all checks passed" if failed == 0 else f"{failed} of {len(self.checks)} checks failed"
+        )
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The machine-readable report (``--json``)."""
+        return {
+            "ok": self.ok,
+            "config_file": None if self.config_file is None else str(self.config_file),
+            "checks": [
+                {"name": c.name, "status": c.status, "detail": c.detail, "fix": c.fix}
+                for c in self.checks
+            ],
+            "settings": self.settings,
+        }
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What ``config check`` was asked: the config file, the ``--set`` values (by field
+    name), and the time each remote check may take."""
+
+    config_file: Path | None = None
+    cli: Mapping[str, str] = field(default_factory=dict)
+    timeout_s: float = 10.0
+
+
+# --- the Kafka adapter ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What the cluster's metadata says: its id, its brokers, each topic's partitions."""
+
+    cluster_id: str | None
+    brokers: int
+    partitions: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaFailure:
+    """No metadata. ``kind``: ``config`` (librdkafka refuses a setting, ``prop``),
+    ``auth`` (SASL), ``tls``, ``unreachable`` (DNS, connection, timeout)."""
+
+    kind: Literal["config", "auth", "tls", "unreachable"]
+    reason: str
+    prop: str | None = None
+
+
+KafkaProbe = Callable[[dict[str, Any], float], ClusterView | KafkaFailure]
+
+
+def fetch_cluster(config: dict[str, Any], timeout_s: float) -> ClusterView | KafkaFailure:
+    """The metadata of every topic, fetched with the librdkafka ``config`` within
+    ``timeout_s``; a :class:`KafkaFailure` with librdkafka's own reason otherwise."""
+    errors: list[KafkaError] = []
+    try:
+        client_config: dict[str, Any] = {
+            **config,
+            "error_cb": errors.append,
+            "logger": LIBRDKAFKA_LOG,
+        }
+        admin = AdminClient(client_config)
+    except KafkaException as exc:
+        message = exc.args[0].str() if exc.args else str(exc)
+        named = re.search(r'property:? "([^"]+)"', message)
+        return KafkaFailure("config", message, named.group(1) if named else None)
+    try:
+        metadata = admin.list_topics(timeout=timeout_s)
+    except KafkaException:
+        admin.poll(0.2)  # serves the error callbacks: they hold the reason
+        return _failure(errors, timeout_s)
+    return ClusterView(
+        cluster_id=metadata.cluster_id,
+        brokers=len(metadata.brokers),
+        partitions={
+            name: len(topic.partitions)
+            for name, topic in metadata.topics.items()
+            if topic.error is None and not name.startswith("__")
+        },
+    )
+
+
+def _failure(errors: list[KafkaError], timeout_s: float) -> KafkaFailure:
+    reasons = [error for error in errors if error.code() != KafkaError._ALL_BROKERS_DOWN]
+    if not reasons:
+        return KafkaFailure("unreachable", f"no metadata within {timeout_s:g} s")
+    first = reasons[0]
+    text = first.str()
+    if first.code() == KafkaError._AUTHENTICATION:
+        return KafkaFailure("auth", text)
+    if first.code() == KafkaError._SSL or "SSL" in text:
+        return KafkaFailure("tls", text)
+    return KafkaFailure("unreachable", text)
+
+
+# --- the Talon.One adapter ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    status: int
+    body: str
+    elapsed_s: float
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Unreachable:
+    reason: str
+
+
+def get_unknown_session(
+    base_url: str,
+    api_key: str,
+    timeout_s: float,
+    *,
+    transport: httpx.BaseTransport | None = None,
+) -> tuple[str, HttpAnswer | Unreachable]:
+    """``GET /v2/customer_sessions/<random id>``: harmless, and authenticated. Returns the path
+    asked and the answer, or why there was none."""
+    path = f"/v2/customer_sessions/talon-stream-config-check-{uuid.uuid4().hex[:12]}"
+    headers = {"Authorization": f"ApiKey-v1 {api_key}", "Accept": "application/json"}
+    started = time.perf_counter()
+    try:
+        with httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport) as client:
+            response = client.get(path, headers=headers)
+    except httpx.TimeoutException:
+        return path, Unreachable(f"no answer within {timeout_s:g} s")
+    except httpx.HTTPError as exc:
+        return path, Unreachable(str(exc) or type(exc).__name__)
+    return path, HttpAnswer(
+        status=response.status_code,
+        body=response.text[:500],
+        elapsed_s=time.perf_counter() - started,
+        location=response.headers.get("Location"),
+    )
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def run_check(
+    options: CheckOptions,
+    *,
+    kafka_probe: KafkaProbe = fetch_cluster,
+    http_transport: httpx.BaseTransport | None = None,
+) -> Report:
+    """Run every check and return the report; raises nothing (a failure is a line)."""
+    path = config_file_path(options.config_file)
+    request = SettingsRequest(config_file=path, cli=dict(options.cli))
+    try:
+        settings = load_settings(config_file=path, cli=options.cli)
+    except ConfigurationError as exc:
+        return Report((_configuration_failed(exc),), config_file=path)
+    where = origins(Settings, request)
+    checks = [_configuration(request, where)]
+    checks.extend(_kafka(settings, where, options.timeout_s, kafka_probe))
+    checks.append(_talon(settings, where, options.timeout_s, http_transport))
+    checks.append(_mapping(settings))
+    scrub = _scrubber(settings)
+    checks = [
+        CheckResult(c.name, c.status, scrub(c.detail), None if c.fix is None else scrub(c.fix))
+        for c in checks
+    ]
+    return Report(tuple(checks), config_file=path, settings=settings.model_dump(mode="json"))
+
+
+def _configuration_failed(exc: ConfigurationError) -> CheckResult:
+    if isinstance(exc, InvalidSettingsError):
+        noun = "setting" if len(exc.problems) == 1 else "settings"
+        lines = [f"{len(exc.problems)} invalid {noun} (nothing else was checked):"]
+        lines += [f"{where}: {what}" for where, what in exc.problems]
+        return CheckResult("configuration", "fail", "\n".join(lines))
+    return CheckResult("configuration", "fail", f"{exc}; nothing else was checked")
+
+
+def _configuration(request: SettingsRequest, where: Mapping[str, str]) -> CheckResult:
+    variables = {v for k, v in where.items() if "." not in k and v.isupper()}
+    parts = []
+    if request.config_file is not None:
+        parts.append(f"config file {request.config_file}")
+    if variables:
+        parts.append(_count(len(variables), "environment variable"))
+    passed_through = kafka_properties_from_env(os.environ)
+    if passed_through:
+        parts.append(_count(len(passed_through), "KAFKA_* librdkafka setting"))
+    if request.cli:
+        parts.append(_count(len(request.cli), "command-line override"))
+    return CheckResult("configuration", "pass", f"valid ({'; '.join(parts) or 'defaults only'})")
+
+
+def _kafka(
+    settings: Settings, where: Mapping[str, str], timeout_s: float, probe: KafkaProbe
+) -> list[CheckResult]:
+    servers = settings.bootstrap_servers
+    started = time.perf_counter()
+    view = probe(settings.kafka_client_config(), timeout_s)
+    if isinstance(view, KafkaFailure):
+        return [
+            CheckResult("kafka", "fail", f"{servers}: {view.reason}", _kafka_fix(view, where)),
+            CheckResult("topics", "skip", "not checked: no metadata from Kafka"),
+        ]
+    elapsed = time.perf_counter() - started
+    brokers = _count(view.brokers, "broker")
+    checks = [
+        CheckResult(
+            "kafka",
+            "pass",
+            f"{servers}: cluster {view.cluster_id or '?'}, {brokers}, "
+            f"{_count(len(view.partitions), 'topic')} ({elapsed:.2f} s)",
+        )
+    ]
+    roles: dict[str, list[str]] = {}
+    for topic in settings.input_topics:
+        roles.setdefault(topic, []).append("input")
+    roles.setdefault(settings.effects_topic, []).append("effects")
+    roles.setdefault(settings.dlq_topic, []).append("DLQ")
+    for topic in settings.effect_routes:
+        roles.setdefault(topic, []).append("effect route")
+    inputs = {t: view.partitions[t] for t in settings.input_topics if t in view.partitions}
+    suggested = max(inputs.values(), default=DEFAULT_PARTITIONS)
+    secured = str(settings.kafka_config.get("security.protocol", "")).upper() not in (
+        "",
+        "PLAINTEXT",
+    )
+    for topic, kinds in roles.items():
+        name = f"topic {topic}"
+        role = "/".join(kinds)
+        if topic in view.partitions:
+            count = _count(view.partitions[topic], "partition")
+            checks.append(CheckResult(name, "pass", f"{role}: {count}"))
+            continue
+        command = (
+            f"kafka-topics.sh --bootstrap-server {servers} --create --topic {topic} "
+            f"--partitions {suggested}"
+        )
+        if secured:
+            command += " --command-config <client.properties with your SASL/TLS settings>"
+        checks.append(CheckResult(name, "fail", f"{role}: does not exist", f"create it: {command}"))
+    checks.append(_workers(settings, inputs))
+    return checks
+
+
+def _kafka_fix(failure: KafkaFailure, where: Mapping[str, str]) -> str:
+    servers = where.get("bootstrap_servers", "TALON_STREAM_BOOTSTRAP_SERVERS")
+    if failure.kind == "config":
+        if failure.prop is None:
+            return "check the librdkafka settings (KAFKA_* and TALON_STREAM_KAFKA_CONFIG)"
+        source = where.get(f"kafka_config.{failure.prop}", "the librdkafka settings")
+        return (
+            f"correct or remove {source} ({failure.prop}); librdkafka's CONFIGURATION.md lists "
+            "its properties and values"
+        )
+    if failure.kind == "auth":
+        names = [where.get(f"kafka_config.{p}", p) for p in ("sasl.username", "sasl.password")]
+        mechanism = where.get("kafka_config.sasl.mechanism", "KAFKA_SASL_MECHANISM")
+        return (
+            f"the cluster refused the credentials: check {' and '.join(names)} "
+            f"and the mechanism ({mechanism})"
+        )
+    if failure.kind == "tls":
+        return (
+            "the TLS handshake failed: check KAFKA_SECURITY_PROTOCOL and KAFKA_SSL_CA_LOCATION "
+            "(the CA that signed the brokers' certificates)"
+        )
+    return (
+        f"check {servers} (host:port of reachable brokers), the network, and "
+        "KAFKA_SECURITY_PROTOCOL (SASL_SSL for most managed clusters)"
+    )
+
+
+def _workers(settings: Settings, inputs: Mapping[str, int]) -> CheckResult:
+    if not inputs:
+        return CheckResult("workers", "skip", "no input topic exists yet")
+    listing = ", ".join(f"{topic} {count}" for topic, count in inputs.items())
+    # The range assignor spreads each topic's partitions separately, over the same first
+    # members: beyond the largest topic's count a worker gets nothing. The other assignors
+    # spread all partitions together.
+    ranged = settings.partition_assignment_strategy == "range"
+    useful = max(inputs.values()) if ranged else sum(inputs.values())
+    return CheckResult(
+        "workers",
+        "pass",
+        f"input partitions: {listing}; up to {_count(useful, 'worker')} of group "
+        f"{settings.group_id} get partitions",
+    )
+
+
+def _talon(
+    settings: Settings,
+    where: Mapping[str, str],
+    timeout_s: float,
+    transport: httpx.BaseTransport | None,
+) -> CheckResult:
+    url = settings.talon_base_url
+    key_source = where.get("talon_api_key", "TALON_STREAM_TALON_API_KEY")
+    url_source = where.get("talon_base_url", "TALON_STREAM_TALON_BASE_URL")
+    get_key = (
+        f"{key_source}: give an Integration API key of the Application "
+        "(Campaign Manager: Settings, Integration API Keys)"
+    )
+    api_key = settings.talon_api_key.get_secret_value()
+    if not api_key:
+        return CheckResult("talon.one", "fail", "no API key", get_key)
+    path, answer = get_unknown_session(url, api_key, timeout_s, transport=transport)
+    if isinstance(answer, Unreachable):
+        return CheckResult(
+            "talon.one",
+            "fail",
+            f"{url} cannot be reached: {answer.reason}",
+            f"check {url_source} (e.g. https://mycompany.europe-west1.talon.one) and that this "
+            "host can reach it (DNS, firewall, proxy)",
+        )
+    asked = f"GET {path} → {answer.status} in {answer.elapsed_s * 1000:.0f} ms"
+    message = _talon_message(answer.body)
+    if answer.status in (401, 403):
+        return CheckResult(
+            "talon.one",
+            "fail",
+            f"{url} refused the API key from {key_source} ({asked}: {message or 'no reason'})",
+            f"{get_key}; a key of another deployment is refused too: check {url_source}",
+        )
+    if 200 <= answer.status < 300 or (answer.status == 404 and message is not None):
+        return CheckResult("talon.one", "pass", f"{url} accepted the API key ({asked})")
+    if 300 <= answer.status < 400:
+        return CheckResult(
+            "talon.one",
+            "fail",
+            f"{url} redirects to {answer.location or '?'} ({asked})",
+            f"set {url_source} to the deployment's own URL (https://, no path)",
+        )
+    if answer.status == 404:
+        return CheckResult(
+            "talon.one",
+            "fail",
+            f"{url} answered 404 without a Talon.One error body ({asked}): not the Integration API",
+            f"check {url_source}: the deployment's URL, without a path",
+        )
+    return CheckResult(
+        "talon.one",
+        "fail",
+        f"{url} answered HTTP {answer.status} ({asked}: {message or 'no reason'})",
+        "Talon.One is failing or throttling this key; try again, and check its status page",
+    )
+
+
+def _talon_message(body: str) -> str | None:
+    """The ``message`` of a Talon.One error body (``None``: not such a body)."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(parsed, dict) and isinstance(parsed.get("message"), str):
+        return str(parsed["message"])[:200]
+    return None
+
+
+def _mapping(settings: Settings) -> CheckResult:
+    if settings.mapping_file is None:
+        return CheckResult("mapping file", "skip", "not set: every input topic carries events")
+    try:
+        mappings = load_mappings(settings.mapping_file)
+    except ConfigurationError as exc:
+        return CheckResult("mapping file", "fail", str(exc), "see docs/mapping.md")
+    topics = ", ".join(sorted(mappings.topics))
+    unread = sorted(mappings.topics - set(settings.input_topics))
+    if unread:
+        return CheckResult(
+            "mapping file",
+            "warn",
+            f"{settings.mapping_file} maps {topics}; {', '.join(unread)} is not an input topic",
+            "add it to input_topics or remove its mapping",
+        )
+    return CheckResult("mapping file", "pass", f"{settings.mapping_file} maps {topics}")
+
+
+def _scrubber(settings: Settings) -> Callable[[str], str]:
+    """Removes every secret of ``settings`` (any ``SecretStr`` field, the secret librdkafka
+    values) from a text."""
+    values = [getattr(settings, name) for name in type(settings).model_fields]
+    values += list(settings.kafka_config.values())
+    secrets = {v.get_secret_value() for v in values if isinstance(v, SecretStr)}
+    ordered = sorted((s for s in secrets if len(s) >= _MIN_SCRUBBED), key=len, reverse=True)
+
+    def scrub(text: str) -> str:
+        for secret in ordered:
+            text = text.replace(secret, "***")
+        return text
+
+    return scrub
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" + ("" if number == 1 else "s")

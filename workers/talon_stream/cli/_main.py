@@ -1,0 +1,560 @@
+"""The ``talon-stream`` command: ``run`` (the worker), ``config check``, ``demo``, ``produce``,
+``emulator``, ``broker`` and ``dlq replay``."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import click
+
+from talon_stream._exceptions import (
+    BrokerError,
+    ConfigurationError,
+    TalonStreamError,
+)
+from talon_stream._version import __version__
+from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, load_settings
+from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES
+from talon_stream.ops._logs import setup_logging
+
+__all__ = ["main"]
+
+log = logging.getLogger("talon_stream")
+
+EXIT_CONFIG = 2
+EXIT_BROKER = 4
+
+
+def _tune_gc() -> None:
+    """The worker allocates many short-lived objects per event (requests, responses, futures);
+    with CPython's default gen-0 threshold of 700 the cyclic collector runs every few events.
+    Freeze what start-up created (modules, settings: never garbage) and collect less often —
+    reference counting still frees almost everything at once."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
+def run_event_loop(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on uvloop where it is installed (Linux, macOS): its loop and transports cut
+    the worker's CPU per call markedly (docs/benchmarks.md); asyncio's loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main)
+
+
+def _setup_logging(level: str) -> None:
+    """Text logs, or JSON lines with ``TALON_STREAM_LOG_FORMAT=json`` (talon_stream.ops._logs)."""
+    log_format = os.environ.get("TALON_STREAM_LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in ("text", "json"):
+        raise _exit(EXIT_CONFIG, f"TALON_STREAM_LOG_FORMAT={log_format!r}: expected text or json")
+    setup_logging(level, "json" if log_format == "json" else "text")
+
+
+@click.group()
+@click.version_option(__version__, prog_name="talon-stream")
+def main() -> None:
+    """Kafka shop events → Talon.One Integration API → effects topics."""
+
+
+def _assignments(
+    _ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    """``--set NAME=VALUE`` values by field name (``group-id``, ``GROUP_ID`` and
+    ``TALON_STREAM_GROUP_ID`` name ``group_id``); load_settings validates names and values."""
+    from talon_stream.config._sources import normalize_cli_name
+
+    assigned: dict[str, str] = {}
+    for text in values:
+        name, equals, value = text.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{text!r} is not NAME=VALUE (e.g. max_in_flight=64)")
+        assigned[normalize_cli_name(name)] = value
+    return assigned
+
+
+def _settings_options(command: Any) -> Any:
+    """The options that override the configuration, shared by ``run`` and ``config check``."""
+    options = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="A TOML config file (keys: the setting names); default: TALON_STREAM_CONFIG_FILE.",
+        ),
+        click.option(
+            "--set",
+            "assignments",
+            multiple=True,
+            metavar="NAME=VALUE",
+            callback=_assignments,
+            help="Set any setting, read like its TALON_STREAM_ variable (repeatable); wins over "
+            "the environment and the config file.",
+        ),
+        click.option("--bootstrap-servers", help="Overrides TALON_STREAM_BOOTSTRAP_SERVERS."),
+        click.option("--group-id", help="Overrides TALON_STREAM_GROUP_ID."),
+        click.option(
+            "--input-topics", help="Comma-separated; overrides TALON_STREAM_INPUT_TOPICS."
+        ),
+        click.option("--talon-base-url", help="Overrides TALON_STREAM_TALON_BASE_URL."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _command_line(assignments: dict[str, str], **options: str | None) -> dict[str, str]:
+    """The ``--set`` values and the explicit options, which must not disagree."""
+    values = dict(assignments)
+    for name, value in options.items():
+        if value is None:
+            continue
+        if name in values and values[name] != value:
+            flag = "--" + name.replace("_", "-")
+            raise click.BadParameter(f"--set {name}={values[name]} contradicts {flag} {value}")
+        values[name] = value
+    return values
+
+
+@main.command()
+@_settings_options
+@click.option("--log-level", default="info", show_default=True)
+def run(
+    config_file: Path | None,
+    assignments: dict[str, str],
+    bootstrap_servers: str | None,
+    group_id: str | None,
+    input_topics: str | None,
+    talon_base_url: str | None,
+    log_level: str,
+) -> None:
+    """Run one worker of the consumer group until SIGTERM/SIGINT.
+
+    Configuration comes from TALON_STREAM_* and KAFKA_* environment variables and the config
+    file (see the README); the options override them.
+    """
+    from talon_stream.processing._worker import Worker
+
+    _setup_logging(log_level)
+    cli = _command_line(
+        assignments,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        input_topics=input_topics,
+        talon_base_url=talon_base_url,
+    )
+    try:
+        settings = load_settings(config_file=config_file, cli=cli)
+        worker = Worker(settings)
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, worker.stop)
+        await worker.run()
+
+    _tune_gc()
+    try:
+        run_event_loop(serve())
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
+    except TalonStreamError as exc:
+        raise _exit(1, str(exc)) from exc
+    log.info("stopped cleanly")
+
+
+@main.group()
+def config() -> None:
+    """Check the configuration."""
+
+
+@config.command()
+@_settings_options
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds each of Kafka and Talon.One may take to answer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def check(
+    config_file: Path | None,
+    assignments: dict[str, str],
+    bootstrap_servers: str | None,
+    group_id: str | None,
+    input_topics: str | None,
+    talon_base_url: str | None,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Validate the configuration, connect to Kafka and Talon.One, and say what to fix.
+
+    Checks that the settings load, that Kafka answers with the effective client settings and
+    has every topic the worker needs, and that Talon.One accepts the API key (a harmless
+    authenticated GET). Exit 0 when every check passes, 1 when one fails, 2 when the
+    configuration itself is invalid. The API key is never printed.
+    """
+    import orjson
+
+    from talon_stream.cli._config_check import CheckOptions, run_check
+
+    cli = _command_line(
+        assignments,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        input_topics=input_topics,
+        talon_base_url=talon_base_url,
+    )
+    report = run_check(CheckOptions(config_file=config_file, cli=cli, timeout_s=timeout))
+    if as_json:
+        click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        colours = {"✓": "green", "✗": "red", "!": "yellow"}
+        for line in report.lines():
+            colour = colours.get(line[:1])
+            click.echo(click.style(line[:1], fg=colour) + line[1:] if colour else line)
+    if not report.configuration_ok:
+        sys.exit(EXIT_CONFIG)
+    sys.exit(0 if report.ok else 1)
+
+
+@main.command()
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Exit 0 once this many events have an outcome (default: run until Ctrl-C).",
+)
+@click.option("--rate", type=click.FloatRange(min=1), default=150.0, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--emulator-latency-ms", type=click.FloatRange(min=0), default=0.0)
+@click.option(
+    "--health-port",
+    type=click.IntRange(min=0, max=65535),
+    default=0,
+    show_default=True,
+    help="The worker's /healthz, /readyz and /metrics on 127.0.0.1 (0: a free port, shown).",
+)
+@click.option("--log-level", default="warning", show_default=True)
+def demo(
+    events: int | None,
+    rate: float,
+    seed: int,
+    emulator_latency_ms: float,
+    health_port: int,
+    log_level: str,
+) -> None:
+    """Start a broker, the Talon.One emulator and one worker, and feed them a shop stream."""
+    from talon_stream.demo._demo import DemoOptions, run_demo
+
+    _setup_logging(log_level)
+    options = DemoOptions(
+        events=events,
+        rate=rate,
+        seed=seed,
+        emulator_latency_ms=emulator_latency_ms,
+        health_port=health_port,
+    )
+    try:
+        code = run_demo(options)
+    except TalonStreamError as exc:
+        raise _exit(1, str(exc)) from exc
+    sys.exit(code)
+
+
+@main.command()
+@click.option(
+    "--bootstrap-servers",
+    envvar=["TALON_STREAM_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+    default="127.0.0.1:9092",
+    show_default=True,
+)
+@click.option("--rate", type=click.FloatRange(min=1), default=150.0, show_default=True)
+@click.option(
+    "--events",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after this many events (default: until Ctrl-C or SIGTERM).",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def produce(
+    bootstrap_servers: str, rate: float, events: int | None, seed: int, log_level: str
+) -> None:
+    """Feed a generated shop stream (carts, orders, customers, events) into an existing Kafka's
+    input topics — the producer half of the demo, without its broker, emulator or worker."""
+    from talon_stream.demo._demo import run_producer
+
+    _setup_logging(log_level)
+    produced = run_producer(bootstrap_servers, rate=rate, events=events, seed=seed)
+    log.info("%d events produced", produced)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8900, show_default=True)
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    required=True,
+    help="An accepted Integration API key (repeatable).",
+)
+@click.option(
+    "--campaigns",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Campaign file (YAML); default: the built-in demo campaigns.",
+)
+@click.option(
+    "--latency-ms",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Fixed latency of every Talon.One call (shorthand for --latency MS).",
+)
+@click.option(
+    "--latency",
+    "latency_spec",
+    default=None,
+    metavar="SPEC",
+    help="Latency in ms: MS, fixed:MS, uniform:MIN:MAX, normal:MEAN:STDDEV or "
+    "lognormal:MEDIAN:SIGMA.",
+)
+@click.option("--seed", type=int, default=None, help="Seed of the latency and error draws.")
+@click.option(
+    "--error-rate",
+    "error_rates",
+    multiple=True,
+    metavar="STATUS=RATE",
+    help="Answer STATUS (429, 500, 502, 503) to this share of calls, e.g. 503=0.01 (repeatable).",
+)
+@click.option(
+    "--retry-after",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retry-After seconds on injected 429s (default: no header).",
+)
+@click.option(
+    "--error-phase",
+    type=click.Choice(["before", "after"]),
+    default="before",
+    show_default=True,
+    help="Inject errors instead of processing (before) or after processing the call.",
+)
+@click.option(
+    "--outage",
+    "outages",
+    multiple=True,
+    metavar="START:SECONDS",
+    help="Answer 503 to every Talon.One call from START seconds after start-up for SECONDS "
+    "(START: alone = until switched off through the admin API; repeatable).",
+)
+# The caps' defaults are the emulator's (emulator.state), which this module imports only when
+# the command runs: None here means "not given".
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Customer sessions kept at most (default 200000); beyond, the oldest-created one is "
+    "forgotten.",
+)
+@click.option(
+    "--max-profiles",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Customer profiles kept at most (default 200000); beyond, the oldest-created one is "
+    "forgotten with its loyalty ledgers, coupon usage and memberships.",
+)
+@click.option("--log-level", default="info", show_default=True)
+def emulator(
+    host: str,
+    port: int,
+    api_keys: tuple[str, ...],
+    campaigns: Path | None,
+    latency_ms: float,
+    latency_spec: str | None,
+    seed: int | None,
+    error_rates: tuple[str, ...],
+    retry_after: int | None,
+    error_phase: str,
+    outages: tuple[str, ...],
+    max_sessions: int | None,
+    max_profiles: int | None,
+    log_level: str,
+) -> None:
+    """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT.
+
+    Faults (latency, errors, outages) can also be changed at run time through the admin API
+    under /__emulator (see docs/emulator.md).
+    """
+    from emulator.errors import EmulatorError
+    from emulator.faults import FaultSettings, parse_error_rate, parse_latency, parse_outage
+    from emulator.server import run_forever
+    from emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
+
+    _setup_logging(log_level)
+    fields: dict[str, object] = {"seed": seed, "error_phase": error_phase}
+    try:
+        if latency_spec is not None:
+            if latency_ms:
+                raise click.BadParameter("give --latency or --latency-ms, not both")
+            fields["latency"] = parse_latency(latency_spec)
+        fields["error_rates"] = dict(parse_error_rate(text) for text in error_rates)
+        fields["outages"] = tuple(parse_outage(text) for text in outages)
+        fields["retry_after_s"] = retry_after
+        faults = FaultSettings.model_validate(fields)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        run_forever(
+            host,
+            port,
+            api_keys,
+            campaigns_path=campaigns,
+            latency_ms=latency_ms,
+            faults=faults,
+            max_sessions=DEFAULT_MAX_SESSIONS if max_sessions is None else max_sessions,
+            max_profiles=DEFAULT_MAX_PROFILES if max_profiles is None else max_profiles,
+        )
+    except EmulatorError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+
+
+@main.command()
+@click.option(
+    "--topics",
+    # Every topic a worker with the default settings needs (``config check`` lists them).
+    default=",".join(
+        [*DEFAULT_INPUT_TOPICS, "talon.effects", "talon-stream.dlq", *DEFAULT_EFFECT_ROUTES]
+    ),
+    show_default=True,
+    help="Comma-separated topics to create.",
+)
+@click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
+def broker(topics: str, partitions: int) -> None:
+    """Start the embedded Kafka broker (Tansu), create topics, print the address; Ctrl-C stops."""
+    from talon_stream.demo._broker import EmbeddedBroker
+
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        with EmbeddedBroker() as embedded:
+            names = [name.strip() for name in topics.split(",") if name.strip()]
+            embedded.create_topics(dict.fromkeys(names, partitions))
+            click.echo(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}", err=False)
+            click.echo(f"topics: {', '.join(names)} ({partitions} partitions each)", err=True)
+            stop.wait()
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, str(exc)) from exc
+
+
+@main.group()
+def dlq() -> None:
+    """Work with the dead-letter topic."""
+
+
+def _iso_time(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Any:
+    from talon_stream.dlq import parse_time
+
+    try:
+        return None if value is None else parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time: {exc}") from exc
+
+
+@dlq.command()
+@click.option("--bootstrap-servers", help="Overrides TALON_STREAM_BOOTSTRAP_SERVERS.")
+@click.option("--dlq-topic", help="Overrides TALON_STREAM_DLQ_TOPIC.")
+@click.option("--since", callback=_iso_time, metavar="TIME", help="ISO 8601; UTC if no offset.")
+@click.option("--until", callback=_iso_time, metavar="TIME", help="ISO 8601, exclusive.")
+@click.option("--error-class", "error_classes", multiple=True, help="e.g. TalonPermanentError.")
+@click.option("--key", "keys", multiple=True, help="Only records with this key (repeatable).")
+@click.option("--topic", "topics", multiple=True, help="Only records from this source topic.")
+@click.option("--to", "to_topic", metavar="TOPIC", help="Publish here, not to the source topic.")
+@click.option("--dry-run", is_flag=True, help="List what would be replayed; produce nothing.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@click.option("--log-level", default="warning", show_default=True)
+def replay(
+    bootstrap_servers: str | None,
+    dlq_topic: str | None,
+    since: Any,
+    until: Any,
+    error_classes: tuple[str, ...],
+    keys: tuple[str, ...],
+    topics: tuple[str, ...],
+    to_topic: str | None,
+    dry_run: bool,
+    timeout: float,
+    log_level: str,
+) -> None:
+    """Publish DLQ records again to their source topic, in order per key.
+
+    Reads the DLQ from the start (or --since) up to its end when the command starts; the time
+    filters compare with the talon-stream.last.attempt.at header. See docs/reliability.md.
+    """
+    from talon_stream.dlq import (
+        LIBRDKAFKA_LOG,
+        ConsoleObserver,
+        ReplayFilter,
+        ReplayOptions,
+        replay_dlq,
+    )
+
+    _setup_logging(log_level)
+    # One line per failed connection attempt would bury the error that says what is wrong.
+    LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log_level.lower() == "debug" else logging.CRITICAL)
+    overrides = {"bootstrap_servers": bootstrap_servers, "dlq_topic": dlq_topic}
+    try:
+        settings = load_settings(cli={k: v for k, v in overrides.items() if v is not None})
+        selection = ReplayFilter(
+            since=since,
+            until=until,
+            error_classes=frozenset(error_classes),
+            keys=frozenset(key.encode() for key in keys),
+            source_topics=frozenset(topics),
+        )
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    options = ReplayOptions(
+        settings.dlq_topic, selection, to_topic=to_topic, dry_run=dry_run, timeout_s=timeout
+    )
+
+    async def replay_and_report() -> None:
+        with ConsoleObserver(list_selected=dry_run) as observer:
+            summary = await replay_dlq(settings, options, observer=observer)
+        click.echo("\n".join(summary.lines()))
+
+    try:
+        run_event_loop(replay_and_report())
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
+    except ConfigurationError as exc:  # an Avro DLQ topic without a Schema Registry URL
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+    except TalonStreamError as exc:  # the Schema Registry of an Avro DLQ topic
+        raise _exit(1, str(exc)) from exc
+
+
+def _exit(code: int, message: str) -> click.exceptions.Exit:
+    click.secho(f"talon-stream: {message}", fg="red", err=True)
+    return click.exceptions.Exit(code)

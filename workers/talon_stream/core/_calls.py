@@ -1,0 +1,96 @@
+"""A Talon.One call described as data: what translation produces and the client sends."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+from urllib.parse import quote
+
+__all__ = ["Operation", "TalonCall", "TalonResponse"]
+
+
+class Operation(StrEnum):
+    """The Integration API operations the worker calls, named by their OpenAPI operation id."""
+
+    UPDATE_CUSTOMER_SESSION = "updateCustomerSessionV2"
+    RETURN_CART_ITEMS = "returnCartItems"
+    REOPEN_CUSTOMER_SESSION = "reopenCustomerSession"
+    UPDATE_CUSTOMER_PROFILE = "updateCustomerProfileV2"
+    TRACK_EVENT = "trackEventV2"
+
+    @property
+    def method(self) -> str:
+        return _METHODS[self]
+
+    def path(self, integration_id: str) -> str:
+        """The request path, with the integration ID fully percent-encoded (``/`` too)."""
+        template = _PATHS[self]
+        if _UNRESERVED.fullmatch(integration_id) is None:  # most ids need no encoding at all
+            integration_id = quote(integration_id, safe="")
+        return template.format(id=integration_id)
+
+
+#: What ``quote`` leaves as it is: RFC 3986's unreserved characters.
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+_METHODS = {
+    Operation.UPDATE_CUSTOMER_SESSION: "PUT",
+    Operation.RETURN_CART_ITEMS: "POST",
+    Operation.REOPEN_CUSTOMER_SESSION: "PUT",
+    Operation.UPDATE_CUSTOMER_PROFILE: "PUT",
+    Operation.TRACK_EVENT: "POST",
+}
+
+_PATHS = {
+    Operation.UPDATE_CUSTOMER_SESSION: "/v2/customer_sessions/{id}",
+    Operation.RETURN_CART_ITEMS: "/v2/customer_sessions/{id}/returns",
+    Operation.REOPEN_CUSTOMER_SESSION: "/v2/customer_sessions/{id}/reopen",
+    Operation.UPDATE_CUSTOMER_PROFILE: "/v2/customer_profiles/{id}",
+    Operation.TRACK_EVENT: "/v2/events",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TalonCall:
+    """One Integration API request.
+
+    ``integration_id`` is the path id (session or profile integration ID); track event has none in
+    its path and carries the profile in its body. ``profile_id`` and ``session_id`` are the
+    customer's ids this call touches — the lock keys of the scheduler.
+    """
+
+    operation: Operation
+    integration_id: str
+    body: dict[str, Any] | None
+    query: dict[str, str] = field(default_factory=dict)
+    profile_id: str | None = None
+    session_id: str | None = None
+
+    @property
+    def method(self) -> str:
+        return self.operation.method
+
+    @property
+    def path(self) -> str:
+        return self.operation.path(self.integration_id)
+
+    def describe(self) -> str:
+        """Short and readable, e.g. ``updateCustomerSessionV2 PUT /v2/customer_sessions/s1``."""
+        return f"{self.operation.value} {self.method} {self.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class TalonResponse:
+    """A successful answer. ``body`` is the parsed JSON (empty for 204)."""
+
+    status: int
+    body: dict[str, Any]
+    elapsed_s: float
+    #: The answer's ``effects`` (``[]`` when it has none), read once.
+    effects: list[Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        effects = self.body.get("effects")
+        object.__setattr__(self, "effects", effects if isinstance(effects, list) else [])

@@ -1,0 +1,124 @@
+"""What the worker writes for a record that became a call: the effects envelope
+(``docs/effects.md``).
+
+A pure function of the input record and the answer, so a replayed record produces the same
+``envelopeId`` and downstream consumers can drop repeats.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from talon_stream.core._calls import TalonCall, TalonResponse
+from talon_stream.core._events import Event
+from talon_stream.core._records import InputRecord
+
+__all__ = ["ENVELOPE_VERSION", "effects_envelope", "envelope_id", "iso_ms"]
+
+ENVELOPE_VERSION = 1
+_NAMESPACE = uuid.UUID("0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+# Session fields copied into the envelope when Talon.One returned the session.
+_SESSION_FIELDS = (
+    "integrationId",
+    "profileId",
+    "state",
+    "total",
+    "cartItemTotal",
+    "additionalCostTotal",
+    "updateCount",
+    "couponCodes",
+    "referralCode",
+    "updated",
+)
+
+
+def envelope_id(topic: str, partition: int, offset: int) -> str:
+    """A UUID derived from the source record's coordinates: the same record, the same id.
+
+    Equal to ``str(uuid.uuid5(namespace, "topic/partition/offset"))``, computed without building
+    UUID objects (this runs for every record)."""
+    digest = hashlib.sha1(  # noqa: S324 - RFC 4122 name-based UUIDs are defined on SHA-1
+        _NAMESPACE_BYTES + f"{topic}/{partition}/{offset}".encode()
+    ).digest()
+    raw = bytearray(digest[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    hexed = raw.hex()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+class _IsoSeconds:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix second, remembered for the last second asked: every
+    envelope carries two timestamps, mostly of the same few seconds."""
+
+    __slots__ = ("_second", "_text")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, second: int) -> str:
+        if second != self._second:
+            self._text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = second
+        return self._text
+
+
+_SOURCE_SECONDS = _IsoSeconds()
+_NOW_SECONDS = _IsoSeconds()
+
+
+def iso_ms(timestamp_ms: int | None, seconds: _IsoSeconds = _SOURCE_SECONDS) -> str | None:
+    """RFC 3339 in UTC with milliseconds, as ``datetime.isoformat(timespec="milliseconds")``
+    writes it: ``2026-11-22T10:00:00.123+00:00``."""
+    if timestamp_ms is None:
+        return None
+    second, millis = divmod(timestamp_ms, 1000)
+    return f"{seconds(second)}.{millis:03d}+00:00"
+
+
+def effects_envelope(
+    record: InputRecord,
+    event: Event,
+    call: TalonCall,
+    response: TalonResponse,
+    *,
+    processing_ms: float,
+    envelope_key: str | None = None,
+) -> dict[str, Any]:
+    """The envelope published (as JSON) for one processed event."""
+    body = response.body
+    session = body.get("customerSession")
+    envelope: dict[str, Any] = {
+        "envelopeId": envelope_key or envelope_id(record.topic, record.partition, record.offset),
+        "envelopeVersion": ENVELOPE_VERSION,
+        "source": {
+            "eventId": event.event_id,
+            "type": event.type,
+            "occurredAt": event.occurred_at.isoformat(),
+            "topic": record.topic,
+            "partition": record.partition,
+            "offset": record.offset,
+            "timestamp": iso_ms(record.timestamp_ms),
+        },
+        "operation": call.operation.value,
+        "status": response.status,
+        "profileId": call.profile_id,
+        "sessionId": call.session_id,
+        "effects": response.effects,
+        "createdCoupons": body.get("createdCoupons") or [],
+        "createdReferrals": body.get("createdReferrals") or [],
+        "session": (
+            {name: session[name] for name in _SESSION_FIELDS if name in session}
+            if isinstance(session, dict)
+            else None
+        ),
+        "processingMs": round(processing_ms, 3),
+        "processedAt": iso_ms(time.time_ns() // 1_000_000, _NOW_SECONDS),
+    }
+    return envelope

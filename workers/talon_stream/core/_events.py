@@ -1,0 +1,261 @@
+"""The input event envelope: one JSON document per Kafka record, one pydantic model per type.
+
+Every event shares the envelope fields ``eventId``, ``type``, ``occurredAt``, ``profileId`` and
+``sessionId``; ``payload`` depends on ``type``. ``docs/events.md`` documents the format. Models
+forbid unknown fields so a misspelt field is an error with a name, not silently ignored data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from talon_stream._exceptions import DecodeError
+
+__all__ = [
+    "EVENT_TYPES",
+    "AdditionalCost",
+    "AudiencesChanges",
+    "CartItem",
+    "CartUpdated",
+    "CustomerEvent",
+    "CustomerEventPayload",
+    "CustomerUpdated",
+    "CustomerUpdatedPayload",
+    "Event",
+    "OrderCancelled",
+    "OrderItemsReturned",
+    "OrderPlaced",
+    "OrderReopened",
+    "ReturnedItem",
+    "ReturnedItemsPayload",
+    "SessionPayload",
+    "decode_event",
+    "validate_event",
+]
+
+NonEmpty = Annotated[str, Field(min_length=1, max_length=1000)]
+Code = Annotated[str, Field(max_length=100)]
+Attributes = dict[str, Any]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class AdditionalCost(_Model):
+    price: float
+
+
+class CartItem(_Model):
+    sku: NonEmpty
+    quantity: Annotated[int, Field(ge=1)]
+    name: str | None = None
+    price: float | None = None
+    category: str | None = None
+    attributes: Attributes | None = None
+    additional_costs: dict[str, AdditionalCost] | None = None
+
+
+class SessionPayload(_Model):
+    """What a cart or order event says about the customer session. Omitted fields keep their
+    value in Talon.One (its session update is cumulative); ``couponCodes: []`` clears coupons."""
+
+    cart_items: Annotated[list[CartItem], Field(max_length=1000)] | None = None
+    coupon_codes: list[Code] | None = None
+    referral_code: Code | None = None
+    loyalty_cards: Annotated[list[str], Field(max_length=1)] | None = None
+    additional_costs: dict[str, AdditionalCost] | None = None
+    identifiers: Annotated[list[str], Field(max_length=5)] | None = None
+    store_integration_id: NonEmpty | None = None
+    attributes: Attributes | None = None
+
+    @model_validator(mode="after")
+    def _quantity_limit(self) -> SessionPayload:
+        if self.cart_items and sum(item.quantity for item in self.cart_items) > 10_000:
+            raise ValueError("the cart's total quantity is over Talon.One's limit of 10000")
+        return self
+
+
+class ReturnedItem(_Model):
+    """One returned line, identified by its ``position`` in the session's cart or its ``sku``."""
+
+    quantity: Annotated[int, Field(ge=1)]
+    position: Annotated[int, Field(ge=0)] | None = None
+    sku: NonEmpty | None = None
+
+    @model_validator(mode="after")
+    def _identified(self) -> ReturnedItem:
+        if self.position is None and self.sku is None:
+            raise ValueError("a returned item needs a position or a sku")
+        return self
+
+
+class ReturnedItemsPayload(_Model):
+    items: Annotated[list[ReturnedItem], Field(min_length=1, max_length=1000)]
+
+
+class EmptyPayload(_Model):
+    reason: str | None = None
+
+
+class AudiencesChanges(_Model):
+    adds: list[int] = Field(default_factory=list)
+    deletes: list[int] = Field(default_factory=list)
+
+
+class CustomerUpdatedPayload(_Model):
+    attributes: Attributes | None = None
+    audiences_changes: AudiencesChanges | None = None
+    #: Overrides the worker's default (``TALON_STREAM_PROFILE_RUN_RULE_ENGINE``) for this event.
+    run_rule_engine: bool | None = None
+
+
+class CustomerEventPayload(_Model):
+    event_type: NonEmpty
+    attributes: Attributes | None = None
+    store_integration_id: NonEmpty | None = None
+    loyalty_cards: Annotated[list[str], Field(max_length=1)] | None = None
+
+
+class _Envelope(_Model):
+    type: str
+    event_id: NonEmpty
+    occurred_at: AwareDatetime
+    profile_id: str | None = None
+    session_id: NonEmpty | None = None
+
+
+class _SessionEvent(_Envelope):
+    @model_validator(mode="after")
+    def _needs_session(self) -> _SessionEvent:
+        if self.session_id is None:
+            raise ValueError(f"a {self.type} event needs a sessionId")
+        return self
+
+
+class CartUpdated(_SessionEvent):
+    type: Literal["cart.updated"] = "cart.updated"
+    payload: SessionPayload = Field(default_factory=SessionPayload)
+
+
+class OrderPlaced(_SessionEvent):
+    type: Literal["order.placed"] = "order.placed"
+    payload: SessionPayload = Field(default_factory=SessionPayload)
+
+
+class OrderCancelled(_SessionEvent):
+    type: Literal["order.cancelled"] = "order.cancelled"
+    payload: EmptyPayload = Field(default_factory=EmptyPayload)
+
+
+class OrderItemsReturned(_SessionEvent):
+    type: Literal["order.items_returned"] = "order.items_returned"
+    payload: ReturnedItemsPayload
+
+
+class OrderReopened(_SessionEvent):
+    type: Literal["order.reopened"] = "order.reopened"
+    payload: EmptyPayload = Field(default_factory=EmptyPayload)
+
+
+class _ProfileEvent(_Envelope):
+    @model_validator(mode="after")
+    def _needs_profile(self) -> _ProfileEvent:
+        if not self.profile_id:
+            raise ValueError(f"a {self.type} event needs a profileId")
+        return self
+
+
+class CustomerUpdated(_ProfileEvent):
+    type: Literal["customer.updated"] = "customer.updated"
+    payload: CustomerUpdatedPayload = Field(default_factory=CustomerUpdatedPayload)
+
+
+class CustomerEvent(_ProfileEvent):
+    type: Literal["customer.event"] = "customer.event"
+    payload: CustomerEventPayload
+
+
+Event = Annotated[
+    CartUpdated
+    | OrderPlaced
+    | OrderCancelled
+    | OrderItemsReturned
+    | OrderReopened
+    | CustomerUpdated
+    | CustomerEvent,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: tuple[str, ...] = (
+    "cart.updated",
+    "order.placed",
+    "order.cancelled",
+    "order.items_returned",
+    "order.reopened",
+    "customer.updated",
+    "customer.event",
+)
+
+_EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def decode_event(value: bytes | str | None) -> Event:
+    """Parse one record value into its event model.
+
+    Raises:
+        DecodeError: the value is empty, not JSON, of an unknown type, or fails validation; the
+            message names every offending field.
+    """
+    if not value:
+        raise DecodeError("the record has no value (an event envelope is required)")
+    try:
+        return _EVENT_ADAPTER.validate_json(value)
+    except ValidationError as exc:
+        raise DecodeError(_describe(exc)) from exc
+
+
+def validate_event(document: object) -> Event:
+    """Validate an already parsed document (such as one a mapping built) as an event: the same
+    checks and messages as :func:`decode_event`.
+
+    Raises:
+        DecodeError: the document is not a valid event envelope.
+    """
+    try:
+        return _EVENT_ADAPTER.validate_python(document)
+    except ValidationError as exc:
+        raise DecodeError(_describe(exc)) from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"]) or "(document)"
+        if error["type"] == "json_invalid":
+            return f"not valid JSON: {error['msg']}"
+        if error["type"] == "union_tag_invalid":
+            tag = error.get("ctx", {}).get("tag")
+            return f"unknown event type {tag!r}; expected one of {', '.join(EVENT_TYPES)}"
+        if error["type"] == "union_tag_not_found":
+            return "the event has no 'type' field"
+        if error["type"] in ("model_attributes_type", "model_type") or not error["loc"]:
+            return "the record value is not a JSON object"
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}")
+    shown = "; ".join(problems[:5])
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return f"invalid event: {shown}{more}"

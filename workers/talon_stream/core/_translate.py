@@ -1,0 +1,270 @@
+"""Event → Talon.One call: pure functions, no I/O.
+
+Each event type maps to exactly one Integration API operation (see ``docs/events.md``):
+
+=====================  ==========================================================
+``cart.updated``       update customer session v2, ``state: open``
+``order.placed``       update customer session v2, ``state: closed``
+``order.cancelled``    update customer session v2, ``state: cancelled``
+``order.items_returned`` return cart items
+``order.reopened``     reopen customer session
+``customer.updated``   update customer profile v2 (``runRuleEngine`` on by default)
+``customer.event``     track event v2 with ``silent=no`` so effects come back
+=====================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from talon_stream._exceptions import TranslationError
+from talon_stream.core._calls import Operation, TalonCall
+from talon_stream.core._events import (
+    CartItem,
+    CartUpdated,
+    CustomerEvent,
+    CustomerUpdated,
+    Event,
+    OrderCancelled,
+    OrderItemsReturned,
+    OrderPlaced,
+    OrderReopened,
+    SessionPayload,
+)
+
+__all__ = ["ResponseContent", "TranslationOptions", "translate"]
+
+# Which responseContent values each operation accepts (the SDK request models list them).
+#: What an answer may hold beside the session (``responseContent`` of the request).
+ResponseContent = Literal[
+    "customerSession",
+    "customerProfile",
+    "coupons",
+    "triggeredCampaigns",
+    "referral",
+    "loyalty",
+    "event",
+    "awardedGiveaways",
+    "ruleFailureReasons",
+    "previousReturns",
+]
+
+_SESSION_CONTENT = frozenset(get_args(ResponseContent))
+_RETURN_CONTENT = _SESSION_CONTENT - {"awardedGiveaways", "ruleFailureReasons"}
+_PROFILE_CONTENT = frozenset(
+    {
+        "customerProfile",
+        "triggeredCampaigns",
+        "loyalty",
+        "event",
+        "awardedGiveaways",
+        "ruleFailureReasons",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationOptions:
+    """Settings that shape every call: what Talon.One should send back, and dry runs."""
+
+    response_content: tuple[str, ...] = ("customerSession",)
+    dry: bool = False
+    profile_run_rule_engine: bool = True
+
+    def content_for(self, allowed: frozenset[str]) -> list[str]:
+        return [value for value in self.response_content if value in allowed]
+
+
+def translate(event: Event, options: TranslationOptions) -> TalonCall:
+    """Turn one event into the Integration API call it stands for.
+
+    Raises:
+        TranslationError: the event is valid but no call can carry it.
+    """
+    match event:
+        case CartUpdated():
+            return _session_update(
+                event.session_id, event.profile_id, event.payload, "open", options
+            )
+        case OrderPlaced():
+            return _session_update(
+                event.session_id, event.profile_id, event.payload, "closed", options
+            )
+        case OrderCancelled():
+            return _session_update(
+                event.session_id, event.profile_id, SessionPayload(), "cancelled", options
+            )
+        case OrderItemsReturned():
+            return _returns(event, options)
+        case OrderReopened():
+            return TalonCall(
+                operation=Operation.REOPEN_CUSTOMER_SESSION,
+                integration_id=_session_id(event.session_id),
+                body=None,
+                profile_id=event.profile_id or None,
+                session_id=event.session_id,
+            )
+        case CustomerUpdated():
+            return _profile_update(event, options)
+        case CustomerEvent():
+            return _track_event(event, options)
+    raise TranslationError(f"no Talon.One call is defined for event type {event.type!r}")
+
+
+def _session_id(session_id: str | None) -> str:
+    # The envelope validators guarantee it; this keeps the type checker and a future caller honest.
+    if not session_id:
+        raise TranslationError("a session event needs a sessionId")
+    return session_id
+
+
+def _session_update(
+    session_id: str | None,
+    profile_id: str | None,
+    payload: SessionPayload,
+    state: str,
+    options: TranslationOptions,
+) -> TalonCall:
+    session: dict[str, Any] = {"state": state}
+    if profile_id is not None:
+        session["profileId"] = profile_id
+    if payload.cart_items is not None:
+        session["cartItems"] = [_cart_item(item) for item in payload.cart_items]
+    # Coupons and the referral code are sent only when the event sets them: an empty list clears
+    # the stored coupons in Talon.One, an omitted key keeps them.
+    if payload.coupon_codes is not None:
+        session["couponCodes"] = list(payload.coupon_codes)
+    if payload.referral_code is not None:
+        session["referralCode"] = payload.referral_code
+    if payload.loyalty_cards is not None:
+        session["loyaltyCards"] = list(payload.loyalty_cards)
+    if payload.additional_costs is not None:
+        session["additionalCosts"] = {
+            name: {"price": cost.price} for name, cost in payload.additional_costs.items()
+        }
+    if payload.identifiers is not None:
+        session["identifiers"] = list(payload.identifiers)
+    if payload.store_integration_id is not None:
+        session["storeIntegrationId"] = payload.store_integration_id
+    if payload.attributes is not None:
+        session["attributes"] = payload.attributes
+    body: dict[str, Any] = {"customerSession": session}
+    content = options.content_for(_SESSION_CONTENT)
+    if content:
+        body["responseContent"] = content
+    return TalonCall(
+        operation=Operation.UPDATE_CUSTOMER_SESSION,
+        integration_id=_session_id(session_id),
+        body=body,
+        query={"dry": "true"} if options.dry else {},
+        profile_id=profile_id or None,
+        session_id=session_id,
+    )
+
+
+def _cart_item(item: CartItem) -> dict[str, Any]:
+    out: dict[str, Any] = {"sku": item.sku, "quantity": item.quantity}
+    if item.name is not None:
+        out["name"] = item.name
+    if item.price is not None:
+        out["price"] = item.price
+    if item.category is not None:
+        out["category"] = item.category
+    if item.attributes is not None:
+        out["attributes"] = item.attributes
+    if item.additional_costs is not None:
+        out["additionalCosts"] = {
+            name: {"price": cost.price} for name, cost in item.additional_costs.items()
+        }
+    return out
+
+
+def _returns(event: OrderItemsReturned, options: TranslationOptions) -> TalonCall:
+    items: list[dict[str, Any]] = []
+    for item in event.payload.items:
+        line: dict[str, Any] = {"quantity": item.quantity}
+        if item.position is not None:
+            line["position"] = item.position
+        if item.sku is not None:
+            line["sku"] = item.sku
+        items.append(line)
+    body: dict[str, Any] = {"return": {"returnedCartItems": items}}
+    content = options.content_for(_RETURN_CONTENT)
+    if content:
+        body["responseContent"] = content
+    return TalonCall(
+        operation=Operation.RETURN_CART_ITEMS,
+        integration_id=_session_id(event.session_id),
+        body=body,
+        query={"dry": "true"} if options.dry else {},
+        profile_id=event.profile_id or None,
+        session_id=event.session_id,
+    )
+
+
+def _profile_update(event: CustomerUpdated, options: TranslationOptions) -> TalonCall:
+    payload = event.payload
+    run_rules = (
+        options.profile_run_rule_engine
+        if payload.run_rule_engine is None
+        else payload.run_rule_engine
+    )
+    body: dict[str, Any] = {}
+    if payload.attributes is not None:
+        body["attributes"] = payload.attributes
+    if payload.audiences_changes is not None:
+        body["audiencesChanges"] = {
+            "adds": list(payload.audiences_changes.adds),
+            "deletes": list(payload.audiences_changes.deletes),
+        }
+    query = {"runRuleEngine": "true" if run_rules else "false"}
+    # responseContent and dry are only allowed when the rule engine runs.
+    if run_rules:
+        content = options.content_for(_PROFILE_CONTENT)
+        if content:
+            body["responseContent"] = content
+        if options.dry:
+            query["dry"] = "true"
+    profile_id = _profile_id(event.profile_id)
+    return TalonCall(
+        operation=Operation.UPDATE_CUSTOMER_PROFILE,
+        integration_id=profile_id,
+        body=body,
+        query=query,
+        profile_id=profile_id,
+        session_id=event.session_id,
+    )
+
+
+def _track_event(event: CustomerEvent, options: TranslationOptions) -> TalonCall:
+    payload = event.payload
+    profile_id = _profile_id(event.profile_id)
+    body: dict[str, Any] = {"type": payload.event_type, "profileId": profile_id}
+    if payload.attributes is not None:
+        body["attributes"] = payload.attributes
+    if payload.store_integration_id is not None:
+        body["storeIntegrationId"] = payload.store_integration_id
+    if payload.loyalty_cards is not None:
+        body["loyaltyCards"] = list(payload.loyalty_cards)
+    content = options.content_for(_PROFILE_CONTENT)
+    if content:
+        body["responseContent"] = content
+    # silent defaults to "yes" (204, no body): ask for the effects explicitly.
+    query = {"silent": "no"}
+    if options.dry:
+        query["dry"] = "true"
+    return TalonCall(
+        operation=Operation.TRACK_EVENT,
+        integration_id=profile_id,
+        body=body,
+        query=query,
+        profile_id=profile_id,
+        session_id=event.session_id,
+    )
+
+
+def _profile_id(profile_id: str | None) -> str:
+    if not profile_id:
+        raise TranslationError("a customer event needs a profileId")
+    return profile_id

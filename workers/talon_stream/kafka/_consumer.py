@@ -1,0 +1,169 @@
+"""A thin asyncio adapter over confluent-kafka's Consumer: the event loop never blocks on it.
+
+:class:`AsyncConsumer` runs every consumer call on one dedicated thread (librdkafka's consumer
+must not be used from two threads at once). Rebalance callbacks fire on that thread; they hand
+the partitions to coroutines on the loop and wait for them, and commit what those return right
+there (a commit from the loop would queue behind the callback and deadlock).
+
+Records cross this boundary as :class:`~talon_stream.core.InputRecord`; ``confluent_kafka``
+errors become :class:`~talon_stream.BrokerError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from talon_stream._exceptions import BrokerError
+from talon_stream.core._records import InputRecord, PartitionKey
+
+__all__ = ["AssignHandler", "AsyncConsumer", "RevokeHandler", "input_record"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+AssignHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, None]]
+#: Called on revoke or loss; returns the offsets to commit for those partitions before they go.
+RevokeHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, dict[PartitionKey, int]]]
+
+
+def input_record(message: Message) -> InputRecord:
+    """The consumed ``message`` as an :class:`InputRecord`, detached from librdkafka."""
+    kind, timestamp = message.timestamp()
+    # A consumed message's headers are always a list of (name, value) pairs.
+    raw_headers: list[tuple[str, str | bytes | None]] = message.headers() or []  # type: ignore[assignment]
+    headers = [(name, _as_bytes(value) or b"") for name, value in raw_headers]
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    # A consumed record without an error always has its coordinates.
+    assert topic is not None
+    assert partition is not None
+    assert offset is not None
+    return InputRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=_as_bytes(message.key()),
+        value=_as_bytes(message.value()),
+        headers=headers,
+        timestamp_ms=timestamp if kind != 0 else None,  # 0 = TIMESTAMP_NOT_AVAILABLE
+    )
+
+
+def _as_bytes(value: str | bytes | None) -> bytes | None:
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else value
+
+
+class AsyncConsumer:
+    """A consumer-group member whose calls run on one dedicated thread."""
+
+    def __init__(
+        self, config: dict[str, Any], *, factory: Callable[[dict[str, Any]], Any] = Consumer
+    ) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
+        self._consumer = factory(config)
+        self._closed = False
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    async def subscribe(
+        self, topics: Sequence[str], *, on_assign: AssignHandler, on_revoke: RevokeHandler
+    ) -> None:
+        loop = asyncio.get_running_loop()
+
+        def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
+            keys = [(tp.topic, tp.partition) for tp in partitions]
+            asyncio.run_coroutine_threadsafe(on_assign(keys), loop).result()
+
+        def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
+            keys = [(tp.topic, tp.partition) for tp in partitions]
+            offsets = asyncio.run_coroutine_threadsafe(on_revoke(keys), loop).result()
+            if offsets:
+                self._commit_now(offsets)
+
+        await self._run(
+            self._consumer.subscribe,
+            list(topics),
+            on_assign=assigned,
+            on_revoke=revoked,
+            on_lost=revoked,
+        )
+
+    async def consume(self, max_records: int, timeout_s: float) -> list[InputRecord]:
+        """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one and not
+        at all for the rest (librdkafka's batch consume would wait to fill the batch)."""
+        messages = await self._run(self._fetch, max_records, timeout_s)
+        records: list[InputRecord] = []
+        for message in messages:
+            error = message.error()
+            if error is None:
+                records.append(input_record(message))
+            elif error.fatal():
+                raise BrokerError(f"fatal consumer error: {error}")
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error: %s", error)
+        return records
+
+    def _fetch(self, max_records: int, timeout_s: float) -> list[Message]:
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        return [first, *self._consumer.consume(max_records - 1, 0)]
+
+    async def high_watermarks(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, int]:
+        """The partitions' high watermarks as the last fetches reported them (no broker
+        round-trip); partitions not fetched yet are left out."""
+        return await self._run(self._cached_watermarks, list(partitions))
+
+    def _cached_watermarks(self, partitions: list[PartitionKey]) -> dict[PartitionKey, int]:
+        found = {}
+        for topic, partition in partitions:
+            try:
+                _low, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                found[(topic, partition)] = int(high)
+        return found
+
+    async def commit(self, offsets: dict[PartitionKey, int]) -> None:
+        """Commit ``offsets`` (next offset to read, per partition) synchronously."""
+        if offsets:
+            await self._run(self._commit_now, offsets)
+
+    def _commit_now(self, offsets: dict[PartitionKey, int]) -> None:
+        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self._consumer.commit(offsets=partitions, asynchronous=False)
+        except KafkaException as exc:
+            # A commit can lose a race with a rebalance; the records are then replayed by the
+            # next owner (at-least-once), never skipped.
+            log.warning("offset commit failed (%s); uncommitted records will be replayed", exc)
+
+    async def pause(self, partitions: Sequence[PartitionKey]) -> None:
+        if partitions:
+            await self._run(self._consumer.pause, [TopicPartition(t, p) for t, p in partitions])
+
+    async def resume(self, partitions: Sequence[PartitionKey]) -> None:
+        if partitions:
+            await self._run(self._consumer.resume, [TopicPartition(t, p) for t, p in partitions])
+
+    async def close(self) -> None:
+        """Leave the group (fires the revoke callback) and release the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._run(self._consumer.close)
+        finally:
+            self._executor.shutdown(wait=True)

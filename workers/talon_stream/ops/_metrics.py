@@ -1,0 +1,177 @@
+"""Prometheus metrics of one worker, served on ``/metrics`` beside the health endpoint.
+
+Nothing is counted through prometheus_client on the hot path: the worker keeps plain counters
+(:class:`~talon_stream.ops.WorkerStats`) and this collector reads them, with the dispatcher's and
+the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_stream_``:
+
+========================================  =====================================================
+``records_consumed_total{topic,partition}``  records taken from Kafka
+``calls_total{operation,status}``            Talon.One calls by answer (status 0: no answer)
+``call_duration_seconds``                    histogram of Talon.One call latency
+``retries_total{reason}``                    retries by the status or ``transport`` behind them
+``dlq_records_total{reason}``                records dead-lettered, by error class
+``effects_envelopes_total``                  effects envelopes published
+``effects_total{effect_type}``               effects received, by type
+``in_flight_calls`` / ``in_flight_limit``    Talon.One calls in flight; the adaptive limit
+``buffered_records``                         records waiting behind their customer or the cap
+``paused_partitions``                        partitions paused (full buffers, or halted)
+``committed_offset{topic,partition}``        the last offset committed by this worker
+``consumer_lag{topic,partition}``            high watermark - committed offset
+``halted``                                   1 while halted (see talon_stream.talon._halt)
+========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from talon_stream.core._records import PartitionKey
+from talon_stream.ops._stats import WorkerStats
+
+__all__ = ["CONTENT_TYPE", "HaltState", "MetricsSnapshot", "WorkerCollector", "render"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_PREFIX = "talon_stream_"
+
+
+class HaltState(Protocol):
+    """What health and metrics read of the worker-wide halt (:class:`talon_stream.talon.Halt`)."""
+
+    @property
+    def reason(self) -> str | None: ...
+
+    @property
+    def since(self) -> float | None: ...
+
+    @property
+    def active(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """What the worker's state looks like at scrape time, beyond its counters."""
+
+    in_flight: int
+    in_flight_limit: int
+    buffered: int
+    paused_partitions: int
+    committed: Mapping[PartitionKey, int]
+    high_watermarks: Mapping[PartitionKey, int]
+
+
+class WorkerCollector(Collector):
+    """Turns a worker's counters and a :class:`MetricsSnapshot` into metric families."""
+
+    def __init__(
+        self, stats: WorkerStats, halt: HaltState, snapshot: Callable[[], MetricsSnapshot]
+    ) -> None:
+        self._stats = stats
+        self._halt = halt
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        consumed = CounterMetricFamily(
+            _PREFIX + "records_consumed", "Records taken from Kafka.", labels=["topic", "partition"]
+        )
+        for (topic, partition), count in sorted(stats.consumed_by_partition.items()):
+            consumed.add_metric([topic, str(partition)], count)
+        yield consumed
+
+        calls = CounterMetricFamily(
+            _PREFIX + "calls",
+            "Talon.One calls by operation and answer status (0: no answer).",
+            labels=["operation", "status"],
+        )
+        for (operation, status), count in sorted(stats.answers.items()):
+            calls.add_metric([operation, str(status)], count)
+        yield calls
+
+        histogram = stats.latency
+        latency = HistogramMetricFamily(
+            _PREFIX + "call_duration_seconds", "Latency of Talon.One calls that were answered."
+        )
+        latency.add_metric([], histogram.cumulative(), histogram.sum)
+        yield latency
+
+        yield _by_label(
+            "retries",
+            "Retries, by the status (or transport error) behind them.",
+            "reason",
+            stats.retry_reasons,
+        )
+        yield _by_label(
+            "dlq_records", "Records dead-lettered, by error class.", "reason", stats.dlq_reasons
+        )
+        yield _by_label(
+            "effects",
+            "Effects received from Talon.One, by type.",
+            "effect_type",
+            stats.effect_types,
+        )
+        envelopes = CounterMetricFamily(
+            _PREFIX + "effects_envelopes", "Effects envelopes published."
+        )
+        envelopes.add_metric([], stats.effects_published)
+        yield envelopes
+
+        state = self._snapshot()
+        yield _gauge("in_flight_calls", "Talon.One calls in flight.", state.in_flight)
+        yield _gauge(
+            "in_flight_limit", "Calls allowed in flight now (adaptive).", state.in_flight_limit
+        )
+        yield _gauge(
+            "buffered_records", "Records waiting behind their customer or the cap.", state.buffered
+        )
+        yield _gauge("paused_partitions", "Partitions paused.", state.paused_partitions)
+        yield _gauge("halted", "1 while the worker is halted.", int(self._halt.active))
+
+        committed = GaugeMetricFamily(
+            _PREFIX + "committed_offset",
+            "The next offset to read, as last committed by this worker.",
+            labels=["topic", "partition"],
+        )
+        lag = GaugeMetricFamily(
+            _PREFIX + "consumer_lag",
+            "Records in the partition past this worker's last commit.",
+            labels=["topic", "partition"],
+        )
+        for key in sorted(set(state.committed) | set(state.high_watermarks)):
+            labels = [key[0], str(key[1])]
+            offset = state.committed.get(key)
+            if offset is not None:
+                committed.add_metric(labels, offset)
+            high = state.high_watermarks.get(key)
+            if high is not None:
+                lag.add_metric(labels, max(0, high - (offset or 0)))
+        yield committed
+        yield lag
+
+
+def _by_label(name: str, doc: str, label: str, counts: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(_PREFIX + name, doc, labels=[label])
+    for value, count in sorted(counts.items()):
+        family.add_metric([value], count)
+    return family
+
+
+def _gauge(name: str, doc: str, value: float) -> Metric:
+    return GaugeMetricFamily(_PREFIX + name, doc, value=value)
+
+
+def render(collector: WorkerCollector) -> bytes:
+    """The Prometheus text exposition of one worker."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)

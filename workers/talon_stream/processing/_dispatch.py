@@ -1,0 +1,369 @@
+"""How records are run: the seam between the consumer loop and the record processor.
+
+:class:`Dispatcher` is what the worker talks to. Two implementations:
+
+* :class:`KeyedDispatcher` (the default) runs many customers at once through the
+  :class:`~talon_stream.scheduling.KeyedScheduler`: one call in flight per profile ID and per
+  session
+  ID, in offset order per customer, up to a global cap;
+* :class:`PartitionSerialDispatcher` runs each partition's records one at a time — the model of
+  HTTP sink connectors, kept as a baseline for benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Generic, Protocol, TypeVar
+
+from talon_stream.core._records import InputRecord, PartitionKey
+from talon_stream.processing._prepared import Prepared
+from talon_stream.processing._processor import RecordProcessor
+from talon_stream.scheduling._offsets import PartitionOffsets
+from talon_stream.scheduling._scheduler import Item, KeyedScheduler
+from talon_stream.talon._halt import Halt
+from talon_stream.talon._limits import AdaptiveConcurrency
+
+__all__ = ["Dispatcher", "KeyedDispatcher", "PartitionSerialDispatcher"]
+
+log = logging.getLogger(__name__)
+
+Process = Callable[[InputRecord], Awaitable[None]]
+
+
+class Dispatcher(Protocol):
+    """Runs records and reports which offsets are safe to commit. While the worker is halted
+    (:mod:`talon_stream.talon._halt`) every partition is to be paused."""
+
+    #: A fatal error raised while processing; the worker stops when it is set.
+    failure: BaseException | None
+
+    def assign(self, partitions: Iterable[PartitionKey]) -> None: ...
+
+    def submit(self, record: InputRecord) -> None: ...
+
+    def partitions_to_pause(self) -> list[PartitionKey]: ...
+
+    def partitions_to_resume(self) -> list[PartitionKey]: ...
+
+    async def revoke(
+        self, partitions: Iterable[PartitionKey], timeout_s: float
+    ) -> dict[PartitionKey, int]: ...
+
+    def committable(self) -> dict[PartitionKey, int]: ...
+
+    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None: ...
+
+    async def close(self, timeout_s: float) -> dict[PartitionKey, int]: ...
+
+    @property
+    def buffered(self) -> int: ...
+
+    @property
+    def in_flight(self) -> int: ...
+
+
+class _Assigned:
+    """What both dispatchers keep of an assigned partition: its offsets and whether it is
+    paused."""
+
+    __slots__ = ("offsets", "paused")
+
+    def __init__(self) -> None:
+        self.offsets = PartitionOffsets()
+        self.paused = False
+
+
+_A = TypeVar("_A", bound=_Assigned)
+
+
+def _committable(partitions: Mapping[PartitionKey, _Assigned]) -> dict[PartitionKey, int]:
+    """The offsets to commit now, of the partitions that have one."""
+    offsets = {}
+    for key, partition in partitions.items():
+        offset = partition.offsets.committable()
+        if offset is not None:
+            offsets[key] = offset
+    return offsets
+
+
+class _FlowControl(Generic[_A]):
+    """Pausing, resuming and committing over the assigned partitions (``_partitions``): a
+    partition is paused when its waiting records reach ``max_buffered_per_partition`` or the
+    worker is halted, and resumed once they are down to half of it."""
+
+    def __init__(self, halt: Halt, max_buffered_per_partition: int) -> None:
+        self._halt = halt
+        self._high = max_buffered_per_partition
+        self._low = max(1, max_buffered_per_partition // 2)
+        self._partitions: dict[PartitionKey, _A] = {}
+
+    def _waiting(self, key: PartitionKey, partition: _A) -> int:
+        """How many of the partition's records wait to be run."""
+        raise NotImplementedError
+
+    def partitions_to_pause(self) -> list[PartitionKey]:
+        halted = self._halt.active
+        out = []
+        for key, partition in self._partitions.items():
+            if not partition.paused and (halted or self._waiting(key, partition) >= self._high):
+                partition.paused = True
+                out.append(key)
+        return out
+
+    def partitions_to_resume(self) -> list[PartitionKey]:
+        if self._halt.active:
+            return []
+        out = []
+        for key, partition in self._partitions.items():
+            if partition.paused and self._waiting(key, partition) <= self._low:
+                partition.paused = False
+                out.append(key)
+        return out
+
+    def committable(self) -> dict[PartitionKey, int]:
+        return _committable(self._partitions)
+
+    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
+        for key, offset in offsets.items():
+            partition = self._partitions.get(key)
+            if partition is not None:
+                partition.offsets.mark_committed(offset)
+
+
+class _Lane(_Assigned):
+    """One partition: a FIFO of records and the task that works through it."""
+
+    __slots__ = ("queue", "task", "wakeup")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queue: deque[InputRecord] = deque()
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class PartitionSerialDispatcher(_FlowControl[_Lane]):
+    """One record in flight per partition; partitions are paused when their buffer is full."""
+
+    def __init__(
+        self,
+        process: Process,
+        *,
+        max_buffered_per_partition: int = 1000,
+        halt: Halt | None = None,
+    ) -> None:
+        super().__init__(halt or Halt(), max_buffered_per_partition)
+        self._process = process
+        self.failure: BaseException | None = None
+
+    @property
+    def buffered(self) -> int:
+        return sum(len(lane.queue) for lane in self._partitions.values())
+
+    def _waiting(self, key: PartitionKey, partition: _Lane) -> int:
+        return len(partition.queue)
+
+    @property
+    def in_flight(self) -> int:
+        """Partitions whose first buffered record is being processed."""
+        return sum(1 for lane in self._partitions.values() if lane.queue)
+
+    def assign(self, partitions: Iterable[PartitionKey]) -> None:
+        for key in partitions:
+            if key not in self._partitions:
+                lane = _Lane()
+                lane.task = asyncio.get_running_loop().create_task(
+                    self._run(key, lane), name=f"lane-{key[0]}-{key[1]}"
+                )
+                self._partitions[key] = lane
+
+    def submit(self, record: InputRecord) -> None:
+        lane = self._partitions.get(record.partition_key)
+        if lane is None:  # a record fetched just before its partition was revoked: not ours
+            return
+        lane.offsets.begin(record.offset)
+        lane.queue.append(record)
+        lane.wakeup.set()
+
+    async def _run(self, key: PartitionKey, lane: _Lane) -> None:
+        while True:
+            while not lane.queue:
+                lane.wakeup.clear()
+                await lane.wakeup.wait()
+            record = lane.queue[0]
+            try:
+                await self._process(record)
+            except Exception as exc:  # noqa: BLE001 - whatever escapes process() is fatal
+                # Stop this lane without finishing the record, so its offset is never committed;
+                # the worker sees `failure` and shuts down.
+                log.error("partition %s[%d] stopped: %s", key[0], key[1], exc)  # noqa: TRY400
+                if self.failure is None:
+                    self.failure = exc
+                return
+            lane.queue.popleft()
+            lane.offsets.finish(record.offset)
+
+    async def revoke(
+        self, partitions: Iterable[PartitionKey], timeout_s: float
+    ) -> dict[PartitionKey, int]:
+        """Stop the partitions' lanes after their current record (waiting at most ``timeout_s``),
+        drop what is buffered, and return the offsets to commit for them."""
+        lanes = {key: self._partitions.pop(key) for key in partitions if key in self._partitions}
+        for lane in lanes.values():
+            # Keep only the record being processed; the rest is re-read by the next owner.
+            while len(lane.queue) > 1:
+                lane.queue.pop()
+        await self._finish_current(lanes.values(), timeout_s)
+        return _committable(lanes)
+
+    async def _finish_current(self, lanes: Iterable[_Lane], timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        lanes = list(lanes)
+        while any(lane.queue for lane in lanes) and loop.time() < deadline:
+            if self.failure is not None:
+                break
+            await asyncio.sleep(0.005)
+        for lane in lanes:
+            if lane.task is not None:
+                lane.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane.task
+
+    async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
+        """Revoke everything: used at shutdown."""
+        return await self.revoke(list(self._partitions), timeout_s)
+
+
+class _Partition(_Assigned):
+    """What the keyed dispatcher knows of one assigned partition."""
+
+    __slots__ = ("in_flight", "revoked")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.revoked = False
+        self.in_flight = 0
+
+
+class KeyedDispatcher(_FlowControl[_Partition]):
+    """Many customers in flight, one call per customer, offsets committed only past finished
+    records. Partitions are paused when their waiting records reach the buffer bound."""
+
+    def __init__(
+        self,
+        processor: RecordProcessor,
+        *,
+        max_in_flight: int = 256,
+        max_buffered_per_partition: int = 1000,
+        halt: Halt | None = None,
+        concurrency: AdaptiveConcurrency | None = None,
+    ) -> None:
+        super().__init__(halt or Halt(), max_buffered_per_partition)
+        self._processor = processor
+        self._max_in_flight = max_in_flight
+        #: The adaptive in-flight limit (``None``: ``max_in_flight`` holds).
+        self._adaptive = concurrency
+        self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(max_in_flight)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.failure: BaseException | None = None
+
+    @property
+    def buffered(self) -> int:
+        return self._scheduler.waiting
+
+    @property
+    def in_flight(self) -> int:
+        return self._scheduler.in_flight
+
+    def assign(self, partitions: Iterable[PartitionKey]) -> None:
+        for key in partitions:
+            self._partitions.setdefault(key, _Partition())
+
+    def submit(self, record: InputRecord) -> None:
+        partition = self._partitions.get(record.partition_key)
+        if partition is None or partition.revoked or self.failure is not None:
+            return  # fetched just before a revoke, or the worker is stopping: not ours to run
+        prepared = self._processor.prepare(record)
+        partition.offsets.begin(record.offset)
+        self._scheduler.submit(
+            Item(record.partition_key, record.offset, prepared.lock_keys(), prepared)
+        )
+        self._start_ready()
+
+    def _start_ready(self) -> None:
+        if self.failure is not None:
+            return
+        adaptive = self._adaptive
+        if adaptive is not None:
+            self._scheduler.max_in_flight = min(self._max_in_flight, adaptive.limit)
+        loop = asyncio.get_running_loop()
+        for item in self._scheduler.take_ready():
+            partition = self._partitions[item.payload.record.partition_key]
+            partition.in_flight += 1
+            task = loop.create_task(self._run(item, partition))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, item: Item[Prepared], partition: _Partition) -> None:
+        record = item.payload.record
+        scheduler = self._scheduler
+
+        def answered() -> None:
+            # The call is over; its outcome is being published. Another call may take the slot
+            # (the item keeps its customer's keys until the outcome is acknowledged).
+            scheduler.answered(item)
+            self._start_ready()
+
+        try:
+            await self._processor.execute(item.payload, answered)
+        except Exception as exc:  # noqa: BLE001 - whatever escapes execute() is fatal
+            # The record keeps no outcome, so its offset is never committed; the worker sees
+            # `failure`, stops fetching and shuts down.
+            log.error("stopping: %s", exc)  # noqa: TRY400
+            if self.failure is None:
+                self.failure = exc
+            return
+        finally:
+            partition.in_flight -= 1
+        self._scheduler.complete(item)
+        # Once revoked, the partition's offsets are no longer ours to commit.
+        if self._partitions.get(record.partition_key) is partition:
+            partition.offsets.finish(record.offset)
+        self._start_ready()
+
+    def _waiting(self, key: PartitionKey, partition: _Partition) -> int:
+        return self._scheduler.waiting_in(key)
+
+    async def revoke(
+        self, partitions: Iterable[PartitionKey], timeout_s: float
+    ) -> dict[PartitionKey, int]:
+        """Drop the partitions' waiting records, wait (at most ``timeout_s``) for their calls in
+        flight, and return the offsets to commit for them."""
+        keys = [key for key in partitions if key in self._partitions]
+        for key in keys:
+            self._partitions[key].revoked = True
+            self._scheduler.cancel_partition(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while any(self._partitions[key].in_flight for key in keys) and self.failure is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning(
+                    "revoke: calls still in flight after %.0f s; they will be replayed", timeout_s
+                )
+                break
+            await asyncio.sleep(min(0.01, remaining))
+        return _committable({key: self._partitions.pop(key) for key in keys})
+
+    async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
+        """Revoke everything, then cancel whatever still runs: used at shutdown."""
+        offsets = await self.revoke(list(self._partitions), timeout_s)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        return offsets

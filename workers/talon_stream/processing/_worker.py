@@ -1,0 +1,310 @@
+"""The worker: one consumer-group member that turns input records into Talon.One calls.
+
+The loop fetches records on the consumer thread, hands them to the dispatcher, pauses and resumes
+partitions as their buffers fill and drain, and commits — every ``commit_interval_s``, on
+revoke and on shutdown — only offsets below which every record has an acknowledged outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from confluent_kafka import Producer
+
+from talon_stream._version import __version__
+from talon_stream.config._settings import Settings
+from talon_stream.core._records import PartitionKey
+from talon_stream.formats.mapping._mappings import Mappings, load_mappings
+from talon_stream.kafka._consumer import AsyncConsumer
+from talon_stream.kafka._producer import AsyncProducer
+from talon_stream.ops._health import HealthServer, WorkerStatus
+from talon_stream.ops._metrics import MetricsSnapshot, WorkerCollector, render
+from talon_stream.ops._stats import WorkerStats
+from talon_stream.processing._dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
+from talon_stream.processing._processor import RecordProcessor
+from talon_stream.talon._client import TalonClient
+from talon_stream.talon._halt import Halt
+from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
+
+if TYPE_CHECKING:  # the Schema Registry client is imported only when a topic is Avro
+    from talon_stream.formats.avro.formats import AvroFormats
+
+__all__ = ["Worker"]
+
+log = logging.getLogger(__name__)
+
+_FETCH_BATCH = 500
+_FETCH_WAIT_S = 0.1
+
+
+class Worker:
+    """Runs until :meth:`stop` is called or a fatal error occurs (which :meth:`run` raises)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        stats: WorkerStats | None = None,
+        http_transport: httpx.AsyncBaseTransport | None = None,
+        consumer_factory: Callable[[dict[str, Any]], Any] | None = None,
+        producer_factory: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = stats or WorkerStats()
+        self._api_key = settings.require_api_key()
+        self._http_transport = http_transport
+        self._consumer_factory = consumer_factory
+        self._producer_factory = producer_factory
+        self._stopping = asyncio.Event()
+        self._has_partitions = asyncio.Event()
+        self.assigned: set[PartitionKey] = set()
+        #: The offsets this worker last committed (next offset to read) and what it paused.
+        self.committed: dict[PartitionKey, int] = {}
+        self._paused: set[PartitionKey] = set()
+        #: Set while Talon.One refuses the key or cannot be reached (see talon_stream.talon._halt).
+        self.halt = Halt(
+            probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
+        )
+        self._health: HealthServer | None = None
+        #: The request-rate cap and the adaptive in-flight limit (``None`` when off).
+        self.rate = _rate_limiter(settings)
+        self.concurrency = _adaptive_concurrency(settings)
+        #: The mapping file, read and checked now: a broken one stops the worker at start-up.
+        self.mappings = _mappings(settings)
+        #: The Avro topics' decoders and encoders (``None``: every topic is JSON); a topic made
+        #: Avro without a Schema Registry URL stops the worker here.
+        self.avro = _avro(settings)
+
+    @property
+    def health_port(self) -> int | None:
+        """The port of the health endpoint once it listens (``None`` when it is off)."""
+        return self._health.port if self._health is not None else None
+
+    async def wait_until_assigned(self) -> None:
+        """Return once the group has given this worker its first partitions."""
+        await self._has_partitions.wait()
+
+    def stop(self) -> None:
+        """Ask the worker to finish its in-flight records, commit and return from :meth:`run`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Consume until stopped.
+
+        A refused API key or an unreachable Talon.One does not end the run: the worker halts
+        (:attr:`halt`), pauses consumption and probes until calls succeed again.
+
+        Raises:
+            BrokerError: Kafka refused the worker's output records.
+            OSError: the health endpoint's port cannot be bound.
+        """
+        settings = self.settings
+        consumer_kwargs = {"factory": self._consumer_factory} if self._consumer_factory else {}
+        producer = AsyncProducer(
+            settings.producer_config(), factory=self._producer_factory or Producer
+        )
+        talon = self._talon_client()
+        processor = RecordProcessor.from_settings(
+            settings,
+            talon,
+            producer,
+            stats=self.stats,
+            halt=self.halt,
+            rate=self.rate,
+            concurrency=self.concurrency,
+            mappings=self.mappings,
+            avro=self.avro,
+        )
+        dispatcher: Dispatcher
+        if settings.dispatch == "keyed":
+            dispatcher = KeyedDispatcher(
+                processor,
+                max_in_flight=settings.max_in_flight,
+                max_buffered_per_partition=settings.max_buffered_per_partition,
+                halt=self.halt,
+                concurrency=self.concurrency,
+            )
+        else:
+            dispatcher = PartitionSerialDispatcher(
+                processor.process,
+                max_buffered_per_partition=settings.max_buffered_per_partition,
+                halt=self.halt,
+            )
+        consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
+
+        async def on_assign(partitions: list[PartitionKey]) -> None:
+            log.info("assigned %s", _describe(partitions))
+            self.assigned.update(partitions)
+            dispatcher.assign(partitions)
+            if partitions:
+                self._has_partitions.set()
+
+        async def on_revoke(partitions: list[PartitionKey]) -> dict[PartitionKey, int]:
+            log.info("revoked %s", _describe(partitions))
+            self.assigned.difference_update(partitions)
+            return await dispatcher.revoke(partitions, settings.drain_timeout_s)
+
+        try:
+            if settings.health_port is not None:
+                await self._start_health(
+                    settings.health_host, settings.health_port, consumer, dispatcher
+                )
+            if self.avro is not None:
+                await self.avro.start()  # registers the output schemas: fails fast
+            await consumer.subscribe(
+                settings.input_topics, on_assign=on_assign, on_revoke=on_revoke
+            )
+            log.info(
+                "consuming %s as group %r → %s (DLQ %s)",
+                ", ".join(settings.input_topics),
+                settings.group_id,
+                settings.effects_topic,
+                settings.dlq_topic,
+            )
+            await self._loop(consumer, dispatcher)
+        finally:
+            # close() leaves the group: the revoke callback finishes in-flight records (bounded)
+            # and commits what is finished.
+            await consumer.close()
+            if self._health is not None:
+                await self._health.close()
+            await dispatcher.close(0)  # cancel whatever outlived the drain timeout
+            await producer.close()
+            await talon.aclose()
+            if self.avro is not None:
+                self.avro.close()
+        if dispatcher.failure is not None:
+            raise dispatcher.failure
+
+    async def _start_health(
+        self, host: str, port: int, consumer: AsyncConsumer, dispatcher: Dispatcher
+    ) -> None:
+        async def metrics() -> bytes:
+            snapshot = MetricsSnapshot(
+                in_flight=dispatcher.in_flight,
+                in_flight_limit=(
+                    self.concurrency.limit
+                    if self.concurrency is not None
+                    else self.settings.max_in_flight
+                ),
+                buffered=dispatcher.buffered,
+                paused_partitions=len(self._paused),
+                committed=dict(self.committed),
+                high_watermarks=await consumer.high_watermarks(self.assigned),
+            )
+            return render(WorkerCollector(self.stats, self.halt, lambda: snapshot))
+
+        status = WorkerStatus(self.halt, lambda: len(self.assigned), self._stopping.is_set, metrics)
+        self._health = HealthServer(status, host, port)
+        await self._health.start()
+        log.info(
+            "health endpoint on http://%s:%d (/healthz, /readyz, /metrics)", host, self._health.port
+        )
+
+    def _talon_client(self) -> TalonClient:
+        settings = self.settings
+        return TalonClient(
+            settings.talon_base_url,
+            self._api_key,
+            http_client=settings.http_client,
+            timeout_s=settings.request_timeout_s,
+            max_connections=settings.max_connections,
+            user_agent=f"talon-stream/{__version__}",
+            httpx_transport=self._http_transport,
+        )
+
+    async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + self.settings.commit_interval_s
+        while not self._stopping.is_set() and dispatcher.failure is None:
+            records = await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S)
+            avro = self.avro
+            if (
+                avro is not None
+                and records
+                and not await avro.prefetch(records, stopping=self._stopping.is_set)
+            ):
+                break  # stopping while the Schema Registry is down: the batch is read again
+            for record in records:
+                dispatcher.submit(record)
+            pause = dispatcher.partitions_to_pause()
+            if pause:
+                await consumer.pause(pause)
+                self._paused.update(pause)
+            resume = dispatcher.partitions_to_resume()
+            if resume:
+                await consumer.resume(resume)
+                self._paused.difference_update(resume)
+            if loop.time() >= next_commit:
+                await self._commit(consumer, dispatcher)
+                next_commit = loop.time() + self.settings.commit_interval_s
+        if dispatcher.failure is not None:
+            log.error("stopping: %s", dispatcher.failure)
+
+    async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
+        offsets = dispatcher.committable()
+        if offsets:
+            await consumer.commit(offsets)
+            dispatcher.mark_committed(offsets)
+            self.committed.update(offsets)
+
+
+def _mappings(settings: Settings) -> Mappings | None:
+    """The mapping file of ``settings``, compiled (``None`` when there is none).
+
+    Raises:
+        ConfigurationError: the file cannot be read or is not a valid mapping file.
+    """
+    if settings.mapping_file is None:
+        return None
+    mappings = load_mappings(settings.mapping_file)
+    unread = sorted(mappings.topics - set(settings.input_topics))
+    if unread:
+        log.warning(
+            "the mapping file %s maps %s, which TALON_STREAM_INPUT_TOPICS does not list",
+            mappings.source,
+            ", ".join(unread),
+        )
+    log.info("mapping %s with %s", ", ".join(sorted(mappings.topics)), mappings.source)
+    return mappings
+
+
+def _avro(settings: Settings) -> AvroFormats | None:
+    """The Avro side of the worker, or ``None`` when no topic it reads or writes is Avro (the
+    Schema Registry client is then never imported).
+
+    Raises:
+        ConfigurationError: a topic is Avro but no Schema Registry URL is set.
+    """
+    if not any(kind == "avro" for kind in settings.topic_formats.values()):
+        return None
+    from talon_stream.formats.avro.formats import avro_formats
+
+    return avro_formats(settings)
+
+
+def _rate_limiter(settings: Settings) -> RateLimiter | None:
+    if settings.max_requests_per_s is None:
+        return None
+    return RateLimiter(settings.max_requests_per_s, burst=settings.rate_burst)
+
+
+def _adaptive_concurrency(settings: Settings) -> AdaptiveConcurrency | None:
+    if not settings.adaptive_concurrency or settings.dispatch != "keyed":
+        return None
+    threshold_ms = settings.adaptive_latency_threshold_ms
+    return AdaptiveConcurrency(
+        settings.max_in_flight,
+        minimum=min(settings.adaptive_min_in_flight, settings.max_in_flight),
+        latency_threshold_s=None if threshold_ms is None else threshold_ms / 1000,
+    )
+
+
+def _describe(partitions: list[PartitionKey]) -> str:
+    return (
+        ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions)) or "nothing"
+    )

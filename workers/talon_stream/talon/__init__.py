@@ -1,0 +1,42 @@
+"""Talon.One: the Integration API client over a pluggable HTTP transport, the worker-wide halt,
+and the limits that keep a shared deployment from being overrun."""
+
+from talon_stream.talon._caller import TalonCaller, TalonSender
+from talon_stream.talon._client import (
+    FATAL_STATUSES,
+    RETRYABLE_STATUSES,
+    TalonClient,
+    decode_answer,
+    encode_request,
+)
+from talon_stream.talon._halt import Halt
+from talon_stream.talon._http11 import Http11Client
+from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
+from talon_stream.talon._transports import (
+    AiohttpTransport,
+    Http11Transport,
+    HttpClientKind,
+    HttpxTransport,
+    Transport,
+    open_transport,
+)
+
+__all__ = [
+    "FATAL_STATUSES",
+    "RETRYABLE_STATUSES",
+    "AdaptiveConcurrency",
+    "AiohttpTransport",
+    "Halt",
+    "Http11Client",
+    "Http11Transport",
+    "HttpClientKind",
+    "HttpxTransport",
+    "RateLimiter",
+    "TalonCaller",
+    "TalonClient",
+    "TalonSender",
+    "Transport",
+    "decode_answer",
+    "encode_request",
+    "open_transport",
+]

@@ -1,0 +1,200 @@
+"""The Talon.One Integration API client: send a :class:`~talon_stream.core.TalonCall`, get a
+:class:`~talon_stream.core.TalonResponse` or one of the Talon errors of
+:mod:`talon_stream._exceptions`.
+
+The client builds each request once — the session headers (key, ``Accept``, ``User-Agent``),
+the call's own (``Idempotency-Key``, trace context, ``Content-Type``), its JSON body and request
+target — sends it on a :mod:`~talon_stream.talon._transports` transport and maps the answer:
+2xx to a response, every other status to its error, no answer to
+:class:`~talon_stream.TalonTransportError`. No transport error leaves this module.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any, Self
+from urllib.parse import urlencode
+
+import httpx
+import orjson
+
+from talon_stream._exceptions import (
+    TalonFatalError,
+    TalonPermanentError,
+    TalonRetryableError,
+    TalonStatusError,
+    TalonTransportError,
+)
+from talon_stream.core._calls import TalonCall, TalonResponse
+from talon_stream.talon._http11 import HttpError, HttpTimeoutError
+from talon_stream.talon._transports import HttpClientKind, open_transport
+
+__all__ = ["FATAL_STATUSES", "RETRYABLE_STATUSES", "TalonClient", "decode_answer", "encode_request"]
+
+#: Statuses that may succeed later. 409 is Talon.One's per-integration-ID queue being full.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+FATAL_STATUSES = frozenset({401, 403})
+
+_JSON = "application/json"
+
+
+class TalonClient:
+    """Sends Integration API calls with ``Authorization: ApiKey-v1 <key>`` on pooled keep-alive
+    connections, over the transport ``http_client`` names (``native`` by default; an
+    ``httpx_transport`` means httpx over it).
+
+    Use as an async context manager (or call :meth:`aclose`) so the connections are released.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        http_client: HttpClientKind = "native",
+        timeout_s: float = 10.0,
+        max_connections: int = 256,
+        user_agent: str = "talon-stream",
+        ssl_context: ssl.SSLContext | None = None,
+        httpx_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._transport = open_transport(
+            http_client,
+            base_url,
+            headers=_session_headers(api_key, user_agent),
+            timeout_s=timeout_s,
+            max_connections=max_connections,
+            ssl_context=ssl_context,
+            httpx_transport=httpx_transport,
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def send(
+        self,
+        call: TalonCall,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> TalonResponse:
+        """Send one call and return the parsed answer.
+
+        Raises:
+            TalonTransportError: no HTTP answer (connect error, timeout, broken connection).
+            TalonRetryableError: 408, 409, 429 or 5xx.
+            TalonFatalError: 401 or 403 — the key or the deployment is wrong.
+            TalonPermanentError: any other non-2xx status (400, 404, 422, …).
+        """
+        sent, content, target = encode_request(call, idempotency_key, headers)
+        started = time.perf_counter()
+        try:
+            response = await self._transport.request(call.method, target, content, sent)
+        except HttpTimeoutError as exc:
+            raise TalonTransportError(f"timed out: {exc}", call=call) from exc
+        except HttpError as exc:
+            raise TalonTransportError(f"no answer: {exc}", call=call) from exc
+        return decode_answer(
+            call,
+            response.status,
+            response.body,
+            response.retry_after,
+            time.perf_counter() - started,
+        )
+
+
+def _session_headers(api_key: str, user_agent: str) -> dict[str, str]:
+    """The headers every request of a client carries."""
+    return {"Authorization": f"ApiKey-v1 {api_key}", "Accept": _JSON, "User-Agent": user_agent}
+
+
+def encode_request(
+    call: TalonCall, idempotency_key: str | None, extra: Mapping[str, str] | None = None
+) -> tuple[dict[str, str], bytes | None, str]:
+    """The call's own headers (``extra``, such as trace context; ``Idempotency-Key``;
+    ``Content-Type`` with a body), its JSON body and its request target (path and query)."""
+    headers: dict[str, str] = dict(extra) if extra else {}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    content = None
+    if call.body is not None:
+        content = orjson.dumps(call.body)
+        headers["Content-Type"] = _JSON
+    # The path is already percent-encoded (an id may hold "/"): keep it exactly as built.
+    target = f"{call.path}?{urlencode(call.query)}" if call.query else call.path
+    return headers, content, target
+
+
+def decode_answer(
+    call: TalonCall, status: int, content: bytes, retry_after: str | None, elapsed_s: float
+) -> TalonResponse:
+    """The parsed answer to a 2xx status; raises the status's Talon error otherwise."""
+    if 200 <= status < 300:
+        return TalonResponse(status=status, body=_parse_body(content, call), elapsed_s=elapsed_s)
+    raise _status_error(call, status, content.decode(errors="replace"), retry_after)
+
+
+def _parse_body(content: bytes, call: TalonCall) -> dict[str, Any]:
+    if not content:
+        return {}
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as exc:
+        raise TalonTransportError(f"2xx answer is not JSON: {content[:200]!r}", call=call) from exc
+    if not isinstance(body, dict):
+        raise TalonTransportError("2xx answer is not a JSON object", call=call)
+    return body
+
+
+def _status_error(
+    call: TalonCall, status: int, text: str, retry_after: str | None
+) -> TalonStatusError:
+    message = _error_message(text) or f"status {status}"
+    kind: type[TalonStatusError]
+    if status in FATAL_STATUSES:
+        kind = TalonFatalError
+    elif status in RETRYABLE_STATUSES:
+        kind = TalonRetryableError
+    else:
+        kind = TalonPermanentError
+    return kind(
+        message, call=call, status=status, body=text, retry_after=_retry_after_seconds(retry_after)
+    )
+
+
+def _error_message(text: str) -> str | None:
+    """The ``message`` of Talon.One's ErrorResponse, with the first error's details."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text.strip()[:300] or None
+    if not isinstance(body, dict):
+        return None
+    message = str(body.get("message") or "")
+    errors = body.get("errors")
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        first = errors[0]
+        detail = first.get("details") or first.get("title")
+        pointer = (first.get("source") or {}).get("pointer")
+        if detail:
+            message = f"{message}: {detail}" if message else str(detail)
+        if pointer:
+            message = f"{message} (at {pointer})"
+    return message or None
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
