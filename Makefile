@@ -13,10 +13,10 @@ HEALTH_PORT ?= 8080
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml emulator/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[demo,dev]'
+	$(BIN)/pip install --quiet -e '.[demo,dev]' -e ./emulator
 	touch $(STAMP)
 
 run: $(STAMP)  ## the demo: embedded broker + emulator + one worker + a generated shop stream

@@ -27,9 +27,9 @@ from typing import Any
 
 import orjson
 
-from emulator.config import EmulatorConfig
-from emulator.faults import FaultSettings, LognormalLatency
-from emulator.server import EmulatorServer
+from talon_one_emulator.config import EmulatorConfig
+from talon_one_emulator.faults import FaultSettings, LognormalLatency
+from talon_one_emulator.server import EmulatorServer
 from talon_stream.config._settings import Settings
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
 from talon_stream.demo._subprocesses import free_port

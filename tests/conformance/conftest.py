@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import talon_one as t
 
-from emulator import EmulatorServer
+from talon_one_emulator import EmulatorServer
 
 # The SDK's model of the props of each effect type the emulator emits.
 PROPS_MODELS: dict[str, Any] = {

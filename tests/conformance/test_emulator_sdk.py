@@ -24,7 +24,7 @@ import pytest
 import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException, UnauthorizedException
 
-from emulator import EmulatorConfig, EmulatorError, EmulatorServer
+from talon_one_emulator import EmulatorConfig, EmulatorError, EmulatorServer
 from tests.conformance.conftest import effects_of, free_port, new_id, props, sdk_api
 from tests.emulator_support import SESSION_CONTENT, UNDECLARED_SESSION_ATTRIBUTE
 
@@ -511,7 +511,7 @@ def test_run_forever_serves_until_sigterm(tmp_path: Path) -> None:
     script = (
         "import logging, sys; from pathlib import Path; "
         "logging.basicConfig(level=logging.INFO, stream=sys.stderr); "
-        "from emulator import run_forever; "
+        "from talon_one_emulator import run_forever; "
         f"run_forever('127.0.0.1', {port}, ['cli-key'], Path({str(campaigns)!r}), latency_ms=1)"
     )
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)

@@ -16,7 +16,7 @@ import pytest
 import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException
 
-from emulator import EmulatorConfig, EmulatorServer, parse_campaigns
+from talon_one_emulator import EmulatorConfig, EmulatorServer, parse_campaigns
 from tests.conformance.conftest import effects_of, new_id
 from tests.emulator_support import rule
 

@@ -20,7 +20,7 @@ from talon_one.exceptions import (
     NotFoundException,
 )
 
-from emulator import EmulatorConfig, EmulatorServer, parse_campaigns
+from talon_one_emulator import EmulatorConfig, EmulatorServer, parse_campaigns
 from tests.conformance.conftest import effects_of, new_id, sdk_api
 
 KEY = "promotions-key"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from emulator.config import EmulatorConfig
-from emulator.server import EmulatorServer
+from talon_one_emulator.config import EmulatorConfig
+from talon_one_emulator.server import EmulatorServer
 from talon_stream.config._settings import Settings
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
 from talon_stream.processing._worker import Worker

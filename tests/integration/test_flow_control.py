@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import itertools
 
-from emulator.faults import FaultSettings
-from emulator.server import EmulatorServer
+from talon_one_emulator.faults import FaultSettings
+from talon_one_emulator.server import EmulatorServer
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
 from tests.conftest import produce, shop_records

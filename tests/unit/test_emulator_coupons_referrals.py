@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from emulator.campaigns import CampaignSet, parse_campaigns
-from emulator.errors import InvalidDataError
-from emulator.operations import IntegrationService
-from emulator.state import EmulatorState
+from talon_one_emulator.campaigns import CampaignSet, parse_campaigns
+from talon_one_emulator.errors import InvalidDataError
+from talon_one_emulator.operations import IntegrationService
+from talon_one_emulator.state import EmulatorState
 
 DOC: dict[str, Any] = {
     "attributes": {"CustomerProfile": {"tier": "string"}},

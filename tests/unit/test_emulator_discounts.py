@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
-from emulator.errors import CampaignFileError
-from emulator.operations import IntegrationService
-from emulator.rules import CartLine, Facts, RuleEngine, SessionFacts
-from emulator.state import EmulatorState
+from talon_one_emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
+from talon_one_emulator.errors import CampaignFileError
+from talon_one_emulator.operations import IntegrationService
+from talon_one_emulator.rules import CartLine, Facts, RuleEngine, SessionFacts
+from talon_one_emulator.state import EmulatorState
 
 
 def campaign(campaign_id: int, *rules: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from emulator.config import EmulatorConfig
-from emulator.errors import ConfigError
-from emulator.faults import (
+from talon_one_emulator.config import EmulatorConfig
+from talon_one_emulator.errors import ConfigError
+from talon_one_emulator.faults import (
     Fault,
     FaultInjector,
     FaultSettings,

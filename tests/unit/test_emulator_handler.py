@@ -12,12 +12,12 @@ import aiohttp
 import pytest
 from aiohttp import ClientResponse
 
-from emulator.app import create_app
-from emulator.config import EmulatorConfig
-from emulator.faults import FaultInjector, FaultSettings, UniformLatency
-from emulator.idempotency import IdempotencyStore
-from emulator.server import serve
-from emulator.state import EmulatorState
+from talon_one_emulator.app import create_app
+from talon_one_emulator.config import EmulatorConfig
+from talon_one_emulator.faults import FaultInjector, FaultSettings, UniformLatency
+from talon_one_emulator.idempotency import IdempotencyStore
+from talon_one_emulator.server import serve
+from talon_one_emulator.state import EmulatorState
 
 KEY = "handler-key"
 AUTH = {"Authorization": f"ApiKey-v1 {KEY}"}

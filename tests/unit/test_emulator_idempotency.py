@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from emulator.errors import InvalidDataError
-from emulator.idempotency import IdempotencyStore, StoredResponse, check_key, fingerprint
+from talon_one_emulator.errors import InvalidDataError
+from talon_one_emulator.idempotency import IdempotencyStore, StoredResponse, check_key, fingerprint
 
 
 class MonotonicClock:

@@ -8,12 +8,12 @@ from typing import Any
 import orjson
 import pytest
 
-import emulator
-from emulator.concurrency import IntegrationIdGate
-from emulator.config import EmulatorConfig
-from emulator.errors import ConfigError, ConflictError
-from emulator.requestlog import RequestLog
-from emulator.rollback import plan_rollback
+import talon_one_emulator
+from talon_one_emulator.concurrency import IntegrationIdGate
+from talon_one_emulator.config import EmulatorConfig
+from talon_one_emulator.errors import ConfigError, ConflictError
+from talon_one_emulator.requestlog import RequestLog
+from talon_one_emulator.rollback import plan_rollback
 
 
 def log_one(log: RequestLog, path: str = "/v2/events") -> None:
@@ -39,9 +39,9 @@ def _isort_key(name: str) -> tuple[int, str]:
 
 
 def test_public_api_is_sorted_and_importable() -> None:
-    assert emulator.__all__ == sorted(emulator.__all__, key=_isort_key)
-    for name in emulator.__all__:
-        assert getattr(emulator, name) is not None
+    assert talon_one_emulator.__all__ == sorted(talon_one_emulator.__all__, key=_isort_key)
+    for name in talon_one_emulator.__all__:
+        assert getattr(talon_one_emulator, name) is not None
 
 
 def test_request_log_is_bounded_and_keeps_counting() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from emulator.campaigns import load_campaigns, parse_campaigns
-from emulator.money import json_number, round_money
-from emulator.rules import CartLine, CouponInfo, Facts, RuleEngine, SessionFacts
+from talon_one_emulator.campaigns import load_campaigns, parse_campaigns
+from talon_one_emulator.money import json_number, round_money
+from talon_one_emulator.rules import CartLine, CouponInfo, Facts, RuleEngine, SessionFacts
 
 ENGINE = RuleEngine(load_campaigns())
 

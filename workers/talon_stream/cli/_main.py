@@ -405,10 +405,15 @@ def emulator(
     Faults (latency, errors, outages) can also be changed at run time through the admin API
     under /__emulator (see docs/emulator.md).
     """
-    from emulator.errors import EmulatorError
-    from emulator.faults import FaultSettings, parse_error_rate, parse_latency, parse_outage
-    from emulator.server import run_forever
-    from emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
+    from talon_one_emulator.errors import EmulatorError
+    from talon_one_emulator.faults import (
+        FaultSettings,
+        parse_error_rate,
+        parse_latency,
+        parse_outage,
+    )
+    from talon_one_emulator.server import run_forever
+    from talon_one_emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
 
     _setup_logging(log_level)
     fields: dict[str, object] = {"seed": seed, "error_phase": error_phase}

@@ -1,0 +1,54 @@
+"""A local emulator of the Talon.One Integration API.
+
+It answers the session, profile and event operations the connector uses exactly as Talon.One
+does (paths, bodies, effects, errors, session state machine), evaluating campaigns from a YAML
+file. See ``docs/emulator.md``.
+
+Public API::
+
+    from talon_one_emulator import EmulatorConfig, EmulatorServer
+
+    with EmulatorServer(EmulatorConfig(api_keys=["test-key"])) as server:
+        server.base_url                       # http://127.0.0.1:PORT
+        server.state.request_log.entries()    # every call the emulator answered
+        server.faults.apply(FaultSettings(error_rates={503: 0.1}))   # inject faults
+"""
+
+from talon_one_emulator.app import EmulatorApp, create_app
+from talon_one_emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
+from talon_one_emulator.config import EmulatorConfig
+from talon_one_emulator.errors import (
+    ApiError,
+    CampaignFileError,
+    ConfigError,
+    EmulatorError,
+)
+from talon_one_emulator.faults import FaultInjector, FaultSettings
+from talon_one_emulator.idempotency import IdempotencyStore
+from talon_one_emulator.operations import IntegrationService
+from talon_one_emulator.requestlog import RequestLog, RequestLogEntry
+from talon_one_emulator.server import EmulatorServer, run_forever, serve
+from talon_one_emulator.state import EmulatorState
+
+__all__ = [
+    "ApiError",
+    "CampaignFileError",
+    "CampaignSet",
+    "ConfigError",
+    "EmulatorApp",
+    "EmulatorConfig",
+    "EmulatorError",
+    "EmulatorServer",
+    "EmulatorState",
+    "FaultInjector",
+    "FaultSettings",
+    "IdempotencyStore",
+    "IntegrationService",
+    "RequestLog",
+    "RequestLogEntry",
+    "create_app",
+    "load_campaigns",
+    "parse_campaigns",
+    "run_forever",
+    "serve",
+]
