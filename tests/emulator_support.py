@@ -2,8 +2,8 @@
 values, a clock the tests control, a rule builder for campaign documents, and a call through
 HTTP.
 
-The value lists are written out here rather than taken from :mod:`talon_one_emulator.models`: they
-are what
+The value lists are written out here rather than taken from
+:mod:`talon_one_emulator.models.integration`: they are what
 the official SDK sends, and a test that read them from the emulator would no longer notice a value
 the emulator stopped accepting.
 """

@@ -14,8 +14,9 @@ Public API::
         server.faults.apply(FaultSettings(error_rates={503: 0.1}))   # inject faults
 """
 
+from talon_one_emulator.api.operations import IntegrationService
 from talon_one_emulator.app import EmulatorApp, create_app
-from talon_one_emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
+from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns, parse_campaigns
 from talon_one_emulator.config import EmulatorConfig
 from talon_one_emulator.errors import (
     ApiError,
@@ -23,12 +24,11 @@ from talon_one_emulator.errors import (
     ConfigError,
     EmulatorError,
 )
-from talon_one_emulator.faults import FaultInjector, FaultSettings
-from talon_one_emulator.idempotency import IdempotencyStore
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.requestlog import RequestLog, RequestLogEntry
+from talon_one_emulator.http.faults import FaultInjector, FaultSettings
+from talon_one_emulator.http.idempotency import IdempotencyStore
 from talon_one_emulator.server import EmulatorServer, run_forever, serve
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.requestlog import RequestLog, RequestLogEntry
+from talon_one_emulator.store.state import EmulatorState
 
 __all__ = [
     "ApiError",

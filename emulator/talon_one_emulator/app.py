@@ -1,8 +1,8 @@
 """The emulator application: the Talon.One routes and the admin API, served by
-:mod:`talon_one_emulator.http`.
+:mod:`talon_one_emulator.http.protocol`.
 
 How a Talon.One call is answered (faults, auth, Idempotency-Key, latency, 409, request log) is in
-:mod:`talon_one_emulator.handler`; the admin API in :mod:`talon_one_emulator.admin`.
+:mod:`talon_one_emulator.http.handler`; the admin API in :mod:`talon_one_emulator.http.admin`.
 
 Talon.One paths (as in the Integration API specification)::
 
@@ -47,7 +47,7 @@ Talon.One paths (as in the Integration API specification)::
     GET  /v1/customer_profiles/{integrationId}/achievements/{achievementId}
                                                 getCustomerAchievementHistory
 
-Admin paths (no auth) under ``/__emulator``: see :mod:`talon_one_emulator.admin`.
+Admin paths (no auth) under ``/__emulator``: see :mod:`talon_one_emulator.http.admin`.
 """
 
 from __future__ import annotations
@@ -56,19 +56,19 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from talon_one_emulator import http
-from talon_one_emulator import promotion_routes as promo
-from talon_one_emulator.admin import ADMIN_PREFIX, admin_routes
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.api.validation import parse_bool, parse_silent, parse_time
 from talon_one_emulator.config import EmulatorConfig
 from talon_one_emulator.errors import ApiErrorDetail, InvalidDataError
-from talon_one_emulator.faults import FaultInjector
-from talon_one_emulator.handler import Operation, Result, Sleep, TalonHandler
-from talon_one_emulator.http import Request, Route, Router
-from talon_one_emulator.idempotency import IdempotencyStore
-from talon_one_emulator.loyalty_routes import loyalty_routes
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.state import EmulatorState
-from talon_one_emulator.validation import parse_bool, parse_silent, parse_time
+from talon_one_emulator.http import promotion_routes as promo
+from talon_one_emulator.http import protocol as http
+from talon_one_emulator.http.admin import ADMIN_PREFIX, admin_routes
+from talon_one_emulator.http.faults import FaultInjector
+from talon_one_emulator.http.handler import Operation, Result, Sleep, TalonHandler
+from talon_one_emulator.http.idempotency import IdempotencyStore
+from talon_one_emulator.http.loyalty_routes import loyalty_routes
+from talon_one_emulator.http.protocol import Request, Route, Router
+from talon_one_emulator.store.state import EmulatorState
 
 __all__ = ["ADMIN_PREFIX", "EmulatorApp", "create_app"]
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from talon_one_emulator.campaigns import CampaignSet, load_campaigns
-from talon_one_emulator.concurrency import DEFAULT_CONCURRENCY_LIMIT
+from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns
 from talon_one_emulator.errors import ConfigError
-from talon_one_emulator.faults import FaultSettings, FixedLatency
-from talon_one_emulator.idempotency import DEFAULT_IDEMPOTENCY_CAPACITY, DEFAULT_IDEMPOTENCY_TTL
-from talon_one_emulator.requestlog import DEFAULT_REQUEST_LOG_SIZE
-from talon_one_emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
+from talon_one_emulator.http.faults import FaultSettings, FixedLatency
+from talon_one_emulator.http.idempotency import (
+    DEFAULT_IDEMPOTENCY_CAPACITY,
+    DEFAULT_IDEMPOTENCY_TTL,
+)
+from talon_one_emulator.store.concurrency import DEFAULT_CONCURRENCY_LIMIT
+from talon_one_emulator.store.requestlog import DEFAULT_REQUEST_LOG_SIZE
+from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
 
 __all__ = ["EmulatorConfig"]
 
@@ -33,8 +36,8 @@ class EmulatorConfig:
             with ``latency_ms > 0``, since without latency requests never overlap.
         request_log_size: how many request log entries are kept.
         faults: latency distribution, error rates and outage windows injected into Talon.One
-            calls (see :mod:`talon_one_emulator.faults`); changeable at run time through the admin
-            API.
+            calls (see :mod:`talon_one_emulator.http.faults`); changeable at run time through the
+            admin API.
         idempotency_ttl_s: how long an Idempotency-Key answer is replayed (Talon.One: 24 h).
         idempotency_capacity: how many Idempotency-Key answers are kept at most.
         max_sessions: how many customer sessions are kept at most (default 200,000); beyond,

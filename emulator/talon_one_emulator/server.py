@@ -16,13 +16,13 @@ from types import TracebackType
 from typing import Self
 
 from talon_one_emulator.app import EmulatorApp, create_app
-from talon_one_emulator.campaigns import load_campaigns
+from talon_one_emulator.campaigns.file import load_campaigns
 from talon_one_emulator.config import EmulatorConfig
 from talon_one_emulator.errors import EmulatorError
-from talon_one_emulator.faults import FaultInjector, FaultSettings
-from talon_one_emulator.http import HttpServer
-from talon_one_emulator.idempotency import IdempotencyStore
-from talon_one_emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
+from talon_one_emulator.http.faults import FaultInjector, FaultSettings
+from talon_one_emulator.http.idempotency import IdempotencyStore
+from talon_one_emulator.http.protocol import HttpServer
+from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
 
 __all__ = ["EmulatorServer", "run_forever", "serve"]
 

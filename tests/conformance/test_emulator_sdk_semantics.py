@@ -22,7 +22,7 @@ import talon_one as t
 from talon_one.exceptions import ApiException, BadRequestException, ServiceException
 
 from talon_one_emulator import EmulatorConfig, EmulatorServer
-from talon_one_emulator.faults import FaultSettings
+from talon_one_emulator.http.faults import FaultSettings
 from tests.conformance.conftest import free_port, new_id, sdk_api
 from tests.emulator_support import PROFILE_CONTENT, RETURN_CONTENT, SESSION_CONTENT
 

@@ -1,5 +1,5 @@
 """Fixtures of the emulator's unit tests: a fake clock, the campaigns, the state and the
-:class:`~talon_one_emulator.operations.IntegrationService` over them.
+:class:`~talon_one_emulator.api.operations.IntegrationService` over them.
 
 A test module overrides ``campaigns`` to run against its own campaign file, or ``state`` to set
 other Application or account IDs; ``api`` follows. ``client`` serves the campaigns over HTTP
@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from talon_one_emulator.api.operations import IntegrationService
 from talon_one_emulator.app import create_app
-from talon_one_emulator.campaigns import CampaignSet, load_campaigns
+from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns
 from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.operations import IntegrationService
 from talon_one_emulator.server import serve
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 from tests.emulator_support import HTTP_KEY, FakeClock
 
 

@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import CampaignSet
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.errors import (
     AlreadyExistsError,
     BadRequestError,
     InvalidDataError,
     NotFoundError,
 )
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 from tests.emulator_support import FakeClock
 
 

@@ -24,15 +24,15 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from talon_one_emulator.campaigns import CampaignSet
+from talon_one_emulator.api.loyalty import LoyaltyService
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.api.profile_data import INVENTORY_FLAGS, ProfileService
+from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.effects import generated_code
 from talon_one_emulator.errors import ApiError, ConfigError
-from talon_one_emulator.loyalty_effects import transaction_uuid
-from talon_one_emulator.loyalty_service import LoyaltyService
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.profiles import INVENTORY_FLAGS, ProfileService
-from talon_one_emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
+from talon_one_emulator.rules.effects import generated_code
+from talon_one_emulator.rules.loyalty import transaction_uuid
+from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
 from talon_stream.cli import main
 from talon_stream.demo._subprocesses import free_port, terminate
 from tests.emulator_support import FakeClock

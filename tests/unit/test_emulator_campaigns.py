@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import load_campaigns, parse_campaigns
+from talon_one_emulator.campaigns.file import load_campaigns, parse_campaigns
+from talon_one_emulator.campaigns.loyalty import AddLoyaltyPoints
+from talon_one_emulator.campaigns.rules import CouponValid, SetDiscount
 from talon_one_emulator.errors import CampaignFileError
-from talon_one_emulator.loyalty_declarations import AddLoyaltyPoints
-from talon_one_emulator.rule_declarations import CouponValid, SetDiscount
 
 
 def campaign(**overrides: Any) -> dict[str, Any]:

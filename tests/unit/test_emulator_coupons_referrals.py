@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import CampaignSet, parse_campaigns
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.campaigns.file import CampaignSet, parse_campaigns
 from talon_one_emulator.errors import InvalidDataError
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 
 DOC: dict[str, Any] = {
     "attributes": {"CustomerProfile": {"tier": "string"}},

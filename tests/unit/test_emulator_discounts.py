@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns, parse_campaigns
 from talon_one_emulator.errors import CampaignFileError
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.rules import CartLine, Facts, RuleEngine, SessionFacts
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.rules.engine import CartLine, Facts, RuleEngine, SessionFacts
+from talon_one_emulator.store.state import EmulatorState
 
 
 def campaign(campaign_id: int, *rules: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from talon_one_emulator.config import EmulatorConfig
 from talon_one_emulator.errors import ConfigError
-from talon_one_emulator.faults import (
+from talon_one_emulator.http.faults import (
     Fault,
     FaultInjector,
     FaultSettings,

@@ -14,10 +14,10 @@ from aiohttp import ClientResponse
 
 from talon_one_emulator.app import create_app
 from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.faults import FaultInjector, FaultSettings, UniformLatency
-from talon_one_emulator.idempotency import IdempotencyStore
+from talon_one_emulator.http.faults import FaultInjector, FaultSettings, UniformLatency
+from talon_one_emulator.http.idempotency import IdempotencyStore
 from talon_one_emulator.server import serve
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 
 KEY = "handler-key"
 AUTH = {"Authorization": f"ApiKey-v1 {KEY}"}

@@ -13,7 +13,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talon_one_emulator.http import HttpServer, Request, Response, Router, delete, get, post, put
+from talon_one_emulator.http.protocol import (
+    HttpServer,
+    Request,
+    Response,
+    Router,
+    delete,
+    get,
+    post,
+    put,
+)
 
 
 @dataclass

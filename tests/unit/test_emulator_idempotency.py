@@ -7,7 +7,12 @@ import asyncio
 import pytest
 
 from talon_one_emulator.errors import InvalidDataError
-from talon_one_emulator.idempotency import IdempotencyStore, StoredResponse, check_key, fingerprint
+from talon_one_emulator.http.idempotency import (
+    IdempotencyStore,
+    StoredResponse,
+    check_key,
+    fingerprint,
+)
 
 
 class MonotonicClock:

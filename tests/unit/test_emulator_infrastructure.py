@@ -9,11 +9,11 @@ import orjson
 import pytest
 
 import talon_one_emulator
-from talon_one_emulator.concurrency import IntegrationIdGate
 from talon_one_emulator.config import EmulatorConfig
 from talon_one_emulator.errors import ConfigError, ConflictError
-from talon_one_emulator.requestlog import RequestLog
-from talon_one_emulator.rollback import plan_rollback
+from talon_one_emulator.rules.rollback import plan_rollback
+from talon_one_emulator.store.concurrency import IntegrationIdGate
+from talon_one_emulator.store.requestlog import RequestLog
 
 
 def log_one(log: RequestLog, path: str = "/v2/events") -> None:

@@ -13,17 +13,17 @@ from typing import Any
 import aiohttp
 import pytest
 
-from talon_one_emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
+from talon_one_emulator.api.loyalty import LoyaltyService, PointsFilter, TransactionFilter
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.api.queries import Page
+from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns, parse_campaigns
 from talon_one_emulator.errors import (
     BadRequestError,
     CampaignFileError,
     InvalidDataError,
     NotFoundError,
 )
-from talon_one_emulator.loyalty_service import LoyaltyService, PointsFilter, TransactionFilter
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.queries import Page
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 from tests.emulator_support import FakeClock, call, rule
 
 SHIRT = {"name": "Shirt", "sku": "shirt", "quantity": 1, "price": 40, "category": "Shirts"}

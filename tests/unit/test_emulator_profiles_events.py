@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from talon_one_emulator.operations import IntegrationService
+from talon_one_emulator.api.operations import IntegrationService
 from tests.emulator_support import PROFILE_CONTENT
 
 

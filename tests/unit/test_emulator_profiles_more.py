@@ -10,18 +10,18 @@ import aiohttp
 import pytest
 import yaml
 
-from talon_one_emulator.campaigns import CampaignSet, parse_campaigns
-from talon_one_emulator.errors import CampaignFileError, NotFoundError
-from talon_one_emulator.loyalty_service import LoyaltyService
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.profiles import (
+from talon_one_emulator.api.loyalty import LoyaltyService
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.api.profile_data import (
     INVENTORY_FLAGS,
     AchievementFilter,
     HistoryFilter,
     ProfileService,
 )
-from talon_one_emulator.queries import Page
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.api.queries import Page
+from talon_one_emulator.campaigns.file import CampaignSet, parse_campaigns
+from talon_one_emulator.errors import CampaignFileError, NotFoundError
+from talon_one_emulator.store.state import EmulatorState
 from tests.emulator_support import call
 
 BLOUSE = {"name": "Red Spring Blouse", "sku": "rsb002", "quantity": 1, "price": 49}
@@ -58,7 +58,9 @@ ACHIEVEMENTS = [
 
 
 def _default_document() -> dict[str, Any]:
-    text = resources.files("talon_one_emulator").joinpath("campaigns/default.yaml").read_text("utf-8")
+    text = (
+        resources.files("talon_one_emulator").joinpath("campaigns/default.yaml").read_text("utf-8")
+    )
     document: dict[str, Any] = yaml.safe_load(text)
     return document
 

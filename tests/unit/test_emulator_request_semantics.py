@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import CampaignSet, load_campaigns, parse_campaigns
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.api.validation import parse_time
+from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns, parse_campaigns
 from talon_one_emulator.errors import InvalidDataError
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.state import EmulatorState
-from talon_one_emulator.validation import parse_time
+from talon_one_emulator.store.state import EmulatorState
 from tests.emulator_support import PROFILE_CONTENT, SESSION_CONTENT, FakeClock
 
 ITEM = {"sku": "rsb002", "quantity": 1, "price": 49, "category": "Blouses"}

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import load_campaigns, parse_campaigns
+from talon_one_emulator.campaigns.file import load_campaigns, parse_campaigns
 from talon_one_emulator.money import json_number, round_money
-from talon_one_emulator.rules import CartLine, CouponInfo, Facts, RuleEngine, SessionFacts
+from talon_one_emulator.rules.engine import CartLine, CouponInfo, Facts, RuleEngine, SessionFacts
 
 ENGINE = RuleEngine(load_campaigns())
 

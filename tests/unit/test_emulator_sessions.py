@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.campaigns import CampaignSet
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.errors import BadRequestError, InvalidDataError, NotFoundError
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 from tests.emulator_support import RETURN_CONTENT, FakeClock
 
 ALL_CONTENT = [part for part in RETURN_CONTENT if part != "referral"]

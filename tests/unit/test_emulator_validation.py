@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from talon_one_emulator.api.operations import IntegrationService
+from talon_one_emulator.api.validation import parse_bool, parse_json, parse_silent, parse_time
 from talon_one_emulator.errors import InvalidDataError
-from talon_one_emulator.operations import IntegrationService
-from talon_one_emulator.validation import parse_bool, parse_json, parse_silent, parse_time
 from tests.emulator_support import UNDECLARED_SESSION_ATTRIBUTE
 
 ITEM = {"sku": "rsb002", "quantity": 1, "price": 49}

@@ -406,14 +406,14 @@ def emulator(
     under /__emulator (see docs/emulator.md).
     """
     from talon_one_emulator.errors import EmulatorError
-    from talon_one_emulator.faults import (
+    from talon_one_emulator.http.faults import (
         FaultSettings,
         parse_error_rate,
         parse_latency,
         parse_outage,
     )
     from talon_one_emulator.server import run_forever
-    from talon_one_emulator.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
+    from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
 
     _setup_logging(log_level)
     fields: dict[str, object] = {"seed": seed, "error_phase": error_phase}
