@@ -16,11 +16,11 @@ raises an :class:`~talon_one_emulator.errors.ApiError`::
 
 from __future__ import annotations
 
+from talon_one_emulator.api.audiences import AudienceService
+from talon_one_emulator.api.catalogs import CatalogService
 from talon_one_emulator.api.profiles import ProfileOperations
 from talon_one_emulator.api.promotions import PromotionService
 from talon_one_emulator.api.sessions import SessionOperations
-from talon_one_emulator.store.audiences import AudienceService
-from talon_one_emulator.store.catalogs import CatalogService
 from talon_one_emulator.store.state import EmulatorState
 
 __all__ = ["IntegrationService"]

@@ -26,7 +26,7 @@ from talon_one_emulator.store.state import ProfileRecord
 from talon_one_emulator.times import format_time
 
 if TYPE_CHECKING:
-    from talon_one_emulator.store.audiences import AudienceService
+    from talon_one_emulator.api.audiences import AudienceService
     from talon_one_emulator.store.state import EmulatorState
 
 __all__ = ["ProfileOperations"]

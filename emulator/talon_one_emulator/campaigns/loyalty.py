@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Self
 from pydantic import AwareDatetime, BeforeValidator, Field, model_validator
 
 from talon_one_emulator.campaigns.declarations import Spec, one_or_many
+from talon_one_emulator.models.loyalty import CARD_IDENTIFIER_PATTERN
 
 __all__ = [
     "CARD_IDENTIFIER_PATTERN",
@@ -30,9 +31,6 @@ __all__ = [
     "TierSpec",
     "check_loyalty_effect",
 ]
-
-# Loyalty card identifiers, as the SDK's LoyaltyCard validates them.
-CARD_IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 _CardIdentifier = Annotated[
     str, Field(min_length=4, max_length=108, pattern=CARD_IDENTIFIER_PATTERN)

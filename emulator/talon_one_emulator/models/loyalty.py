@@ -10,14 +10,16 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from talon_one_emulator.campaigns.loyalty import CARD_IDENTIFIER_PATTERN
-
 __all__ = [
+    "CARD_IDENTIFIER_PATTERN",
     "ActivateLoyaltyPoints",
     "DeleteLoyaltyTransactionsRequest",
     "GenerateLoyaltyCard",
     "LoyaltyCardRegistration",
 ]
+
+# Loyalty card identifiers, as the SDK's LoyaltyCard validates them.
+CARD_IDENTIFIER_PATTERN = r"^[A-Za-z0-9_-]*$"
 
 
 class _Body(BaseModel):

@@ -33,7 +33,7 @@ from talon_one_emulator.rules.facts import CartLine, Facts
 from talon_one_emulator.times import format_time
 
 if TYPE_CHECKING:
-    from talon_one_emulator.rules.effects import Run
+    from talon_one_emulator.rules.run import Run
 
 __all__ = [
     "add_loyalty_points",

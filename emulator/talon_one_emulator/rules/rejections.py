@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from talon_one_emulator.campaigns.declarations import BudgetSpec
-    from talon_one_emulator.rules.effects import Run
     from talon_one_emulator.rules.facts import CampaignUsage, CouponInfo, ProfileUsage, ReferralInfo
+    from talon_one_emulator.rules.run import Run
 
 __all__ = [
     "NOT_FOUND_BASE",

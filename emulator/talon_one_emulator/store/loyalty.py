@@ -43,7 +43,7 @@ from talon_one_emulator.times import parse_stamp
 
 if TYPE_CHECKING:
     from talon_one_emulator.campaigns.file import CampaignSet
-    from talon_one_emulator.store.state import ProfileRecord
+    from talon_one_emulator.store.records import ProfileRecord
 
 __all__ = [
     "LOYALTY_EFFECTS",
