@@ -24,13 +24,25 @@ from talon_one_emulator.errors import (
     ConfigError,
     EmulatorError,
 )
-from talon_one_emulator.http.faults import FaultInjector, FaultSettings
+from talon_one_emulator.http.faults import (
+    FaultInjector,
+    FaultSettings,
+    FixedLatency,
+    LognormalLatency,
+    NormalLatency,
+    UniformLatency,
+    parse_error_rate,
+    parse_latency,
+    parse_outage,
+)
 from talon_one_emulator.http.idempotency import IdempotencyStore
 from talon_one_emulator.server import EmulatorServer, run_forever, serve
 from talon_one_emulator.store.requestlog import RequestLog, RequestLogEntry
-from talon_one_emulator.store.state import EmulatorState
+from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
 
 __all__ = [
+    "DEFAULT_MAX_PROFILES",
+    "DEFAULT_MAX_SESSIONS",
     "ApiError",
     "CampaignFileError",
     "CampaignSet",
@@ -42,13 +54,20 @@ __all__ = [
     "EmulatorState",
     "FaultInjector",
     "FaultSettings",
+    "FixedLatency",
     "IdempotencyStore",
     "IntegrationService",
+    "LognormalLatency",
+    "NormalLatency",
     "RequestLog",
     "RequestLogEntry",
+    "UniformLatency",
     "create_app",
     "load_campaigns",
     "parse_campaigns",
+    "parse_error_rate",
+    "parse_latency",
+    "parse_outage",
     "run_forever",
     "serve",
 ]

@@ -27,9 +27,7 @@ from typing import Any
 
 import orjson
 
-from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.http.faults import FaultSettings, LognormalLatency
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorConfig, EmulatorServer, FaultSettings, LognormalLatency
 from talon_stream.config._settings import Settings
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
 from talon_stream.demo._subprocesses import free_port

@@ -27,8 +27,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorConfig, EmulatorServer
 from talon_stream._exceptions import TalonFatalError, TalonTransportError
 from talon_stream.config._settings import load_settings
 from talon_stream.core._calls import Operation, TalonCall

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorConfig, EmulatorServer
 from talon_stream.config._settings import Settings
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
 from talon_stream.processing._worker import Worker

@@ -15,7 +15,7 @@ from confluent_kafka.schema_registry import topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.core._events import decode_event
 from talon_stream.demo._broker import Broker
 from talon_stream.dlq import ReplayOptions, replay_dlq

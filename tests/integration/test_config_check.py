@@ -11,7 +11,7 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.cli._main import EXIT_CONFIG, main
 from talon_stream.demo._broker import Broker
 from talon_stream.demo._subprocesses import free_port

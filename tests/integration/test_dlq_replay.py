@@ -18,9 +18,7 @@ import pytest
 from click.testing import CliRunner
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from talon_one_emulator.campaigns.file import load_campaigns
-from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorConfig, EmulatorServer, load_campaigns
 from talon_stream._exceptions import (
     BrokerError,
     DecodeError,

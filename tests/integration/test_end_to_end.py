@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.core._envelopes import envelope_id
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker

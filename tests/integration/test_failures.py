@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 from confluent_kafka import Consumer, TopicPartition
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
 from tests.conftest import produce

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from talon_one_emulator.http.faults import FaultSettings
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer, FaultSettings
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
 from tests.conftest import produce, shop_records

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import yaml
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
 from tests.conftest import produce, read_topic

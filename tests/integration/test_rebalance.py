@@ -11,8 +11,7 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from talon_one_emulator.config import EmulatorConfig
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorConfig, EmulatorServer
 from talon_stream.core._envelopes import envelope_id
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker

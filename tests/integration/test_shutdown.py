@@ -10,7 +10,7 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.demo._broker import Broker
 from tests.conftest import produce, shop_records
 from tests.integration.conftest import create_topics, worker_settings

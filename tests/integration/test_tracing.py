@@ -8,7 +8,7 @@ import uuid
 import orjson
 from confluent_kafka import Consumer, Producer
 
-from talon_one_emulator.server import EmulatorServer
+from talon_one_emulator import EmulatorServer
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
 from tests.integration.conftest import create_topics, running, wait_for, worker_settings

@@ -367,7 +367,7 @@ def produce(
     help="Answer 503 to every Talon.One call from START seconds after start-up for SECONDS "
     "(START: alone = until switched off through the admin API; repeatable).",
 )
-# The caps' defaults are the emulator's (emulator.state), which this module imports only when
+# The caps' defaults are the emulator's (talon_one_emulator), which this module imports only when
 # the command runs: None here means "not given".
 @click.option(
     "--max-sessions",
@@ -405,15 +405,16 @@ def emulator(
     Faults (latency, errors, outages) can also be changed at run time through the admin API
     under /__emulator (see docs/emulator.md).
     """
-    from talon_one_emulator.errors import EmulatorError
-    from talon_one_emulator.http.faults import (
+    from talon_one_emulator import (
+        DEFAULT_MAX_PROFILES,
+        DEFAULT_MAX_SESSIONS,
+        EmulatorError,
         FaultSettings,
         parse_error_rate,
         parse_latency,
         parse_outage,
+        run_forever,
     )
-    from talon_one_emulator.server import run_forever
-    from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
 
     _setup_logging(log_level)
     fields: dict[str, object] = {"seed": seed, "error_phase": error_phase}

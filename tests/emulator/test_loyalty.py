@@ -24,7 +24,7 @@ from talon_one_emulator.errors import (
     NotFoundError,
 )
 from talon_one_emulator.store.state import EmulatorState
-from tests.emulator_support import FakeClock, call, rule
+from tests.emulator.support import FakeClock, call, rule
 
 SHIRT = {"name": "Shirt", "sku": "shirt", "quantity": 1, "price": 40, "category": "Shirts"}
 SHOES = {"name": "Shoes", "sku": "shoes", "quantity": 2, "price": 30, "category": "Shoes"}

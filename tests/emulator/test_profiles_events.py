@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from talon_one_emulator.api.operations import IntegrationService
-from tests.emulator_support import PROFILE_CONTENT
+from tests.emulator.support import PROFILE_CONTENT
 
 
 def test_profile_update_without_rule_engine_only_stores_attributes(api: IntegrationService) -> None:

@@ -25,8 +25,8 @@ import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException, UnauthorizedException
 
 from talon_one_emulator import EmulatorConfig, EmulatorError, EmulatorServer
-from tests.conformance.conftest import effects_of, free_port, new_id, props, sdk_api
-from tests.emulator_support import SESSION_CONTENT, UNDECLARED_SESSION_ATTRIBUTE
+from tests.emulator.conformance.conftest import effects_of, free_port, new_id, props, sdk_api
+from tests.emulator.support import SESSION_CONTENT, UNDECLARED_SESSION_ATTRIBUTE
 
 KEY = "conformance-key"
 

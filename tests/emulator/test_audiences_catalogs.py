@@ -16,7 +16,7 @@ from talon_one_emulator.errors import (
     NotFoundError,
 )
 from talon_one_emulator.store.state import EmulatorState
-from tests.emulator_support import FakeClock
+from tests.emulator.support import FakeClock
 
 
 @pytest.fixture

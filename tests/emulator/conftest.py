@@ -3,7 +3,7 @@
 
 A test module overrides ``campaigns`` to run against its own campaign file, or ``state`` to set
 other Application or account IDs; ``api`` follows. ``client`` serves the campaigns over HTTP
-(see :func:`tests.emulator_support.call`).
+(see :func:`tests.emulator.support.call`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns
 from talon_one_emulator.config import EmulatorConfig
 from talon_one_emulator.server import serve
 from talon_one_emulator.store.state import EmulatorState
-from tests.emulator_support import HTTP_KEY, FakeClock
+from tests.emulator.support import HTTP_KEY, FakeClock
 
 
 @pytest.fixture

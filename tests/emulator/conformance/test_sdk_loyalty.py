@@ -17,8 +17,8 @@ import talon_one as t
 from talon_one.exceptions import BadRequestException, NotFoundException
 
 from talon_one_emulator import EmulatorConfig, EmulatorServer, parse_campaigns
-from tests.conformance.conftest import effects_of, new_id
-from tests.emulator_support import rule
+from tests.emulator.conformance.conftest import effects_of, new_id
+from tests.emulator.support import rule
 
 KEY = "loyalty-key"
 

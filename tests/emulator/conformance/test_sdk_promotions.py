@@ -21,7 +21,7 @@ from talon_one.exceptions import (
 )
 
 from talon_one_emulator import EmulatorConfig, EmulatorServer, parse_campaigns
-from tests.conformance.conftest import effects_of, new_id, sdk_api
+from tests.emulator.conformance.conftest import effects_of, new_id, sdk_api
 
 KEY = "promotions-key"
 

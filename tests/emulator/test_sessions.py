@@ -14,7 +14,7 @@ from talon_one_emulator.api.operations import IntegrationService
 from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.errors import BadRequestError, InvalidDataError, NotFoundError
 from talon_one_emulator.store.state import EmulatorState
-from tests.emulator_support import RETURN_CONTENT, FakeClock
+from tests.emulator.support import RETURN_CONTENT, FakeClock
 
 ALL_CONTENT = [part for part in RETURN_CONTENT if part != "referral"]
 BLOUSE = {

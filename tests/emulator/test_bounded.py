@@ -35,7 +35,7 @@ from talon_one_emulator.rules.loyalty import transaction_uuid
 from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
 from talon_stream.cli import main
 from talon_stream.demo._subprocesses import free_port, terminate
-from tests.emulator_support import FakeClock
+from tests.emulator.support import FakeClock
 
 CAP = 50
 BLOUSE = {"name": "Red Spring Blouse", "sku": "rsb002", "quantity": 1, "price": 49}

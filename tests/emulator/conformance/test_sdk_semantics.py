@@ -23,8 +23,8 @@ from talon_one.exceptions import ApiException, BadRequestException, ServiceExcep
 
 from talon_one_emulator import EmulatorConfig, EmulatorServer
 from talon_one_emulator.http.faults import FaultSettings
-from tests.conformance.conftest import free_port, new_id, sdk_api
-from tests.emulator_support import PROFILE_CONTENT, RETURN_CONTENT, SESSION_CONTENT
+from tests.emulator.conformance.conftest import free_port, new_id, sdk_api
+from tests.emulator.support import PROFILE_CONTENT, RETURN_CONTENT, SESSION_CONTENT
 
 KEY = "semantics-key"
 

@@ -9,7 +9,7 @@ import pytest
 from talon_one_emulator.api.operations import IntegrationService
 from talon_one_emulator.api.validation import parse_bool, parse_json, parse_silent, parse_time
 from talon_one_emulator.errors import InvalidDataError
-from tests.emulator_support import UNDECLARED_SESSION_ATTRIBUTE
+from tests.emulator.support import UNDECLARED_SESSION_ATTRIBUTE
 
 ITEM = {"sku": "rsb002", "quantity": 1, "price": 49}
 

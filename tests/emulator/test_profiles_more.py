@@ -22,7 +22,7 @@ from talon_one_emulator.api.queries import Page
 from talon_one_emulator.campaigns.file import CampaignSet, parse_campaigns
 from talon_one_emulator.errors import CampaignFileError, NotFoundError
 from talon_one_emulator.store.state import EmulatorState
-from tests.emulator_support import call
+from tests.emulator.support import call
 
 BLOUSE = {"name": "Red Spring Blouse", "sku": "rsb002", "quantity": 1, "price": 49}
 TROUSERS = {"name": "Denim Trousers", "sku": "dtr003", "quantity": 1, "price": 74}

@@ -13,7 +13,7 @@ from talon_one_emulator.api.validation import parse_time
 from talon_one_emulator.campaigns.file import CampaignSet, load_campaigns, parse_campaigns
 from talon_one_emulator.errors import InvalidDataError
 from talon_one_emulator.store.state import EmulatorState
-from tests.emulator_support import PROFILE_CONTENT, SESSION_CONTENT, FakeClock
+from tests.emulator.support import PROFILE_CONTENT, SESSION_CONTENT, FakeClock
 
 ITEM = {"sku": "rsb002", "quantity": 1, "price": 49, "category": "Blouses"}
 TROUSERS = {"sku": "dtr003", "quantity": 1, "price": 74, "category": "Trousers"}
