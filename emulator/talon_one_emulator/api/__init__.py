@@ -1,0 +1,1 @@
+"""The Integration API operations, without HTTP: they change the store and answer bodies."""

@@ -1,0 +1,1 @@
+"""The campaign file: its declarations, rules and loyalty programs, parsed into a CampaignSet."""

@@ -1,0 +1,1 @@
+"""Stored records rendered as Talon.One JSON."""

@@ -1,0 +1,1 @@
+"""The rule engine: facts in, Talon.One effects out (conditions, effects, discounts, rollbacks)."""

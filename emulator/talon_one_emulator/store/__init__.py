@@ -1,0 +1,1 @@
+"""What the emulator remembers: sessions, profiles, ledgers, audiences, catalogs, the log."""
