@@ -8,7 +8,7 @@ which declares no 404). The audiences are kept in :mod:`talon_one_emulator.store
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from talon_one_emulator.api.validation import check_attributes, pointer, validate_body
 from talon_one_emulator.errors import (
@@ -25,9 +25,7 @@ from talon_one_emulator.models.promotions import (
     UpdateAudience,
 )
 from talon_one_emulator.store.audiences import AudienceRecord
-
-if TYPE_CHECKING:
-    from talon_one_emulator.store.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 
 __all__ = ["AudienceService", "audience_json"]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from talon_one_emulator.api.validation import check_attributes, pointer, validate_body
 from talon_one_emulator.errors import (
@@ -34,9 +34,7 @@ from talon_one_emulator.models.promotions import (
 )
 from talon_one_emulator.money import json_number
 from talon_one_emulator.store.catalogs import CatalogItem, CatalogRecord, CatalogStore
-
-if TYPE_CHECKING:
-    from talon_one_emulator.store.state import EmulatorState
+from talon_one_emulator.store.state import EmulatorState
 
 __all__ = ["CatalogService", "catalog_json"]
 

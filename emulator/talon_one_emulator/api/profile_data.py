@@ -92,8 +92,7 @@ def _achievement_status(spec: AchievementSpec, now: datetime) -> str | None:
 
 
 class ProfileService:
-    """The profile data operations over one
-    :class:`~talon_one_emulator.store.state.EmulatorState`."""
+    """Profile data operations over one :class:`~talon_one_emulator.store.state.EmulatorState`."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
