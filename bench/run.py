@@ -169,6 +169,17 @@ class Watch:
         return self.count >= count
 
 
+def cpu_model() -> str:
+    """The machine's CPU model (Linux), recorded with every result: figures differ by machine."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
@@ -492,6 +503,7 @@ def main() -> None:
         "latency_ms": args.latency_ms,
         "in_flight": args.in_flight,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_model": cpu_model(),
     }
     try:
         topic = f"bench.in.{uuid.uuid4().hex[:6]}"
