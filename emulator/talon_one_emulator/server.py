@@ -52,16 +52,7 @@ class EmulatorServer:
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._state = EmulatorState(
-            config.campaigns,
-            application_id=config.application_id,
-            account_id=config.account_id,
-            request_log_size=config.request_log_size,
-            max_sessions=config.max_sessions,
-            max_profiles=config.max_profiles,
-        )
-        self._faults = FaultInjector(config.fault_settings)
-        self._idempotency = IdempotencyStore(config.idempotency_ttl_s, config.idempotency_capacity)
+        self._app = create_app(config)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
@@ -71,17 +62,17 @@ class EmulatorServer:
     @property
     def state(self) -> EmulatorState:
         """The live store: sessions, profiles and ``request_log``."""
-        return self._state
+        return self._app.state
 
     @property
     def faults(self) -> FaultInjector:
         """The live fault injector: ``apply(FaultSettings(...))``, ``start_outage()``, ..."""
-        return self._faults
+        return self._app.faults
 
     @property
     def idempotency(self) -> IdempotencyStore:
         """The stored Idempotency-Key answers."""
-        return self._idempotency
+        return self._app.idempotency
 
     @property
     def port(self) -> int:
@@ -104,7 +95,7 @@ class EmulatorServer:
             raise EmulatorError("the emulator server is already running")
         self._ready.clear()
         self._failure = None
-        self._faults.reset()  # outage windows of the configuration count from now
+        self._app.faults.reset()  # outage windows of the configuration count from now
         self._thread = threading.Thread(target=self._main, name="talon-emulator", daemon=True)
         self._thread.start()
         if not self._ready.wait(_START_TIMEOUT):
@@ -152,10 +143,7 @@ class EmulatorServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        app = create_app(
-            self.config, state=self._state, faults=self._faults, idempotency=self._idempotency
-        )
-        async with serve(app, self.host, self._requested_port) as port:
+        async with serve(self._app, self.host, self._requested_port) as port:
             self._port = port
             self._ready.set()
             await self._stopping.wait()

@@ -392,7 +392,7 @@ def test_cancel_rolls_back_the_referral_but_keeps_the_created_coupon(
     assert cancelled["referral"]["usageCounter"] == 0
     assert of_type(reused, "acceptReferral")
     assert state.ledger.coupon_record(coupon_code) is not None
-    assert state.ledger.counters(4).coupons_created == 1
+    assert state.ledger.counters(4).spent.coupons_created == 1
 
 
 def test_reopen_rolls_back_redemptions_but_not_creations(
@@ -411,11 +411,11 @@ def test_reopen_rolls_back_redemptions_but_not_creations(
     assert state.ledger.referral_record(code) is not None
     assert state.ledger.referral_record(code).usage_counter == 0  # type: ignore[union-attr]
     assert state.ledger.coupon_record("xmas20").usage_counter == 0  # type: ignore[union-attr]
-    assert state.ledger.counters(4).coupons_created == 1
+    assert state.ledger.counters(4).spent.coupons_created == 1
     # Closing again creates nothing new: the same coupon, stored once.
     again = put(api, "s-1", state="closed")
     assert again["createdCoupons"] == [thanks]
-    assert state.ledger.counters(4).coupons_created == 1
+    assert state.ledger.counters(4).spent.coupons_created == 1
 
 
 def test_create_referral_effect_and_its_budget(

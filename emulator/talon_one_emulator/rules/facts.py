@@ -15,7 +15,7 @@ a frozen dataclass costs four times as much to build (its ``__init__`` goes thro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, NamedTuple, Protocol
@@ -163,6 +163,12 @@ class CampaignUsage:
     discount: float = 0.0
     coupons_created: int = 0
     referrals_created: int = 0
+
+    def plus(self, change: CampaignUsage) -> CampaignUsage:
+        """These counts changed by ``change``'s (negative ones give back), none below zero."""
+        counts = {f.name: getattr(self, f.name) + getattr(change, f.name) for f in fields(self)}
+        # type(value)() is the zero of the field's type: 0 or 0.0.
+        return CampaignUsage(**{name: max(value, type(value)()) for name, value in counts.items()})
 
 
 @dataclass(frozen=True, slots=True)

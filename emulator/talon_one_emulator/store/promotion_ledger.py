@@ -102,11 +102,10 @@ class GiveawayRecord:
 
 @dataclass(slots=True)
 class CampaignCounters:
-    coupon_redemptions: int = 0
-    referral_redemptions: int = 0
-    discount: float = 0.0
-    coupons_created: int = 0
-    referrals_created: int = 0
+    """A campaign's spent budgets (``spent``: what its rules read) and each profile's own
+    redemptions."""
+
+    spent: CampaignUsage = field(default_factory=CampaignUsage)
     profile_coupons: dict[str, int] = field(default_factory=dict)
     profile_referrals: dict[str, int] = field(default_factory=dict)
 
@@ -197,15 +196,7 @@ class PromotionLedger:
 
     def campaign_usage(self, campaign_id: int) -> CampaignUsage:
         counters = self._counters.get(campaign_id)
-        if counters is None:
-            return CampaignUsage()
-        return CampaignUsage(
-            coupon_redemptions=counters.coupon_redemptions,
-            referral_redemptions=counters.referral_redemptions,
-            discount=counters.discount,
-            coupons_created=counters.coupons_created,
-            referrals_created=counters.referrals_created,
-        )
+        return CampaignUsage() if counters is None else counters.spent
 
     def profile_usage(self, campaign_id: int, profile_id: str) -> ProfileUsage:
         counters = self._counters.get(campaign_id)
@@ -276,7 +267,7 @@ class PromotionLedger:
         if record is None:
             info = draft.info(self._coupon_count + 1)
             record = self._store_coupon(CouponRecord(info, stamp, referral_id=draft.referral_id))
-            self.counters(draft.campaign_id).coupons_created += 1
+            self._spend(draft.campaign_id, CampaignUsage(coupons_created=1))
             if info.recipient:
                 self._hold(info.recipient, "created coupon", info.id)
         return record
@@ -287,7 +278,7 @@ class PromotionLedger:
             record = self._store_referral(
                 ReferralRecord(draft.info(self._referral_count + 1), stamp)
             )
-            self.counters(draft.campaign_id).referrals_created += 1
+            self._spend(draft.campaign_id, CampaignUsage(referrals_created=1))
         return record
 
     def add_referral(
@@ -424,27 +415,45 @@ class PromotionLedger:
             effect_type = effect["effectType"]
             if effect_type == "acceptCoupon":
                 coupon = self.coupons[effect["triggeredByCoupon"]]
-                coupon.usage_counter += 1
-                _bump(coupon.redemptions, key, 1)
-                counters = self.counters(coupon.info.campaign_id)
-                counters.coupon_redemptions += 1
-                _bump(counters.profile_coupons, key, 1)
+                self._count_coupon(coupon, key, 1)
                 self._hold(key, "coupon", coupon.info.id)
                 self._hold(key, "campaign", coupon.info.campaign_id)
             elif effect_type == "acceptReferral":
                 referral = self.referral_record(effect["props"]["value"])
                 if referral is None:
                     continue
-                referral.usage_counter += 1
-                if profile_id:
-                    _bump(referral.referred, profile_id, 1)
-                    self._hold(profile_id, "referred", referral.info.id)
-                counters = self.counters(referral.info.campaign_id)
-                counters.referral_redemptions += 1
-                _bump(counters.profile_referrals, key, 1)
+                self._count_referral(referral, key, 1)
+                if key:
+                    self._hold(key, "referred", referral.info.id)
                 self._hold(key, "campaign", referral.info.campaign_id)
             elif effect_type in _DISCOUNT_TYPES:
-                self.counters(effect["campaignId"]).discount += float(effect["props"]["value"])
+                spent = CampaignUsage(discount=float(effect["props"]["value"]))
+                self._spend(effect["campaignId"], spent)
+
+    def _spend(self, campaign_id: int, change: CampaignUsage) -> CampaignCounters:
+        """Change the campaign's spent budgets by ``change`` (negative counts give back)."""
+        counters = self.counters(campaign_id)
+        counters.spent = counters.spent.plus(change)
+        return counters
+
+    def _count_coupon(self, coupon: CouponRecord, key: str | None, delta: int) -> None:
+        """Count a redemption of ``coupon`` (``delta`` 1) or give one back (-1); ``key``: the
+        profile whose own counts change with it (``None``: no profile's)."""
+        coupon.usage_counter = max(0, coupon.usage_counter + delta)
+        counters = self._spend(coupon.info.campaign_id, CampaignUsage(coupon_redemptions=delta))
+        if key is not None:
+            _bump(coupon.redemptions, key, delta)
+            _bump(counters.profile_coupons, key, delta)
+
+    def _count_referral(self, referral: ReferralRecord, key: str | None, delta: int) -> None:
+        """:meth:`_count_coupon` for a referral code (an anonymous session, ``key`` "", is
+        counted for the campaign but refers no friend)."""
+        referral.usage_counter = max(0, referral.usage_counter + delta)
+        counters = self._spend(referral.info.campaign_id, CampaignUsage(referral_redemptions=delta))
+        if key is not None:
+            _bump(counters.profile_referrals, key, delta)
+            if key:
+                _bump(referral.referred, key, delta)
 
     def give_back(
         self,
@@ -468,32 +477,20 @@ class PromotionLedger:
                 coupon = self.coupon_record(effect["props"]["value"])
                 if coupon is None:
                     continue
-                coupon.usage_counter = max(0, coupon.usage_counter - 1)
-                counters = self.counters(coupon.info.campaign_id)
-                counters.coupon_redemptions = max(0, counters.coupon_redemptions - 1)
-                if key is not None:
-                    _bump(coupon.redemptions, key, -1)
-                    _bump(counters.profile_coupons, key, -1)
+                self._count_coupon(coupon, key, -1)
             elif effect_type == "rollbackReferral":
                 referral = self.referral_record(effect["props"]["value"])
                 if referral is None:
                     continue
-                referral.usage_counter = max(0, referral.usage_counter - 1)
-                counters = self.counters(referral.info.campaign_id)
-                counters.referral_redemptions = max(0, counters.referral_redemptions - 1)
-                if key is not None:
-                    _bump(counters.profile_referrals, key, -1)
-                    if key:
-                        _bump(referral.referred, key, -1)
+                self._count_referral(referral, key, -1)
             elif effect_type == "rollbackDiscount":
-                counters = self.counters(effect["campaignId"])
-                counters.discount = max(0.0, counters.discount - float(effect["props"]["value"]))
+                given_back = CampaignUsage(discount=-float(effect["props"]["value"]))
+                self._spend(effect["campaignId"], given_back)
         for effect in cancelled_effects:
             if effect["effectType"] == "referralCreated":
                 referral = self.referral_record(effect["props"]["value"])
                 if referral is not None:
-                    counters = self.counters(referral.info.campaign_id)
-                    counters.referrals_created = max(0, counters.referrals_created - 1)
+                    self._spend(referral.info.campaign_id, CampaignUsage(referrals_created=-1))
 
 
 # --- JSON ----------------------------------------------------------------------------------------

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import os
 import signal
 import sys
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -86,8 +88,28 @@ def _assignments(
     return assigned
 
 
-def _settings_options(command: Any) -> Any:
-    """The options that override the configuration, shared by ``run`` and ``config check``."""
+@dataclass(frozen=True, slots=True)
+class _Overrides:
+    """What the command line says of the configuration: the config file and the settings."""
+
+    config_file: Path | None
+    cli: dict[str, str]
+
+
+_EXPLICIT = ("bootstrap_servers", "group_id", "input_topics", "talon_base_url")
+
+
+def _settings_options(command: Callable[..., None]) -> Callable[..., None]:
+    """The options that override the configuration, shared by ``run`` and ``config check``,
+    which receive them as one :class:`_Overrides` argument, ``overrides``."""
+
+    @functools.wraps(command)
+    def with_overrides(
+        config_file: Path | None, assignments: dict[str, str], **others: Any
+    ) -> None:
+        explicit = {name: others.pop(name) for name in _EXPLICIT}
+        command(_Overrides(config_file, _command_line(assignments, **explicit)), **others)
+
     options = [
         click.option(
             "--config",
@@ -112,9 +134,10 @@ def _settings_options(command: Any) -> Any:
         ),
         click.option("--talon-base-url", help="Overrides TALON_STREAM_TALON_BASE_URL."),
     ]
+    wrapped: Callable[..., None] = with_overrides
     for option in reversed(options):
-        command = option(command)
-    return command
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _command_line(assignments: dict[str, str], **options: str | None) -> dict[str, str]:
@@ -133,15 +156,7 @@ def _command_line(assignments: dict[str, str], **options: str | None) -> dict[st
 @main.command()
 @_settings_options
 @click.option("--log-level", default="info", show_default=True)
-def run(
-    config_file: Path | None,
-    assignments: dict[str, str],
-    bootstrap_servers: str | None,
-    group_id: str | None,
-    input_topics: str | None,
-    talon_base_url: str | None,
-    log_level: str,
-) -> None:
+def run(overrides: _Overrides, log_level: str) -> None:
     """Run one worker of the consumer group until SIGTERM/SIGINT.
 
     Configuration comes from TALON_STREAM_* and KAFKA_* environment variables and the config
@@ -150,15 +165,8 @@ def run(
     from talon_stream.processing._worker import Worker
 
     _setup_logging(log_level)
-    cli = _command_line(
-        assignments,
-        bootstrap_servers=bootstrap_servers,
-        group_id=group_id,
-        input_topics=input_topics,
-        talon_base_url=talon_base_url,
-    )
     try:
-        settings = load_settings(config_file=config_file, cli=cli)
+        settings = load_settings(config_file=overrides.config_file, cli=overrides.cli)
         worker = Worker(settings)
     except ConfigurationError as exc:
         raise _exit(EXIT_CONFIG, str(exc)) from exc
@@ -194,16 +202,7 @@ def config() -> None:
     help="Seconds each of Kafka and Talon.One may take to answer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def check(
-    config_file: Path | None,
-    assignments: dict[str, str],
-    bootstrap_servers: str | None,
-    group_id: str | None,
-    input_topics: str | None,
-    talon_base_url: str | None,
-    timeout: float,
-    as_json: bool,
-) -> None:
+def check(overrides: _Overrides, timeout: float, as_json: bool) -> None:
     """Validate the configuration, connect to Kafka and Talon.One, and say what to fix.
 
     Checks that the settings load, that Kafka answers with the effective client settings and
@@ -215,14 +214,8 @@ def check(
 
     from talon_stream.cli._config_check import CheckOptions, run_check
 
-    cli = _command_line(
-        assignments,
-        bootstrap_servers=bootstrap_servers,
-        group_id=group_id,
-        input_topics=input_topics,
-        talon_base_url=talon_base_url,
-    )
-    report = run_check(CheckOptions(config_file=config_file, cli=cli, timeout_s=timeout))
+    options = CheckOptions(config_file=overrides.config_file, cli=overrides.cli, timeout_s=timeout)
+    report = run_check(options)
     if as_json:
         click.echo(orjson.dumps(report.as_dict(), option=orjson.OPT_INDENT_2).decode())
     else:
@@ -307,6 +300,22 @@ def produce(
     log.info("%d events produced", produced)
 
 
+#: A click command function, as option decorators take and return it.
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def _emulator_cap(what: str, also_forgotten: str) -> Callable[[FC], FC]:
+    # The caps' defaults are the emulator's (talon_one_emulator), which this module imports only
+    # when the command runs: None means "not given".
+    return click.option(
+        f"--max-{what}",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Customer {what} kept at most (default 200000); beyond, the oldest-created one is "
+        f"forgotten{also_forgotten}.",
+    )
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8900, show_default=True)
@@ -367,22 +376,8 @@ def produce(
     help="Answer 503 to every Talon.One call from START seconds after start-up for SECONDS "
     "(START: alone = until switched off through the admin API; repeatable).",
 )
-# The caps' defaults are the emulator's (talon_one_emulator), which this module imports only when
-# the command runs: None here means "not given".
-@click.option(
-    "--max-sessions",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Customer sessions kept at most (default 200000); beyond, the oldest-created one is "
-    "forgotten.",
-)
-@click.option(
-    "--max-profiles",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Customer profiles kept at most (default 200000); beyond, the oldest-created one is "
-    "forgotten with its loyalty ledgers, coupon usage and memberships.",
-)
+@_emulator_cap("sessions", "")
+@_emulator_cap("profiles", " with its loyalty ledgers, coupon usage and memberships")
 @click.option("--log-level", default="info", show_default=True)
 def emulator(
     host: str,

@@ -18,6 +18,7 @@ from talon_stream.core._dead_letters import (
 )
 from talon_stream.core._envelopes import ENVELOPE_VERSION, effects_envelope, envelope_id
 from talon_stream.core._events import (
+    EVENT_MODELS,
     EVENT_TYPES,
     CartUpdated,
     CustomerEvent,
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_EFFECT_ROUTES",
     "DLQ_HEADER_PREFIX",
     "ENVELOPE_VERSION",
+    "EVENT_MODELS",
     "EVENT_TYPES",
     "REPLAY_HEADER",
     "CartUpdated",

@@ -7,7 +7,8 @@ forbid unknown fields so a misspelt field is an error with a name, not silently 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -23,6 +24,7 @@ from pydantic.alias_generators import to_camel
 from talon_stream._exceptions import DecodeError
 
 __all__ = [
+    "EVENT_MODELS",
     "EVENT_TYPES",
     "AdditionalCost",
     "AudiencesChanges",
@@ -137,13 +139,18 @@ class _Envelope(_Model):
     profile_id: str | None = None
     session_id: NonEmpty | None = None
 
+    #: The id a type of event cannot do without: its field and its name on the wire.
+    _needs: ClassVar[tuple[str, str] | None] = None
+
+    @model_validator(mode="after")
+    def _has_needed_id(self) -> _Envelope:
+        if self._needs is not None and not getattr(self, self._needs[0]):
+            raise ValueError(f"a {self.type} event needs a {self._needs[1]}")
+        return self
+
 
 class _SessionEvent(_Envelope):
-    @model_validator(mode="after")
-    def _needs_session(self) -> _SessionEvent:
-        if self.session_id is None:
-            raise ValueError(f"a {self.type} event needs a sessionId")
-        return self
+    _needs: ClassVar[tuple[str, str] | None] = ("session_id", "sessionId")
 
 
 class CartUpdated(_SessionEvent):
@@ -172,11 +179,7 @@ class OrderReopened(_SessionEvent):
 
 
 class _ProfileEvent(_Envelope):
-    @model_validator(mode="after")
-    def _needs_profile(self) -> _ProfileEvent:
-        if not self.profile_id:
-            raise ValueError(f"a {self.type} event needs a profileId")
-        return self
+    _needs: ClassVar[tuple[str, str] | None] = ("profile_id", "profileId")
 
 
 class CustomerUpdated(_ProfileEvent):
@@ -200,15 +203,20 @@ Event = Annotated[
     Field(discriminator="type"),
 ]
 
-EVENT_TYPES: tuple[str, ...] = (
-    "cart.updated",
-    "order.placed",
-    "order.cancelled",
-    "order.items_returned",
-    "order.reopened",
-    "customer.updated",
-    "customer.event",
-)
+#: Each event type's model, by its ``type`` value, in the order the docs list them.
+EVENT_MODELS: Mapping[str, type[BaseModel]] = {
+    model.model_fields["type"].default: model
+    for model in (
+        CartUpdated,
+        OrderPlaced,
+        OrderCancelled,
+        OrderItemsReturned,
+        OrderReopened,
+        CustomerUpdated,
+        CustomerEvent,
+    )
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)
 
 _EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

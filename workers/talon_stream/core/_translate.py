@@ -19,19 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from talon_stream._exceptions import TranslationError
+from talon_stream.core import _events as events
 from talon_stream.core._calls import Operation, TalonCall
-from talon_stream.core._events import (
-    CartItem,
-    CartUpdated,
-    CustomerEvent,
-    CustomerUpdated,
-    Event,
-    OrderCancelled,
-    OrderItemsReturned,
-    OrderPlaced,
-    OrderReopened,
-    SessionPayload,
-)
+from talon_stream.core._events import CartItem, Event, SessionPayload
 
 __all__ = ["ResponseContent", "TranslationOptions", "translate"]
 
@@ -83,21 +73,21 @@ def translate(event: Event, options: TranslationOptions) -> TalonCall:
         TranslationError: the event is valid but no call can carry it.
     """
     match event:
-        case CartUpdated():
+        case events.CartUpdated():
             return _session_update(
                 event.session_id, event.profile_id, event.payload, "open", options
             )
-        case OrderPlaced():
+        case events.OrderPlaced():
             return _session_update(
                 event.session_id, event.profile_id, event.payload, "closed", options
             )
-        case OrderCancelled():
+        case events.OrderCancelled():
             return _session_update(
                 event.session_id, event.profile_id, SessionPayload(), "cancelled", options
             )
-        case OrderItemsReturned():
+        case events.OrderItemsReturned():
             return _returns(event, options)
-        case OrderReopened():
+        case events.OrderReopened():
             return TalonCall(
                 operation=Operation.REOPEN_CUSTOMER_SESSION,
                 integration_id=_session_id(event.session_id),
@@ -105,9 +95,9 @@ def translate(event: Event, options: TranslationOptions) -> TalonCall:
                 profile_id=event.profile_id or None,
                 session_id=event.session_id,
             )
-        case CustomerUpdated():
+        case events.CustomerUpdated():
             return _profile_update(event, options)
-        case CustomerEvent():
+        case events.CustomerEvent():
             return _track_event(event, options)
     raise TranslationError(f"no Talon.One call is defined for event type {event.type!r}")
 
@@ -180,7 +170,7 @@ def _cart_item(item: CartItem) -> dict[str, Any]:
     return out
 
 
-def _returns(event: OrderItemsReturned, options: TranslationOptions) -> TalonCall:
+def _returns(event: events.OrderItemsReturned, options: TranslationOptions) -> TalonCall:
     items: list[dict[str, Any]] = []
     for item in event.payload.items:
         line: dict[str, Any] = {"quantity": item.quantity}
@@ -203,7 +193,7 @@ def _returns(event: OrderItemsReturned, options: TranslationOptions) -> TalonCal
     )
 
 
-def _profile_update(event: CustomerUpdated, options: TranslationOptions) -> TalonCall:
+def _profile_update(event: events.CustomerUpdated, options: TranslationOptions) -> TalonCall:
     payload = event.payload
     run_rules = (
         options.profile_run_rule_engine
@@ -226,18 +216,10 @@ def _profile_update(event: CustomerUpdated, options: TranslationOptions) -> Talo
             body["responseContent"] = content
         if options.dry:
             query["dry"] = "true"
-    profile_id = _profile_id(event.profile_id)
-    return TalonCall(
-        operation=Operation.UPDATE_CUSTOMER_PROFILE,
-        integration_id=profile_id,
-        body=body,
-        query=query,
-        profile_id=profile_id,
-        session_id=event.session_id,
-    )
+    return _profile_call(Operation.UPDATE_CUSTOMER_PROFILE, event, body, query)
 
 
-def _track_event(event: CustomerEvent, options: TranslationOptions) -> TalonCall:
+def _track_event(event: events.CustomerEvent, options: TranslationOptions) -> TalonCall:
     payload = event.payload
     profile_id = _profile_id(event.profile_id)
     body: dict[str, Any] = {"type": payload.event_type, "profileId": profile_id}
@@ -254,8 +236,16 @@ def _track_event(event: CustomerEvent, options: TranslationOptions) -> TalonCall
     query = {"silent": "no"}
     if options.dry:
         query["dry"] = "true"
+    return _profile_call(Operation.TRACK_EVENT, event, body, query)
+
+
+def _profile_call(
+    operation: Operation, event: Event, body: dict[str, Any], query: dict[str, str]
+) -> TalonCall:
+    """A call on the event's customer profile, whose integration ID is the profile's."""
+    profile_id = _profile_id(event.profile_id)
     return TalonCall(
-        operation=Operation.TRACK_EVENT,
+        operation=operation,
         integration_id=profile_id,
         body=body,
         query=query,

@@ -24,18 +24,6 @@ from talon_stream._exceptions import BrokerError
 from talon_stream.core._dead_letters import DLQ_HEADER_PREFIX, REPLAY_HEADER
 from talon_stream.core._records import Headers, InputRecord
 
-__all__ = [
-    "DeadLetter",
-    "DlqTopicNotFoundError",
-    "Replay",
-    "ReplayDeliveryError",
-    "ReplayFilter",
-    "ReplayObserver",
-    "ReplayOptions",
-    "ReplaySummary",
-    "parse_time",
-]
-
 
 class DlqTopicNotFoundError(BrokerError):
     """The DLQ topic does not exist on the cluster."""

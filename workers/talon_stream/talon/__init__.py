@@ -17,6 +17,7 @@ from talon_stream.talon._transports import (
     Http11Transport,
     HttpClientKind,
     HttpxTransport,
+    Origin,
     Transport,
     open_transport,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "Http11Transport",
     "HttpClientKind",
     "HttpxTransport",
+    "Origin",
     "RateLimiter",
     "TalonCaller",
     "TalonClient",

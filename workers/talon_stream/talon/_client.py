@@ -29,7 +29,7 @@ from talon_stream._exceptions import (
 )
 from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.talon._http11 import HttpError, HttpTimeoutError
-from talon_stream.talon._transports import HttpClientKind, open_transport
+from talon_stream.talon._transports import HttpClientKind, Origin, open_transport
 
 __all__ = ["FATAL_STATUSES", "RETRYABLE_STATUSES", "TalonClient", "decode_answer", "encode_request"]
 
@@ -60,14 +60,9 @@ class TalonClient:
         ssl_context: ssl.SSLContext | None = None,
         httpx_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        origin = Origin(base_url, _session_headers(api_key, user_agent), timeout_s, max_connections)
         self._transport = open_transport(
-            http_client,
-            base_url,
-            headers=_session_headers(api_key, user_agent),
-            timeout_s=timeout_s,
-            max_connections=max_connections,
-            ssl_context=ssl_context,
-            httpx_transport=httpx_transport,
+            http_client, origin, ssl_context=ssl_context, httpx_transport=httpx_transport
         )
 
     async def __aenter__(self) -> Self:

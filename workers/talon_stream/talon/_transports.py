@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import aiohttp
@@ -30,12 +31,24 @@ __all__ = [
     "Http11Transport",
     "HttpClientKind",
     "HttpxTransport",
+    "Origin",
     "Transport",
     "open_transport",
 ]
 
 #: The transports ``TALON_STREAM_HTTP_CLIENT`` chooses between.
 HttpClientKind = Literal["native", "aiohttp", "httpx"]
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a transport sends: the base URL, the headers of every request, how long a whole
+    answer may take and how many connections the pool keeps."""
+
+    base_url: str
+    headers: Mapping[str, str]
+    timeout_s: float = 10.0
+    max_connections: int = 256
 
 
 class Transport(Protocol):
@@ -58,20 +71,12 @@ class Http11Transport:
     """The native transport (a stale pooled connection is retried once, which every worker call
     allows as it carries an ``Idempotency-Key``)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        headers: Mapping[str, str],
-        timeout_s: float,
-        max_connections: int,
-        ssl_context: ssl.SSLContext | None = None,
-    ) -> None:
+    def __init__(self, origin: Origin, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self._http = Http11Client(
-            base_url,
-            headers=headers,
-            timeout_s=timeout_s,
-            max_connections=max_connections,
+            origin.base_url,
+            headers=origin.headers,
+            timeout_s=origin.timeout_s,
+            max_connections=origin.max_connections,
             ssl_context=ssl_context,
         )
 
@@ -87,20 +92,16 @@ class Http11Transport:
 class AiohttpTransport:
     """An ``aiohttp.ClientSession``, created on first use inside the running event loop."""
 
-    def __init__(
-        self, base_url: str, *, headers: Mapping[str, str], timeout_s: float, max_connections: int
-    ) -> None:
-        self._base_url = base_url.rstrip("/")
-        self._headers = dict(headers)
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
-        self._max_connections = max_connections
+    def __init__(self, origin: Origin) -> None:
+        self._origin = origin
+        self._base_url = origin.base_url.rstrip("/")
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._max_connections, ttl_dns_cache=300),
-            headers=self._headers,
-            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self._origin.max_connections, ttl_dns_cache=300),
+            headers=dict(self._origin.headers),
+            timeout=aiohttp.ClientTimeout(total=self._origin.timeout_s),
             skip_auto_headers=("Content-Type",),
         )
         return self._session
@@ -129,21 +130,14 @@ class HttpxTransport:
     """An ``httpx.AsyncClient``; ``transport`` replaces httpx's own (``httpx.MockTransport``)."""
 
     def __init__(
-        self,
-        base_url: str,
-        *,
-        headers: Mapping[str, str],
-        timeout_s: float,
-        max_connections: int,
-        transport: httpx.AsyncBaseTransport | None = None,
+        self, origin: Origin, *, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
+        pool = origin.max_connections
         self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers=dict(headers),
-            timeout=httpx.Timeout(timeout_s),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            base_url=origin.base_url,
+            headers=dict(origin.headers),
+            timeout=httpx.Timeout(origin.timeout_s),
+            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             transport=transport,
         )
 
@@ -166,34 +160,17 @@ class HttpxTransport:
 
 def open_transport(
     kind: HttpClientKind,
-    base_url: str,
+    origin: Origin,
     *,
-    headers: Mapping[str, str],
-    timeout_s: float = 10.0,
-    max_connections: int = 256,
     ssl_context: ssl.SSLContext | None = None,
     httpx_transport: httpx.AsyncBaseTransport | None = None,
 ) -> Transport:
-    """The transport ``kind`` to ``base_url``. ``ssl_context`` applies to the native one;
+    """The transport ``kind`` to ``origin``. ``ssl_context`` applies to the native one;
     ``httpx_transport`` (httpx's own transport, e.g. ``httpx.MockTransport``) means httpx."""
     if httpx_transport is not None:
-        kind = "httpx"
+        return HttpxTransport(origin, transport=httpx_transport)
     if kind == "native":
-        return Http11Transport(
-            base_url,
-            headers=headers,
-            timeout_s=timeout_s,
-            max_connections=max_connections,
-            ssl_context=ssl_context,
-        )
+        return Http11Transport(origin, ssl_context=ssl_context)
     if kind == "aiohttp":
-        return AiohttpTransport(
-            base_url, headers=headers, timeout_s=timeout_s, max_connections=max_connections
-        )
-    return HttpxTransport(
-        base_url,
-        headers=headers,
-        timeout_s=timeout_s,
-        max_connections=max_connections,
-        transport=httpx_transport,
-    )
+        return AiohttpTransport(origin)
+    return HttpxTransport(origin)

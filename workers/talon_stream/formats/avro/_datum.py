@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["JSON_MARK", "REST_MARK", "DatumCodec"]
+__all__ = ["JSON_MARK", "REST_MARK", "DatumCodec", "named_types"]
 
 JSON_MARK = "talon.stream.json"
 REST_MARK = "talon.stream.rest"
@@ -40,8 +40,7 @@ class DatumCodec:
     throughout)."""
 
     def __init__(self, schema: Any) -> None:
-        self._named: dict[str, Any] = {}
-        _index(schema, self._named)
+        self._named: dict[str, Any] = named_types(schema)
         self._to: dict[str, Convert | None] = {}
         self._from: dict[str, Convert | None] = {}
         self._to_avro = self._compile(schema, self._to, self._record_to) or _same
@@ -220,8 +219,15 @@ def _json_from(schema: Any) -> Convert:
     return orjson.loads
 
 
-def _index(schema: Any, into: dict[str, Any]) -> None:
-    """Every named type of ``schema`` by full name (a fastavro-parsed schema carries them too)."""
+def named_types(schema: Any) -> dict[str, dict[str, Any]]:
+    """Every named type of ``schema`` (records, errors, enums, fixed; nested ones too) by full
+    name. A fastavro-parsed schema carries them too."""
+    found: dict[str, dict[str, Any]] = {}
+    _index(schema, found)
+    return found
+
+
+def _index(schema: Any, into: dict[str, dict[str, Any]]) -> None:
     if isinstance(schema, list):
         for branch in schema:
             _index(branch, into)

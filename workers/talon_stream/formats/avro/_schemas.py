@@ -34,6 +34,7 @@ from pydantic import BaseModel
 from talon_stream._exceptions import ConfigurationError
 from talon_stream.core import _events as events
 from talon_stream.formats.avro import _models as models
+from talon_stream.formats.avro._datum import named_types
 
 __all__ = [
     "EVENT_FILES",
@@ -110,9 +111,8 @@ class AvroSchema:
     @property
     def records(self) -> dict[str, dict[str, Any]]:
         """Every record of the schema (nested ones too), by full name."""
-        found: dict[str, dict[str, Any]] = {}
-        _walk_records(orjson.loads(self.text), found)
-        return found
+        named = named_types(orjson.loads(self.text))
+        return {name: named[name] for name in named if named[name]["type"] in ("record", "error")}
 
 
 class SchemaSet:
@@ -272,21 +272,3 @@ def _inline(schema: Any, namespace: str, named: Mapping[str, Any], seen: set[str
     elif isinstance(kind, dict | list):
         out["type"] = _inline(kind, namespace, named, seen)
     return out
-
-
-def _walk_records(schema: Any, into: dict[str, dict[str, Any]]) -> None:
-    if isinstance(schema, list):
-        for branch in schema:
-            _walk_records(branch, into)
-    elif isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind in ("record", "error"):
-            into[schema["name"]] = schema
-            for field in schema["fields"]:
-                _walk_records(field["type"], into)
-        elif kind == "array":
-            _walk_records(schema["items"], into)
-        elif kind == "map":
-            _walk_records(schema["values"], into)
-        elif isinstance(kind, dict | list):
-            _walk_records(kind, into)

@@ -46,18 +46,7 @@ from pydantic import (
 )
 
 from talon_stream._exceptions import ConfigurationError, DecodeError, MappingError
-from talon_stream.core._events import (
-    EVENT_TYPES,
-    CartUpdated,
-    CustomerEvent,
-    CustomerUpdated,
-    Event,
-    OrderCancelled,
-    OrderItemsReturned,
-    OrderPlaced,
-    OrderReopened,
-    validate_event,
-)
+from talon_stream.core._events import EVENT_MODELS, EVENT_TYPES, Event, validate_event
 from talon_stream.formats.mapping._checks import (
     EACH_TAG,
     EXPR_TAG,
@@ -91,20 +80,6 @@ __all__ = [
     "load_mappings",
     "parse_mappings",
 ]
-
-_EVENT_MODELS: dict[str, type[BaseModel]] = {
-    model.model_fields["type"].default: model
-    for model in (
-        CartUpdated,
-        OrderPlaced,
-        OrderCancelled,
-        OrderItemsReturned,
-        OrderReopened,
-        CustomerUpdated,
-        CustomerEvent,
-    )
-}
-assert set(_EVENT_MODELS) == set(EVENT_TYPES), "a canonical event type has no model here"
 
 _NOTHING: Final = object()
 
@@ -283,7 +258,7 @@ class Rule(_Spec):
     def _fields_fit_the_type(self) -> Rule:
         if "type" in self.fields:
             raise ValueError("`type` is the rule's own option, not one of its `fields`")
-        model = _EVENT_MODELS[self.type]
+        model = EVENT_MODELS[self.type]
         check_fields(model, self.fields, "")
         ids = "sessionId" if self.type.startswith(("cart.", "order.")) else "profileId"
         problems = required_problems(model, self.fields, "", extra_required=(ids,))
