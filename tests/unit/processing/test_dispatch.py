@@ -14,6 +14,7 @@ from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.core._records import Headers, InputRecord, OutputRecord
 from talon_stream.core._translate import TranslationOptions
 from talon_stream.processing._dispatch import KeyedDispatcher, PartitionSerialDispatcher
+from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, decode_finished
 from talon_stream.talon._halt import Halt
 from tests.fakes import make_processor
 
@@ -102,8 +103,8 @@ async def test_many_customers_in_flight_one_call_each_in_order() -> None:
     assert 8 < talon.peak <= 16  # parallel across customers, never above the cap
     for key, order in talon.order.items():
         assert order == sorted(order), f"{key} out of order"
-    assert keyed.committable() == {PARTITION: 400}
-    keyed.mark_committed({PARTITION: 400})
+    assert keyed.committable() == {PARTITION: CommitPoint(400)}
+    keyed.mark_committed({PARTITION: CommitPoint(400)})
     assert keyed.committable() == {}  # nothing new since the commit
     assert keyed.failure is None
 
@@ -135,7 +136,10 @@ async def test_revoke_waits_for_calls_in_flight_and_commits_only_finished_record
     # The commit stops at the first record without an outcome; a record of another customer
     # that finished beyond it (at most the in-flight cap) is replayed by the next owner.
     commit = offsets[PARTITION]
-    assert done - 4 <= commit <= done
+    assert done - 4 <= commit.offset <= done
+    # The records of other customers that finished beyond it go with the commit, so that the
+    # next owner does not run them again: every finished record is accounted for.
+    assert commit.offset + len(decode_finished(commit.offset, commit.metadata)) == done
     await asyncio.sleep(0.05)
     assert sink.count == done  # the dropped records were not run
     keyed.submit(record(100, 0, 100))  # late records of a revoked partition are ignored
@@ -170,12 +174,12 @@ async def test_partition_serial_pauses_resumes_and_commits() -> None:
     assert serial.partitions_to_resume() == []  # halted
     halt.clear()
     assert sorted(serial.partitions_to_resume()) == [PARTITION, other]
-    assert serial.committable() == {PARTITION: 12}
-    serial.mark_committed({PARTITION: 12, ("shop.orders", 9): 3})  # an unknown one is ignored
+    assert serial.committable() == {PARTITION: CommitPoint(12)}
+    serial.mark_committed({PARTITION: CommitPoint(12), ("shop.orders", 9): CommitPoint(3)})  # an unknown one is ignored
     assert serial.committable() == {}
     serial.submit(record(12, 0, 12))
     await until(lambda: len(done) == 13)
-    assert await serial.close(timeout_s=1) == {PARTITION: 13}
+    assert await serial.close(timeout_s=1) == {PARTITION: CommitPoint(13)}
     assert serial.failure is None
 
 
@@ -217,4 +221,29 @@ async def test_a_call_answered_frees_its_slot_while_its_outcome_waits_for_the_br
     await until(lambda: sink.count == 4)
     assert talon.order == {"s-1": [1, 2], "s-2": [1], "s-3": [1]}
     assert talon.overlaps == 0
-    assert keyed.committable() == {PARTITION: 4}
+    assert keyed.committable() == {PARTITION: CommitPoint(4)}
+
+
+async def test_records_the_last_owner_finished_are_not_run_again() -> None:
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=8)
+    keyed.assign([PARTITION], {PARTITION: {3, 5, 6}})
+    for offset in range(10):
+        keyed.submit(record(offset, offset, 1))
+    await until(lambda: sink.count == 7)
+    assert keyed.skipped == 3
+    assert sorted(talon.order) == [f"s-{n}" for n in (0, 1, 2, 4, 7, 8, 9)]
+    assert keyed.committable() == {PARTITION: CommitPoint(10)}
+
+
+async def test_a_partition_whose_records_span_too_many_offsets_is_paused() -> None:
+    held = HeldSink()
+    keyed = dispatcher(SlowTalon(), held, max_in_flight=2)
+    keyed.assign([PARTITION])
+    keyed.submit(record(0, 0, 1))  # its outcome is held: the commit cannot pass offset 0
+    keyed.submit(record(MAX_SPAN // 2, 1, 1))
+    await until(lambda: held.waiting == 2)
+    assert keyed.partitions_to_pause() == [PARTITION]
+    held.release.set()
+    await until(lambda: held.count == 2)
+    assert keyed.partitions_to_resume() == [PARTITION]

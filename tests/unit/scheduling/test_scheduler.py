@@ -127,7 +127,7 @@ def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
             finished[done.partition].add(done.offset)
             commit = offsets[done.partition].committable()
             if commit is not None:  # never past a record without an outcome
-                assert all(o in finished[done.partition] for o in range(commit))
+                assert all(o in finished[done.partition] for o in range(commit.offset))
         ready = scheduler.take_ready()
         for each in ready:
             held = {key for other in in_flight for key in other.keys}

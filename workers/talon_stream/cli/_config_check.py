@@ -392,7 +392,7 @@ def _workers(settings: Settings, inputs: Mapping[str, int]) -> CheckResult:
     # The range assignor spreads each topic's partitions separately, over the same first
     # members: beyond the largest topic's count a worker gets nothing. The other assignors
     # spread all partitions together.
-    ranged = settings.partition_assignment_strategy == "range"
+    ranged = settings.assignment_strategy == "range"
     useful = max(inputs.values()) if ranged else sum(inputs.values())
     return CheckResult(
         "workers",

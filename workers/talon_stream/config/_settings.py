@@ -10,12 +10,21 @@ record.
 from __future__ import annotations
 
 import json
+import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -45,6 +54,10 @@ def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+#: The classic protocol's partition assignors.
+Assignor = Literal["cooperative-sticky", "range", "roundrobin"]
 
 
 class Settings(BaseSettings):
@@ -84,8 +97,23 @@ class Settings(BaseSettings):
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     fetch_wait_max_ms: int = Field(default=100, ge=1)
     commit_interval_s: float = Field(default=1.0, gt=0)
-    partition_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] = (
-        "cooperative-sticky"
+    #: ``at-least-once``: outcomes are published, then offsets committed (a crash can publish
+    #: an outcome twice). ``exactly-once``: outcomes and input offsets are committed in one Kafka
+    #: transaction every ``transaction_interval_ms`` (docs/processing.md).
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = "at-least-once"
+    transaction_interval_ms: int = Field(default=100, ge=10)
+    #: A producer's ``transactional.id``; default ``<group id>-<host name>-<process id>``,
+    #: stable across restarts of a container (same host name, process id 1).
+    transactional_id: str | None = Field(default=None, min_length=1)
+    #: How long the broker keeps a transaction of a worker that vanished open (readers with
+    #: ``read_committed`` wait behind it) before it aborts it.
+    transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+    #: The classic protocol's assignor; default ``cooperative-sticky`` (no stop-the-world
+    #: rebalances), and ``range`` with exactly-once processing: librdkafka refuses the offsets of
+    #: a transaction committed while a cooperative rebalance revokes partitions (ILLEGAL_GENERATION,
+    #: confluentinc/librdkafka#4059), which an eager assignor's revoke never does.
+    partition_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] | None = (
+        None
     )
 
     # --- Talon.One -----------------------------------------------------------------------------
@@ -227,8 +255,9 @@ class Settings(BaseSettings):
             "queued.min.messages": 10_000,
             "queued.max.messages.kbytes": 8_192,
             "fetch.max.bytes": 8 * 1024 * 1024,
-            "partition.assignment.strategy": self.partition_assignment_strategy,
-            "isolation.level": "read_uncommitted",
+            "partition.assignment.strategy": self.assignment_strategy,
+            # Exactly-once reads only committed input, as its own readers do.
+            "isolation.level": "read_committed" if self.exactly_once else "read_uncommitted",
             "log.connection.close": False,
             **reveal(self.kafka_config),
         }
@@ -247,7 +276,43 @@ class Settings(BaseSettings):
             "compression.type": "lz4",
             "message.timeout.ms": 30_000,
             "log.connection.close": False,
+            **self._transactional_config(),
             **reveal(self.kafka_config),
+        }
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly-once"
+
+    @property
+    def assignment_strategy(self) -> str:
+        """The assignor in effect (see ``partition_assignment_strategy``)."""
+        if self.partition_assignment_strategy is not None:
+            return self.partition_assignment_strategy
+        return "range" if self.exactly_once else "cooperative-sticky"
+
+    @model_validator(mode="after")
+    def _eager_with_transactions(self) -> Settings:
+        if self.exactly_once and self.partition_assignment_strategy == "cooperative-sticky":
+            raise ValueError(
+                "processing_guarantee=exactly-once needs an eager assignor: set "
+                "TALON_STREAM_PARTITION_ASSIGNMENT_STRATEGY to range (the default with "
+                "exactly-once) or roundrobin; with cooperative-sticky, librdkafka cannot commit "
+                "a transaction's offsets while a rebalance revokes partitions"
+            )
+        return self
+
+    def _transactional_config(self) -> dict[str, Any]:
+        if not self.exactly_once:
+            return {}
+        transactional_id = self.transactional_id or (
+            f"{self.group_id}-{socket.gethostname()}-{os.getpid()}"
+        )
+        return {
+            "transactional.id": transactional_id,
+            "transaction.timeout.ms": self.transaction_timeout_ms,
+            # librdkafka requires it: a record may not outlive its transaction.
+            "message.timeout.ms": min(30_000, self.transaction_timeout_ms),
         }
 
     def kafka_client_config(self) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from talon_stream.demo._subprocesses import spawn_emulator, terminate
 from talon_stream.kafka._consumer import AsyncConsumer
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.processing._worker import Worker
+from talon_stream.scheduling._offsets import CommitPoint
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -245,10 +246,12 @@ async def _watch(bootstrap: str, progress: _Progress, stop: asyncio.Event) -> No
         }
     )
 
-    async def nothing_to_commit(_: list[PartitionKey]) -> dict[PartitionKey, int]:
+    async def nothing_to_commit(
+        _: list[PartitionKey], __: object
+    ) -> dict[PartitionKey, CommitPoint]:
         return {}
 
-    async def assigned(_: list[PartitionKey]) -> None:
+    async def assigned(_: list[PartitionKey], __: dict[PartitionKey, frozenset[int]]) -> None:
         return None
 
     try:

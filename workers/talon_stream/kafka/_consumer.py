@@ -21,15 +21,23 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from talon_stream._exceptions import BrokerError
 from talon_stream.core._records import InputRecord, PartitionKey
+from talon_stream.scheduling._offsets import CommitPoint, decode_finished
 
 __all__ = ["AssignHandler", "AsyncConsumer", "RevokeHandler", "input_record"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-AssignHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, None]]
-#: Called on revoke or loss; returns the offsets to commit for those partitions before they go.
-RevokeHandler = Callable[[list[PartitionKey]], Coroutine[Any, Any, dict[PartitionKey, int]]]
+#: Called on assignment with the partitions and, for each, the offsets its last owner finished
+#: above the offset it committed (read from the commit's metadata).
+AssignHandler = Callable[
+    [list[PartitionKey], dict[PartitionKey, frozenset[int]]], Coroutine[Any, Any, None]
+]
+#: Called on revoke or loss with the partitions and the group metadata of the generation that
+#: owns them (for a transactional commit); returns what to commit for them before they go.
+RevokeHandler = Callable[
+    [list[PartitionKey], Any], Coroutine[Any, Any, dict[PartitionKey, CommitPoint]]
+]
 
 
 def input_record(message: Message) -> InputRecord:
@@ -75,27 +83,75 @@ class AsyncConsumer:
         return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
     async def subscribe(
-        self, topics: Sequence[str], *, on_assign: AssignHandler, on_revoke: RevokeHandler
+        self,
+        topics: Sequence[str],
+        *,
+        on_assign: AssignHandler,
+        on_revoke: RevokeHandler,
+        on_lost: RevokeHandler | None = None,
+        committed_timeout_s: float = 10.0,
     ) -> None:
+        """Join the group. ``on_lost`` (default: ``on_revoke``) is called for partitions taken
+        away without a revoke (the session timed out): another member may own them already."""
         loop = asyncio.get_running_loop()
 
         def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
             keys = [(tp.topic, tp.partition) for tp in partitions]
-            asyncio.run_coroutine_threadsafe(on_assign(keys), loop).result()
+            finished = self._finished_above_committed(partitions, committed_timeout_s)
+            asyncio.run_coroutine_threadsafe(on_assign(keys, finished), loop).result()
 
-        def revoked(consumer: Any, partitions: list[TopicPartition]) -> None:
-            keys = [(tp.topic, tp.partition) for tp in partitions]
-            offsets = asyncio.run_coroutine_threadsafe(on_revoke(keys), loop).result()
-            if offsets:
-                self._commit_now(offsets)
+        def handler(on_gone: RevokeHandler) -> Callable[[Any, list[TopicPartition]], None]:
+            def gone(consumer: Any, partitions: list[TopicPartition]) -> None:
+                keys = [(tp.topic, tp.partition) for tp in partitions]
+                metadata = self._consumer.consumer_group_metadata()
+                points = asyncio.run_coroutine_threadsafe(on_gone(keys, metadata), loop).result()
+                if points:
+                    self._commit_now(points)
+
+            return gone
 
         await self._run(
             self._consumer.subscribe,
             list(topics),
             on_assign=assigned,
-            on_revoke=revoked,
-            on_lost=revoked,
+            on_revoke=handler(on_revoke),
+            on_lost=handler(on_lost or on_revoke),
         )
+
+    def _finished_above_committed(
+        self, partitions: list[TopicPartition], timeout_s: float
+    ) -> dict[PartitionKey, frozenset[int]]:
+        """What each partition's commit metadata says was finished above its offset (none
+        when the group has no commit for it, or the broker cannot say in time)."""
+        if not partitions:
+            return {}
+        try:
+            committed = self._consumer.committed(
+                [TopicPartition(tp.topic, tp.partition) for tp in partitions], timeout=timeout_s
+            )
+        except KafkaException as exc:
+            log.warning("committed offsets unreadable (%s): finished records will be rerun", exc)
+            return {}
+        found = {}
+        for tp in committed:
+            finished = decode_finished(tp.offset, tp.metadata) if tp.offset >= 0 else frozenset()
+            if finished:
+                found[(tp.topic, tp.partition)] = finished
+        return found
+
+    async def holding(self, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        """Run ``action(group_metadata)`` on the event loop while the consumer's thread waits
+        for it: no rebalance starts or ends meanwhile (they run on that thread), so the group
+        metadata — which a transactional producer sends with the offsets it commits, and which
+        fences a member the group has moved on from — stays current until ``action`` is done.
+        """
+        loop = asyncio.get_running_loop()
+
+        def hold() -> T:
+            metadata = self._consumer.consumer_group_metadata()
+            return asyncio.run_coroutine_threadsafe(action(metadata), loop).result()
+
+        return await self._run(hold)
 
     async def consume(self, max_records: int, timeout_s: float) -> list[InputRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout_s`` for the first one and not
@@ -136,13 +192,17 @@ class AsyncConsumer:
                 found[(topic, partition)] = int(high)
         return found
 
-    async def commit(self, offsets: dict[PartitionKey, int]) -> None:
-        """Commit ``offsets`` (next offset to read, per partition) synchronously."""
-        if offsets:
-            await self._run(self._commit_now, offsets)
+    async def commit(self, points: dict[PartitionKey, CommitPoint]) -> None:
+        """Commit ``points`` (next offset to read and its metadata, per partition)
+        synchronously."""
+        if points:
+            await self._run(self._commit_now, points)
 
-    def _commit_now(self, offsets: dict[PartitionKey, int]) -> None:
-        partitions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+    def _commit_now(self, points: dict[PartitionKey, CommitPoint]) -> None:
+        partitions = [
+            TopicPartition(t, p, point.offset, metadata=point.metadata)
+            for (t, p), point in points.items()
+        ]
         try:
             self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:

@@ -44,6 +44,12 @@ class AsyncProducer:
         self._unacked = 0  # records produced whose delivery report has not been served
         self._timer: asyncio.TimerHandle | None = None
 
+    @property
+    def client(self) -> Any:
+        """The confluent-kafka ``Producer`` itself, for its transactional calls
+        (:class:`~talon_stream.kafka.TransactionalSink`)."""
+        return self._producer
+
     async def send(
         self,
         topic: str,

@@ -22,7 +22,7 @@ from typing import Generic, Protocol, TypeVar
 from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._processor import RecordProcessor
-from talon_stream.scheduling._offsets import PartitionOffsets
+from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency
@@ -32,6 +32,14 @@ __all__ = ["Dispatcher", "KeyedDispatcher", "PartitionSerialDispatcher"]
 log = logging.getLogger(__name__)
 
 Process = Callable[[InputRecord], Awaitable[None]]
+#: Per partition, the offsets an earlier owner finished above the offset it committed.
+Finished = Mapping[PartitionKey, Iterable[int]]
+
+# A partition whose unfinished records span this many offsets is paused until the oldest one
+# finishes, and resumed once they span half as many: what to commit stays within the commit
+# metadata's bound (MAX_SPAN), with room for the records fetched before a pause takes effect.
+_SPAN_HIGH = MAX_SPAN // 2
+_SPAN_LOW = MAX_SPAN // 4
 
 
 class Dispatcher(Protocol):
@@ -40,8 +48,11 @@ class Dispatcher(Protocol):
 
     #: A fatal error raised while processing; the worker stops when it is set.
     failure: BaseException | None
+    #: Records not run because an earlier owner of their partition had finished them.
+    skipped: int
 
-    def assign(self, partitions: Iterable[PartitionKey]) -> None: ...
+    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
+        """Take ``partitions``; ``finished``: what their commit metadata says is done already."""
 
     def submit(self, record: InputRecord) -> None: ...
 
@@ -49,15 +60,26 @@ class Dispatcher(Protocol):
 
     def partitions_to_resume(self) -> list[PartitionKey]: ...
 
+    async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
+        """Stop taking the partitions' records, drop those waiting, and wait (at most
+        ``timeout_s``) for those in flight to reach their outcome."""
+
+    async def release(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, CommitPoint]:
+        """Let the drained partitions go, cancelling what of them still runs, and return what
+        to commit for them."""
+        ...
+
     async def revoke(
         self, partitions: Iterable[PartitionKey], timeout_s: float
-    ) -> dict[PartitionKey, int]: ...
+    ) -> dict[PartitionKey, CommitPoint]:
+        """:meth:`drain`, then :meth:`release`."""
+        ...
 
-    def committable(self) -> dict[PartitionKey, int]: ...
+    def committable(self) -> dict[PartitionKey, CommitPoint]: ...
 
-    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None: ...
+    def mark_committed(self, points: Mapping[PartitionKey, CommitPoint]) -> None: ...
 
-    async def close(self, timeout_s: float) -> dict[PartitionKey, int]: ...
+    async def close(self, timeout_s: float) -> dict[PartitionKey, CommitPoint]: ...
 
     @property
     def buffered(self) -> int: ...
@@ -70,24 +92,25 @@ class _Assigned:
     """What both dispatchers keep of an assigned partition: its offsets and whether it is
     paused."""
 
-    __slots__ = ("offsets", "paused")
+    __slots__ = ("offsets", "paused", "revoked")
 
-    def __init__(self) -> None:
-        self.offsets = PartitionOffsets()
+    def __init__(self, finished_before: Iterable[int] = ()) -> None:
+        self.offsets = PartitionOffsets(finished_before)
         self.paused = False
+        self.revoked = False
 
 
 _A = TypeVar("_A", bound=_Assigned)
 
 
-def _committable(partitions: Mapping[PartitionKey, _Assigned]) -> dict[PartitionKey, int]:
-    """The offsets to commit now, of the partitions that have one."""
-    offsets = {}
+def _committable(partitions: Mapping[PartitionKey, _Assigned]) -> dict[PartitionKey, CommitPoint]:
+    """What to commit now, of the partitions that have something new."""
+    points = {}
     for key, partition in partitions.items():
-        offset = partition.offsets.committable()
-        if offset is not None:
-            offsets[key] = offset
-    return offsets
+        point = partition.offsets.committable()
+        if point is not None:
+            points[key] = point
+    return points
 
 
 class _FlowControl(Generic[_A]):
@@ -100,16 +123,29 @@ class _FlowControl(Generic[_A]):
         self._high = max_buffered_per_partition
         self._low = max(1, max_buffered_per_partition // 2)
         self._partitions: dict[PartitionKey, _A] = {}
+        self.skipped = 0
+        self.failure: BaseException | None = None
 
     def _waiting(self, key: PartitionKey, partition: _A) -> int:
         """How many of the partition's records wait to be run."""
         raise NotImplementedError
 
+    def _begin(self, partition: _A, record: InputRecord) -> bool:
+        """Whether to run ``record`` (not when an earlier owner finished it)."""
+        if partition.offsets.begin(record.offset):
+            return True
+        self.skipped += 1
+        return False
+
     def partitions_to_pause(self) -> list[PartitionKey]:
         halted = self._halt.active
         out = []
         for key, partition in self._partitions.items():
-            if not partition.paused and (halted or self._waiting(key, partition) >= self._high):
+            if not partition.paused and (
+                halted
+                or self._waiting(key, partition) >= self._high
+                or partition.offsets.span >= _SPAN_HIGH
+            ):
                 partition.paused = True
                 out.append(key)
         return out
@@ -119,19 +155,55 @@ class _FlowControl(Generic[_A]):
             return []
         out = []
         for key, partition in self._partitions.items():
-            if partition.paused and self._waiting(key, partition) <= self._low:
+            if (
+                partition.paused
+                and self._waiting(key, partition) <= self._low
+                and partition.offsets.span <= _SPAN_LOW
+            ):
                 partition.paused = False
                 out.append(key)
         return out
 
-    def committable(self) -> dict[PartitionKey, int]:
+    def committable(self) -> dict[PartitionKey, CommitPoint]:
         return _committable(self._partitions)
 
-    def mark_committed(self, offsets: dict[PartitionKey, int]) -> None:
-        for key, offset in offsets.items():
+    def mark_committed(self, points: Mapping[PartitionKey, CommitPoint]) -> None:
+        for key, point in points.items():
             partition = self._partitions.get(key)
             if partition is not None:
-                partition.offsets.mark_committed(offset)
+                partition.offsets.mark_committed(point)
+
+    async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
+        raise NotImplementedError
+
+    async def release(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, CommitPoint]:
+        raise NotImplementedError
+
+    async def revoke(
+        self, partitions: Iterable[PartitionKey], timeout_s: float
+    ) -> dict[PartitionKey, CommitPoint]:
+        """:meth:`drain`, then :meth:`release`: what an at-least-once worker does on revoke."""
+        keys = list(partitions)
+        await self.drain(keys, timeout_s)
+        return await self.release(keys)
+
+    def _in_flight_in(self, partition: _A) -> bool:
+        """Whether a record of the partition is still being run."""
+        raise NotImplementedError
+
+    async def _wait_in_flight(self, keys: list[PartitionKey], timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        mine = [self._partitions[key] for key in keys]
+        while any(self._in_flight_in(partition) for partition in mine) and self.failure is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                log.warning(
+                    "revoke: records still in flight after %.0f s; they will be replayed",
+                    timeout_s,
+                )
+                return
+            await asyncio.sleep(min(0.005, remaining))
 
 
 class _Lane(_Assigned):
@@ -139,8 +211,8 @@ class _Lane(_Assigned):
 
     __slots__ = ("queue", "task", "wakeup")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, finished_before: Iterable[int] = ()) -> None:
+        super().__init__(finished_before)
         self.queue: deque[InputRecord] = deque()
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -158,7 +230,6 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
     ) -> None:
         super().__init__(halt or Halt(), max_buffered_per_partition)
         self._process = process
-        self.failure: BaseException | None = None
 
     @property
     def buffered(self) -> int:
@@ -167,15 +238,18 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
     def _waiting(self, key: PartitionKey, partition: _Lane) -> int:
         return len(partition.queue)
 
+    def _in_flight_in(self, partition: _Lane) -> bool:
+        return bool(partition.queue)
+
     @property
     def in_flight(self) -> int:
         """Partitions whose first buffered record is being processed."""
         return sum(1 for lane in self._partitions.values() if lane.queue)
 
-    def assign(self, partitions: Iterable[PartitionKey]) -> None:
+    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
         for key in partitions:
             if key not in self._partitions:
-                lane = _Lane()
+                lane = _Lane(finished.get(key, ()) if finished else ())
                 lane.task = asyncio.get_running_loop().create_task(
                     self._run(key, lane), name=f"lane-{key[0]}-{key[1]}"
                 )
@@ -183,11 +257,11 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
 
     def submit(self, record: InputRecord) -> None:
         lane = self._partitions.get(record.partition_key)
-        if lane is None:  # a record fetched just before its partition was revoked: not ours
+        if lane is None or lane.revoked:  # fetched just before a revoke: not ours
             return
-        lane.offsets.begin(record.offset)
-        lane.queue.append(record)
-        lane.wakeup.set()
+        if self._begin(lane, record):
+            lane.queue.append(record)
+            lane.wakeup.set()
 
     async def _run(self, key: PartitionKey, lane: _Lane) -> None:
         while True:
@@ -207,34 +281,26 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
             lane.queue.popleft()
             lane.offsets.finish(record.offset)
 
-    async def revoke(
-        self, partitions: Iterable[PartitionKey], timeout_s: float
-    ) -> dict[PartitionKey, int]:
-        """Stop the partitions' lanes after their current record (waiting at most ``timeout_s``),
-        drop what is buffered, and return the offsets to commit for them."""
-        lanes = {key: self._partitions.pop(key) for key in partitions if key in self._partitions}
-        for lane in lanes.values():
+    async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
+        keys = [key for key in partitions if key in self._partitions]
+        for key in keys:
+            lane = self._partitions[key]
+            lane.revoked = True
             # Keep only the record being processed; the rest is re-read by the next owner.
             while len(lane.queue) > 1:
                 lane.queue.pop()
-        await self._finish_current(lanes.values(), timeout_s)
-        return _committable(lanes)
+        await self._wait_in_flight(keys, timeout_s)
 
-    async def _finish_current(self, lanes: Iterable[_Lane], timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        lanes = list(lanes)
-        while any(lane.queue for lane in lanes) and loop.time() < deadline:
-            if self.failure is not None:
-                break
-            await asyncio.sleep(0.005)
-        for lane in lanes:
+    async def release(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, CommitPoint]:
+        lanes = {key: self._partitions.pop(key) for key in partitions if key in self._partitions}
+        for lane in lanes.values():
             if lane.task is not None:
                 lane.task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await lane.task
+        return _committable(lanes)
 
-    async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
+    async def close(self, timeout_s: float) -> dict[PartitionKey, CommitPoint]:
         """Revoke everything: used at shutdown."""
         return await self.revoke(list(self._partitions), timeout_s)
 
@@ -242,12 +308,12 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
 class _Partition(_Assigned):
     """What the keyed dispatcher knows of one assigned partition."""
 
-    __slots__ = ("in_flight", "revoked")
+    __slots__ = ("tasks",)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.revoked = False
-        self.in_flight = 0
+    def __init__(self, finished_before: Iterable[int] = ()) -> None:
+        super().__init__(finished_before)
+        #: The tasks running the partition's records.
+        self.tasks: set[asyncio.Task[None]] = set()
 
 
 class KeyedDispatcher(_FlowControl[_Partition]):
@@ -270,7 +336,6 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         self._adaptive = concurrency
         self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(max_in_flight)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.failure: BaseException | None = None
 
     @property
     def buffered(self) -> int:
@@ -280,16 +345,18 @@ class KeyedDispatcher(_FlowControl[_Partition]):
     def in_flight(self) -> int:
         return self._scheduler.in_flight
 
-    def assign(self, partitions: Iterable[PartitionKey]) -> None:
+    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
         for key in partitions:
-            self._partitions.setdefault(key, _Partition())
+            if key not in self._partitions:
+                self._partitions[key] = _Partition(finished.get(key, ()) if finished else ())
 
     def submit(self, record: InputRecord) -> None:
         partition = self._partitions.get(record.partition_key)
         if partition is None or partition.revoked or self.failure is not None:
             return  # fetched just before a revoke, or the worker is stopping: not ours to run
+        if not self._begin(partition, record):
+            return
         prepared = self._processor.prepare(record)
-        partition.offsets.begin(record.offset)
         self._scheduler.submit(
             Item(record.partition_key, record.offset, prepared.lock_keys(), prepared)
         )
@@ -304,8 +371,9 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         loop = asyncio.get_running_loop()
         for item in self._scheduler.take_ready():
             partition = self._partitions[item.payload.record.partition_key]
-            partition.in_flight += 1
             task = loop.create_task(self._run(item, partition))
+            partition.tasks.add(task)
+            task.add_done_callback(partition.tasks.discard)
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -321,6 +389,11 @@ class KeyedDispatcher(_FlowControl[_Partition]):
 
         try:
             await self._processor.execute(item.payload, answered)
+        except asyncio.CancelledError:
+            # Its partition was released (or the worker is closing): the record goes back to
+            # Kafka unfinished, and its customer's keys to the records that wait for them.
+            scheduler.complete(item)
+            raise
         except Exception as exc:  # noqa: BLE001 - whatever escapes execute() is fatal
             # The record keeps no outcome, so its offset is never committed; the worker sees
             # `failure`, stops fetching and shuts down.
@@ -328,8 +401,8 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             if self.failure is None:
                 self.failure = exc
             return
-        finally:
-            partition.in_flight -= 1
+        # Finished in the same step as its outcome was acknowledged (no await in between): a
+        # transaction committed after that acknowledgement carries this offset too.
         self._scheduler.complete(item)
         # Once revoked, the partition's offsets are no longer ours to commit.
         if self._partitions.get(record.partition_key) is partition:
@@ -339,31 +412,28 @@ class KeyedDispatcher(_FlowControl[_Partition]):
     def _waiting(self, key: PartitionKey, partition: _Partition) -> int:
         return self._scheduler.waiting_in(key)
 
-    async def revoke(
-        self, partitions: Iterable[PartitionKey], timeout_s: float
-    ) -> dict[PartitionKey, int]:
-        """Drop the partitions' waiting records, wait (at most ``timeout_s``) for their calls in
-        flight, and return the offsets to commit for them."""
+    def _in_flight_in(self, partition: _Partition) -> bool:
+        return bool(partition.tasks)
+
+    async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         keys = [key for key in partitions if key in self._partitions]
         for key in keys:
             self._partitions[key].revoked = True
             self._scheduler.cancel_partition(key)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while any(self._partitions[key].in_flight for key in keys) and self.failure is None:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                log.warning(
-                    "revoke: calls still in flight after %.0f s; they will be replayed", timeout_s
-                )
-                break
-            await asyncio.sleep(min(0.01, remaining))
-        return _committable({key: self._partitions.pop(key) for key in keys})
+        await self._wait_in_flight(keys, timeout_s)
 
-    async def close(self, timeout_s: float) -> dict[PartitionKey, int]:
+    async def release(self, partitions: Iterable[PartitionKey]) -> dict[PartitionKey, CommitPoint]:
+        released = {key: self._partitions.pop(key) for key in partitions if key in self._partitions}
+        running = [task for partition in released.values() for task in partition.tasks]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        return _committable(released)
+
+    async def close(self, timeout_s: float) -> dict[PartitionKey, CommitPoint]:
         """Revoke everything, then cancel whatever still runs: used at shutdown."""
-        offsets = await self.revoke(list(self._partitions), timeout_s)
+        points = await self.revoke(list(self._partitions), timeout_s)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        return offsets
+        return points

@@ -2,7 +2,13 @@
 
 The loop fetches records on the consumer thread, hands them to the dispatcher, pauses and resumes
 partitions as their buffers fill and drain, and commits — every ``commit_interval_s``, on
-revoke and on shutdown — only offsets below which every record has an acknowledged outcome.
+revoke and on shutdown — only offsets below which every record has an acknowledged outcome,
+with the finished offsets above them in the commit's metadata.
+
+With exactly-once processing the outcomes go out in Kafka transactions
+(:class:`~talon_stream.kafka.TransactionalSink`) and the offsets are committed in them, every
+``transaction_interval_ms``, on revoke and on shutdown; a partition lost without a revoke, or a
+transaction that fails, stops the worker (its records are read again from the last commit).
 """
 
 from __future__ import annotations
@@ -15,17 +21,20 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from confluent_kafka import Producer
 
+from talon_stream._exceptions import BrokerError
 from talon_stream._version import __version__
 from talon_stream.config._settings import Settings
 from talon_stream.core._records import PartitionKey
 from talon_stream.formats.mapping._mappings import Mappings, load_mappings
 from talon_stream.kafka._consumer import AsyncConsumer
 from talon_stream.kafka._producer import AsyncProducer
+from talon_stream.kafka._transactions import TransactionalSink
 from talon_stream.ops._health import HealthServer, WorkerStatus
 from talon_stream.ops._metrics import MetricsSnapshot, WorkerCollector, render
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.processing._dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
 from talon_stream.processing._processor import RecordProcessor
+from talon_stream.scheduling._offsets import CommitPoint
 from talon_stream.talon._client import TalonClient
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
@@ -70,6 +79,8 @@ class Worker:
             probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
         )
         self._health: HealthServer | None = None
+        #: The transactional sink while the worker runs with exactly-once processing.
+        self.transactions: TransactionalSink | None = None
         #: The request-rate cap and the adaptive in-flight limit (``None`` when off).
         self.rate = _rate_limiter(settings)
         self.concurrency = _adaptive_concurrency(settings)
@@ -107,11 +118,13 @@ class Worker:
         producer = AsyncProducer(
             settings.producer_config(), factory=self._producer_factory or Producer
         )
+        transactions = TransactionalSink(producer) if settings.exactly_once else None
+        self.transactions = transactions
         talon = self._talon_client()
         processor = RecordProcessor.from_settings(
             settings,
             talon,
-            producer,
+            transactions or producer,
             stats=self.stats,
             halt=self.halt,
             rate=self.rate,
@@ -136,17 +149,50 @@ class Worker:
             )
         consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
 
-        async def on_assign(partitions: list[PartitionKey]) -> None:
+        async def on_assign(
+            partitions: list[PartitionKey], finished: dict[PartitionKey, frozenset[int]]
+        ) -> None:
             log.info("assigned %s", _describe(partitions))
+            if finished:
+                log.info(
+                    "%d records above the committed offsets already have their outcome",
+                    sum(len(offsets) for offsets in finished.values()),
+                )
             self.assigned.update(partitions)
-            dispatcher.assign(partitions)
+            dispatcher.assign(partitions, finished)
             if partitions:
                 self._has_partitions.set()
 
-        async def on_revoke(partitions: list[PartitionKey]) -> dict[PartitionKey, int]:
+        async def on_revoke(
+            partitions: list[PartitionKey], group_metadata: Any
+        ) -> dict[PartitionKey, CommitPoint]:
             log.info("revoked %s", _describe(partitions))
             self.assigned.difference_update(partitions)
-            return await dispatcher.revoke(partitions, settings.drain_timeout_s)
+            if transactions is None:
+                return await dispatcher.revoke(partitions, settings.drain_timeout_s)
+            await dispatcher.drain(partitions, settings.drain_timeout_s)
+            async with transactions.quiet():
+                released = await dispatcher.release(partitions)
+                await self._commit_transaction(transactions, dispatcher, group_metadata, released)
+            return {}  # committed in the transaction
+
+        async def on_lost(
+            partitions: list[PartitionKey], group_metadata: Any
+        ) -> dict[PartitionKey, CommitPoint]:
+            if transactions is None:
+                return await on_revoke(partitions, group_metadata)
+            log.error("lost %s without a revoke", _describe(partitions))
+            self.assigned.difference_update(partitions)
+            async with transactions.quiet():
+                await dispatcher.release(partitions)
+                await transactions.abort()
+            if dispatcher.failure is None:
+                dispatcher.failure = BrokerError(
+                    f"partitions lost without a revoke ({_describe(partitions)}): the open "
+                    "transaction was aborted; the worker stops so its records are read again "
+                    "from the last committed offsets"
+                )
+            return {}
 
         try:
             if settings.health_port is not None:
@@ -155,15 +201,18 @@ class Worker:
                 )
             if self.avro is not None:
                 await self.avro.start()  # registers the output schemas: fails fast
+            if transactions is not None:
+                await transactions.start()
             await consumer.subscribe(
-                settings.input_topics, on_assign=on_assign, on_revoke=on_revoke
+                settings.input_topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
             )
             log.info(
-                "consuming %s as group %r → %s (DLQ %s)",
+                "consuming %s as group %r → %s (DLQ %s), %s",
                 ", ".join(settings.input_topics),
                 settings.group_id,
                 settings.effects_topic,
                 settings.dlq_topic,
+                settings.processing_guarantee,
             )
             await self._loop(consumer, dispatcher)
         finally:
@@ -173,6 +222,8 @@ class Worker:
             if self._health is not None:
                 await self._health.close()
             await dispatcher.close(0)  # cancel whatever outlived the drain timeout
+            if transactions is not None:
+                await transactions.close()
             await producer.close()
             await talon.aclose()
             if self.avro is not None:
@@ -219,7 +270,13 @@ class Worker:
 
     async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         loop = asyncio.get_running_loop()
-        next_commit = loop.time() + self.settings.commit_interval_s
+        transactions = self.transactions
+        interval_s = (
+            self.settings.transaction_interval_ms / 1000
+            if transactions is not None
+            else self.settings.commit_interval_s
+        )
+        next_commit = loop.time() + interval_s
         while not self._stopping.is_set() and dispatcher.failure is None:
             records = await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S)
             avro = self.avro
@@ -240,17 +297,45 @@ class Worker:
                 await consumer.resume(resume)
                 self._paused.difference_update(resume)
             if loop.time() >= next_commit:
-                await self._commit(consumer, dispatcher)
-                next_commit = loop.time() + self.settings.commit_interval_s
+                if transactions is None:
+                    await self._commit(consumer, dispatcher)
+                else:
+
+                    async def commit(group_metadata: Any) -> None:
+                        assert transactions is not None
+                        async with transactions.quiet():
+                            await self._commit_transaction(
+                                transactions, dispatcher, group_metadata, {}
+                            )
+
+                    await consumer.holding(commit)
+                next_commit = loop.time() + interval_s
         if dispatcher.failure is not None:
             log.error("stopping: %s", dispatcher.failure)
 
     async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
-        offsets = dispatcher.committable()
-        if offsets:
-            await consumer.commit(offsets)
-            dispatcher.mark_committed(offsets)
-            self.committed.update(offsets)
+        points = dispatcher.committable()
+        if points:
+            await consumer.commit(points)
+            dispatcher.mark_committed(points)
+            self.committed.update((key, point.offset) for key, point in points.items())
+
+    async def _commit_transaction(
+        self,
+        transactions: TransactionalSink,
+        dispatcher: Dispatcher,
+        group_metadata: Any,
+        released: dict[PartitionKey, CommitPoint],
+    ) -> None:
+        """Commit the open transaction with every partition's offsets and those of the
+        partitions just ``released``; inside :meth:`TransactionalSink.quiet`, while the
+        consumer's thread holds still (``group_metadata`` is current)."""
+        points = dispatcher.committable()
+        await transactions.commit({**points, **released}, group_metadata)
+        dispatcher.mark_committed(points)
+        self.committed.update((key, point.offset) for key, point in points.items())
+        for key in released:
+            self.committed.pop(key, None)
 
 
 def _mappings(settings: Settings) -> Mappings | None:

@@ -1,7 +1,22 @@
 """Pure scheduling logic, no I/O: the keyed scheduler (many customers in flight, one call per
-customer, offset order per partition) and the committable offset of each partition."""
+customer, offset order per partition) and what to commit for each partition: the committable
+offset and the finished offsets above it."""
 
-from talon_stream.scheduling._offsets import PartitionOffsets
+from talon_stream.scheduling._offsets import (
+    MAX_SPAN,
+    CommitPoint,
+    PartitionOffsets,
+    decode_finished,
+    encode_finished,
+)
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 
-__all__ = ["Item", "KeyedScheduler", "PartitionOffsets"]
+__all__ = [
+    "MAX_SPAN",
+    "CommitPoint",
+    "Item",
+    "KeyedScheduler",
+    "PartitionOffsets",
+    "decode_finished",
+    "encode_finished",
+]
