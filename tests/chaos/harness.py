@@ -162,6 +162,7 @@ class OutcomeCollector:
         partitions: Mapping[str, int],
         *,
         secrets: Sequence[str] = (),
+        read_committed: bool = False,
     ) -> None:
         self._effects_topic = effects_topic
         self._dlq_topic = dlq_topic
@@ -171,6 +172,7 @@ class OutcomeCollector:
                 "bootstrap.servers": bootstrap,
                 "group.id": f"chaos-reader-{uuid.uuid4().hex[:8]}",
                 "enable.auto.commit": False,
+                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
                 "fetch.wait.max.ms": 50,
                 "log.connection.close": False,
             }

@@ -127,6 +127,9 @@ class Kill9Params:
     latency_median_ms: float = 3.0
     commit_interval_s: float = 0.5
     timeout_s: float = 120.0
+    #: ``exactly-once``: the worker commits in transactions and the outcomes are read
+    #: ``read_committed``, where no envelope may appear twice.
+    guarantee: str = "at-least-once"
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,7 @@ class SecretsParams:
 @dataclass(frozen=True)
 class Suite:
     kill9: Kill9Params
+    kill9_exactly_once: Kill9Params
     outage: OutageParams
     storm_429: StormParams
     poison: PoisonParams
@@ -224,6 +228,7 @@ class Suite:
 
 SHORT = Suite(
     kill9=Kill9Params(events=2000, kills=2, customers=300),
+    kill9_exactly_once=Kill9Params(events=2000, kills=2, customers=300, guarantee="exactly-once"),
     outage=OutageParams(events=1200, outage_s=3.0, customers=200, retry_max_backoff_s=2.0),
     storm_429=StormParams(events=1000, storm_s=3.0, customers=200),
     poison=PoisonParams(events=800, poison=26, oversized=1, customers=150),
@@ -235,6 +240,9 @@ SHORT = Suite(
 
 LONG = Suite(
     kill9=Kill9Params(events=20_000, kills=5, customers=3000, timeout_s=900),
+    kill9_exactly_once=Kill9Params(
+        events=20_000, kills=5, customers=3000, timeout_s=900, guarantee="exactly-once"
+    ),
     outage=OutageParams(events=8000, outage_s=30.0, customers=1500, timeout_s=300),
     storm_429=StormParams(events=6000, storm_s=20.0, customers=1200, timeout_s=300),
     poison=PoisonParams(events=6000, poison=260, oversized=3, customers=1200, timeout_s=300),
@@ -323,8 +331,10 @@ def staged(
     api_key: str | None = None,
     faults: FaultSettings | None = None,
     latency_ms: float = 0.0,
+    read_committed: bool = False,
 ) -> Iterator[Stage]:
-    """An emulator, fresh topics and a collector for one scenario."""
+    """An emulator, fresh topics and a collector for one scenario (reading ``read_committed``
+    when asked, as a downstream service of an exactly-once worker does)."""
     unique = uuid.uuid4().hex[:8]
     key = api_key or f"tk-{uuid.uuid4().hex}"
     config = EmulatorConfig(
@@ -347,6 +357,7 @@ def staged(
             topics["dlq"],
             {topics["effects"]: partitions, topics["dlq"]: 2},
             secrets=[key],
+            read_committed=read_committed,
         )
         with collector:
             yield Stage(
@@ -419,21 +430,31 @@ def _at_least(count: Callable[[], int], target: int) -> Callable[[], bool]:
 
 async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioResult:
     """``kill -9`` the worker process at random moments, restarting it each time: nothing lost,
-    order kept, and replays repeat no side effect (the Idempotency-Key answers them)."""
+    order kept, and replays repeat no side effect (the Idempotency-Key answers them). With
+    exactly-once, a ``read_committed`` reader sees no envelope twice."""
     started = time.monotonic()
     rng = random.Random(params.seed)
+    exactly_once = params.guarantee == "exactly-once"
+    name = "kill9_exactly_once" if exactly_once else "kill9"
     with staged(
         broker,
-        "kill9",
+        name,
         partitions=params.partitions,
         faults=_latency(params.latency_median_ms, params.seed),
+        read_committed=exactly_once,
     ) as stage:
         stage.produce(
             interleaved_journeys(params.events, seed=params.seed, customers=params.customers)
         )
         log = stage.emulator.state.request_log
+        guarantee: dict[str, object] = {"processing_guarantee": params.guarantee}
+        if exactly_once:
+            # The same id after each restart, as a pod keeps its name: the new process fences
+            # the killed one and aborts the transaction it left open at once.
+            guarantee["transactional_id"] = f"{stage.group_id}-worker"
         worker = WorkerProcess(
-            stage.env(commit_interval_s=params.commit_interval_s), workdir / "kill9-worker.log"
+            stage.env(commit_interval_s=params.commit_interval_s, **guarantee),
+            workdir / f"{name}-worker.log",
         )
         thresholds = sorted(
             int(rng.uniform(0.05, 0.9) * params.events) for _ in range(params.kills)
@@ -477,7 +498,7 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
         replays, below_commit = _replays_after_kills(
             stage.records, log.entries(), killed_at, commits
         )
-        result = ScenarioResult("kill9", verdict)
+        result = ScenarioResult(name, verdict)
         result.figures = {
             "kills": len(kill_at),
             "killed_at_calls": kill_at,
@@ -493,6 +514,11 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
         result.check(unexpected_exits == 0, f"the worker exited by itself {unexpected_exits}x")
         result.check(code == 0, f"the last worker exited with {code} on SIGTERM")
         result.check(verdict.dlq_records == 0, f"{verdict.dlq_records} DLQ records")
+        if exactly_once:
+            result.check(
+                verdict.duplicate_envelopes == 0,
+                f"{verdict.duplicate_envelopes} envelopes read twice with read_committed",
+            )
         _log_leaks(result, worker.log_text(), stage.api_key)
         return _finish(result, stage, started)
 
@@ -1090,6 +1116,7 @@ async def secrets(broker: Broker, workdir: Path, params: SecretsParams) -> Scena
 #: Every scenario, in the order ``make chaos`` runs them.
 SCENARIOS: dict[str, Scenario] = {
     "kill9": kill9,
+    "kill9_exactly_once": kill9,
     "outage": outage,
     "storm_429": storm_429,
     "poison": poison,

@@ -35,6 +35,19 @@ async def test_kill_9_at_random_moments_loses_nothing_and_repeats_no_side_effect
     assert result.figures["kills"] == SHORT.kill9.kills
 
 
+async def test_kill_9_with_exactly_once_shows_each_outcome_once_to_read_committed_readers(
+    broker: Broker, tmp_path: Path
+) -> None:
+    if getattr(broker, "kind", "") == "tansu":
+        pytest.skip(
+            "Tansu shows aborted transactional records to read_committed readers "
+            "(shared reference tansu.md): exactly-once is tested on Apache Kafka"
+        )
+    result = await run(scenarios.kill9, broker, tmp_path, SHORT.kill9_exactly_once)
+    assert result.figures["kills"] == SHORT.kill9_exactly_once.kills
+    assert result.figures["duplicate_envelopes"] == 0
+
+
 async def test_a_talon_one_outage_dead_letters_nothing_and_the_backlog_drains(
     broker: Broker, tmp_path: Path
 ) -> None:

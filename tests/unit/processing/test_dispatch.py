@@ -175,7 +175,9 @@ async def test_partition_serial_pauses_resumes_and_commits() -> None:
     halt.clear()
     assert sorted(serial.partitions_to_resume()) == [PARTITION, other]
     assert serial.committable() == {PARTITION: CommitPoint(12)}
-    serial.mark_committed({PARTITION: CommitPoint(12), ("shop.orders", 9): CommitPoint(3)})  # an unknown one is ignored
+    serial.mark_committed(
+        {PARTITION: CommitPoint(12), ("shop.orders", 9): CommitPoint(3)}
+    )  # an unknown one is ignored
     assert serial.committable() == {}
     serial.submit(record(12, 0, 12))
     await until(lambda: len(done) == 13)

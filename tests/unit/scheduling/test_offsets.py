@@ -130,7 +130,8 @@ def test_records_an_earlier_owner_finished_are_not_run_again() -> None:
     for n in (11, 13):
         earlier.finish(n)
     point = earlier.committable()
-    assert point is not None and point.offset == 10
+    assert point is not None
+    assert point.offset == 10
 
     later = PartitionOffsets(decode_finished(point.offset, point.metadata))
     assert [later.begin(n) for n in range(10, 15)] == [True, False, True, False, True]
