@@ -18,6 +18,9 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``committed_offset{topic,partition}``        the last offset committed by this worker
 ``consumer_lag{topic,partition}``            high watermark - committed offset
 ``halted``                                   1 while halted (see talon_stream.talon._halt)
+``records_skipped_total``                    records not run: their last owner had finished them
+``transactions_total{outcome}``              exactly-once: transactions committed, aborted
+``transaction_commit_seconds_total``         exactly-once: time spent committing them
 ========================================  =====================================================
 """
 
@@ -68,6 +71,9 @@ class MetricsSnapshot:
     paused_partitions: int
     committed: Mapping[PartitionKey, int]
     high_watermarks: Mapping[PartitionKey, int]
+    skipped: int = 0
+    #: Exactly-once only: transactions committed and aborted, seconds spent committing.
+    transactions: tuple[int, int, float] | None = None
 
 
 class WorkerCollector(Collector):
@@ -157,6 +163,26 @@ class WorkerCollector(Collector):
                 lag.add_metric(labels, max(0, high - (offset or 0)))
         yield committed
         yield lag
+
+        skipped = CounterMetricFamily(
+            _PREFIX + "records_skipped",
+            "Records not run: their partition's last owner had finished them.",
+        )
+        skipped.add_metric([], state.skipped)
+        yield skipped
+        if state.transactions is not None:
+            committed_count, aborted, seconds = state.transactions
+            yield _by_label(
+                "transactions",
+                "Exactly-once transactions, by outcome.",
+                "outcome",
+                {"committed": committed_count, "aborted": aborted},
+            )
+            spent = CounterMetricFamily(
+                _PREFIX + "transaction_commit_seconds", "Time spent committing transactions."
+            )
+            spent.add_metric([], seconds)
+            yield spent
 
 
 def _by_label(name: str, doc: str, label: str, counts: Mapping[str, int]) -> Metric:

@@ -246,6 +246,12 @@ class Worker:
                 paused_partitions=len(self._paused),
                 committed=dict(self.committed),
                 high_watermarks=await consumer.high_watermarks(self.assigned),
+                skipped=dispatcher.skipped,
+                transactions=(
+                    None
+                    if (sink := self.transactions) is None
+                    else (sink.committed, sink.aborted, sink.commit_seconds)
+                ),
             )
             return render(WorkerCollector(self.stats, self.halt, lambda: snapshot))
 
