@@ -79,8 +79,10 @@ class ContainerBroker:
     def bootstrap_servers(self) -> str:
         return str(self._container.get_bootstrap_server())
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        create_topics(self.bootstrap_servers, topics)
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        create_topics(self.bootstrap_servers, topics, config)
 
     def stop(self) -> None:
         self._container.stop()

@@ -14,8 +14,14 @@ from talon_stream._exceptions import BrokerError
 __all__ = ["answers_metadata", "create_topics", "port_open"]
 
 
-def create_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout_s: float = 15) -> None:
-    """Create each topic with its partition count; topics that already exist are left alone.
+def create_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    config: Mapping[str, str] | None = None,
+    timeout_s: float = 15,
+) -> None:
+    """Create each topic with its partition count and the topic ``config`` (``max.message.bytes``
+    and the like); topics that already exist are left alone.
 
     Raises:
         BrokerError: a topic could not be created.
@@ -25,7 +31,7 @@ def create_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout_s: 
     admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log.connection.close": False})
     futures = admin.create_topics(
         [
-            NewTopic(name, num_partitions=count, replication_factor=1)
+            NewTopic(name, num_partitions=count, replication_factor=1, config=dict(config or {}))
             for name, count in topics.items()
         ],
         operation_timeout=timeout_s,

@@ -98,7 +98,11 @@ class Broker(Protocol):
         """Start the broker and wait until it answers (nothing to do for an external one)."""
         ...
 
-    def create_topics(self, topics: Mapping[str, int]) -> None: ...
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        """Create the topics missing (name → partitions), each with the topic ``config``."""
+        ...
 
     def stop(self) -> None: ...
 
@@ -117,8 +121,10 @@ class ExternalBroker:
     def start(self) -> None:
         """Nothing to start: the broker is not ours."""
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        create_topics(self.bootstrap_servers, topics)
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        create_topics(self.bootstrap_servers, topics, config)
 
     def stop(self) -> None:
         """Nothing to stop: the broker is not ours."""
@@ -176,8 +182,10 @@ class EmbeddedBroker:
             return
         raise BrokerError(f"the embedded Kafka broker (Tansu) did not start: {last_error}")
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        create_topics(self.bootstrap_servers, topics)
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        create_topics(self.bootstrap_servers, topics, config)
 
     def stop(self, grace_s: float = 1.0) -> None:
         """Stop and reap the broker. Tansu waits up to ~5 s for open client connections; its

@@ -199,8 +199,10 @@ class KafkaBroker:
         self._signal(signal.SIGCONT)
         self._frozen = False
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        create_topics(self.bootstrap_servers, topics)
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        create_topics(self.bootstrap_servers, topics, config)
 
     def _start_on_free_ports(self, attempts: int = 5) -> None:
         for attempt in range(attempts):  # a free port can be taken between probing and binding
