@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,12 @@ def test_a_cluster_id_is_16_random_bytes_in_url_safe_base64() -> None:
     assert len(first) == 22
     assert "=" not in first
     assert len(base64.urlsafe_b64decode(first + "==")) == 16
+
+
+def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One in 64 random IDs would; the storage tool takes ``-t -abc…`` for an option."""
+    dashed = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    plain = uuid.UUID(int=1)
+    drawn = iter([dashed, plain])
+    monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
+    assert new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")

@@ -89,8 +89,12 @@ def render_properties(properties: Mapping[str, str]) -> str:
 
 
 def new_cluster_id() -> str:
-    """A random cluster ID as Kafka writes one: 16 bytes, URL-safe base64 without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A random cluster ID as Kafka makes one: 16 bytes, URL-safe base64 without padding, never
+    starting with ``-`` (the storage tool would read it as an option)."""
+    while True:
+        found = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not found.startswith("-"):
+            return found
 
 
 class KafkaBroker:
