@@ -170,13 +170,15 @@ def test_a_cluster_id_is_16_random_bytes_in_url_safe_base64() -> None:
     assert first != second
     assert len(first) == 22
     assert "=" not in first
+    assert "-" not in first
     assert len(base64.urlsafe_b64decode(first + "==")) == 16
 
 
-def test_a_cluster_id_never_starts_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One in 64 random IDs would; the storage tool takes ``-t -abc…`` for an option."""
-    dashed = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+def test_a_cluster_id_has_no_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As Kafka's own IDs: the storage tool takes ``-t -abc…`` for an option."""
+    first = uuid.UUID(bytes=base64.urlsafe_b64decode("-" + "A" * 21 + "=="))
+    inside = uuid.UUID(bytes=base64.urlsafe_b64decode("A" * 10 + "-" + "A" * 11 + "=="))
     plain = uuid.UUID(int=1)
-    drawn = iter([dashed, plain])
+    drawn = iter([first, inside, plain])
     monkeypatch.setattr(uuid, "uuid4", lambda: next(drawn))
     assert new_cluster_id() == base64.urlsafe_b64encode(plain.bytes).decode().rstrip("=")
