@@ -278,21 +278,22 @@ class KafkaBroker:
             str(self._folder / "server.properties"),
         )
         with (self._folder / "broker.log").open("ab") as log:
+            written = log.tell()  # this run's lines start here (a restart appends)
             # SIGKILL when we die: a frozen broker would hold a SIGTERM forever.
             self._process = spawn(
                 command, stdout=log.fileno(), stderr=subprocess.STDOUT, death_signal=signal.SIGKILL
             )
         self._frozen = False
-        self._wait_ready()
+        self._wait_ready(written)
 
-    def _wait_ready(self) -> None:
+    def _wait_ready(self, written: int) -> None:
         process, log = self._process, self.log_path
         assert process is not None
         assert log is not None
         deadline = time.monotonic() + self._start_timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                tail = _tail(log)
+                tail = _tail(log, written)
                 self._process = None
                 if _PORT_TAKEN in tail:
                     raise _PortTakenError(f"port {self._ports} taken: {tail[-300:]}")
@@ -333,9 +334,9 @@ class _PortTakenError(BrokerError):
     """A port chosen for the broker was taken before it could bind it."""
 
 
-def _tail(path: Path) -> str:
+def _tail(path: Path, start: int = 0) -> str:
     try:
-        text = path.read_bytes()[-_LOG_TAIL_CHARS:].decode(errors="replace")
+        text = path.read_bytes()[start:][-_LOG_TAIL_CHARS:].decode(errors="replace")
     except OSError:
         return "(no log)"
     return text.strip() or "(empty log)"
