@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml emulator/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[demo,dev]' -e ./emulator
 	touch $(STAMP)
 
-run: $(STAMP)  ## the demo: embedded broker + emulator + one worker + a generated shop stream
+run: $(STAMP)  ## the demo: local broker (Apache Kafka or Tansu) + emulator + one worker + a generated shop stream
 	$(BIN)/talon-stream demo --events $(EVENTS) --rate $(RATE) --health-port $(HEALTH_PORT)
 
 test: $(STAMP)  ## unit, conformance and end-to-end tests (real broker, real HTTP on loopback)

@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     checkpoints = sorted({args.events // 100, args.events // 10, args.events})
 
-    broker = open_broker()
+    broker = open_broker(announce=lambda line: print(line, flush=True))
     emulator, base_url = start_emulator(args.latency_ms)
     rows: list[dict[str, Any]] = []
     try:
@@ -91,6 +91,7 @@ def main() -> None:
         "latency_ms": args.latency_ms,
         "in_flight": args.in_flight,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "broker": broker.kind,
         "checkpoints": rows,
         "peak_rss_mb": max(row["peak_rss_mb"] for row in rows),
         "cost_spread": round(max(costs) / min(costs) - 1, 3),

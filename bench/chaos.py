@@ -9,7 +9,9 @@ judged by ``tests/chaos/judge.py``.
     .venv/bin/python bench/chaos.py --only kill9 --only sigterm
     .venv/bin/python bench/chaos.py --short         # the pytest lengths, for a quick look
 
-Progress goes to stderr; stdout gets ONE JSON line: the sums over the scenarios (``events``,
+Progress goes to stderr, its first line naming the broker (``TALON_STREAM_BROKER``, see
+``talon_stream.demo.open_broker``); stdout gets ONE JSON line: which broker (``broker``:
+``apache-kafka``, ``tansu`` or ``external``), the sums over the scenarios (``events``,
 ``lost``, ``order_violations``, ``overlapping_calls``, ``duplicate_side_effects``,
 ``unexpected_dlq``, ``expected_dlq_missing``, ...) and each scenario's figures under
 ``scenarios``. The same is written to bench/results/chaos-latest.json. Exits 1 when any
@@ -54,9 +56,12 @@ def progress(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def run(names: list[str], short: bool, logs: Path | None) -> list[ScenarioResult]:
+async def run(
+    names: list[str], short: bool, logs: Path | None
+) -> tuple[str, list[ScenarioResult]]:
+    """The broker's kind and each scenario's result."""
     suite = SHORT if short else LONG
-    broker = open_broker()
+    broker = open_broker(announce=progress)
     results: list[ScenarioResult] = []
     try:
         with tempfile.TemporaryDirectory(prefix="chaos-") as scratch:
@@ -76,12 +81,13 @@ async def run(names: list[str], short: bool, logs: Path | None) -> list[Scenario
                 progress(result.describe())
     finally:
         broker.stop()
-    return results
+    return broker.kind, results
 
 
-def report(results: list[ScenarioResult], seconds: float) -> dict[str, Any]:
+def report(broker: str, results: list[ScenarioResult], seconds: float) -> dict[str, Any]:
     summed = total(result.verdict for result in results).counts()
-    line: dict[str, Any] = {name: summed[name] for name in HEADLINE}
+    line: dict[str, Any] = {"broker": broker}
+    line.update({name: summed[name] for name in HEADLINE})
     line.update({name: summed[name] for name in VIOLATIONS if name not in line})
     line["secret_leaks"] = sum(result.secret_leaks for result in results)
     line["failed_checks"] = sum(len(result.failures) for result in results)
@@ -102,8 +108,8 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
     names = args.only or list(SCENARIOS)
     started = time.monotonic()
-    results = asyncio.run(run(names, args.short, args.logs))
-    line = report(results, time.monotonic() - started)
+    broker, results = asyncio.run(run(names, args.short, args.logs))
+    line = report(broker, results, time.monotonic() - started)
     if not args.short:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         line_for_file = {"command": " ".join(["bench/chaos.py", *sys.argv[1:]]), **line}

@@ -1,7 +1,8 @@
 """The throughput benchmark: four ways to drive the same Talon.One traffic, side by side, one run.
 
-One embedded broker, one emulator with a fixed latency, one input topic holding the same events
-for every contender (a realistic shop mix keyed by customer):
+One local broker (Apache Kafka or Tansu, as ``open_broker`` picks), one emulator with a fixed
+latency, one input topic holding the same events for every contender (a realistic shop mix keyed
+by customer):
 
 * ``naive``            one consumer calling the official ``talon-one-sdk`` synchronously per record;
 * ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
@@ -484,7 +485,7 @@ def main() -> None:
     args = parser.parse_args()
     contenders = args.only.split(",")
 
-    broker = open_broker()
+    broker = open_broker(announce=lambda line: print(line, flush=True))
     emulator, base_url = start_emulator(args.latency_ms)
     statuses: dict[str, int] = {}
 
@@ -504,6 +505,7 @@ def main() -> None:
         "in_flight": args.in_flight,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cpu_model": cpu_model(),
+        "broker": broker.kind,
     }
     try:
         topic = f"bench.in.{uuid.uuid4().hex[:6]}"

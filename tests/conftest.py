@@ -1,6 +1,7 @@
-"""Shared fixtures: a real Kafka broker for the whole run — KAFKA_BOOTSTRAP_SERVERS, else Kafka
-in a container when a Docker engine is reachable, else the embedded Tansu (tests/brokers.py) —
-and helpers to produce and read records."""
+"""Shared fixtures: a real Kafka broker for the whole run — KAFKA_BOOTSTRAP_SERVERS, else Apache
+Kafka on loopback when Java 17+ and Maven are here, else Kafka in a container when a Docker engine
+is reachable, else the embedded Tansu (tests/brokers.py) — and helpers to produce and read
+records."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from confluent_kafka import Consumer, Producer
 
 from talon_stream.demo._broker import Broker
 from talon_stream.demo._generator import ShopSimulator
-from tests.brokers import open_test_broker
+from tests.brokers import broker_description, broker_source, open_test_broker
 
 #: The one variable the tests read on purpose: which broker to run against.
 _KEPT = frozenset({"KAFKA_BOOTSTRAP_SERVERS"})
+
+
+def pytest_report_header() -> str:
+    """The first line that says which broker the run uses."""
+    return f"broker: {broker_description(broker_source(os.environ), os.environ)}"
 
 
 @pytest.fixture(autouse=True)

@@ -514,16 +514,23 @@ async def test_a_refused_record_stops_the_replay_before_its_key_goes_on(
     """A record the producer refuses (larger than its message.max.bytes) ends the run with an
     error naming it, and the later records of its key are not sent: order holds."""
     dlq, carts = f"dlq-{unique}", f"carts-{unique}"
-    broker.create_topics({dlq: 1, carts: 1})
+    # The DLQ topic takes records up to 4 MB (a broker enforces 1 MiB by default); the replay's
+    # producer keeps librdkafka's 1 MB message.max.bytes.
+    broker.create_topics({dlq: 1}, {"max.message.bytes": "4000000"})
+    broker.create_topics({carts: 1})
     producer = Producer(
         {"bootstrap.servers": broker.bootstrap_servers, "message.max.bytes": 4_000_000}
     )
     failure = DlqFailure(DecodeError("not an event"), 0, T0, T0)
+    errors: list[object] = []
     for n, value in enumerate([b"first", b"x" * 2_000_000, b"third"]):
         record = InputRecord(carts, 0, n, b"ada", value, [], None)
         sent: list[tuple[str, str | bytes | None]] = [*dlq_headers(record, failure)]
-        producer.produce(dlq, key=b"ada", value=value, headers=sent)
+        producer.produce(
+            dlq, key=b"ada", value=value, headers=sent, on_delivery=lambda e, _: errors.append(e)
+        )
     assert producer.flush(10) == 0
+    assert errors == [None, None, None], "the DLQ did not take the three records"
 
     with pytest.raises(ReplayDeliveryError) as caught:
         await replay_dlq(settings_for(broker, dlq), ReplayOptions(dlq))

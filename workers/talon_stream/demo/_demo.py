@@ -1,7 +1,9 @@
 """``talon-stream demo``: the whole stack on one machine, with live progress.
 
-Starts the embedded broker (or uses ``KAFKA_BOOTSTRAP_SERVERS``), the Talon.One emulator as a
-child process and one worker in this process, then feeds the worker a generated shop stream.
+Starts a local broker (Apache Kafka or the embedded Tansu, see
+:func:`~talon_stream.demo._broker.open_broker`; or uses ``KAFKA_BOOTSTRAP_SERVERS``), the
+Talon.One emulator as a child process and one worker in this process, then feeds the worker a
+generated shop stream.
 Outcomes are counted independently of the worker, by reading the effects and DLQ topics back.
 """
 
@@ -78,7 +80,7 @@ class _Progress:
 def run_demo(options: DemoOptions, console: Console | None = None) -> int:
     """Run the demo; returns the process exit code."""
     console = console or Console()
-    broker = open_broker()
+    broker = open_broker(announce=console.print)
     emulator: subprocess.Popen[bytes] | None = None
     try:
         broker.create_topics(

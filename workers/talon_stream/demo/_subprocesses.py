@@ -29,15 +29,17 @@ def spawn(
     env: Mapping[str, str] | None = None,
     stdout: int | None = subprocess.DEVNULL,
     stderr: int | None = subprocess.PIPE,
+    death_signal: signal.Signals = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
-    """Start ``args`` in a new session, to be stopped with :func:`terminate`."""
+    """Start ``args`` in a new session, to be stopped with :func:`terminate`; it gets
+    ``death_signal`` when we die."""
     return subprocess.Popen(  # noqa: S603 - callers pass fixed programs with built arguments
         list(args),
         stdout=stdout,
         stderr=stderr,
         env=dict(env) if env is not None else None,
         start_new_session=True,
-        preexec_fn=_die_with_parent(),
+        preexec_fn=_die_with_parent(death_signal),
     )
 
 
@@ -96,12 +98,12 @@ def spawn_emulator(
     raise RuntimeError(f"the emulator did not answer within {timeout_s:.0f} s")
 
 
-def _die_with_parent() -> Callable[[], None] | None:
+def _die_with_parent(signum: signal.Signals) -> Callable[[], None] | None:
     if not sys.platform.startswith("linux"):
         return None
     libc = ctypes.CDLL(None, use_errno=True)
 
     def set_death_signal() -> None:
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(_PR_SET_PDEATHSIG, signum)
 
     return set_death_signal

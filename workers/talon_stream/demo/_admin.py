@@ -1,0 +1,63 @@
+"""What every local broker needs from a Kafka client: topics created, and a readiness probe."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from talon_stream._exceptions import BrokerError
+
+__all__ = ["answers_metadata", "create_topics", "port_open"]
+
+
+def create_topics(
+    bootstrap_servers: str,
+    topics: Mapping[str, int],
+    config: Mapping[str, str] | None = None,
+    timeout_s: float = 15,
+) -> None:
+    """Create each topic with its partition count and the topic ``config`` (``max.message.bytes``
+    and the like); topics that already exist are left alone.
+
+    Raises:
+        BrokerError: a topic could not be created.
+    """
+    if not topics:
+        return
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log.connection.close": False})
+    futures = admin.create_topics(
+        [
+            NewTopic(name, num_partitions=count, replication_factor=1, config=dict(config or {}))
+            for name, count in topics.items()
+        ],
+        operation_timeout=timeout_s,
+        request_timeout=timeout_s,
+    )
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            raise BrokerError(f"could not create topic {name!r}: {exc}") from exc
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts TCP connections on ``127.0.0.1:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def answers_metadata(bootstrap_servers: str, node_id: int | None = None) -> bool:
+    """Whether the broker answers a metadata request (listing ``node_id`` among its brokers)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "log.connection.close": False})
+    try:
+        metadata = admin.list_topics(timeout=2)
+    except KafkaException:
+        return False
+    return node_id is None or node_id in metadata.brokers
