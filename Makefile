@@ -25,6 +25,10 @@ run: $(STAMP)  ## the demo: local broker (Apache Kafka or Tansu) + emulator + on
 test: $(STAMP)  ## unit, conformance and end-to-end tests (real broker, real HTTP on loopback)
 	$(BIN)/pytest
 
+.PHONY: test-tansu
+test-tansu: $(STAMP)  ## the end-to-end tests and the demo on the embedded Tansu broker (the zero-Java path)
+	TALON_STREAM_TEST_BROKER=embedded $(BIN)/pytest tests/integration
+
 lint: $(STAMP)  ## ruff over the whole tree
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check workers emulator

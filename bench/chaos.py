@@ -37,7 +37,14 @@ if str(ROOT) not in sys.path:
 
 from talon_stream.demo import open_broker  # noqa: E402
 from tests.chaos.judge import VIOLATIONS, Verdict, total  # noqa: E402
-from tests.chaos.scenarios import LONG, SCENARIOS, SHORT, ScenarioResult, log_tails  # noqa: E402
+from tests.chaos.scenarios import (  # noqa: E402
+    KAFKA_ONLY,
+    LONG,
+    SCENARIOS,
+    SHORT,
+    ScenarioResult,
+    log_tails,
+)
 
 RESULTS = Path(__file__).parent / "results"
 #: The sums printed first, in this order (the rest of the judge's counts follow).
@@ -56,9 +63,7 @@ def progress(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def run(
-    names: list[str], short: bool, logs: Path | None
-) -> tuple[str, list[ScenarioResult]]:
+async def run(names: list[str], short: bool, logs: Path | None) -> tuple[str, list[ScenarioResult]]:
     """The broker's kind and each scenario's result."""
     suite = SHORT if short else LONG
     broker = open_broker(announce=progress)
@@ -68,6 +73,9 @@ async def run(
             workdir = logs or Path(scratch)
             workdir.mkdir(parents=True, exist_ok=True)
             for name in names:
+                if name in KAFKA_ONLY and broker.kind != "apache-kafka":
+                    progress(f"{name}: not run, it needs Apache Kafka ({broker.kind} here)")
+                    continue
                 params = getattr(suite, name)
                 progress(f"{name}: {params}")
                 began = time.monotonic()

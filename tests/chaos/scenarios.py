@@ -30,6 +30,7 @@ import orjson
 from talon_one_emulator import EmulatorConfig, EmulatorServer, FaultSettings, LognormalLatency
 from talon_stream.config._settings import Settings
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
+from talon_stream.demo._kafka import KafkaBroker
 from talon_stream.demo._subprocesses import free_port
 from talon_stream.processing._worker import Worker
 from tests.chaos.harness import (
@@ -46,9 +47,11 @@ from tests.chaos.harness import (
 from tests.chaos.judge import SourceRecord, Verdict, judge
 
 __all__ = [
+    "KAFKA_ONLY",
     "LONG",
     "SCENARIOS",
     "SHORT",
+    "BrokerFaultParams",
     "Kill9Params",
     "OutageParams",
     "PoisonParams",
@@ -60,6 +63,7 @@ __all__ = [
     "StormParams",
     "Suite",
     "WrongKeyParams",
+    "broker_fault",
     "kill9",
     "log_tails",
     "outage",
@@ -130,6 +134,23 @@ class Kill9Params:
     #: ``exactly-once``: the worker commits in transactions and the outcomes are read
     #: ``read_committed``, where no envelope may appear twice.
     guarantee: str = "at-least-once"
+
+
+@dataclass(frozen=True)
+class BrokerFaultParams:
+    """The broker itself fails mid-stream: ``kill`` (``kill -9``, restarted on the same log
+    folder after ``down_s``) or ``freeze`` (SIGSTOP for ``down_s``, then SIGCONT)."""
+
+    fault: str
+    events: int
+    customers: int
+    down_s: float
+    #: The share of the events with an outcome when the broker fails.
+    at: float = 0.3
+    partitions: int = 6
+    seed: int = 5
+    latency_median_ms: float = 3.0
+    timeout_s: float = 180.0
 
 
 @dataclass(frozen=True)
@@ -217,6 +238,8 @@ class SecretsParams:
 class Suite:
     kill9: Kill9Params
     kill9_exactly_once: Kill9Params
+    broker_kill9: BrokerFaultParams
+    broker_freeze: BrokerFaultParams
     outage: OutageParams
     storm_429: StormParams
     poison: PoisonParams
@@ -229,6 +252,8 @@ class Suite:
 SHORT = Suite(
     kill9=Kill9Params(events=2000, kills=2, customers=300),
     kill9_exactly_once=Kill9Params(events=2000, kills=2, customers=300, guarantee="exactly-once"),
+    broker_kill9=BrokerFaultParams("kill", events=2000, customers=300, down_s=2.0),
+    broker_freeze=BrokerFaultParams("freeze", events=2000, customers=300, down_s=5.0),
     outage=OutageParams(events=1200, outage_s=3.0, customers=200, retry_max_backoff_s=2.0),
     storm_429=StormParams(events=1000, storm_s=3.0, customers=200),
     poison=PoisonParams(events=800, poison=26, oversized=1, customers=150),
@@ -242,6 +267,12 @@ LONG = Suite(
     kill9=Kill9Params(events=20_000, kills=5, customers=3000, timeout_s=900),
     kill9_exactly_once=Kill9Params(
         events=20_000, kills=5, customers=3000, timeout_s=900, guarantee="exactly-once"
+    ),
+    broker_kill9=BrokerFaultParams(
+        "kill", events=20_000, customers=3000, down_s=5.0, timeout_s=600
+    ),
+    broker_freeze=BrokerFaultParams(
+        "freeze", events=20_000, customers=3000, down_s=20.0, timeout_s=600
     ),
     outage=OutageParams(events=8000, outage_s=30.0, customers=1500, timeout_s=300),
     storm_429=StormParams(events=6000, storm_s=20.0, customers=1200, timeout_s=300),
@@ -522,6 +553,73 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
             )
         _log_leaks(result, worker.log_text(), stage.api_key)
         return _finish(result, stage, started)
+
+
+# --- the broker fails ------------------------------------------------------------------------
+
+#: The scenarios that need a broker of our own which keeps its data across a restart.
+KAFKA_ONLY = frozenset({"kill9_exactly_once", "broker_kill9", "broker_freeze"})
+
+
+async def broker_fault(broker: Broker, workdir: Path, params: BrokerFaultParams) -> ScenarioResult:
+    """The broker is killed with ``kill -9`` and restarted on the same log folder, or frozen
+    (SIGSTOP) and resumed, while a worker is mid-stream: the worker reconnects by itself and
+    nothing is lost, reordered, called twice at once or dead-lettered. Runs on an Apache Kafka
+    broker of its own (``broker`` only says which kind the run uses), so the other scenarios'
+    broker never goes down."""
+    if broker.kind != "apache-kafka":
+        raise RuntimeError(f"{broker.kind} cannot be restarted with its data: Apache Kafka only")
+    started = time.monotonic()
+    name = f"broker_{'kill9' if params.fault == 'kill' else 'freeze'}"
+    own = KafkaBroker()
+    await asyncio.to_thread(own.start)
+    try:
+        with staged(
+            own, name, partitions=params.partitions, faults=_latency(params.latency_median_ms, 1)
+        ) as stage:
+            stage.produce(
+                interleaved_journeys(params.events, seed=params.seed, customers=params.customers)
+            )
+            worker = WorkerProcess(stage.env(), workdir / f"{name}-worker.log")
+            worker.start()
+            try:
+                target = int(params.at * params.events)
+                await wait_until(
+                    lambda: worker.alive() and stage.collector.outcomes() >= target,
+                    timeout_s=params.timeout_s,
+                    what=f"{target} outcomes before the broker fails",
+                )
+                failed_at = stage.collector.outcomes()
+                if params.fault == "kill":
+                    await asyncio.to_thread(own.kill)
+                    await asyncio.sleep(params.down_s)
+                    await asyncio.to_thread(own.restart)
+                else:
+                    own.freeze()
+                    await asyncio.sleep(params.down_s)
+                    own.thaw()
+                back = time.monotonic()
+                await stage.wait_all(params.timeout_s, worker.alive)
+                recovered_s = time.monotonic() - back
+                code, _ = await worker.terminate(30)
+            finally:
+                worker.kill()
+            verdict = await stage.judge()
+            result = ScenarioResult(name, verdict)
+            result.figures = {
+                "fault": params.fault,
+                "down_s": params.down_s,
+                "outcomes_before": failed_at,
+                "drained_after_s": round(recovered_s, 1),
+                "duplicate_envelopes": verdict.duplicate_envelopes,
+                "starts": worker.starts,
+            }
+            result.check(worker.starts == 1, f"the worker was started {worker.starts}x")
+            result.check(code == 0, f"the worker exited with {code} on SIGTERM")
+            result.check(verdict.dlq_records == 0, f"{verdict.dlq_records} DLQ records")
+            return _finish(result, stage, started)
+    finally:
+        await asyncio.to_thread(own.stop)
 
 
 def _replays_after_kills(
@@ -1128,6 +1226,8 @@ async def secrets(broker: Broker, workdir: Path, params: SecretsParams) -> Scena
 SCENARIOS: dict[str, Scenario] = {
     "kill9": kill9,
     "kill9_exactly_once": kill9,
+    "broker_kill9": broker_fault,
+    "broker_freeze": broker_fault,
     "outage": outage,
     "storm_429": storm_429,
     "poison": poison,

@@ -91,3 +91,22 @@ async def test_the_api_key_never_reaches_logs_dlq_headers_or_envelopes(
 ) -> None:
     result = await run(scenarios.secrets, broker, tmp_path, SHORT.secrets)
     assert result.verdict.dlq_records > 0  # the DLQ headers were there to be searched
+
+
+def needs_apache_kafka(broker: Broker) -> None:
+    if broker.kind != "apache-kafka":
+        pytest.skip(f"{broker.kind}: the broker scenarios need Apache Kafka, which keeps its data")
+
+
+async def test_the_broker_killed_and_restarted_on_its_data_loses_nothing(
+    broker: Broker, tmp_path: Path
+) -> None:
+    needs_apache_kafka(broker)
+    result = await run(scenarios.broker_fault, broker, tmp_path, SHORT.broker_kill9)
+    assert result.figures["starts"] == 1
+
+
+async def test_a_frozen_broker_resumed_loses_nothing(broker: Broker, tmp_path: Path) -> None:
+    needs_apache_kafka(broker)
+    result = await run(scenarios.broker_fault, broker, tmp_path, SHORT.broker_freeze)
+    assert result.figures["starts"] == 1
