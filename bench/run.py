@@ -8,7 +8,11 @@ by customer):
 * ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
 * ``talon_stream``     the real worker (keyed dispatch);
 * ``ceiling``          a bare asyncio loop on aiohttp making the same calls (``Idempotency-Key``
-                       included) with the same concurrency, no Kafka.
+                       included) with the same concurrency, no Kafka;
+* ``talon_stream_eos`` (with ``--only ...,talon_stream_eos``) the real worker with
+                       ``processing_guarantee=exactly-once``, read ``read_committed``. With it in
+                       the run, the latency of both workers is measured to the moment a reader
+                       sees the envelope (a transaction's records are seen only once committed).
 
 The slow contenders are measured over a time window (they would take an hour for the whole
 input); the others drain it. ``p50_ms``/``p99_ms`` come from a second, paced phase of the
@@ -118,6 +122,9 @@ class Watch:
     last_at: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
     record_latency: bool = False  # time each effects envelope: input timestamp → effects record
+    read_committed: bool = False
+    #: Time envelopes to their arrival here (what a reader sees) instead of their own timestamp.
+    latency_to_arrival: bool = False
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -142,6 +149,7 @@ class Watch:
                 "heartbeat.interval.ms": 300,
                 "fetch.wait.max.ms": 20,
                 "log.connection.close": False,
+                "isolation.level": "read_committed" if self.read_committed else "read_uncommitted",
             }
         )
         consumer.subscribe(self.topics)
@@ -160,6 +168,8 @@ class Watch:
     def _latency(self, message: Any) -> None:
         source = orjson.loads(message.value())["source"]
         _, effects_ms = message.timestamp()
+        if self.latency_to_arrival:
+            effects_ms = time.time() * 1000
         input_ms = datetime.fromisoformat(source["timestamp"]).timestamp() * 1000
         self.latencies_ms.append(effects_ms - input_ms)
 
@@ -211,7 +221,13 @@ class Stack:
 
 
 def run_worker_process(
-    stack: Stack, name: str, dispatch: str, max_in_flight: int
+    stack: Stack,
+    name: str,
+    dispatch: str,
+    max_in_flight: int,
+    *,
+    exactly_once: bool = False,
+    latency_to_arrival: bool = False,
 ) -> tuple[Any, Watch]:
     """Start the real worker as a child process on the stack, and a watch of its outcomes."""
     effects, dlq = f"bench.effects.{name}", f"bench.dlq.{name}"
@@ -230,8 +246,14 @@ def run_worker_process(
         "TALON_STREAM_SESSION_TIMEOUT_MS": str(LOCAL_CONSUMER_SETTINGS["session_timeout_ms"]),
         "TALON_STREAM_HEARTBEAT_INTERVAL_MS": str(LOCAL_CONSUMER_SETTINGS["heartbeat_interval_ms"]),
         "TALON_STREAM_FETCH_WAIT_MAX_MS": str(LOCAL_CONSUMER_SETTINGS["fetch_wait_max_ms"]),
+        "TALON_STREAM_PROCESSING_GUARANTEE": "exactly-once" if exactly_once else "at-least-once",
     }
-    watch = Watch(stack.broker.bootstrap_servers, [effects, dlq]).start()
+    watch = Watch(
+        stack.broker.bootstrap_servers,
+        [effects, dlq],
+        read_committed=exactly_once,
+        latency_to_arrival=latency_to_arrival,
+    ).start()
     process = spawn(
         [sys.executable, "-m", "talon_stream.cli", "run", "--log-level", "error"],
         env=env,
@@ -247,11 +269,12 @@ def run_worker(
     max_in_flight: int,
     window_s: float | None,
     neighbours: dict[str, int | None] | None = None,
+    **options: bool,
 ) -> dict[str, Any]:
     """The real worker as a child process; returns eps, CPU per event and peak RSS, and the
     CPU per event of each of its ``neighbours`` (name → process ID; None for this process)
-    over the same stretch."""
-    process, watch = run_worker_process(stack, name, dispatch, max_in_flight)
+    over the same stretch. ``options``: :func:`run_worker_process`'s."""
+    process, watch = run_worker_process(stack, name, dispatch, max_in_flight, **options)
     try:
         if not watch.wait_for(1, 60):
             raise SystemExit(f"{name}: no outcome within 60 s")
@@ -529,7 +552,10 @@ def main() -> None:
             print(
                 f"partition_serial  {serial['eps']:>9.1f} events/s ({serial['events']} in window)"
             )
-        if "talon_stream" in contenders:
+        to_arrival = "talon_stream_eos" in contenders
+        for variant, exactly_once in (("talon_stream", False), ("talon_stream_eos", True)):
+            if variant not in contenders:
+                continue
             fresh_emulator()
             # What the processes sharing the machine spend per event beside the worker.
             neighbours: dict[str, int | None] = {"emulator": emulator.pid, "bench": None}
@@ -538,24 +564,29 @@ def main() -> None:
                 neighbours["broker"] = broker_pid
             keyed = run_worker(
                 stack,
-                "keyed",
+                "eos" if exactly_once else "keyed",
                 "keyed",
                 args.in_flight,
                 args.window_s if args.window_all else None,
                 neighbours,
+                exactly_once=exactly_once,
+                latency_to_arrival=to_arrival,
             )
+            prefix = "eos_" if exactly_once else ""
             try:
                 results.update(
-                    talon_stream_eps=keyed["eps"],
-                    worker_cpu_us_per_event=keyed["cpu_us_per_event"],
-                    peak_rss_mb=keyed["peak_rss_mb"],
+                    {
+                        f"{variant}_eps": keyed["eps"],
+                        f"{prefix}worker_cpu_us_per_event": keyed["cpu_us_per_event"],
+                        f"{prefix}peak_rss_mb": keyed["peak_rss_mb"],
+                    }
                 )
                 results.update(
-                    (f"{each}_cpu_us_per_event", cost)
+                    (f"{prefix}{each}_cpu_us_per_event", cost)
                     for each, cost in keyed["neighbours_cpu_us_per_event"].items()
                 )
                 print(
-                    f"talon_stream      {keyed['eps']:>9.1f} events/s, "
+                    f"{variant:<18}{keyed['eps']:>9.1f} events/s, "
                     f"{keyed['cpu_us_per_event']:.0f} µs CPU/event, "
                     f"{keyed['peak_rss_mb']:.0f} MB peak"
                 )
@@ -567,13 +598,19 @@ def main() -> None:
                     )
                 )
                 measure_latency(stack, keyed, keyed["eps"], args.latency_events, args.seed)
-                results.update(p50_ms=keyed["p50_ms"], p99_ms=keyed["p99_ms"])
+                results.update(
+                    {f"{prefix}p50_ms": keyed["p50_ms"], f"{prefix}p99_ms": keyed["p99_ms"]}
+                )
+                seen = "seen by a reader" if to_arrival else "effects record written"
                 print(
-                    f"                  latency p50 {keyed['p50_ms']} ms, p99 {keyed['p99_ms']} ms"
+                    f"                  latency ({seen}) p50 {keyed['p50_ms']} ms, "
+                    f"p99 {keyed['p99_ms']} ms"
                 )
             finally:
                 terminate(keyed["process"], grace_s=10)
                 keyed["watch"].stop()
+        if to_arrival:
+            results["latency_measured_to"] = "arrival at a reader"
         if "ceiling" in contenders:
             fresh_emulator()
             ceiling = run_ceiling(
@@ -600,6 +637,10 @@ def main() -> None:
         terminate(emulator)
         broker.stop()
 
+    if "talon_stream_eps" in results and "talon_stream_eos_eps" in results:
+        results["eos_vs_at_least_once_eps"] = round(
+            results["talon_stream_eos_eps"] / results["talon_stream_eps"], 3
+        )
     if "talon_stream_eps" in results and "partition_serial_eps" in results:
         results["talon_stream_vs_partition_serial"] = round(
             results["talon_stream_eps"] / results["partition_serial_eps"], 2

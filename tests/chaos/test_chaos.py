@@ -38,7 +38,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_repeats_no_side_effect
 async def test_kill_9_with_exactly_once_shows_each_outcome_once_to_read_committed_readers(
     broker: Broker, tmp_path: Path
 ) -> None:
-    if getattr(broker, "kind", "") == "tansu":
+    if broker.kind == "tansu":
         pytest.skip(
             "Tansu shows aborted transactional records to read_committed readers "
             "(shared reference tansu.md): exactly-once is tested on Apache Kafka"

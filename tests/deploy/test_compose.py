@@ -135,3 +135,11 @@ def test_the_worker_exposes_its_health_port_and_stops_gracefully(compose):
     drain_s = float(env["TALON_STREAM_DRAIN_TIMEOUT_S"])
     assert _seconds(worker["stop_grace_period"]) > drain_s + flush_s
     assert worker["read_only"] is True
+
+
+def test_only_the_shop_stream_producer_builds_the_image_with_the_demo(compose):
+    services = compose["services"]
+    assert services["demo"]["build"]["args"] == {"WITH_DEMO": "1"}
+    assert services["demo"]["image"] != services["worker"]["image"]
+    for name in ("emulator", "worker"):
+        assert "args" not in services[name]["build"], f"{name} must get the production image"

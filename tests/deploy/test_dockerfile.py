@@ -124,3 +124,30 @@ def test_the_build_context_keeps_what_the_builder_copies():
     assert project["project"]["readme"] in copied  # setuptools reads it to build the wheel
     source_roots = project["tool"]["setuptools"]["packages"]["find"]["where"]
     assert set(source_roots) <= copied
+
+
+def test_the_default_build_leaves_the_demo_out():
+    """A production image carries neither the demo's code nor the embedded broker: the demo's
+    package is removed before the wheel is built unless WITH_DEMO=1, and the image installs no
+    ``[demo]`` extra (the broker's wheel)."""
+    builder = _stages()["builder"]
+    (declared,) = [arg for arg in _values(builder, "ARG") if arg.startswith("WITH_DEMO")]
+    assert declared == "WITH_DEMO=0"
+    runs = _values(builder, "RUN")
+    removal = next(i for i, run in enumerate(runs) if "rm -rf workers/talon_stream/demo" in run)
+    wheel = next(i for i, run in enumerate(runs) if "pip wheel" in run)
+    assert removal < wheel, "the demo must be gone before the wheel is built"
+    assert '"${WITH_DEMO}" != "1"' in runs[removal]
+    assert not any("[demo]" in run for run in runs)
+
+
+def test_the_cli_says_what_to_do_when_the_demo_is_left_out(monkeypatch):
+    from click.testing import CliRunner
+
+    import talon_stream.cli._main as cli_main
+
+    monkeypatch.setattr(cli_main.importlib.util, "find_spec", lambda name: None)
+    result = CliRunner().invoke(cli_main.main, ["produce", "--events", "1"])
+    assert result.exit_code == 2
+    assert "WITH_DEMO=1" in result.output
+    assert "talon-stream produce" in result.output

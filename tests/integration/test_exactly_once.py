@@ -27,7 +27,7 @@ pytestmark = pytest.mark.integration
 
 
 def needs_transactions(broker: Broker) -> None:
-    if getattr(broker, "kind", "") == "tansu":
+    if broker.kind == "tansu":
         pytest.skip(
             "Tansu shows aborted transactional records to read_committed readers "
             "(shared reference tansu.md): exactly-once is tested on Apache Kafka"
@@ -77,14 +77,16 @@ class CommittedReader:
         self._consumer.close()
 
 
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 async def test_each_outcome_is_committed_once_through_a_join_and_a_leave(
-    broker: Broker, emulator: EmulatorServer, unique: str
+    broker: Broker, emulator: EmulatorServer, unique: str, protocol: str
 ) -> None:
     needs_transactions(broker)
     settings = worker_settings(
         broker,
         emulator,
         unique,
+        group_protocol=protocol,
         processing_guarantee="exactly-once",
         transaction_interval_ms=100,
         max_in_flight=8,  # with 40 ms calls: seconds of work, so rebalances meet calls in flight

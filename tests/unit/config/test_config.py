@@ -64,3 +64,43 @@ def test_the_producer_batches_longer_when_the_slots_do_not_wait_for_it(
     assert serial.producer_config()["linger.ms"] == 0
     overridden = load_settings(cli={"kafka_config": '{"linger.ms": 2}'})
     assert overridden.producer_config()["linger.ms"] == 2
+
+
+def test_the_consumer_group_protocol_leaves_the_classic_settings_to_the_broker() -> None:
+    consumer = load_settings(cli={"group_protocol": "consumer"}).consumer_config()
+    assert consumer["group.protocol"] == "consumer"
+    # librdkafka refuses these with KIP-848's protocol: the broker owns them.
+    for name in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+        assert name not in consumer
+    classic = load_settings().consumer_config()
+    assert "group.protocol" not in classic
+    assert classic["partition.assignment.strategy"] == "cooperative-sticky"
+
+
+def test_exactly_once_makes_a_transactional_producer_and_an_eager_assignor() -> None:
+    settings = load_settings(cli={"processing_guarantee": "exactly-once", "group_id": "shop"})
+    producer = settings.producer_config()
+    assert producer["transactional.id"].startswith("shop-")
+    assert producer["message.timeout.ms"] <= producer["transaction.timeout.ms"]
+    consumer = settings.consumer_config()
+    assert consumer["partition.assignment.strategy"] == "range"
+    assert consumer["isolation.level"] == "read_committed"
+    assert "transactional.id" not in load_settings().producer_config()
+
+
+def test_exactly_once_with_cooperative_sticky_is_refused_with_the_fix() -> None:
+    with pytest.raises(ConfigurationError, match="PARTITION_ASSIGNMENT_STRATEGY to range"):
+        load_settings(
+            cli={
+                "processing_guarantee": "exactly-once",
+                "partition_assignment_strategy": "cooperative-sticky",
+            }
+        )
+    # The consumer protocol has no client-side assignor: nothing to refuse.
+    load_settings(
+        cli={
+            "processing_guarantee": "exactly-once",
+            "partition_assignment_strategy": "cooperative-sticky",
+            "group_protocol": "consumer",
+        }
+    )

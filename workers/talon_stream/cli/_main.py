@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gc
+import importlib.util
 import logging
 import os
 import signal
@@ -255,6 +256,7 @@ def demo(
     log_level: str,
 ) -> None:
     """Start a broker, the Talon.One emulator and one worker, and feed them a shop stream."""
+    _require_demo("demo")
     from talon_stream.demo._demo import DemoOptions, run_demo
 
     _setup_logging(log_level)
@@ -270,6 +272,18 @@ def demo(
     except TalonStreamError as exc:
         raise _exit(1, str(exc)) from exc
     sys.exit(code)
+
+
+def _require_demo(command: str) -> None:
+    """Stop with a message when the demo package is not installed (the production image is
+    built without it)."""
+    if importlib.util.find_spec("talon_stream.demo") is None:
+        raise _exit(
+            EXIT_CONFIG,
+            f"`talon-stream {command}` is part of the demo, which this installation leaves out "
+            "(the production image): use the demo image (docker build --build-arg "
+            "WITH_DEMO=1) or `pip install 'talon-stream[demo]'` from the source tree",
+        )
 
 
 @main.command()
@@ -293,6 +307,7 @@ def produce(
 ) -> None:
     """Feed a generated shop stream (carts, orders, customers, events) into an existing Kafka's
     input topics — the producer half of the demo, without its broker, emulator or worker."""
+    _require_demo("produce")
     from talon_stream.demo._demo import run_producer
 
     _setup_logging(log_level)
@@ -452,6 +467,7 @@ def emulator(
 @click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
 def broker(topics: str, partitions: int) -> None:
     """Start the embedded Kafka broker (Tansu), create topics, print the address; Ctrl-C stops."""
+    _require_demo("broker")
     from talon_stream.demo._broker import EmbeddedBroker
 
     stop = threading.Event()

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     partition_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] | None = (
         None
     )
+    #: ``classic`` (JoinGroup/SyncGroup, the client-side assignor above) or ``consumer``, the
+    #: consumer group protocol of KIP-848 (Apache Kafka 4.0 and later): the broker assigns,
+    #: incrementally; the session and heartbeat are the broker's settings
+    #: (``group.consumer.*``), so ``session_timeout_ms``, ``heartbeat_interval_ms`` and the
+    #: assignor do not apply.
+    group_protocol: Literal["classic", "consumer"] = "classic"
 
     # --- Talon.One -----------------------------------------------------------------------------
     talon_base_url: str = Field(default="http://127.0.0.1:8900")
@@ -247,15 +253,13 @@ class Settings(BaseSettings):
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
-            "session.timeout.ms": self.session_timeout_ms,
-            "heartbeat.interval.ms": self.heartbeat_interval_ms,
+            **self._group_config(),
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
             # librdkafka prefetches up to 100,000 records / 64 MB by default: seconds of work at
             # this worker's rate. A smaller prefetch keeps memory flat while a backlog drains.
             "queued.min.messages": 10_000,
             "queued.max.messages.kbytes": 8_192,
             "fetch.max.bytes": 8 * 1024 * 1024,
-            "partition.assignment.strategy": self.assignment_strategy,
             # Exactly-once reads only committed input, as its own readers do.
             "isolation.level": "read_committed" if self.exactly_once else "read_uncommitted",
             "log.connection.close": False,
@@ -280,6 +284,16 @@ class Settings(BaseSettings):
             **reveal(self.kafka_config),
         }
 
+    def _group_config(self) -> dict[str, Any]:
+        if self.group_protocol == "consumer":
+            # librdkafka refuses the classic protocol's settings with this one.
+            return {"group.protocol": "consumer"}
+        return {
+            "session.timeout.ms": self.session_timeout_ms,
+            "heartbeat.interval.ms": self.heartbeat_interval_ms,
+            "partition.assignment.strategy": self.assignment_strategy,
+        }
+
     @property
     def exactly_once(self) -> bool:
         return self.processing_guarantee == "exactly-once"
@@ -293,7 +307,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _eager_with_transactions(self) -> Settings:
-        if self.exactly_once and self.partition_assignment_strategy == "cooperative-sticky":
+        if (
+            self.exactly_once
+            and self.group_protocol == "classic"
+            and self.partition_assignment_strategy == "cooperative-sticky"
+        ):
             raise ValueError(
                 "processing_guarantee=exactly-once needs an eager assignor: set "
                 "TALON_STREAM_PARTITION_ASSIGNMENT_STRATEGY to range (the default with "
@@ -356,8 +374,11 @@ def load_settings(
         where = origins(Settings, request, overrides=overrides)
         problems: dict[str, str] = {}
         for error in exc.errors(include_url=False):
-            field, *inner = (str(part) for part in error["loc"])
-            place = where.get(field, f"TALON_STREAM_{field.upper()}")
+            # A check of several settings together (a model validator) has no location.
+            loc = [str(part) for part in error["loc"]] or ["configuration"]
+            field, *inner = loc
+            default = f"TALON_STREAM_{field.upper()}" if error["loc"] else field
+            place = where.get(field, default)
             if field == "kafka_config" and inner:
                 place = where.get(f"kafka_config.{inner[0]}", place) + f" ({inner[0]})"
             # A union of types fails once per member: the first message says what is expected.
