@@ -56,9 +56,7 @@ def progress(message: str) -> None:
     print(f"[chaos {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def run(
-    names: list[str], short: bool, logs: Path | None
-) -> tuple[str, list[ScenarioResult]]:
+async def run(names: list[str], short: bool, logs: Path | None) -> tuple[str, list[ScenarioResult]]:
     """The broker's kind and each scenario's result."""
     suite = SHORT if short else LONG
     broker = open_broker(announce=progress)
