@@ -92,8 +92,15 @@ def shop_events(
 
 
 def produce_input(bootstrap: str, topic: str, records: Iterator[tuple[bytes, bytes]]) -> int:
+    # Idempotent: a retried batch must not land behind a later one (each customer's events
+    # in order is the workload's premise).
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "log.connection.close": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "log.connection.close": False,
+        }
     )
     count = 0
     for key, value in records:
@@ -319,7 +326,13 @@ def measure_latency(
     watch.latencies_ms.clear()
     watch.record_latency = True  # the backlog is drained: every new envelope is a paced event
     rate = max(10.0, eps / 2)
-    producer = Producer({"bootstrap.servers": stack.broker.bootstrap_servers, "linger.ms": 1})
+    producer = Producer(
+        {
+            "bootstrap.servers": stack.broker.bootstrap_servers,
+            "enable.idempotence": True,
+            "linger.ms": 1,
+        }
+    )
     start = time.monotonic()
     expected = watch.count + events
     for n, (key, value) in enumerate(shop_events(events, 5000, seed + 1, prefix="paced")):

@@ -72,7 +72,10 @@ def test_data_survives_kill_9_and_a_frozen_broker_recovers_when_thawed() -> None
     with KafkaBroker() as broker:
         bootstrap = broker.bootstrap_servers
         assert broker.description.startswith("apache-kafka 4.")
-        broker.create_topics({topic: 3})
+        broker.create_topics({topic: 3, f"{topic}-wide": 12})
+        listed = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10).topics
+        # create_topics returns once every new partition has a leader (producers start at once)
+        assert all(p.leader == 1 for p in listed[f"{topic}-wide"].partitions.values())
         produce(bootstrap, topic, 300)
         assert sorted(consume(bootstrap, topic, group, 300)) == list(range(300))
         assert committed(bootstrap, topic, group, 3) == 300

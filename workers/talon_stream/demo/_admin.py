@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, KafkaException
@@ -44,6 +45,28 @@ def create_topics(
             if exc.args and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
                 continue
             raise BrokerError(f"could not create topic {name!r}: {exc}") from exc
+    _wait_for_leaders(admin, topics, timeout_s)
+
+
+def _wait_for_leaders(admin: AdminClient, topics: Mapping[str, int], timeout_s: float) -> None:
+    """Apache Kafka answers CreateTopics before its metadata lists a leader for every new
+    partition; a producer that starts at once gets retriable errors, and one that is not
+    idempotent may then write a partition's records out of order."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        listed = admin.list_topics(timeout=timeout_s).topics
+        waiting = [
+            name
+            for name in topics
+            if name not in listed
+            or listed[name].error is not None
+            or any(p.leader < 0 for p in listed[name].partitions.values())
+        ]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise BrokerError(f"no leader for every partition of {waiting} within {timeout_s}s")
+        time.sleep(0.05)
 
 
 def port_open(port: int) -> bool:
