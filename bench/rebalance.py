@@ -38,6 +38,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from run import shop_events  # noqa: E402  (bench/run.py, beside this script)
+
 from talon_one_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from talon_stream.demo import open_broker  # noqa: E402
 from talon_stream.demo._broker import Broker  # noqa: E402
@@ -67,7 +69,10 @@ class Feed(threading.Thread):
 
     def __init__(self, bootstrap: str, topic: str, rate: float) -> None:
         super().__init__(name="feed", daemon=True)
-        self._producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+        # Idempotent: a retried batch never lands behind a later one (a customer out of order).
+        self._producer = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True}
+        )
         self._topic = topic
         self._rate = rate
         self.stopping = threading.Event()
@@ -75,20 +80,13 @@ class Feed(threading.Thread):
 
     def run(self) -> None:
         started = time.monotonic()
+        # Shopper journeys as the throughput benchmark makes them: valid, in order per customer.
+        events = shop_events(10**9, 2000, seed=17, prefix=f"rb{uuid.uuid4().hex[:6]}")
         while not self.stopping.is_set():
             due = int((time.monotonic() - started) * self._rate)
             while self.sent < due:
-                customer = f"c-{self.sent % 600}"
-                value = orjson.dumps(
-                    {
-                        "eventId": f"e-{self.sent}",
-                        "type": "customer.event",
-                        "occurredAt": "2026-12-05T10:00:00Z",
-                        "profileId": customer,
-                        "payload": {"eventType": "page_view"},
-                    }
-                )
-                self._producer.produce(self._topic, key=customer.encode(), value=value)
+                key, value = next(events)
+                self._producer.produce(self._topic, key=key, value=value)
                 self.sent += 1
             self._producer.poll(0)
             time.sleep(0.005)
