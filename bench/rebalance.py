@@ -41,8 +41,7 @@ if str(ROOT) not in sys.path:
 from run import shop_events  # noqa: E402  (bench/run.py, beside this script)
 
 from talon_one_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
-from talon_stream.demo import open_broker  # noqa: E402
-from talon_stream.demo._broker import Broker  # noqa: E402
+from talon_stream.demo import Broker, open_broker  # noqa: E402
 from tests.chaos.harness import WorkerProcess, wait_until, worker_env  # noqa: E402
 
 RESULTS = Path(__file__).parent / "results"

@@ -50,7 +50,15 @@ from talon_one_emulator.http.protocol import Handler, Request, Response
 from talon_one_emulator.store.concurrency import Entity, IntegrationIdGate
 from talon_one_emulator.store.state import EmulatorState
 
-__all__ = ["IDEMPOTENT_OPERATIONS", "Operation", "Result", "Run", "TalonHandler", "with_status"]
+__all__ = [
+    "IDEMPOTENT_OPERATIONS",
+    "Operation",
+    "Result",
+    "Run",
+    "TalonHandler",
+    "no_content",
+    "with_status",
+]
 
 logger = logging.getLogger("emulator")
 
@@ -99,6 +107,18 @@ def with_status(run: Run) -> Run:
             raise
 
     return wrapped
+
+
+def no_content(act: Callable[[IntegrationService, Request, Any], None]) -> Run:
+    """``act`` as an operation answered 204 without a body (errors as :func:`with_status`)."""
+
+    @with_status
+    @wraps(act)
+    def run(service: IntegrationService, request: Request, body: Any) -> Result:
+        act(service, request, body)
+        return 204, None
+
+    return run
 
 
 def _get(value: Any, *keys: str) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from talon_one_emulator.api.validation import parse_silent
-from talon_one_emulator.http.handler import with_status
+from talon_one_emulator.http.handler import no_content, with_status
 from talon_one_emulator.http.protocol import Request
 
 if TYPE_CHECKING:
@@ -59,10 +59,9 @@ def create_coupon_reservation(service: IntegrationService, request: Request, bod
     return 201, service.promotions.create_coupon_reservation(_coupon_value(request), body)
 
 
-@with_status
-def delete_coupon_reservation(service: IntegrationService, request: Request, body: Any) -> Result:
+@no_content
+def delete_coupon_reservation(service: IntegrationService, request: Request, body: Any) -> None:
     service.promotions.delete_coupon_reservation(_coupon_value(request), body)
-    return 204, None
 
 
 @with_status
@@ -84,34 +83,28 @@ def update_audience(service: IntegrationService, request: Request, body: Any) ->
     return 200, service.audiences.update_audience(_audience_id(request), body)
 
 
-@with_status
-def delete_audience(service: IntegrationService, request: Request, _body: Any) -> Result:
+@no_content
+def delete_audience(service: IntegrationService, request: Request, _body: Any) -> None:
     service.audiences.delete_audience(_audience_id(request))
-    return 204, None
 
 
-@with_status
-def delete_audience_memberships(
-    service: IntegrationService, request: Request, _body: Any
-) -> Result:
+@no_content
+def delete_audience_memberships(service: IntegrationService, request: Request, _body: Any) -> None:
     service.audiences.delete_memberships(_audience_id(request))
-    return 204, None
 
 
-@with_status
+@no_content
 def update_customer_profile_audiences(
     service: IntegrationService, _request: Request, body: Any
-) -> Result:
+) -> None:
     service.audiences.update_customer_audiences(body)
-    return 204, None
 
 
-@with_status
+@no_content
 def update_audience_customers_attributes(
     service: IntegrationService, request: Request, body: Any
-) -> Result:
+) -> None:
     service.audiences.update_members_attributes(_audience_id(request), body)
-    return 204, None
 
 
 def sync_catalog(service: IntegrationService, request: Request, body: Any) -> Result:

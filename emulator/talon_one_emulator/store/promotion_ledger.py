@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from talon_one_emulator.rules.facts import (
     CampaignUsage,
@@ -60,16 +60,26 @@ _MAX_CODE_ATTEMPTS = 1000
 _DISCOUNT_TYPES = frozenset({"setDiscount", "setDiscountPerItem", "setDiscountPerAdditionalCost"})
 
 
+InfoT = TypeVar("InfoT")
+
+
 @dataclass(slots=True)
-class CouponRecord:
-    info: CouponInfo
+class IssuedCode(Generic[InfoT]):
+    """What a coupon and a referral code share: what was issued, when, how often it was
+    redeemed, and its custom attributes."""
+
+    info: InfoT
     created: str
     usage_counter: int = 0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class CouponRecord(IssuedCode[CouponInfo]):
     redemptions: dict[str, int] = field(default_factory=dict)
     """Redemptions per profile integration ID (no entry: none)."""
     reservations: dict[str, None] = field(default_factory=dict)
     """Profile integration IDs the coupon is reserved for, in reservation order."""
-    attributes: dict[str, Any] = field(default_factory=dict)
     referral_id: int | None = None
 
     def available(self) -> bool:
@@ -78,11 +88,7 @@ class CouponRecord:
 
 
 @dataclass(slots=True)
-class ReferralRecord:
-    info: ReferralInfo
-    created: str
-    usage_counter: int = 0
-    attributes: dict[str, Any] = field(default_factory=dict)
+class ReferralRecord(IssuedCode[ReferralInfo]):
     referred: dict[str, int] = field(default_factory=dict)
     """The friends who redeemed the code, in the order of their first redemption, with how
     many times."""

@@ -188,6 +188,17 @@ def run(overrides: _Overrides, log_level: str) -> None:
     log.info("stopped cleanly")
 
 
+#: A click command function, as option decorators take and return it.
+FC = TypeVar("FC", bound=Callable[..., Any])
+
+
+def _timeout_option(help_text: str) -> Callable[[FC], FC]:
+    """``--timeout``, in seconds, as every command that waits for a server takes it."""
+    return click.option(
+        "--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True, help=help_text
+    )
+
+
 @main.group()
 def config() -> None:
     """Check the configuration."""
@@ -195,13 +206,7 @@ def config() -> None:
 
 @config.command()
 @_settings_options
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=10.0,
-    show_default=True,
-    help="Seconds each of Kafka and Talon.One may take to answer.",
-)
+@_timeout_option("Seconds each of Kafka and Talon.One may take to answer.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def check(overrides: _Overrides, timeout: float, as_json: bool) -> None:
     """Validate the configuration, connect to Kafka and Talon.One, and say what to fix.
@@ -313,10 +318,6 @@ def produce(
     _setup_logging(log_level)
     produced = run_producer(bootstrap_servers, rate=rate, events=events, seed=seed)
     log.info("%d events produced", produced)
-
-
-#: A click command function, as option decorators take and return it.
-FC = TypeVar("FC", bound=Callable[..., Any])
 
 
 def _emulator_cap(what: str, also_forgotten: str) -> Callable[[FC], FC]:
@@ -508,7 +509,7 @@ def _iso_time(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--topic", "topics", multiple=True, help="Only records from this source topic.")
 @click.option("--to", "to_topic", metavar="TOPIC", help="Publish here, not to the source topic.")
 @click.option("--dry-run", is_flag=True, help="List what would be replayed; produce nothing.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True)
+@_timeout_option("Seconds the broker may take to answer.")
 @click.option("--log-level", default="warning", show_default=True)
 def replay(
     bootstrap_servers: str | None,

@@ -1,10 +1,13 @@
-"""What every local broker needs from a Kafka client: topics created, and a readiness probe."""
+"""What every local broker shares: a child process used as a context manager
+(:class:`ChildBroker`), topics created, and a readiness probe."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Mapping
+from typing import Self
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -12,7 +15,45 @@ from confluent_kafka.cimpl import NewTopic
 
 from talon_stream._exceptions import BrokerError
 
-__all__ = ["answers_metadata", "create_topics", "port_open"]
+__all__ = ["ChildBroker", "answers_metadata", "create_topics", "port_open"]
+
+
+class ChildBroker:
+    """A broker this package runs as a child process (``_process``): started by :meth:`start`,
+    stopped by :meth:`stop`, usable as a context manager."""
+
+    _process: subprocess.Popen[bytes] | None = None
+    #: What the broker is called in messages.
+    _title = "broker"
+
+    def _address(self) -> str | None:
+        """``host:port`` while the broker runs, else ``None``."""
+        raise NotImplementedError
+
+    @property
+    def bootstrap_servers(self) -> str:
+        address = self._address()
+        if address is None:
+            raise BrokerError(f"the {self._title} is not running")
+        return address
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process ID while it runs (benchmarks read its CPU time)."""
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
 
 
 def create_topics(

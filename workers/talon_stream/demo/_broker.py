@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, TypedDict
 
 from talon_stream._exceptions import BrokerError
-from talon_stream.demo._admin import answers_metadata, create_topics, port_open
+from talon_stream.demo._admin import ChildBroker, answers_metadata, create_topics, port_open
 from talon_stream.demo._kafka import KafkaBroker
 from talon_stream.demo._kafka_jars import kafka_runnable
 from talon_stream.demo._subprocesses import free_port, spawn, terminate
@@ -130,7 +130,7 @@ class ExternalBroker:
         """Nothing to stop: the broker is not ours."""
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(ChildBroker):
     """Tansu on ``127.0.0.1:<free port>`` with in-memory storage. Use as a context manager."""
 
     kind = "tansu"
@@ -141,27 +141,14 @@ class EmbeddedBroker:
         self._process: subprocess.Popen[bytes] | None = None
         self._port = 0
 
-    @property
-    def bootstrap_servers(self) -> str:
-        if self._process is None:
-            raise BrokerError("the embedded broker is not running")
-        return f"127.0.0.1:{self._port}"
+    _title = "embedded broker"
+
+    def _address(self) -> str | None:
+        return None if self._process is None else f"127.0.0.1:{self._port}"
 
     @property
     def description(self) -> str:
         return tansu_description(self._binary)
-
-    @property
-    def pid(self) -> int | None:
-        """The broker's process ID while it runs (benchmarks read its CPU time)."""
-        return None if self._process is None else self._process.pid
-
-    def __enter__(self) -> EmbeddedBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start Tansu and wait until it answers metadata requests.

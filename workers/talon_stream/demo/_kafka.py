@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from talon_stream._exceptions import BrokerError
-from talon_stream.demo._admin import answers_metadata, create_topics, port_open
+from talon_stream.demo._admin import ChildBroker, answers_metadata, create_topics, port_open
 from talon_stream.demo._kafka_jars import KAFKA_VERSION, kafka_libs, resource_text
 from talon_stream.demo._subprocesses import free_port, spawn, terminate
 
@@ -96,7 +96,7 @@ def new_cluster_id() -> str:
             return found
 
 
-class KafkaBroker:
+class KafkaBroker(ChildBroker):
     """Apache Kafka on ``127.0.0.1:<free port>``, data in a temporary folder removed by
     :meth:`stop`. Use as a context manager."""
 
@@ -122,28 +122,15 @@ class KafkaBroker:
         self._ports = (0, 0)
         self._frozen = False
 
-    @property
-    def bootstrap_servers(self) -> str:
-        if self._folder is None:
-            raise BrokerError("the Kafka broker is not running")
-        return f"127.0.0.1:{self._ports[0]}"
+    _title = "Kafka broker"
 
-    @property
-    def pid(self) -> int | None:
-        """The broker's process ID while it runs (benchmarks read its CPU time)."""
-        return None if self._process is None else self._process.pid
+    def _address(self) -> str | None:
+        return None if self._folder is None else f"127.0.0.1:{self._ports[0]}"
 
     @property
     def log_path(self) -> Path | None:
         """The broker's own log (its stdout and stderr), while its folder exists."""
         return None if self._folder is None else self._folder / "broker.log"
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Fetch the jars if needed, format a fresh log folder, start the broker and wait until

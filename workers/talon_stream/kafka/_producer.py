@@ -18,12 +18,40 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from talon_stream._exceptions import BrokerError
 from talon_stream.core._records import Headers, OutputRecord
 
-__all__ = ["AsyncProducer"]
+__all__ = ["AsyncProducer", "OneBySend"]
+
+
+class OneBySend:
+    """``send`` (one record) in terms of ``send_all``, for the sinks of this package."""
+
+    async def send_all(
+        self, records: Sequence[OutputRecord], *, partition: int | None = None
+    ) -> None:
+        raise NotImplementedError
+
+    async def send(
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Produce one record and wait until the broker has acknowledged it. It goes to
+        ``partition`` when given, else where the producer's partitioner puts its key.
+
+        Raises:
+            BrokerError: the record was rejected (too large, unknown topic or partition, timed
+                out).
+        """
+        await self.send_all(((topic, key, value, headers),), partition=partition)
+
 
 log = logging.getLogger(__name__)
 
 
-class AsyncProducer:
+class AsyncProducer(OneBySend):
     """Produces records and awaits the broker's acknowledgement of each.
 
     Delivery reports are served on the event loop's own thread: while records wait for their
@@ -49,24 +77,6 @@ class AsyncProducer:
         """The confluent-kafka ``Producer`` itself, for its transactional calls
         (:class:`~talon_stream.kafka.TransactionalSink`)."""
         return self._producer
-
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None = None,
-        partition: int | None = None,
-    ) -> None:
-        """Produce one record and wait until the broker has acknowledged it. It goes to
-        ``partition`` when given, else where the producer's partitioner puts its key.
-
-        Raises:
-            BrokerError: the record was rejected (too large, unknown topic or partition, timed
-                out).
-        """
-        await self.send_all(((topic, key, value, headers),), partition=partition)
 
     async def send_all(
         self, records: Sequence[OutputRecord], *, partition: int | None = None

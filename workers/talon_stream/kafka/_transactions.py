@@ -28,8 +28,8 @@ from typing import Any, TypeVar
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from talon_stream._exceptions import BrokerError
-from talon_stream.core._records import Headers, OutputRecord, PartitionKey
-from talon_stream.kafka._producer import AsyncProducer
+from talon_stream.core._records import OutputRecord, PartitionKey
+from talon_stream.kafka._producer import AsyncProducer, OneBySend
 from talon_stream.scheduling._offsets import CommitPoint
 
 __all__ = ["TransactionAbortedError", "TransactionalSink"]
@@ -43,7 +43,7 @@ class TransactionAbortedError(BrokerError):
     """The open transaction was aborted (or could not be committed): its outcomes are gone."""
 
 
-class TransactionalSink:
+class TransactionalSink(OneBySend):
     """Publishes through a transactional producer; commits input offsets with the outputs."""
 
     def __init__(self, producer: AsyncProducer, *, timeout_s: float = 30.0) -> None:
@@ -82,17 +82,6 @@ class TransactionalSink:
         except KafkaException as exc:
             raise BrokerError(f"could not start Kafka transactions: {exc}") from exc
         self._open.set()
-
-    async def send(
-        self,
-        topic: str,
-        *,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None = None,
-        partition: int | None = None,
-    ) -> None:
-        await self.send_all(((topic, key, value, headers),), partition=partition)
 
     async def send_all(
         self, records: Sequence[OutputRecord], *, partition: int | None = None
