@@ -151,6 +151,9 @@ class BrokerFaultParams:
     seed: int = 5
     latency_median_ms: float = 3.0
     timeout_s: float = 180.0
+    #: Small buffers, so that partitions are paused when the broker fails (a partition lost
+    #: while paused must come back consuming).
+    max_buffered_per_partition: int = 50
 
 
 @dataclass(frozen=True)
@@ -580,7 +583,8 @@ async def broker_fault(broker: Broker, workdir: Path, params: BrokerFaultParams)
             stage.produce(
                 interleaved_journeys(params.events, seed=params.seed, customers=params.customers)
             )
-            worker = WorkerProcess(stage.env(), workdir / f"{name}-worker.log")
+            env = stage.env(max_buffered_per_partition=params.max_buffered_per_partition)
+            worker = WorkerProcess(env, workdir / f"{name}-worker.log")
             worker.start()
             try:
                 target = int(params.at * params.events)

@@ -74,6 +74,9 @@ class Worker:
         #: The offsets this worker last committed (next offset to read) and what it paused.
         self.committed: dict[PartitionKey, int] = {}
         self._paused: set[PartitionKey] = set()
+        #: Partitions (re)assigned since the loop last looked: a partition paused before it was
+        #: lost can come back still paused in librdkafka, so each is resumed once.
+        self._fresh: set[PartitionKey] = set()
         #: Set while Talon.One refuses the key or cannot be reached (see talon_stream.talon._halt).
         self.halt = Halt(
             probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
@@ -159,6 +162,8 @@ class Worker:
                     sum(len(offsets) for offsets in finished.values()),
                 )
             self.assigned.update(partitions)
+            self._paused.difference_update(partitions)
+            self._fresh.update(partitions)
             dispatcher.assign(partitions, finished)
             if partitions:
                 self._has_partitions.set()
@@ -168,6 +173,7 @@ class Worker:
         ) -> dict[PartitionKey, CommitPoint]:
             log.info("revoked %s", _describe(partitions))
             self.assigned.difference_update(partitions)
+            self._paused.difference_update(partitions)
             if transactions is None:
                 return await dispatcher.revoke(partitions, settings.drain_timeout_s)
             await dispatcher.drain(partitions, settings.drain_timeout_s)
@@ -292,6 +298,9 @@ class Worker:
                 and not await avro.prefetch(records, stopping=self._stopping.is_set)
             ):
                 break  # stopping while the Schema Registry is down: the batch is read again
+            if self._fresh:
+                fresh, self._fresh = [k for k in self._fresh if k in self.assigned], set()
+                await consumer.resume(fresh)
             for record in records:
                 dispatcher.submit(record)
             pause = dispatcher.partitions_to_pause()
