@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from run import shop_events  # noqa: E402  (bench/run.py, beside this script)
+from run import cpu_model, shop_events  # noqa: E402  (bench/run.py, beside this script)
 
 from talon_one_emulator import EmulatorConfig, EmulatorServer  # noqa: E402
 from talon_stream.demo import Broker, open_broker  # noqa: E402
@@ -51,16 +50,6 @@ API_KEY = "bench-rebalance-key"
 
 def progress(message: str) -> None:
     print(f"[rebalance {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class Feed(threading.Thread):
