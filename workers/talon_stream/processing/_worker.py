@@ -315,15 +315,7 @@ class Worker:
                 if transactions is None:
                     await self._commit(consumer, dispatcher)
                 else:
-
-                    async def commit(group_metadata: Any) -> None:
-                        assert transactions is not None
-                        async with transactions.quiet():
-                            await self._commit_transaction(
-                                transactions, dispatcher, group_metadata, {}
-                            )
-
-                    await consumer.holding(commit)
+                    await self._commit_periodically(transactions, consumer, dispatcher)
                 next_commit = loop.time() + interval_s
         if dispatcher.failure is not None:
             log.error("stopping: %s", dispatcher.failure)
@@ -334,6 +326,17 @@ class Worker:
             await consumer.commit(points)
             dispatcher.mark_committed(points)
             self.committed.update((key, point.offset) for key, point in points.items())
+
+    async def _commit_periodically(
+        self, transactions: TransactionalSink, consumer: AsyncConsumer, dispatcher: Dispatcher
+    ) -> None:
+        """The interval's transaction commit, made while the consumer's thread holds still."""
+
+        async def commit(group_metadata: Any) -> None:
+            async with transactions.quiet():
+                await self._commit_transaction(transactions, dispatcher, group_metadata, {})
+
+        await consumer.holding(commit)
 
     async def _commit_transaction(
         self,
