@@ -8,7 +8,7 @@ RATE   ?= 150
 HEALTH_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck bench bench-backlog bench-rebalance bench-sweep clean
+.PHONY: help run test lint typecheck bench bench-backlog bench-rebalance bench-eos bench-sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench-backlog: $(STAMP)  ## drain 1,000,000 events over 200,000 customers: peak 
 
 bench-rebalance: $(STAMP)  ## rebalance pause when a member leaves: classic vs KIP-848 consumer protocol
 	$(BIN)/python bench/rebalance.py
+
+bench-eos: $(STAMP)  ## exactly-once cost by transaction interval, beside at-least-once
+	$(BIN)/python bench/transactions.py
 
 bench-sweep: $(STAMP)  ## latency and key-count sweeps across the four contenders
 	$(BIN)/python bench/sweep.py

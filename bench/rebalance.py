@@ -2,13 +2,17 @@
 
 Two workers (``talon-stream run`` processes) share a group over a 12-partition topic fed at a
 steady rate; once both hold partitions and outcomes flow, one of them leaves (SIGTERM: it
-drains, commits and leaves the group). The pause of a partition is the longest gap between two
-outcomes of its records around that moment; the figure is the longest pause over the partitions
-the leaver held — the time from a member leaving until every partition is consumed again. Each
-protocol runs ``--rounds`` times, alternating, in one run on one broker.
+drains, commits and leaves the group) or, with ``--leave kill``, dies (SIGKILL: the group
+learns it only when its session expires — the worker's ``session_timeout_ms`` under the classic
+protocol, the broker's ``group.consumer.session.timeout.ms`` under KIP-848). The pause of a
+partition is the longest gap between two outcomes of its records around that moment; the figure
+is the longest pause over the partitions the leaver held — the time from a member leaving until
+every partition is consumed again. Each protocol runs ``--rounds`` times, alternating, in one
+run on one broker.
 
     .venv/bin/python bench/rebalance.py             # make bench-rebalance
     .venv/bin/python bench/rebalance.py --rounds 5
+    .venv/bin/python bench/rebalance.py --leave kill --results bench/results/rebalance-kill.json
 
 Needs Apache Kafka 4 (KIP-848); prints one JSON line and writes bench/results/rebalance.json
 with the CPU model.
@@ -127,7 +131,12 @@ class Arrivals(threading.Thread):
 
 
 async def one_round(
-    broker: Broker, emulator: EmulatorServer, workdir: Path, protocol: str, rate: float
+    broker: Broker,
+    emulator: EmulatorServer,
+    workdir: Path,
+    protocol: str,
+    rate: float,
+    leave: str = "term",
 ) -> dict[str, Any]:
     unique = uuid.uuid4().hex[:8]
     topics = {"input": f"rb-in-{unique}", "effects": f"rb-fx-{unique}", "dlq": f"rb-dlq-{unique}"}
@@ -162,8 +171,13 @@ async def one_round(
             lambda: len(arrivals.times) == PARTITIONS, timeout_s=60, what="all partitions"
         )
         left = time.monotonic()
-        code, drain_s = await leaver.terminate(30)
-        await asyncio.sleep(8)
+        if leave == "kill":
+            leaver.kill()
+            code, drain_s = -9, 0.0
+        else:
+            code, drain_s = await leaver.terminate(30)
+        # Long enough for a dead member's session to expire and its partitions to move.
+        await asyncio.sleep(8 if leave == "term" else 15)
         pauses = arrivals.pauses(left, time.monotonic())
     finally:
         feed.stopping.set()
@@ -182,7 +196,7 @@ async def one_round(
     }
 
 
-async def run(rounds: int, rate: float, workdir: Path) -> dict[str, Any]:
+async def run(rounds: int, rate: float, workdir: Path, leave: str = "term") -> dict[str, Any]:
     broker = open_broker(announce=progress)
     try:
         if broker.kind != "apache-kafka":
@@ -193,7 +207,7 @@ async def run(rounds: int, rate: float, workdir: Path) -> dict[str, Any]:
                 for protocol in (
                     ("classic", "consumer") if index % 2 == 0 else ("consumer", "classic")
                 ):
-                    result = await one_round(broker, emulator, workdir, protocol, rate)
+                    result = await one_round(broker, emulator, workdir, protocol, rate, leave)
                     progress(json.dumps(result))
                     results.append(result)
     finally:
@@ -205,17 +219,23 @@ async def run(rounds: int, rate: float, workdir: Path) -> dict[str, Any]:
             "median_of_max_pause_s": round(statistics.median(mine), 2),
             "max_pause_s": mine,
         }
-    return {"broker": broker.kind, "rounds": results, "summary": summary}
+    return {"broker": broker.kind, "leave": leave, "rounds": results, "summary": summary}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=300.0, help="events per second fed")
+    parser.add_argument(
+        "--leave",
+        choices=("term", "kill"),
+        default="term",
+        help="term: the member leaves (SIGTERM); kill: it dies (SIGKILL)",
+    )
     parser.add_argument("--results", type=Path, default=RESULTS / "rebalance.json")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="rebalance-") as scratch:
-        line = asyncio.run(run(args.rounds, args.rate, Path(scratch)))
+        line = asyncio.run(run(args.rounds, args.rate, Path(scratch), args.leave))
     line = {
         "command": " ".join(["bench/rebalance.py", *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

@@ -17,7 +17,9 @@ by customer):
 The slow contenders are measured over a time window (they would take an hour for the whole
 input); the others drain it. ``p50_ms``/``p99_ms`` come from a second, paced phase of the
 ``talon_stream`` run (input timestamp → effects record timestamp) at half its measured rate, so
-they show processing latency, not queueing behind a backlog.
+they show processing latency, not queueing behind a backlog. Each worker's paced events go to a
+topic of its own that it reads beside the input topic, so the input topic holds the same events
+for every contender.
 
     .venv/bin/python bench/run.py                       # make bench
     .venv/bin/python bench/run.py --events 20000 --latency-ms 10 --customers 100
@@ -227,6 +229,11 @@ class Stack:
     events: int
 
 
+def paced_topic(stack: Stack, name: str) -> str:
+    """Where contender ``name``'s latency phase produces."""
+    return f"{stack.topic}.paced.{name}"
+
+
 def run_worker_process(
     stack: Stack,
     name: str,
@@ -235,15 +242,21 @@ def run_worker_process(
     *,
     exactly_once: bool = False,
     latency_to_arrival: bool = False,
+    env: dict[str, str] | None = None,
 ) -> tuple[Any, Watch]:
-    """Start the real worker as a child process on the stack, and a watch of its outcomes."""
+    """Start the real worker as a child process on the stack, and a watch of its outcomes;
+    ``env`` adds to (or overrides) its settings."""
     effects, dlq = f"bench.effects.{name}", f"bench.dlq.{name}"
-    stack.broker.create_topics({effects: 12, dlq: 1})
+    # The latency phase's events go to a topic of this contender's own: the shared input topic
+    # keeps exactly ``stack.events`` records, so a contender started later neither re-reads
+    # another's paced events (with their old timestamps) nor replays their sessions.
+    paced = paced_topic(stack, name)
+    stack.broker.create_topics({effects: 12, dlq: 1, paced: 12})
     env = {
         **os.environ,
         "TALON_STREAM_BOOTSTRAP_SERVERS": stack.broker.bootstrap_servers,
         "TALON_STREAM_GROUP_ID": f"bench-{name}-{uuid.uuid4().hex[:6]}",
-        "TALON_STREAM_INPUT_TOPICS": stack.topic,
+        "TALON_STREAM_INPUT_TOPICS": f"{stack.topic},{paced}",
         "TALON_STREAM_EFFECTS_TOPIC": effects,
         "TALON_STREAM_DLQ_TOPIC": dlq,
         "TALON_STREAM_TALON_BASE_URL": stack.base_url,
@@ -254,6 +267,7 @@ def run_worker_process(
         "TALON_STREAM_HEARTBEAT_INTERVAL_MS": str(LOCAL_CONSUMER_SETTINGS["heartbeat_interval_ms"]),
         "TALON_STREAM_FETCH_WAIT_MAX_MS": str(LOCAL_CONSUMER_SETTINGS["fetch_wait_max_ms"]),
         "TALON_STREAM_PROCESSING_GUARANTEE": "exactly-once" if exactly_once else "at-least-once",
+        **(env or {}),
     }
     watch = Watch(
         stack.broker.bootstrap_servers,
@@ -276,7 +290,7 @@ def run_worker(
     max_in_flight: int,
     window_s: float | None,
     neighbours: dict[str, int | None] | None = None,
-    **options: bool,
+    **options: Any,
 ) -> dict[str, Any]:
     """The real worker as a child process; returns eps, CPU per event and peak RSS, and the
     CPU per event of each of its ``neighbours`` (name → process ID; None for this process)
@@ -311,6 +325,7 @@ def run_worker(
             "peak_rss_mb": round(rss, 1),
             "process": process,
             "watch": watch,
+            "paced_topic": paced_topic(stack, name),
         }
     finally:
         if window_s is not None:
@@ -319,13 +334,14 @@ def run_worker(
 
 
 def measure_latency(
-    stack: Stack, result: dict[str, Any], eps: float, events: int, seed: int
+    stack: Stack, result: dict[str, Any], rate: float, events: int, seed: int
 ) -> None:
-    """Feed ``events`` more records at half ``eps`` to the running worker; record latencies."""
+    """Feed ``events`` more records at ``rate`` per second to the running worker; record
+    latencies (``latencies_ms`` too, sorted)."""
     watch: Watch = result["watch"]
     watch.latencies_ms.clear()
     watch.record_latency = True  # the backlog is drained: every new envelope is a paced event
-    rate = max(10.0, eps / 2)
+    rate = max(10.0, rate)
     producer = Producer(
         {
             "bootstrap.servers": stack.broker.bootstrap_servers,
@@ -336,7 +352,7 @@ def measure_latency(
     start = time.monotonic()
     expected = watch.count + events
     for n, (key, value) in enumerate(shop_events(events, 5000, seed + 1, prefix="paced")):
-        producer.produce(stack.topic, key=key, value=value)
+        producer.produce(result["paced_topic"], key=key, value=value)
         producer.poll(0)
         delay = start + (n + 1) / rate - time.monotonic()
         if delay > 0:
@@ -344,6 +360,7 @@ def measure_latency(
     producer.flush(30)
     watch.wait_for(expected, 120)
     latencies = sorted(watch.latencies_ms)
+    result["latencies_ms"] = latencies
     result["p50_ms"] = round(statistics.median(latencies), 1) if latencies else None
     result["p99_ms"] = (
         round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
@@ -494,11 +511,18 @@ def start_emulator(latency_ms: float) -> tuple[Any, str]:
 
 
 def emulator_statuses(base_url: str) -> dict[str, int]:
+    """Answers by status, and every refusal by status and operation ("400 updateSession")."""
     with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=60) as response:
         entries = json.loads(response.read())
     counts: dict[str, int] = {}
     for entry in entries:
-        counts[str(entry["status"])] = counts.get(str(entry["status"]), 0) + 1
+        status = str(entry["status"])
+        counts[status] = counts.get(status, 0) + 1
+        if entry["status"] >= 300:
+            label = f"{status} {entry['operation']}"
+            counts[label] = counts.get(label, 0) + 1
+            if os.environ.get("BENCH_DUMP_REFUSALS"):
+                print(json.dumps(entry), file=sys.stderr)
     return counts
 
 
@@ -610,7 +634,7 @@ def main() -> None:
                         for each, cost in keyed["neighbours_cpu_us_per_event"].items()
                     )
                 )
-                measure_latency(stack, keyed, keyed["eps"], args.latency_events, args.seed)
+                measure_latency(stack, keyed, keyed["eps"] / 2, args.latency_events, args.seed)
                 results.update(
                     {f"{prefix}p50_ms": keyed["p50_ms"], f"{prefix}p99_ms": keyed["p99_ms"]}
                 )

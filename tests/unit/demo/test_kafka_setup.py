@@ -83,12 +83,17 @@ def fake_maven(calls: list[Path], pause_s: float = 0.0):  # type: ignore[no-unty
 
 def test_the_jars_are_fetched_once_then_reused(tmp_path: Path) -> None:
     calls: list[Path] = []
-    libs = kafka_libs(cache=tmp_path, fetch=fake_maven(calls))
+    said: list[str] = []
+    libs = kafka_libs(cache=tmp_path, fetch=fake_maven(calls), progress=said.append)
     assert libs == tmp_path / "libs"
     assert (libs / f"kafka_2.13-{KAFKA_VERSION}.jar").is_file()
     assert "log4j-core.jar" in (tmp_path / "complete").read_text()
-    assert kafka_libs(cache=tmp_path, fetch=fake_maven(calls)) == libs
+    assert kafka_libs(cache=tmp_path, fetch=fake_maven(calls), progress=said.append) == libs
     assert len(calls) == 1
+    # The one fetch is announced before it starts and summed up after; the reuse is silent.
+    assert said[0].startswith(f"fetching Apache Kafka {KAFKA_VERSION}'s jars with Maven into ")
+    assert said[1].startswith("fetched 2 jars (0 MB) in ")
+    assert len(said) == 2
 
 
 def test_a_failed_fetch_leaves_no_marker_and_the_next_one_starts_afresh(tmp_path: Path) -> None:

@@ -466,19 +466,32 @@ def emulator(
     help="Comma-separated topics to create.",
 )
 @click.option("--partitions", type=click.IntRange(min=1), default=6, show_default=True)
-def broker(topics: str, partitions: int) -> None:
-    """Start the embedded Kafka broker (Tansu), create topics, print the address; Ctrl-C stops."""
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", "kafka", "embedded"]),
+    envvar="TALON_STREAM_BROKER",
+    default="auto",
+    show_default=True,
+    help="Apache Kafka (Java 17+ and Maven, or its cached jars), Tansu (embedded), or "
+    "Apache Kafka when it can run and Tansu otherwise. Env: TALON_STREAM_BROKER.",
+)
+def broker(topics: str, partitions: int, kind: str) -> None:
+    """Start a local Kafka broker (Apache Kafka or the embedded Tansu), create topics, print
+    the address; Ctrl-C stops."""
     _require_demo("broker")
-    from talon_stream.demo._broker import EmbeddedBroker
+    from talon_stream.demo._broker import EmbeddedBroker, choose_local_broker
+    from talon_stream.demo._kafka import KafkaBroker
 
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        with EmbeddedBroker() as embedded:
+        local = KafkaBroker() if choose_local_broker(kind) == "kafka" else EmbeddedBroker()
+        click.echo(f"broker: {local.description}", err=True)
+        with local:
             names = [name.strip() for name in topics.split(",") if name.strip()]
-            embedded.create_topics(dict.fromkeys(names, partitions))
-            click.echo(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap_servers}", err=False)
+            local.create_topics(dict.fromkeys(names, partitions))
+            click.echo(f"KAFKA_BOOTSTRAP_SERVERS={local.bootstrap_servers}", err=False)
             click.echo(f"topics: {', '.join(names)} ({partitions} partitions each)", err=True)
             stop.wait()
     except BrokerError as exc:

@@ -14,6 +14,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from importlib import resources
@@ -109,8 +111,10 @@ def kafka_libs(
     *,
     cache: Path | None = None,
     fetch: Callable[[Path, Path], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> Path:
-    """The folder of the pinned Kafka's jars, fetched with Maven on first use.
+    """The folder of the pinned Kafka's jars, fetched with Maven on first use; ``progress``
+    (default: standard error) hears when a fetch starts and ends, as it may take a minute.
 
     Raises:
         BrokerError: Maven is missing or failed (the message has the end of its output).
@@ -129,12 +133,22 @@ def kafka_libs(
         shutil.rmtree(libs, ignore_errors=True)
         pom = folder / "pom.xml"
         pom.write_text(resource_text("pom.xml"), "utf-8")
+        say = progress or _to_stderr
+        say(f"fetching Apache Kafka {KAFKA_VERSION}'s jars with Maven into {folder} (once)")
+        started = time.monotonic()
         (fetch or _maven_copy)(pom, partial)
         if not any(partial.glob(f"kafka_2.13-{KAFKA_VERSION}.jar")):
             raise BrokerError(f"Maven copied no kafka_2.13-{KAFKA_VERSION}.jar into {partial}")
+        jars = list(partial.glob("*.jar"))
+        size_mb = sum(jar.stat().st_size for jar in jars) / 1e6
+        say(f"fetched {len(jars)} jars ({size_mb:.0f} MB) in {time.monotonic() - started:.0f} s")
         partial.rename(libs)
         marker.write_text("\n".join(sorted(p.name for p in libs.iterdir())) + "\n", "utf-8")
     return libs
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _maven_copy(pom: Path, into: Path) -> None:

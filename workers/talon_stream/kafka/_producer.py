@@ -112,6 +112,20 @@ class AsyncProducer(OneBySend):
             raise
         await acked
 
+    async def enqueue_all(
+        self, records: Sequence[OutputRecord], *, partition: int | None = None
+    ) -> None:
+        """Hand every record to librdkafka and return without waiting for acknowledgements:
+        for a transactional producer, whose commit flushes them and fails when one was refused.
+        Waits only while librdkafka's local queue is full.
+
+        Raises:
+            BrokerError: a record was refused on the spot (too large, unknown topic).
+        """
+        loop = asyncio.get_running_loop()
+        for topic, key, value, headers in records:
+            await self._enqueue(loop, topic, key, value, headers, partition, None)
+
     async def _enqueue(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -120,9 +134,10 @@ class AsyncProducer(OneBySend):
         value: bytes | None,
         headers: Headers | None,
         partition: int | None,
-        delivered: Callable[[KafkaError | None, Message], None],
+        delivered: Callable[[KafkaError | None, Message], None] | None,
     ) -> None:
-        """Queue one record in librdkafka, waiting while its local queue is full."""
+        """Queue one record in librdkafka, waiting while its local queue is full; ``delivered``
+        gets its report (none when None)."""
         # Not passed at all when None: librdkafka's partitioner then picks the partition.
         where = {} if partition is None else {"partition": partition}
         while True:
@@ -136,9 +151,10 @@ class AsyncProducer(OneBySend):
             except KafkaException as exc:
                 raise BrokerError(f"could not produce to {topic!r}: {exc}") from exc
             else:
-                self._unacked += 1
-                if self._timer is None:
-                    self._timer = loop.call_later(self._interval, self._serve, loop)
+                if delivered is not None:
+                    self._unacked += 1
+                    if self._timer is None:
+                        self._timer = loop.call_later(self._interval, self._serve, loop)
                 return
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -1,14 +1,15 @@
 """Exactly-once output: the worker's records and its input offsets in one Kafka transaction.
 
 :class:`TransactionalSink` is the :class:`~talon_stream.core.RecordSink` of a worker with
-``processing_guarantee = "exactly-once"``. Records go out through a transactional producer as
-usual — calls keep running, outcomes keep being published — and every transaction interval the
-worker commits: :meth:`~TransactionalSink.quiet` holds new publishes back and waits for those
-under way to be acknowledged (a record's outputs are all in a transaction or all out of it, and
-its offset is finished in the same step as its acknowledgement), then
-:meth:`~TransactionalSink.commit` sends the input offsets with the consumer's group metadata and
-commits. Readers with ``isolation.level=read_committed`` see the outcome of a record if and only
-if its offset was committed with it.
+``processing_guarantee = "exactly-once"``. Records are handed to a transactional producer
+without waiting for their acknowledgement — calls keep running, outcomes keep being published, a
+customer's next call does not wait for the broker — and every transaction interval the worker
+commits: :meth:`~TransactionalSink.quiet` holds new publishes back until those being handed over
+are in librdkafka's queue (a record's outputs are all in a transaction or all out of it, and its
+offset is finished as they are queued), then :meth:`~TransactionalSink.commit` sends the input
+offsets with the consumer's group metadata and commits. The commit flushes the queue first and
+fails if the broker refused any record, so readers with ``isolation.level=read_committed`` see
+the outcome of a record if and only if its offset was committed with it.
 
 A transaction that cannot be committed is aborted and the sink fails: its outcomes are gone, and
 so is the worker's knowledge of which records had one, so the worker must stop and the records
@@ -86,11 +87,11 @@ class TransactionalSink(OneBySend):
     async def send_all(
         self, records: Sequence[OutputRecord], *, partition: int | None = None
     ) -> None:
-        """Produce ``records`` in the open transaction and wait for their acknowledgement;
-        while a commit is being made, wait for it first.
+        """Queue ``records`` in the open transaction (the commit waits for their
+        acknowledgement, not this); while a commit is being made, wait for it first.
 
         Raises:
-            BrokerError: a record was refused, or the transactions failed.
+            BrokerError: a record was refused on the spot, or the transactions failed.
         """
         while not self._open.is_set():
             if self.failure is not None:
@@ -102,7 +103,7 @@ class TransactionalSink(OneBySend):
         self._idle.clear()
         try:
             self._produced += len(records)
-            await self._producer.send_all(records, partition=partition)
+            await self._producer.enqueue_all(records, partition=partition)
         finally:
             self._publishing -= 1
             if not self._publishing:
@@ -110,8 +111,8 @@ class TransactionalSink(OneBySend):
 
     @contextlib.asynccontextmanager
     async def quiet(self) -> AsyncIterator[None]:
-        """Hold new publishes back and wait until those under way are acknowledged: inside,
-        every record's outputs are acknowledged in full or not produced at all."""
+        """Hold new publishes back and wait until those under way are queued: inside, every
+        record's outputs are in the open transaction in full or not at all."""
         async with self._lock:
             self._open.clear()
             try:

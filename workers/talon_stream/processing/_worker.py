@@ -290,7 +290,10 @@ class Worker:
         )
         next_commit = loop.time() + interval_s
         while not self._stopping.is_set() and dispatcher.failure is None:
-            records = await consumer.consume(_FETCH_BATCH, _FETCH_WAIT_S)
+            # Waiting for records never delays a commit past its time (the interval of a
+            # transaction is shorter than the fetch wait, and every partition may be paused).
+            wait_s = min(_FETCH_WAIT_S, max(0.0, next_commit - loop.time()))
+            records = await consumer.consume(_FETCH_BATCH, wait_s)
             avro = self.avro
             if (
                 avro is not None
@@ -311,12 +314,14 @@ class Worker:
             if resume:
                 await consumer.resume(resume)
                 self._paused.difference_update(resume)
-            if loop.time() >= next_commit:
+            now = loop.time()
+            if now >= next_commit:
+                # The next one is due an interval after this one started, not after it ended.
+                next_commit = now + interval_s
                 if transactions is None:
                     await self._commit(consumer, dispatcher)
                 else:
                     await self._commit_periodically(transactions, consumer, dispatcher)
-                next_commit = loop.time() + interval_s
         if dispatcher.failure is not None:
             log.error("stopping: %s", dispatcher.failure)
 
