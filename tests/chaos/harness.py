@@ -344,11 +344,14 @@ class WorkerProcess:
         self._close_log()
 
     async def terminate(self, timeout_s: float) -> tuple[int | None, float]:
-        """SIGTERM and wait; returns the exit code (``None``: still running after
-        ``timeout_s``, then killed) and the seconds it took to exit."""
+        """SIGTERM once it has started, and wait; returns the exit code (``None``: still
+        running after ``timeout_s``, then killed) and the seconds it took to exit. (A SIGTERM
+        while the interpreter itself starts ends any Python program with -15, before the
+        worker can install its handler; that is not what a scenario checks.)"""
         process = self.process
         if process is None:
             return None, 0.0
+        await self.started(timeout_s)
         started = time.monotonic()
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -360,6 +363,18 @@ class WorkerProcess:
             self.kill()
         self._close_log()
         return code, took
+
+    async def started(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until this start of the worker has installed its signal
+        handlers: it logs ``talon-stream <version> starting (pid <pid>)`` right after (at log
+        level info)."""
+        deadline = time.monotonic() + timeout_s
+        process = self.process
+        while time.monotonic() < deadline and process is not None and self.running():
+            if f" starting (pid {process.pid})" in self.log_text():
+                return True
+            await asyncio.sleep(0.05)
+        return False
 
     def _close_log(self) -> None:
         if self._log is not None:

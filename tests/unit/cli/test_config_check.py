@@ -26,7 +26,7 @@ API_KEY = "talon-key-0123456789"
 PASSWORD = "kafka-Passw0rd-abcdef"
 TOPICS = {
     "in.a": 6,
-    "in.b": 3,
+    "in.b": 6,
     "talon.effects": 6,
     "talon-stream.dlq": 1,
     "route.pricing": 6,
@@ -100,12 +100,17 @@ def test_a_good_configuration_passes_every_check() -> None:
         "topic talon-stream.dlq",
         "topic route.pricing",
         "workers",
+        "co-partitioning",
         "talon.one",
         "mapping file",
     ]
-    assert results["topic in.b"].detail == "input: 3 partitions"
+    assert results["topic in.b"].detail == "input: 6 partitions"
     assert results["topic route.pricing"].detail == "effect route: 6 partitions"
-    assert "up to 9 workers" in results["workers"].detail
+    # Merged in event-time order, with the range assignor: the largest topic bounds the group.
+    assert "up to 6 workers" in results["workers"].detail
+    assert results["co-partitioning"].detail == (
+        "in.a, in.b: 6 partitions each, merged in event-time order (max idle 1000 ms)"
+    )
     assert results["talon.one"].detail.startswith(
         "https://acme.europe-west1.talon.one accepted the API key (GET /v2/customer_sessions/"
     )
@@ -117,6 +122,25 @@ def test_a_good_configuration_passes_every_check() -> None:
 def test_the_range_assignor_bounds_workers_by_the_largest_topic() -> None:
     report = check({"partition_assignment_strategy": "range"})
     assert "up to 6 workers" in by_name(report)["workers"].detail
+    # Each topic on its own, the default assignor spreads all partitions together.
+    report = check({"max_idle_ms": "-1"})
+    assert "up to 12 workers" in by_name(report)["workers"].detail
+
+
+def test_an_input_topic_with_another_partition_count_is_named_with_the_fix() -> None:
+    report = check(probe=cluster({**TOPICS, "in.b": 3}))
+    assert not report.ok
+    result = by_name(report)["co-partitioning"]
+    assert result.status == "fail"
+    assert result.detail == (
+        "in.b has 3 partitions, in.a has 6: a customer's records in in.b are not merged by "
+        "time with those in in.a"
+    )
+    assert result.fix is not None
+    assert "give in.b 6 partitions: create a new topic with --partitions 6" in result.fix
+    assert "TALON_STREAM_MAX_IDLE_MS=-1" in result.fix
+    assert by_name(check({"max_idle_ms": "-1"}))["co-partitioning"].status == "skip"
+    assert "co-partitioning" not in by_name(check({"input_topics": "in.a"}))
 
 
 def test_missing_topics_are_named_with_the_command_that_creates_them() -> None:
@@ -136,7 +160,7 @@ def test_missing_topics_are_named_with_the_command_that_creates_them() -> None:
             f"--topic {topic} --partitions 6"
         )
     assert results["topic in.a"].status == "pass"
-    assert "3 of 10 checks failed" in report.lines()[-1]
+    assert "3 of 11 checks failed" in report.lines()[-1]  # co-partitioning: skipped
 
 
 def test_a_secured_cluster_gets_a_command_config_hint(monkeypatch: pytest.MonkeyPatch) -> None:

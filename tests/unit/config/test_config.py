@@ -72,9 +72,33 @@ def test_the_consumer_group_protocol_leaves_the_classic_settings_to_the_broker()
     # librdkafka refuses these with KIP-848's protocol: the broker owns them.
     for name in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
         assert name not in consumer
-    classic = load_settings().consumer_config()
+    # The broker's range assignor keeps co-partitioned topics together (merged by default).
+    assert consumer["group.remote.assignor"] == "range"
+    alone = load_settings(cli={"group_protocol": "consumer", "max_idle_ms": "-1"})
+    assert "group.remote.assignor" not in alone.consumer_config()
+    classic = load_settings(cli={"input_topics": "shop.orders"}).consumer_config()
     assert "group.protocol" not in classic
     assert classic["partition.assignment.strategy"] == "cooperative-sticky"
+
+
+def test_several_input_topics_are_merged_with_the_range_assignor_by_default() -> None:
+    merged = load_settings()
+    assert len(merged.input_topics) > 1
+    assert merged.merges_topics
+    assert merged.max_idle_ms == 1000
+    assert merged.consumer_config()["partition.assignment.strategy"] == "range"
+    alone = load_settings(cli={"max_idle_ms": "-1"})
+    assert not alone.merges_topics
+    assert alone.consumer_config()["partition.assignment.strategy"] == "cooperative-sticky"
+    assert not load_settings(cli={"input_topics": "shop.orders"}).merges_topics
+
+
+def test_merging_with_an_assignor_that_splits_partition_numbers_is_refused_with_the_fix() -> None:
+    for strategy in ("cooperative-sticky", "roundrobin"):
+        with pytest.raises(ConfigurationError, match="MAX_IDLE_MS=-1 to read each topic"):
+            load_settings(cli={"partition_assignment_strategy": strategy})
+        load_settings(cli={"partition_assignment_strategy": strategy, "max_idle_ms": "-1"})
+        load_settings(cli={"partition_assignment_strategy": strategy, "input_topics": "a"})
 
 
 def test_exactly_once_makes_a_transactional_producer_and_an_eager_assignor() -> None:
@@ -94,6 +118,7 @@ def test_exactly_once_with_cooperative_sticky_is_refused_with_the_fix() -> None:
             cli={
                 "processing_guarantee": "exactly-once",
                 "partition_assignment_strategy": "cooperative-sticky",
+                "input_topics": "shop.orders",
             }
         )
     # The consumer protocol has no client-side assignor: nothing to refuse.

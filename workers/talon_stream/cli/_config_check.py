@@ -8,6 +8,8 @@ In order, each check one line of the :class:`Report`:
   ``TALON_STREAM_KAFKA_CONFIG``) fetch the cluster's metadata within the timeout;
 * **topics** — the input, effects, DLQ and effect-route topics exist (a missing one comes with
   the command that creates it), and the input topics' partitions bound the useful workers;
+* **co-partitioning** — with several input topics merged in event-time order, every one has
+  as many partitions as the others (a topic that has not is named, with the fix);
 * **talon.one** — the API key is accepted: ``GET /v2/customer_sessions/<random id>`` answers 404
   (no such session, but the key was good); 401/403 means it is refused;
 * **mapping file** — when one is set, it loads.
@@ -45,6 +47,7 @@ from talon_stream.config._sources import (
     origins,
 )
 from talon_stream.formats.mapping._mappings import load_mappings
+from talon_stream.scheduling._merge import co_partitioned_groups
 
 __all__ = [
     "CheckOptions",
@@ -354,6 +357,9 @@ def _kafka(
             command += " --command-config <client.properties with your SASL/TLS settings>"
         checks.append(CheckResult(name, "fail", f"{role}: does not exist", f"create it: {command}"))
     checks.append(_workers(settings, inputs))
+    co_partitioning = _co_partitioning(settings, inputs)
+    if co_partitioning is not None:
+        checks.append(co_partitioning)
     return checks
 
 
@@ -399,6 +405,45 @@ def _workers(settings: Settings, inputs: Mapping[str, int]) -> CheckResult:
         "pass",
         f"input partitions: {listing}; up to {_count(useful, 'worker')} of group "
         f"{settings.group_id} get partitions",
+    )
+
+
+def _co_partitioning(settings: Settings, inputs: Mapping[str, int]) -> CheckResult | None:
+    """Several input topics are merged in event-time order partition by partition: each must
+    have as many partitions as the others (and keys partitioned alike)."""
+    if len(settings.input_topics) < 2:
+        return None
+    name = "co-partitioning"
+    if not settings.merges_topics:
+        return CheckResult(
+            name, "skip", "each input topic is read on its own (TALON_STREAM_MAX_IDLE_MS=-1)"
+        )
+    existing = [topic for topic in settings.input_topics if topic in inputs]
+    if len(existing) < 2:
+        return CheckResult(name, "skip", "fewer than two input topics exist yet")
+    groups = co_partitioned_groups({topic: inputs[topic] for topic in existing})
+    largest = max(groups, key=len)
+    count = inputs[largest[0]]
+    if len(largest) == len(existing):
+        return CheckResult(
+            name,
+            "pass",
+            f"{', '.join(largest)}: {count} partitions each, merged in event-time order "
+            f"(max idle {settings.max_idle_ms} ms)",
+        )
+    others = [topic for topic in existing if topic not in largest]
+    listing = ", ".join(f"{topic} has {_count(inputs[topic], 'partition')}" for topic in others)
+    each = " each" if len(largest) > 1 else ""
+    return CheckResult(
+        name,
+        "fail",
+        f"{listing}, {' and '.join(largest)} {'have' if each else 'has'} {count}{each}: a "
+        f"customer's records in {' and '.join(others)} are not merged by time with those in "
+        f"{' and '.join(largest)}",
+        f"give {' and '.join(others)} {count} partitions: create a new topic with "
+        f"--partitions {count} and move its producers to it (adding partitions to a topic "
+        "moves keys to other partitions); or set TALON_STREAM_MAX_IDLE_MS=-1 to read each "
+        "topic on its own, in offset order only",
     )
 
 

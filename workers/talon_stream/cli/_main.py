@@ -163,9 +163,14 @@ def run(overrides: _Overrides, log_level: str) -> None:
     Configuration comes from TALON_STREAM_* and KAFKA_* environment variables and the config
     file (see the README); the options override them.
     """
+    # A stop asked for while the worker is being set up is kept, and honoured once it runs.
+    stop_asked = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_asked.set())
     from talon_stream.processing._worker import Worker
 
     _setup_logging(log_level)
+    log.info("talon-stream %s starting (pid %d)", __version__, os.getpid())
     try:
         settings = load_settings(config_file=overrides.config_file, cli=overrides.cli)
         worker = Worker(settings)
@@ -176,6 +181,8 @@ def run(overrides: _Overrides, log_level: str) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, worker.stop)
+        if stop_asked.is_set():
+            worker.stop()
         await worker.run()
 
     _tune_gc()

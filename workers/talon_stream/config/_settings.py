@@ -108,10 +108,17 @@ class Settings(BaseSettings):
     #: How long the broker keeps a transaction of a worker that vanished open (readers with
     #: ``read_committed`` wait behind it) before it aborts it.
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)
+    #: Several input topics are read as one stream per partition number, in order of their
+    #: records' timestamps (docs/processing.md, "One customer, several topics"): how long (ms) a
+    #: record may wait for a partition of its task that is behind or empty before it goes
+    #: ahead. ``-1``: each topic is read on its own, in offset order only.
+    max_idle_ms: int = Field(default=1000, ge=-1)
     #: The classic protocol's assignor; default ``cooperative-sticky`` (no stop-the-world
-    #: rebalances), and ``range`` with exactly-once processing: librdkafka refuses the offsets of
-    #: a transaction committed while a cooperative rebalance revokes partitions (ILLEGAL_GENERATION,
-    #: confluentinc/librdkafka#4059), which an eager assignor's revoke never does.
+    #: rebalances), and ``range`` with exactly-once processing — librdkafka refuses the offsets
+    #: of a transaction committed while a cooperative rebalance revokes partitions
+    #: (ILLEGAL_GENERATION, confluentinc/librdkafka#4059), which an eager assignor's revoke never
+    #: does — or with several input topics merged: only ``range`` gives partition *p* of every
+    #: topic to the same worker.
     partition_assignment_strategy: Literal["cooperative-sticky", "range", "roundrobin"] | None = (
         None
     )
@@ -286,8 +293,12 @@ class Settings(BaseSettings):
 
     def _group_config(self) -> dict[str, Any]:
         if self.group_protocol == "consumer":
-            # librdkafka refuses the classic protocol's settings with this one.
-            return {"group.protocol": "consumer"}
+            # librdkafka refuses the classic protocol's settings with this one. The broker's
+            # range assignor keeps co-partitioned topics together; its default (uniform) not.
+            config: dict[str, Any] = {"group.protocol": "consumer"}
+            if self.merges_topics:
+                config["group.remote.assignor"] = "range"
+            return config
         return {
             "session.timeout.ms": self.session_timeout_ms,
             "heartbeat.interval.ms": self.heartbeat_interval_ms,
@@ -299,11 +310,32 @@ class Settings(BaseSettings):
         return self.processing_guarantee == "exactly-once"
 
     @property
+    def merges_topics(self) -> bool:
+        """Whether the input topics are merged in event-time order (``max_idle_ms``)."""
+        return len(self.input_topics) > 1 and self.max_idle_ms >= 0
+
+    @property
     def assignment_strategy(self) -> str:
         """The assignor in effect (see ``partition_assignment_strategy``)."""
         if self.partition_assignment_strategy is not None:
             return self.partition_assignment_strategy
-        return "range" if self.exactly_once else "cooperative-sticky"
+        return "range" if self.exactly_once or self.merges_topics else "cooperative-sticky"
+
+    @model_validator(mode="after")
+    def _co_located_when_merging(self) -> Settings:
+        strategy = self.partition_assignment_strategy
+        if (
+            self.merges_topics
+            and self.group_protocol == "classic"
+            and strategy not in (None, "range")
+        ):
+            raise ValueError(
+                f"several input topics are merged in event-time order, which needs partition p "
+                f"of every topic on the same worker: the range assignor does that, {strategy} "
+                "does not; set TALON_STREAM_PARTITION_ASSIGNMENT_STRATEGY=range (the default "
+                "then), or TALON_STREAM_MAX_IDLE_MS=-1 to read each topic on its own"
+            )
+        return self
 
     @model_validator(mode="after")
     def _eager_with_transactions(self) -> Settings:

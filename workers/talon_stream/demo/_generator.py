@@ -18,9 +18,9 @@ import orjson
 
 __all__ = ["CATALOG", "TOPIC_FOR_TYPE", "GeneratedRecord", "ShopSimulator"]
 
-#: Which demo topic carries which event type. A session's cart and order events share a topic:
-#: Kafka orders records only within one partition of one topic, and Talon.One refuses a cart
-#: update that arrives after the order closed the session.
+#: Which demo topic carries which event type. The demo keeps a session's cart and order events
+#: on one topic, so their order never rests on timestamps that may be equal to the millisecond
+#: (the worker merges co-partitioned topics by timestamp, ties going to the topic listed first).
 TOPIC_FOR_TYPE = {
     "cart.updated": "shop.orders",
     "order.placed": "shop.orders",

@@ -77,6 +77,8 @@ class AsyncConsumer:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
         self._consumer = factory(config)
         self._closed = False
+        #: Per assigned partition, the committed offset reading started from (when there was one).
+        self._starts: dict[PartitionKey, int] = {}
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -134,6 +136,8 @@ class AsyncConsumer:
             return {}
         found = {}
         for tp in committed:
+            if tp.offset >= 0:
+                self._starts[(tp.topic, tp.partition)] = tp.offset
             finished = decode_finished(tp.offset, tp.metadata) if tp.offset >= 0 else frozenset()
             if finished:
                 found[(tp.topic, tp.partition)] = finished
@@ -191,6 +195,49 @@ class AsyncConsumer:
             if high >= 0:
                 found[(topic, partition)] = int(high)
         return found
+
+    async def behind(self, partitions: Iterable[PartitionKey]) -> set[PartitionKey]:
+        """Those of ``partitions`` whose log holds records not yet handed to us, or that were not
+        fetched yet (unknown counts as behind); no broker round-trip."""
+        return await self._run(self._behind, list(partitions))
+
+    def _behind(self, partitions: list[PartitionKey]) -> set[PartitionKey]:
+        if not partitions:
+            return set()
+        found = set()
+        positions = self._consumer.position([TopicPartition(t, p) for t, p in partitions])
+        for position in positions:
+            key = (position.topic, position.partition)
+            try:
+                low, high = self._consumer.get_watermark_offsets(TopicPartition(*key), cached=True)
+            except KafkaException:
+                found.add(key)
+                continue
+            # Nothing delivered since the assignment: reading starts at the committed offset,
+            # else (a group without one, reading from the earliest) at the log's start.
+            offset = position.offset if position.offset >= 0 else self._starts.get(key, low)
+            if high < 0 or offset < 0 or offset < high:
+                found.add(key)
+        return found
+
+    async def partition_counts(self, topics: Iterable[str], timeout_s: float) -> dict[str, int]:
+        """How many partitions each topic has (topics missing from the cluster are left out).
+
+        Raises:
+            BrokerError: the metadata could not be fetched in time.
+        """
+        return await self._run(self._partition_counts, list(topics), timeout_s)
+
+    def _partition_counts(self, topics: list[str], timeout_s: float) -> dict[str, int]:
+        try:
+            metadata = self._consumer.list_topics(timeout=timeout_s)
+        except KafkaException as exc:
+            raise BrokerError(f"could not read the input topics' metadata: {exc}") from exc
+        return {
+            topic: len(metadata.topics[topic].partitions)
+            for topic in topics
+            if topic in metadata.topics and metadata.topics[topic].error is None
+        }
 
     async def commit(self, points: dict[PartitionKey, CommitPoint]) -> None:
         """Commit ``points`` (next offset to read and its metadata, per partition)

@@ -22,6 +22,7 @@ from typing import Generic, Protocol, TypeVar
 from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._processor import RecordProcessor
+from talon_stream.scheduling._merge import EventTimeMerge
 from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 from talon_stream.talon._halt import Halt
@@ -50,11 +51,17 @@ class Dispatcher(Protocol):
     failure: BaseException | None
     #: Records not run because an earlier owner of their partition had finished them.
     skipped: int
+    #: The event-time merge of co-partitioned topics records pass through (None: none).
+    merge: EventTimeMerge | None
 
     def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
         """Take ``partitions``; ``finished``: what their commit metadata says is done already."""
 
-    def submit(self, record: InputRecord) -> None: ...
+    def submit(self, record: InputRecord) -> None:
+        """Run ``record`` (after the records of its task it must follow, when merged)."""
+
+    def release_merged(self, behind: Callable[[PartitionKey], bool]) -> None:
+        """Run the merged records whose turn has come (:meth:`EventTimeMerge.release`)."""
 
     def partitions_to_pause(self) -> list[PartitionKey]: ...
 
@@ -118,17 +125,55 @@ class _FlowControl(Generic[_A]):
     partition is paused when its waiting records reach ``max_buffered_per_partition`` or the
     worker is halted, and resumed once they are down to half of it."""
 
-    def __init__(self, halt: Halt, max_buffered_per_partition: int) -> None:
+    def __init__(
+        self, halt: Halt, max_buffered_per_partition: int, merge: EventTimeMerge | None
+    ) -> None:
         self._halt = halt
         self._high = max_buffered_per_partition
         self._low = max(1, max_buffered_per_partition // 2)
         self._partitions: dict[PartitionKey, _A] = {}
         self.skipped = 0
         self.failure: BaseException | None = None
+        self.merge = merge if merge is not None and merge.active else None
 
     def _waiting(self, key: PartitionKey, partition: _A) -> int:
-        """How many of the partition's records wait to be run."""
+        """How many of the partition's records wait to be run (in the merge too)."""
+        merge = self.merge
+        return self._queued(key, partition) + (0 if merge is None else merge.buffered_in(key))
+
+    def _queued(self, key: PartitionKey, partition: _A) -> int:
+        """How many of the partition's records wait in the dispatcher itself."""
         raise NotImplementedError
+
+    def _take(self, record: InputRecord) -> None:
+        """Run ``record`` now, in order after those taken before."""
+        raise NotImplementedError
+
+    def _track(self, partitions: Iterable[PartitionKey], finished: Finished | None) -> None:
+        """Start keeping the partitions."""
+        raise NotImplementedError
+
+    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
+        keys = list(partitions)
+        self._track(keys, finished)
+        if self.merge is not None:
+            self.merge.assign(keys)
+
+    def submit(self, record: InputRecord) -> None:
+        merge = self.merge
+        if merge is not None and merge.add(record):
+            return
+        self._take(record)
+
+    def release_merged(self, behind: Callable[[PartitionKey], bool]) -> None:
+        if self.merge is None:
+            return
+        for record in self.merge.release(behind):
+            self._take(record)
+
+    @property
+    def merged_waiting(self) -> int:
+        return 0 if self.merge is None else self.merge.buffered
 
     def _begin(self, partition: _A, record: InputRecord) -> bool:
         """Whether to run ``record`` (not when an earlier owner finished it)."""
@@ -187,6 +232,12 @@ class _FlowControl(Generic[_A]):
         await self.drain(keys, timeout_s)
         return await self.release(keys)
 
+    def _forget_merged(self, keys: Iterable[PartitionKey]) -> None:
+        """Drop the partitions' records waiting in the merge: never begun, so never committed;
+        their next owner reads them again."""
+        if self.merge is not None:
+            self.merge.revoke(keys)
+
     def _in_flight_in(self, partition: _A) -> bool:
         """Whether a record of the partition is still being run."""
         raise NotImplementedError
@@ -227,15 +278,16 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
         *,
         max_buffered_per_partition: int = 1000,
         halt: Halt | None = None,
+        merge: EventTimeMerge | None = None,
     ) -> None:
-        super().__init__(halt or Halt(), max_buffered_per_partition)
+        super().__init__(halt or Halt(), max_buffered_per_partition, merge)
         self._process = process
 
     @property
     def buffered(self) -> int:
-        return sum(len(lane.queue) for lane in self._partitions.values())
+        return sum(len(lane.queue) for lane in self._partitions.values()) + self.merged_waiting
 
-    def _waiting(self, key: PartitionKey, partition: _Lane) -> int:
+    def _queued(self, key: PartitionKey, partition: _Lane) -> int:
         return len(partition.queue)
 
     def _in_flight_in(self, partition: _Lane) -> bool:
@@ -246,7 +298,7 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
         """Partitions whose first buffered record is being processed."""
         return sum(1 for lane in self._partitions.values() if lane.queue)
 
-    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
+    def _track(self, partitions: Iterable[PartitionKey], finished: Finished | None) -> None:
         for key in partitions:
             if key not in self._partitions:
                 lane = _Lane(finished.get(key, ()) if finished else ())
@@ -255,7 +307,7 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
                 )
                 self._partitions[key] = lane
 
-    def submit(self, record: InputRecord) -> None:
+    def _take(self, record: InputRecord) -> None:
         lane = self._partitions.get(record.partition_key)
         if lane is None or lane.revoked:  # fetched just before a revoke: not ours
             return
@@ -283,6 +335,7 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         keys = [key for key in partitions if key in self._partitions]
+        self._forget_merged(keys)
         for key in keys:
             lane = self._partitions[key]
             lane.revoked = True
@@ -328,8 +381,9 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         max_buffered_per_partition: int = 1000,
         halt: Halt | None = None,
         concurrency: AdaptiveConcurrency | None = None,
+        merge: EventTimeMerge | None = None,
     ) -> None:
-        super().__init__(halt or Halt(), max_buffered_per_partition)
+        super().__init__(halt or Halt(), max_buffered_per_partition, merge)
         self._processor = processor
         self._max_in_flight = max_in_flight
         #: The adaptive in-flight limit (``None``: ``max_in_flight`` holds).
@@ -339,18 +393,18 @@ class KeyedDispatcher(_FlowControl[_Partition]):
 
     @property
     def buffered(self) -> int:
-        return self._scheduler.waiting
+        return self._scheduler.waiting + self.merged_waiting
 
     @property
     def in_flight(self) -> int:
         return self._scheduler.in_flight
 
-    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
+    def _track(self, partitions: Iterable[PartitionKey], finished: Finished | None) -> None:
         for key in partitions:
             if key not in self._partitions:
                 self._partitions[key] = _Partition(finished.get(key, ()) if finished else ())
 
-    def submit(self, record: InputRecord) -> None:
+    def _take(self, record: InputRecord) -> None:
         partition = self._partitions.get(record.partition_key)
         if partition is None or partition.revoked or self.failure is not None:
             return  # fetched just before a revoke, or the worker is stopping: not ours to run
@@ -409,7 +463,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             partition.offsets.finish(record.offset)
         self._start_ready()
 
-    def _waiting(self, key: PartitionKey, partition: _Partition) -> int:
+    def _queued(self, key: PartitionKey, partition: _Partition) -> int:
         return self._scheduler.waiting_in(key)
 
     def _in_flight_in(self, partition: _Partition) -> bool:
@@ -417,6 +471,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         keys = [key for key in partitions if key in self._partitions]
+        self._forget_merged(keys)
         for key in keys:
             self._partitions[key].revoked = True
             self._scheduler.cancel_partition(key)

@@ -14,7 +14,9 @@ transaction that fails, stops the worker (its records are read again from the la
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ from talon_stream.ops._metrics import MetricsSnapshot, WorkerCollector, render
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.processing._dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
 from talon_stream.processing._processor import RecordProcessor
+from talon_stream.scheduling._merge import EventTimeMerge, co_partitioned_groups
 from talon_stream.scheduling._offsets import CommitPoint
 from talon_stream.talon._client import TalonClient
 from talon_stream.talon._halt import Halt
@@ -48,6 +51,7 @@ log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 500
 _FETCH_WAIT_S = 0.1
+_METADATA_TIMEOUT_S = 10.0
 
 
 class Worker:
@@ -209,6 +213,9 @@ class Worker:
                 await self.avro.start()  # registers the output schemas: fails fast
             if transactions is not None:
                 await transactions.start()
+            dispatcher.merge = await self._event_time_merge(consumer)
+            if self._stopping.is_set():
+                return
             await consumer.subscribe(
                 settings.input_topics, on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost
             )
@@ -280,6 +287,41 @@ class Worker:
             httpx_transport=self._http_transport,
         )
 
+    async def _event_time_merge(self, consumer: AsyncConsumer) -> EventTimeMerge | None:
+        """The merge of the co-partitioned input topics (None when there is nothing to merge);
+        reads the topics' partition counts, waiting for the broker as long as it takes."""
+        settings = self.settings
+        if not settings.merges_topics:
+            return None
+        while True:
+            try:
+                counts = await consumer.partition_counts(settings.input_topics, _METADATA_TIMEOUT_S)
+                break
+            except BrokerError as exc:
+                log.warning("%s; retrying", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 1.0)
+                if self._stopping.is_set():
+                    return None
+        groups = co_partitioned_groups(counts)
+        merged = [group for group in groups if len(group) > 1]
+        for group in merged:
+            log.info(
+                "reading %s in event-time order (%d partitions each; max idle %d ms)",
+                ", ".join(group),
+                counts[group[0]],
+                settings.max_idle_ms,
+            )
+        alone = [topic for topic in settings.input_topics if not any(topic in g for g in merged)]
+        if merged and alone:
+            log.warning(
+                "%s not co-partitioned with the other input topics (missing, or another "
+                "partition count): read in offset order only; `talon-stream config check` shows "
+                "the fix",
+                ", ".join(alone),
+            )
+        return EventTimeMerge(groups, max_idle_ms=settings.max_idle_ms, clock=_wall_ms)
+
     async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         loop = asyncio.get_running_loop()
         transactions = self.transactions
@@ -293,6 +335,9 @@ class Worker:
             # Waiting for records never delays a commit past its time (the interval of a
             # transaction is shorter than the fetch wait, and every partition may be paused).
             wait_s = min(_FETCH_WAIT_S, max(0.0, next_commit - loop.time()))
+            merge = dispatcher.merge
+            if merge is not None and (due := merge.next_deadline()) is not None:
+                wait_s = min(wait_s, max(0.0, (due - _wall_ms()) / 1000))
             records = await consumer.consume(_FETCH_BATCH, wait_s)
             avro = self.avro
             if (
@@ -306,6 +351,10 @@ class Worker:
                 await consumer.resume(fresh)
             for record in records:
                 dispatcher.submit(record)
+            if merge is not None and merge.buffered:
+                empty = merge.waiting_on()
+                behind = await consumer.behind(empty) if empty else set()
+                dispatcher.release_merged(behind.__contains__)
             pause = dispatcher.partitions_to_pause()
             if pause:
                 await consumer.pause(pause)
@@ -416,3 +465,8 @@ def _describe(partitions: list[PartitionKey]) -> str:
     return (
         ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions)) or "nothing"
     )
+
+
+def _wall_ms() -> float:
+    """Wall-clock milliseconds: the clock of Kafka record timestamps."""
+    return time.time() * 1000

@@ -1,0 +1,243 @@
+"""Event-time order across co-partitioned topics: pure logic, no I/O.
+
+Shops publish a customer's carts, orders and profile changes from different services to
+different topics. Topics with the same partition count and the same key partitioning are
+*co-partitioned*: a customer's records are in partition *p* of each. :class:`EventTimeMerge`
+reads partition *p* of every such topic as one stream — a *task*, as Kafka Streams calls it —
+and hands records on in order of their Kafka timestamp, so that a ``cart.updated`` that happened
+before an ``order.placed`` is run before it even when the cart service's topic lags.
+
+Within one partition records keep their offset order, always. Across the partitions of a task,
+the record with the oldest timestamp among the partitions' first buffered records goes first,
+once no partition of the task can still deliver an older one. An empty partition holds that
+record back until one of these is true:
+
+* it has delivered a record at least as new (its records are in timestamp order, as one
+  producing service writes them), so nothing older can follow;
+* it is caught up (nothing left in the log past what it delivered) and ``max_idle_ms`` have
+  passed since the record's timestamp: the time a lagging producer is given to write an older
+  record;
+* the record has waited ``max_idle_ms`` since it was fetched, whatever the partition's state —
+  the bound on how long a partition that is behind (or not being fetched) can stall the others.
+
+So when every record reaches the worker within ``max_idle_ms`` of its timestamp (and the worker's
+clock agrees with the producers'), a task's records come out in timestamp order; a backlog comes
+out in timestamp order as long as its partitions are fetched within ``max_idle_ms`` of each
+other; and nothing waits longer than ``max_idle_ms`` after it was fetched.
+
+A record's offset is not begun while it waits here, so a commit never passes it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from talon_stream.core._records import InputRecord, PartitionKey
+
+__all__ = ["EventTimeMerge", "co_partitioned_groups"]
+
+#: A task: the co-partitioned group (its index) and the partition number.
+_Task = tuple[int, int]
+
+
+def co_partitioned_groups(partition_counts: Mapping[str, int]) -> list[list[str]]:
+    """The input topics grouped by partition count, in the order given: the topics of a group
+    are merged partition by partition (their keys must be partitioned alike, which the default
+    partitioner of every Kafka client does). A group of one is read on its own."""
+    groups: dict[int, list[str]] = {}
+    for topic, count in partition_counts.items():
+        groups.setdefault(count, []).append(topic)
+    return list(groups.values())
+
+
+@dataclass
+class _Buffer:
+    """One assigned partition of a task: what was fetched and not yet handed on."""
+
+    rank: int  # the topic's place in the configuration: the tie-break between equal timestamps
+    records: deque[tuple[InputRecord, float]] = field(default_factory=deque)  # (record, fetched)
+    #: The newest timestamp the partition has delivered (None: nothing yet).
+    watermark: int | None = None
+
+
+def _timestamp(record: InputRecord, fetched_ms: float) -> float:
+    # A record without a timestamp (magic v0) counts as produced when it was fetched.
+    return fetched_ms if record.timestamp_ms is None else record.timestamp_ms
+
+
+class EventTimeMerge:
+    """Buffers the records of co-partitioned topics per partition and releases them in
+    timestamp order per task (see the module's documentation).
+
+    ``groups``: the co-partitioned groups of input topics (:func:`co_partitioned_groups`);
+    topics in no group, or alone in theirs, pass straight through. ``clock``: wall-clock
+    milliseconds (the same clock as the records' timestamps).
+    """
+
+    def __init__(
+        self,
+        groups: Iterable[Iterable[str]],
+        *,
+        max_idle_ms: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self._group_of: dict[str, int] = {}
+        self._rank: dict[str, int] = {}
+        for index, group in enumerate(groups):
+            topics = list(group)
+            if len(topics) < 2:
+                continue
+            for rank, topic in enumerate(topics):
+                self._group_of[topic] = index
+                self._rank[topic] = rank
+        self._max_idle_ms = max_idle_ms
+        self._clock = clock
+        self._tasks: dict[_Task, dict[PartitionKey, _Buffer]] = {}
+        self._buffered = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether any topics are merged at all."""
+        return bool(self._group_of)
+
+    @property
+    def buffered(self) -> int:
+        """Records waiting here."""
+        return self._buffered
+
+    def buffered_in(self, key: PartitionKey) -> int:
+        buffer = self._buffer(key)
+        return 0 if buffer is None else len(buffer.records)
+
+    def merges(self, key: PartitionKey) -> bool:
+        """Whether the partition's records go through the merge."""
+        return key[0] in self._group_of
+
+    def assign(self, partitions: Iterable[PartitionKey]) -> None:
+        for topic, partition in partitions:
+            group = self._group_of.get(topic)
+            if group is None:
+                continue
+            task = self._tasks.setdefault((group, partition), {})
+            task.setdefault((topic, partition), _Buffer(self._rank[topic]))
+
+    def revoke(self, partitions: Iterable[PartitionKey]) -> None:
+        """Forget the partitions and drop their buffered records (they were never begun: their
+        next owner reads them again)."""
+        for key in partitions:
+            group = self._group_of.get(key[0])
+            if group is None:
+                continue
+            task = self._tasks.get((group, key[1]))
+            if task is None:
+                continue
+            buffer = task.pop(key, None)
+            if buffer is not None:
+                self._buffered -= len(buffer.records)
+            if not task:
+                del self._tasks[(group, key[1])]
+
+    def add(self, record: InputRecord) -> bool:
+        """Buffer ``record``; False when it does not go through the merge (pass it on at once)
+        — its topic is not merged, or its partition is not assigned."""
+        buffer = self._buffer(record.partition_key)
+        if buffer is None:
+            return False
+        fetched = self._clock()
+        buffer.records.append((record, fetched))
+        self._buffered += 1
+        stamp = _timestamp(record, fetched)
+        if buffer.watermark is None or stamp > buffer.watermark:
+            buffer.watermark = int(stamp)
+        return True
+
+    def waiting_on(self) -> set[PartitionKey]:
+        """The empty partitions of the tasks that hold records: the ones whose catching up
+        (:meth:`release`'s ``behind``) may decide whether a record goes."""
+        out: set[PartitionKey] = set()
+        for task in self._tasks.values():
+            if any(buffer.records for buffer in task.values()):
+                out.update(key for key, buffer in task.items() if not buffer.records)
+        return out
+
+    def release(self, behind: Callable[[PartitionKey], bool]) -> list[InputRecord]:
+        """The records that may go on now, in the order to run them. ``behind(partition)``:
+        whether the log of an empty partition (one of :meth:`waiting_on`) holds records it has
+        not delivered yet, or that is unknown."""
+        now = self._clock()
+        out: list[InputRecord] = []
+        for task in self._tasks.values():
+            while True:
+                head = self._head(task)
+                if head is None:
+                    break
+                record, fetched = head.records[0]
+                if not self._may_go(task, record, fetched, now, behind):
+                    break
+                head.records.popleft()
+                self._buffered -= 1
+                out.append(record)
+        return out
+
+    def next_deadline(self) -> float | None:
+        """The earliest wall-clock time (ms) still to come at which a held-back record may go
+        by time alone, so the caller does not sleep past it; None when nothing is held back.
+        (A record whose producer allowance has passed but whose partition is behind waits for
+        a fetch, not for a time.)"""
+        now = self._clock()
+        deadline: float | None = None
+        for task in self._tasks.values():
+            head = self._head(task)
+            if head is None:
+                continue
+            record, fetched = head.records[0]
+            due = fetched + self._max_idle_ms
+            allowance = _timestamp(record, fetched) + self._max_idle_ms
+            if now < allowance < due:
+                due = allowance
+            deadline = due if deadline is None else min(deadline, due)
+        return deadline
+
+    # --- internals -----------------------------------------------------------------------------
+    def _buffer(self, key: PartitionKey) -> _Buffer | None:
+        group = self._group_of.get(key[0])
+        if group is None:
+            return None
+        task = self._tasks.get((group, key[1]))
+        return None if task is None else task.get(key)
+
+    @staticmethod
+    def _head(task: Mapping[PartitionKey, _Buffer]) -> _Buffer | None:
+        """The partition whose first record is the oldest (ties: the earlier topic)."""
+        best: _Buffer | None = None
+        best_order: tuple[float, int] | None = None
+        for buffer in task.values():
+            if not buffer.records:
+                continue
+            order = (_timestamp(*buffer.records[0]), buffer.rank)
+            if best_order is None or order < best_order:
+                best, best_order = buffer, order
+        return best
+
+    def _may_go(
+        self,
+        task: Mapping[PartitionKey, _Buffer],
+        record: InputRecord,
+        fetched: float,
+        now: float,
+        behind: Callable[[PartitionKey], bool],
+    ) -> bool:
+        if now - fetched >= self._max_idle_ms:
+            return True  # the bound on waiting, whatever the others do
+        stamp = _timestamp(record, fetched)
+        for key, buffer in task.items():
+            if buffer.records:
+                continue  # its first record is not older, or it would be the head
+            if buffer.watermark is not None and buffer.watermark >= stamp:
+                continue  # it has delivered something as new: nothing older can follow
+            if now - stamp >= self._max_idle_ms and not behind(key):
+                continue  # caught up, and a lagging producer had its time
+            return False
+        return True
