@@ -23,7 +23,7 @@ from talon_stream.core._envelopes import envelope_id
 from talon_stream.demo import ShopSimulator
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
-from tests.conftest import read_all
+from tests.conftest import produce, read_all, read_topic
 from tests.integration.conftest import running, wait_for, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -158,4 +158,72 @@ async def test_a_customers_calls_follow_event_time_across_topics_with_a_lagging_
         if order["topic"] == topics["order"]
     )
     assert read_all(broker.bootstrap_servers, settings.dlq_topic, quiet_s=1.0) == []
+    assert worker.stats.dead_lettered == 0
+
+
+def shop_event(event_id: str, event_type: str, occurred_at: str, **fields: Any) -> bytes:
+    return orjson.dumps(
+        {"eventId": event_id, "type": event_type, "occurredAt": occurred_at, **fields}
+    )
+
+
+def cart(*skus: str) -> dict[str, Any]:
+    return {
+        "cartItems": [
+            {"sku": sku, "name": sku, "price": 10.0, "quantity": 1, "category": "demo"}
+            for sku in skus
+        ]
+    }
+
+
+async def test_a_cart_that_happened_before_the_sessions_newest_event_is_superseded_not_sent(
+    broker: Broker, emulator: EmulatorServer, unique: str
+) -> None:
+    settings = worker_settings(broker, emulator, unique)
+    topic = settings.input_topics[0]
+    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    bob = {"profileId": "bob", "sessionId": f"bob-{unique}"}
+    records = [
+        # Ada's order arrives before the cart update that preceded it (published late).
+        shop_event("a1", "order.placed", "2026-12-05T10:00:05Z", **ada, payload=cart("A", "B")),
+        shop_event("a0", "cart.updated", "2026-12-05T10:00:01Z", **ada, payload=cart("A")),
+        # Bob's newer cart arrives first; the older one after it must not overwrite it.
+        shop_event("b2", "cart.updated", "2026-12-05T10:00:09Z", **bob, payload=cart("X", "Y")),
+        shop_event("b1", "cart.updated", "2026-12-05T10:00:08Z", **bob, payload=cart("X")),
+    ]
+    produce(broker.bootstrap_servers, topic, [(b"ada", records[0]), (b"ada", records[1])])
+    produce(broker.bootstrap_servers, topic, [(b"bob", records[2]), (b"bob", records[3])])
+    worker = Worker(settings)
+    async with running(worker):
+        await wait_for(lambda: worker.stats.effects_published >= 4, timeout_s=30)
+    envelopes = {
+        e["source"]["eventId"]: e
+        for e in (
+            orjson.loads(m.value())  # type: ignore[attr-defined]
+            for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 4)
+        )
+    }
+    late = envelopes["a0"]
+    assert late["status"] == 0
+    assert late["effects"] == []
+    assert late["superseded"]["eventId"] == "a1"
+    assert late["superseded"]["type"] == "order.placed"
+    assert late["superseded"]["sessionState"] == "closed"
+    assert late["superseded"]["envelopeId"] == envelopes["a1"]["envelopeId"]
+    assert late["superseded"]["reason"] == (
+        "happened before order.placed a1 (2026-12-05T10:00:05+00:00), already applied to the "
+        "session (session closed)"
+    )
+    assert envelopes["b1"]["superseded"]["eventId"] == "b2"
+    assert "superseded" not in envelopes["a1"]
+    assert "superseded" not in envelopes["b2"]
+    # Talon.One got one call per session: the order, and Bob's newer cart.
+    calls = [entry for entry in emulator.state.request_log if entry["operation"]]
+    assert sorted((c["sessionId"], c["status"]) for c in calls) == sorted(
+        [(ada["sessionId"], 200), (bob["sessionId"], 200)]
+    )
+    bob_session = emulator.state.sessions[bob["sessionId"]]
+    assert [item.sku for item in bob_session.items] == ["X", "Y"]
+    assert worker.stats.superseded == 2
     assert worker.stats.dead_lettered == 0

@@ -272,6 +272,37 @@ def test_envelopes_are_registered_at_start_then_encoded_without_the_registry(
     assert orjson.loads(read["effects"][0]["props"]) == {"name": "x", "value": 2}
 
 
+def test_a_superseded_envelope_is_written_and_read_back_with_what_superseded_it(
+    registry: SchemaRegistryServer,
+) -> None:
+    encoder = AvroEncoder(
+        registry_client(registry.url),
+        SCHEMAS.effects_envelope,
+        url=registry.url,
+        auto_register=True,
+    )
+    encoder.register("effects.late")
+    by = {
+        "eventId": "o1",
+        "type": "order.placed",
+        "occurredAt": "2026-12-05T10:00:05+00:00",
+        "envelopeId": "5a0e7f3c-2b19-5d77-9e4a-0c6b8d1f2e93",
+        "sessionState": "closed",
+        "reason": "happened before order.placed o1",
+    }
+    late = {**ENVELOPE, "status": 0, "effects": [], "session": None, "superseded": by}
+    read = deserialize(registry, "effects.late", encoder.encode("effects.late", late))
+    assert read["status"] == 0
+    assert read["superseded"] == by
+    # An envelope of a call has none.
+    assert (
+        deserialize(registry, "effects.late", encoder.encode("effects.late", ENVELOPE))[
+            "superseded"
+        ]
+        is None
+    )
+
+
 def test_without_auto_registration_an_unregistered_subject_stops_the_start(
     registry: SchemaRegistryServer,
 ) -> None:

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     #: record may wait for a partition of its task that is behind or empty before it goes
     #: ahead. ``-1``: each topic is read on its own, in offset order only.
     max_idle_ms: int = Field(default=1000, ge=-1)
+    #: A ``cart.updated`` that happened before the newest event this worker already applied to
+    #: its session is not sent: its envelope says which event superseded it (docs/events.md).
+    supersede_late_carts: bool = True
     #: The classic protocol's assignor; default ``cooperative-sticky`` (no stop-the-world
     #: rebalances), and ``range`` with exactly-once processing — librdkafka refuses the offsets
     #: of a transaction committed while a cooperative rebalance revokes partitions

@@ -17,7 +17,13 @@ from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.core._events import Event
 from talon_stream.core._records import InputRecord
 
-__all__ = ["ENVELOPE_VERSION", "effects_envelope", "envelope_id", "iso_ms"]
+__all__ = [
+    "ENVELOPE_VERSION",
+    "effects_envelope",
+    "envelope_id",
+    "iso_ms",
+    "superseded_envelope",
+]
 
 ENVELOPE_VERSION = 1
 _NAMESPACE = uuid.UUID("0b6f5c1e-7d3a-4a55-9c8e-3f1f0e2a6d41")
@@ -121,4 +127,29 @@ def effects_envelope(
         "processingMs": round(processing_ms, 3),
         "processedAt": iso_ms(time.time_ns() // 1_000_000, _NOW_SECONDS),
     }
+    return envelope
+
+
+def superseded_envelope(
+    record: InputRecord,
+    event: Event,
+    call: TalonCall,
+    superseded: dict[str, Any],
+    *,
+    processing_ms: float,
+    envelope_key: str | None = None,
+) -> dict[str, Any]:
+    """The envelope published for a record that was not sent because a newer event of its
+    session was already applied (``superseded``: that event's ``eventId``, ``type``,
+    ``occurredAt``, ``envelopeId``, the session's ``sessionState`` and the ``reason``): no
+    call, so ``status`` 0 and no effects."""
+    envelope = effects_envelope(
+        record,
+        event,
+        call,
+        TalonResponse(status=0, body={}, elapsed_s=0.0),
+        processing_ms=processing_ms,
+        envelope_key=envelope_key,
+    )
+    envelope["superseded"] = superseded
     return envelope

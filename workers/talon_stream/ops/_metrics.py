@@ -19,6 +19,8 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``consumer_lag{topic,partition}``            high watermark - committed offset
 ``halted``                                   1 while halted (see talon_stream.talon._halt)
 ``records_skipped_total``                    records not run: their last owner had finished them
+``records_superseded_total``                 records not sent: a newer event of their session
+                                             was already applied (an envelope says so)
 ``transactions_total{outcome}``              exactly-once: transactions committed, aborted
 ``transaction_commit_seconds_total``         exactly-once: time spent committing them
 ========================================  =====================================================
@@ -163,6 +165,13 @@ class WorkerCollector(Collector):
                 lag.add_metric(labels, max(0, high - (offset or 0)))
         yield committed
         yield lag
+
+        superseded = CounterMetricFamily(
+            _PREFIX + "records_superseded",
+            "Records not sent: a newer event of their session was already applied.",
+        )
+        superseded.add_metric([], stats.superseded)
+        yield superseded
 
         skipped = CounterMetricFamily(
             _PREFIX + "records_skipped",

@@ -50,8 +50,11 @@ class WorkerStats:
     """Plain counters, updated on the event loop only (no locks needed)."""
 
     consumed: int = 0
+    #: Envelopes on the effects topic, superseded ones included.
     effects_published: int = 0
     dead_lettered: int = 0
+    #: Records not sent: a newer event of their session was already applied.
+    superseded: int = 0
     retries: int = 0
     calls: Counter[str] = field(default_factory=Counter)  # by operation
     statuses: Counter[int] = field(default_factory=Counter)  # by HTTP status

@@ -32,6 +32,7 @@ from talon_stream.ops._stats import WorkerStats
 from talon_stream.ops._tracing import CallTrace, start_call_trace
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._publisher import OutcomePublisher
+from talon_stream.processing._sessions import SessionLedger, Superseded
 from talon_stream.talon._caller import TalonCaller, TalonSender
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
@@ -69,12 +70,15 @@ class RecordProcessor:
         *,
         options: TranslationOptions,
         stats: WorkerStats,
+        sessions: SessionLedger | None = None,
     ) -> None:
         self._decoder = decoder
         self._caller = caller
         self._publisher = publisher
         self._options = options
         self.stats = stats
+        #: What the worker knows of the sessions it updated (``None``: every record is sent).
+        self.sessions = sessions
 
     @classmethod
     def from_settings(
@@ -127,7 +131,14 @@ class RecordProcessor:
             dry=settings.dry_run,
             profile_run_rule_engine=settings.profile_run_rule_engine,
         )
-        return cls(decoder, caller, publisher, options=options, stats=stats)
+        return cls(
+            decoder,
+            caller,
+            publisher,
+            options=options,
+            stats=stats,
+            sessions=SessionLedger() if settings.supersede_late_carts else None,
+        )
 
     def prepare(self, record: InputRecord) -> Prepared:
         """Decode and translate ``record`` (pure CPU work, no I/O). A record that cannot become a
@@ -172,6 +183,11 @@ class RecordProcessor:
             on_answered()
             await self._publisher.dead_letter(prepared, DlqFailure(error, 0, at, at))
             return
+        sessions = self.sessions
+        if sessions is not None and (superseded := sessions.superseded(event)) is not None:
+            on_answered()
+            await self._superseded(prepared, event, call, superseded)
+            return
         headers = prepared.record.headers
         trace = start_call_trace(headers, call.operation.value) if headers else None
         if trace is None:
@@ -183,6 +199,26 @@ class RecordProcessor:
             trace.end(exc)
             raise
         trace.end()
+
+    async def _superseded(
+        self, prepared: Prepared, event: Event, call: TalonCall, superseded: Superseded
+    ) -> None:
+        record = prepared.record
+        by = superseded.by
+        await self._publisher.superseded(
+            prepared,
+            event,
+            call,
+            {
+                "eventId": by.event_id,
+                "type": by.event_type,
+                "occurredAt": by.occurred_at.isoformat(),
+                "envelopeId": by.envelope_id,
+                "sessionState": by.state,
+                "reason": superseded.reason,
+            },
+            envelope_key=envelope_id(record.topic, record.partition, record.offset),
+        )
 
     async def _call(
         self,
@@ -205,6 +241,12 @@ class RecordProcessor:
             on_answered()
             await self._publisher.dead_letter(prepared, failure)
             return
+        sessions = self.sessions
+        if sessions is not None and call.session_id is not None:
+            # Noted before the session's next record may start (on_answered).
+            session = response.body.get("customerSession")
+            state = session.get("state") if isinstance(session, dict) else None
+            sessions.applied(event, key, state if isinstance(state, str) else None)
         on_answered()
         await self._publisher.effects(
             prepared,

@@ -12,7 +12,7 @@ import orjson
 from talon_stream._exceptions import RecordError
 from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.core._dead_letters import DlqFailure
-from talon_stream.core._envelopes import effects_envelope
+from talon_stream.core._envelopes import effects_envelope, superseded_envelope
 from talon_stream.core._events import Event
 from talon_stream.core._records import Headers, OutputRecord, RecordSink
 from talon_stream.core._routing import EffectRouter
@@ -47,6 +47,38 @@ class OutcomePublisher:
         self._router = router
         #: The Avro topics' encoders; ``None``: every envelope is JSON.
         self._avro = avro
+
+    async def superseded(
+        self,
+        prepared: Prepared,
+        event: Event,
+        call: TalonCall,
+        superseded: dict[str, Any],
+        *,
+        envelope_key: str,
+    ) -> None:
+        """Publish the envelope of a record not sent because a newer event of its session was
+        already applied (:func:`~talon_stream.core.superseded_envelope`): to the effects topic
+        only, as it has no effects to route.
+
+        Raises:
+            BrokerError: the outcome could not be published; nothing was acknowledged.
+        """
+        record = prepared.record
+        processing_ms = (time.perf_counter() - prepared.started) * 1000
+        envelope = superseded_envelope(
+            record, event, call, superseded, processing_ms=processing_ms, envelope_key=envelope_key
+        )
+        value = (
+            orjson.dumps(envelope)
+            if self._avro is None
+            else self._envelope_bytes(self._avro, self._effects_topic, envelope)
+        )
+        await self._sink.send(self._effects_topic, key=record.key, value=value)
+        stats = self._stats
+        stats.effects_published += 1
+        stats.superseded += 1
+        stats.recent.append(envelope)
 
     async def effects(
         self,

@@ -24,6 +24,7 @@ from talon_stream.formats.avro._models import (
     EffectsEnvelope,
     EnvelopeSource,
     SessionSummary,
+    SupersededBy,
 )
 from talon_stream.formats.avro._schemas import (
     RECORD_MODELS,
@@ -47,6 +48,7 @@ __all__ = [
     "RegistryError",
     "SchemaSet",
     "SessionSummary",
+    "SupersededBy",
     "check_backward",
     "history",
     "load_schemas",

@@ -26,6 +26,7 @@ __all__ = [
     "EffectsEnvelope",
     "EnvelopeSource",
     "SessionSummary",
+    "SupersededBy",
 ]
 
 
@@ -87,6 +88,17 @@ class SessionSummary(_Model):
     updated: str | None = None
 
 
+class SupersededBy(_Model):
+    """Why no call was made: the newer event already applied to the record's session."""
+
+    event_id: str
+    type: str
+    occurred_at: str
+    envelope_id: str
+    session_state: str | None = None
+    reason: str
+
+
 class EffectsEnvelope(_Model):
     """One processed event and what Talon.One answered (``docs/effects.md``)."""
 
@@ -101,6 +113,8 @@ class EffectsEnvelope(_Model):
     created_coupons: list[dict[str, Any]] = Field(default_factory=list)
     created_referrals: list[dict[str, Any]] = Field(default_factory=list)
     session: SessionSummary | None = None
+    #: Set when the record was not sent (``status`` 0, no effects).
+    superseded: SupersededBy | None = None
     processing_ms: float
     #: RFC 3339 with milliseconds.
     processed_at: str

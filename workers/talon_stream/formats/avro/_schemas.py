@@ -89,6 +89,7 @@ RECORD_MODELS: Mapping[str, type[BaseModel]] = {
         models.EnvelopeSource,
         models.Effect,
         models.SessionSummary,
+        models.SupersededBy,
         models.DlqEnvelope,
         models.DlqHeader,
     )

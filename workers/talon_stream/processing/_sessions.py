@@ -1,0 +1,102 @@
+"""What the worker knows of the sessions it updated: the basis of *superseded* outcomes.
+
+A ``cart.updated`` that happened before the newest event already applied to its session — a
+cart update published late, after the order that closed the session, or after a newer cart — is
+moot: sending it would put an older cart over a newer one, or ask Talon.One to change a session
+that is closed, cancelled or returned. :class:`SessionLedger` remembers, per session ID, the
+newest event applied (its ``occurredAt``, id, type and envelope) and the state Talon.One
+answered, and says when a cart update is superseded; the worker then publishes an envelope that
+says so instead of calling. State changes (``order.*``) and profile events are never superseded:
+they are applied in order and Talon.One's state machine decides.
+
+It is memory, not a database: bounded (the least recently updated sessions are forgotten) and
+per worker (a partition's next owner starts without it). A late cart for a session it forgot is
+sent as any other record. Session calls are sequential per session ID (the scheduler's session
+lock), and the worker notes a call's answer before the session's next record may start, so the
+ledger never races with itself. Pure logic, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from talon_stream.core._events import CartUpdated, Event
+
+__all__ = ["SessionLedger", "SessionMark", "Superseded"]
+
+#: Sessions remembered per worker: one entry is about 300 bytes.
+DEFAULT_CAPACITY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class SessionMark:
+    """The newest event applied to a session, and the state Talon.One answered for it."""
+
+    occurred_at: datetime
+    event_id: str
+    event_type: str
+    envelope_id: str
+    state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Superseded:
+    """Why a record is not sent: the newer event applied to its session, and that session's
+    state as Talon.One answered it."""
+
+    by: SessionMark
+
+    @property
+    def reason(self) -> str:
+        by = self.by
+        state = f" (session {by.state})" if by.state and by.state != "open" else ""
+        return (
+            f"happened before {by.event_type} {by.event_id} "
+            f"({by.occurred_at.isoformat()}), already applied to the session{state}"
+        )
+
+
+class SessionLedger:
+    """The newest applied event per session ID, for the last ``capacity`` sessions."""
+
+    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
+        self._capacity = capacity
+        self._marks: OrderedDict[str, SessionMark] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._marks)
+
+    def superseded(self, event: Event) -> Superseded | None:
+        """Whether ``event`` is moot: a cart update older than the session's newest applied
+        event."""
+        if not isinstance(event, CartUpdated) or event.session_id is None:
+            return None
+        mark = self._marks.get(event.session_id)
+        if mark is None or event.occurred_at >= mark.occurred_at:
+            return None
+        return Superseded(mark)
+
+    def applied(self, event: Event, envelope_id: str, state: str | None) -> None:
+        """Note that Talon.One applied ``event`` to its session (``state``: the session's state
+        in the answer, when it returned the session). An older event than the one noted changes
+        only the state."""
+        session_id = event.session_id
+        if session_id is None:
+            return
+        marks = self._marks
+        mark = marks.get(session_id)
+        if mark is not None and event.occurred_at < mark.occurred_at:
+            if state is not None and state != mark.state:
+                marks[session_id] = SessionMark(
+                    mark.occurred_at, mark.event_id, mark.event_type, mark.envelope_id, state
+                )
+            marks.move_to_end(session_id)
+            return
+        marks[session_id] = SessionMark(
+            event.occurred_at, event.event_id, event.type, envelope_id, state
+        )
+        marks.move_to_end(session_id)
+        if len(marks) > self._capacity:
+            marks.popitem(last=False)
