@@ -8,7 +8,7 @@ RATE   ?= 150
 HEALTH_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck bench bench-backlog bench-rebalance bench-eos bench-sweep clean
+.PHONY: help run test lint typecheck bench bench-backlog bench-rebalance bench-eos bench-outage bench-sweep clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ bench-rebalance: $(STAMP)  ## rebalance pause when a member leaves: classic vs K
 
 bench-eos: $(STAMP)  ## exactly-once cost by transaction interval, beside at-least-once
 	$(BIN)/python bench/transactions.py
+
+bench-outage: $(STAMP)  ## calls per cart event after a 30 s Talon.One outage, coalescing on vs off
+	$(BIN)/python bench/outage.py
 
 bench-sweep: $(STAMP)  ## latency and key-count sweeps across the four contenders
 	$(BIN)/python bench/sweep.py

@@ -18,7 +18,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from talon_one_emulator import EmulatorServer
+from talon_one_emulator import EmulatorServer, FaultSettings, FixedLatency
 from talon_stream.core._envelopes import envelope_id
 from talon_stream.demo import ShopSimulator
 from talon_stream.demo._broker import Broker
@@ -227,3 +227,130 @@ async def test_a_cart_that_happened_before_the_sessions_newest_event_is_supersed
     assert [item.sku for item in bob_session.items] == ["X", "Y"]
     assert worker.stats.superseded == 2
     assert worker.stats.dead_lettered == 0
+
+
+async def test_cart_updates_piled_up_behind_a_call_are_sent_as_one_and_each_gets_its_outcome(
+    broker: Broker, emulator: EmulatorServer, unique: str
+) -> None:
+    emulator.faults.apply(FaultSettings(latency=FixedLatency(ms=300)))
+    settings = worker_settings(broker, emulator, unique, coalesce_cart_updates=True)
+    topic = settings.input_topics[0]
+    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    carts = [
+        shop_event(
+            f"c{n}",
+            "cart.updated",
+            f"2026-12-05T10:00:{n:02d}Z",
+            **ada,
+            payload={
+                **cart(*[f"SKU-{k}" for k in range(n + 1)]),
+                # Two declared session attributes, set by different records.
+                "attributes": {"channel": f"web-{n}"} if n % 2 else {"redeemPoints": n > 10},
+            },
+        )
+        for n in range(20)
+    ]
+    order = shop_event("o", "order.placed", "2026-12-05T10:00:30Z", **ada, payload=cart("SKU-0"))
+    produce(broker.bootstrap_servers, topic, [(b"ada", value) for value in [*carts, order]])
+    worker = Worker(settings)
+    async with running(worker):
+        await wait_for(lambda: worker.stats.outcomes >= 21, timeout_s=60)
+    envelopes = [
+        orjson.loads(m.value())  # type: ignore[attr-defined]
+        for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 21)
+    ]
+    assert sorted(e["source"]["eventId"] for e in envelopes) == sorted(
+        [f"c{n}" for n in range(20)] + ["o"]
+    )  # one outcome per record
+    calls = [entry for entry in emulator.state.request_log if entry["operation"]]
+    # The first cart went alone; the 19 behind it piled up while it was in flight.
+    assert len(calls) <= 4
+    assert {entry["status"] for entry in calls} == {200}
+    coalesced = [e for e in envelopes if "coalescedInto" in e]
+    assert len(coalesced) == worker.stats.calls_saved >= 15
+    by_event = {e["source"]["eventId"]: e for e in envelopes}
+    for envelope in coalesced:
+        owner = envelope["coalescedInto"]
+        assert by_event[owner["eventId"]]["envelopeId"] == owner["envelopeId"]
+        assert "coalescedInto" not in by_event[owner["eventId"]]
+        assert envelope["effects"] == by_event[owner["eventId"]]["effects"]
+    # The merged call carried the latest cart and every attribute; the order was not joined.
+    last_cart_call = calls[-2]["body"]["customerSession"]
+    assert len(last_cart_call["cartItems"]) == 20
+    assert last_cart_call["attributes"] == {"channel": "web-19", "redeemPoints": True}
+    assert calls[-1]["body"]["customerSession"]["state"] == "closed"
+    assert emulator.state.sessions[ada["sessionId"]].state == "closed"
+    assert worker.stats.dead_lettered == 0
+
+
+async def test_a_coalesced_call_talon_one_refuses_is_made_again_record_by_record(
+    broker: Broker, emulator: EmulatorServer, unique: str
+) -> None:
+    emulator.faults.apply(FaultSettings(latency=FixedLatency(ms=300)))
+    settings = worker_settings(broker, emulator, unique, coalesce_cart_updates=True)
+    topic = settings.input_topics[0]
+    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+
+    def cart_event(n: int, **attributes: Any) -> bytes:
+        payload = {**cart(f"SKU-{n}"), "attributes": attributes}
+        return shop_event(
+            f"c{n}", "cart.updated", f"2026-12-05T10:00:{n:02d}Z", **ada, payload=payload
+        )
+
+    # c3 sets an attribute the Application does not declare: Talon.One refuses it.
+    values = [cart_event(n, channel="web") for n in range(3)]
+    values += [cart_event(3, undeclared=1), *[cart_event(n, channel="app") for n in range(4, 6)]]
+    produce(broker.bootstrap_servers, topic, [(b"ada", value) for value in values])
+    worker = Worker(settings)
+    async with running(worker):
+        await wait_for(lambda: worker.stats.outcomes >= 6, timeout_s=60)
+    assert worker.stats.dead_lettered == 1
+    [dead] = read_all(broker.bootstrap_servers, settings.dlq_topic, quiet_s=1.0)
+    assert orjson.loads(dead)["eventId"] == "c3"
+    envelopes = [
+        orjson.loads(m.value())  # type: ignore[attr-defined]
+        for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 5)
+    ]
+    assert sorted(e["source"]["eventId"] for e in envelopes) == ["c0", "c1", "c2", "c4", "c5"]
+    statuses = [entry["status"] for entry in emulator.state.request_log if entry["operation"]]
+    assert statuses.count(400) >= 2  # the merged call, then c3 alone; never a key reused
+    assert emulator.state.sessions[ada["sessionId"]].items[0].sku == "SKU-5"
+
+
+async def test_a_late_cart_for_a_session_closed_before_the_worker_started_is_superseded(
+    broker: Broker, emulator: EmulatorServer, unique: str
+) -> None:
+    settings = worker_settings(broker, emulator, unique)
+    topic = settings.input_topics[0]
+    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    order = shop_event("o", "order.placed", "2026-12-05T10:00:05Z", **ada, payload=cart("A"))
+    produce(broker.bootstrap_servers, topic, [(b"ada", order)])
+    first = Worker(settings)
+    async with running(first):
+        await wait_for(lambda: first.stats.outcomes >= 1, timeout_s=30)
+    # The cart published late reaches a worker that never saw the order: Talon.One refuses
+    # the update (the session is closed), and the worker reads the session to tell why.
+    late = shop_event("c", "cart.updated", "2026-12-05T10:00:01Z", **ada, payload=cart("A", "B"))
+    produce(broker.bootstrap_servers, topic, [(b"ada", late)])
+    second = Worker(settings)
+    async with running(second):
+        await wait_for(lambda: second.stats.outcomes >= 1, timeout_s=30)
+    assert second.stats.superseded == 1
+    assert second.stats.dead_lettered == 0
+    envelopes = {
+        e["source"]["eventId"]: e
+        for e in (
+            orjson.loads(m.value())  # type: ignore[attr-defined]
+            for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 2)
+        )
+    }
+    superseded = envelopes["c"]["superseded"]
+    assert superseded["sessionState"] == "closed"
+    assert superseded["eventId"] is None
+    assert "is closed in Talon.One" in superseded["reason"]
+    operations = [(e["operation"], e["status"]) for e in emulator.state.request_log]
+    assert operations[-2:] == [("updateCustomerSessionV2", 400), ("getCustomerSession", 200)]
+    assert [item.sku for item in emulator.state.sessions[ada["sessionId"]].items] == ["A"]

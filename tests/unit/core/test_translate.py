@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from talon_stream.core._calls import Operation
 from talon_stream.core._events import decode_event
-from talon_stream.core._translate import TranslationOptions, translate
+from talon_stream.core._translate import TranslationOptions, coalesce_session_updates, translate
 
 # Asking for the profile too, so the filtering per operation shows.
 OPTIONS = TranslationOptions(response_content=("customerSession", "customerProfile"))
@@ -212,3 +212,47 @@ def test_by_default_only_the_session_is_asked_for() -> None:
         defaults,
     )
     assert profile.body == {"attributes": {"tier": "gold"}}
+
+
+def cart_update(n: int, **payload: Any) -> Any:
+    return translate(
+        event(
+            eventId=f"c{n}", type="cart.updated", sessionId="s1", profileId="ada", payload=payload
+        ),
+        OPTIONS,
+    )
+
+
+def item(sku: str) -> dict[str, Any]:
+    return {"sku": sku, "name": sku, "price": 5.0, "quantity": 1, "category": "c"}
+
+
+def test_coalesced_cart_updates_keep_the_latest_of_each_field_and_merge_attributes() -> None:
+    calls = [
+        cart_update(1, cartItems=[item("A")], couponCodes=["SPRING"], attributes={"a": 1, "b": 1}),
+        cart_update(2, cartItems=[item("A"), item("B")], referralCode="REF-1"),
+        cart_update(3, cartItems=[item("B")], attributes={"b": 2, "c": 3}),
+    ]
+    merged = coalesce_session_updates(calls)
+    session = merged.body["customerSession"]
+    assert [line["sku"] for line in session["cartItems"]] == ["B"]  # the last cart
+    assert session["couponCodes"] == ["SPRING"]  # from the latest that carries them
+    assert session["referralCode"] == "REF-1"
+    assert session["attributes"] == {"a": 1, "b": 2, "c": 3}
+    assert session["state"] == "open"
+    assert (merged.operation, merged.integration_id) == (Operation.UPDATE_CUSTOMER_SESSION, "s1")
+    assert merged.body["responseContent"] == calls[-1].body["responseContent"]
+    # An empty list is a value: it clears the coupons, as the record that sent it asked.
+    cleared = coalesce_session_updates([calls[0], cart_update(4, couponCodes=[])])
+    assert cleared.body["customerSession"]["couponCodes"] == []
+
+
+def test_only_updates_of_one_session_coalesce() -> None:
+    other = translate(
+        event(eventId="x", type="cart.updated", sessionId="s2", profileId="ada", payload={}),
+        OPTIONS,
+    )
+    with pytest.raises(ValueError, match="not an update of session s2"):
+        coalesce_session_updates([cart_update(1), other])
+    with pytest.raises(ValueError, match="nothing"):
+        coalesce_session_updates([])

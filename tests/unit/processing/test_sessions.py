@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from talon_stream.core._events import Event, decode_event
-from talon_stream.processing._sessions import SessionLedger
+from talon_stream.processing._sessions import SessionLedger, Superseded
 
 CART = {"cartItems": [{"sku": "A", "name": "A", "price": 1.0, "quantity": 1, "category": "c"}]}
 
@@ -96,3 +96,16 @@ def test_the_least_recently_updated_sessions_are_forgotten_beyond_the_capacity()
     assert ledger.superseded(event("z", "cart.updated", 1, session="s2")) is None  # forgotten
     assert ledger.superseded(event("z", "cart.updated", 1, session="s1")) is not None
     assert ledger.superseded(event("z", "cart.updated", 1, session="s3")) is not None
+
+
+def test_a_session_talon_one_holds_closed_supersedes_without_a_known_event() -> None:
+    verdict = Superseded.by_session_state("cancelled")
+    assert (verdict.by.event_id, verdict.by.occurred_at, verdict.by.state) == (
+        None,
+        None,
+        "cancelled",
+    )
+    assert verdict.reason == (
+        "the session is cancelled in Talon.One (by an event applied before this worker's memory "
+        "of it): a cart update can no longer change it"
+    )

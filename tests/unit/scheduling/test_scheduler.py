@@ -86,13 +86,23 @@ record = st.tuples(
     records=st.lists(record, max_size=60),
     cap=st.integers(min_value=1, max_value=8),
     publishing_cap=st.integers(min_value=1, max_value=4),
+    join=st.booleans(),
     data=st.data(),
 )
 def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
-    records: list[tuple[int, list[str]]], cap: int, publishing_cap: int, data: st.DataObject
+    records: list[tuple[int, list[str]]],
+    cap: int,
+    publishing_cap: int,
+    join: bool,
+    data: st.DataObject,
 ) -> None:
+    # With joining, an item takes along the items right behind it with its keys and partition,
+    # except those the test refuses (every fourth record, say a state change).
     scheduler: KeyedScheduler[int] = KeyedScheduler(
-        max_in_flight=cap, max_publishing=publishing_cap
+        max_in_flight=cap,
+        max_publishing=publishing_cap,
+        joinable=(lambda _earlier, later: later % 4 != 0) if join else None,
+        max_joined=3,
     )
     offsets = defaultdict(PartitionOffsets)
     next_offset: dict[int, int] = defaultdict(int)
@@ -123,8 +133,9 @@ def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
             in_flight.remove(chosen)
             done = chosen
             scheduler.complete(done)
-            offsets[done.partition].finish(done.offset)
-            finished[done.partition].add(done.offset)
+            for member in (done, *done.joined):
+                offsets[member.partition].finish(member.offset)
+                finished[member.partition].add(member.offset)
             commit = offsets[done.partition].committable()
             if commit is not None:  # never past a record without an outcome
                 assert all(o in finished[done.partition] for o in range(commit.offset))
@@ -132,8 +143,12 @@ def test_order_exclusion_commits_and_memory_hold_for_any_completion_order(
         for each in ready:
             held = {key for other in in_flight for key in other.keys}
             assert not held.intersection(each.keys), "two calls for one key overlap"
-            for key in each.keys:
-                started[key].append(each.payload)
+            assert len(each.joined) <= 3
+            for member in (each, *each.joined):
+                assert (member.keys, member.partition) == (each.keys, each.partition)
+                assert member is each or member.payload % 4 != 0
+                for key in member.keys:
+                    started[key].append(member.payload)
             in_flight.append(each)
         # The caps: calls in flight, and answered items still holding their keys.
         calls = [each for each in in_flight if not each.answered]
@@ -190,3 +205,41 @@ def test_an_answered_call_frees_its_slot_but_not_its_customer() -> None:
     assert scheduler.take_ready() == [a1]  # a's next record, oldest first
     with pytest.raises(ValueError, match="answered once"):
         scheduler.answered(b0)
+
+
+def test_an_item_takes_along_the_joinable_items_right_behind_it_and_no_others() -> None:
+    scheduler: KeyedScheduler[str] = KeyedScheduler(
+        max_in_flight=10, joinable=lambda a, b: a.startswith("cart") and b.startswith("cart")
+    )
+
+    def cart(offset: int, name: str, *keys: str) -> Item[str]:
+        return Item(0, offset, keys or ("p:a", "s:1"), name)
+
+    first = cart(0, "cart-1")
+    scheduler.submit(first)
+    assert scheduler.take_ready() == [first]  # in flight: what comes now waits behind it
+    waiting = [
+        cart(1, "cart-2"),
+        cart(2, "cart-3"),
+        cart(3, "order"),  # a state change: never joined, and nothing after it joins across it
+        cart(4, "cart-4"),
+        Item(1, 0, ("p:a", "s:1"), "cart-5"),  # another partition
+        cart(5, "cart-6", "p:a"),  # other keys: a profile record
+    ]
+    for each in waiting:
+        scheduler.submit(each)
+    assert scheduler.waiting == 6
+    scheduler.complete(first)
+    [second] = scheduler.take_ready()
+    assert second.payload == "cart-2"
+    assert [j.payload for j in second.joined] == ["cart-3"]
+    assert scheduler.waiting == 4
+    assert scheduler.waiting_in(0) == 3
+    scheduler.complete(second)
+    [order] = scheduler.take_ready()
+    assert (order.payload, order.joined) == ("order", [])
+    scheduler.complete(order)
+    [fourth] = scheduler.take_ready()
+    assert (fourth.payload, fourth.joined) == ("cart-4", [])  # cart-5: another partition
+    scheduler.complete(fourth)
+    assert [each.payload for each in scheduler.take_ready()] == ["cart-5"]

@@ -116,6 +116,10 @@ class Settings(BaseSettings):
     #: A ``cart.updated`` that happened before the newest event this worker already applied to
     #: its session is not sent: its envelope says which event superseded it (docs/events.md).
     supersede_late_carts: bool = True
+    #: Cart updates of one session waiting behind its call in flight are sent as one call
+    #: (keyed dispatch; docs/processing.md). Off by default: a coalesced call has an
+    #: Idempotency-Key of its own, so after a crash its records are not replayed idempotently.
+    coalesce_cart_updates: bool = False
     #: The classic protocol's assignor; default ``cooperative-sticky`` (no stop-the-world
     #: rebalances), and ``range`` with exactly-once processing — librdkafka refuses the offsets
     #: of a transaction committed while a cooperative rebalance revokes partitions

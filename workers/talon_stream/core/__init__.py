@@ -16,7 +16,12 @@ from talon_stream.core._dead_letters import (
     DlqFailure,
     dlq_headers,
 )
-from talon_stream.core._envelopes import ENVELOPE_VERSION, effects_envelope, envelope_id
+from talon_stream.core._envelopes import (
+    ENVELOPE_VERSION,
+    effects_envelope,
+    envelope_id,
+    superseded_envelope,
+)
 from talon_stream.core._events import (
     EVENT_MODELS,
     EVENT_TYPES,
@@ -39,7 +44,12 @@ from talon_stream.core._records import (
     RecordSink,
 )
 from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES, EffectRouter
-from talon_stream.core._translate import ResponseContent, TranslationOptions, translate
+from talon_stream.core._translate import (
+    ResponseContent,
+    TranslationOptions,
+    coalesce_session_updates,
+    translate,
+)
 
 __all__ = [
     "DEFAULT_EFFECT_ROUTES",
@@ -68,10 +78,12 @@ __all__ = [
     "TalonCall",
     "TalonResponse",
     "TranslationOptions",
+    "coalesce_session_updates",
     "decode_event",
     "dlq_headers",
     "effects_envelope",
     "envelope_id",
+    "superseded_envelope",
     "translate",
     "validate_event",
 ]

@@ -19,6 +19,8 @@ class Operation(StrEnum):
     REOPEN_CUSTOMER_SESSION = "reopenCustomerSession"
     UPDATE_CUSTOMER_PROFILE = "updateCustomerProfileV2"
     TRACK_EVENT = "trackEventV2"
+    #: Read only: what Talon.One holds for a session (to tell a late cart update from a bad one).
+    GET_CUSTOMER_SESSION = "getCustomerSession"
 
     @property
     def method(self) -> str:
@@ -41,6 +43,7 @@ _METHODS = {
     Operation.REOPEN_CUSTOMER_SESSION: "PUT",
     Operation.UPDATE_CUSTOMER_PROFILE: "PUT",
     Operation.TRACK_EVENT: "POST",
+    Operation.GET_CUSTOMER_SESSION: "GET",
 }
 
 _PATHS = {
@@ -49,6 +52,7 @@ _PATHS = {
     Operation.REOPEN_CUSTOMER_SESSION: "/v2/customer_sessions/{id}/reopen",
     Operation.UPDATE_CUSTOMER_PROFILE: "/v2/customer_profiles/{id}",
     Operation.TRACK_EVENT: "/v2/events",
+    Operation.GET_CUSTOMER_SESSION: "/v2/customer_sessions/{id}",
 }
 
 

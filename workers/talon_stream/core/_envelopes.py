@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from talon_stream.core._records import InputRecord
 
 __all__ = [
     "ENVELOPE_VERSION",
+    "coalesced_key",
     "effects_envelope",
     "envelope_id",
     "iso_ms",
@@ -56,6 +58,14 @@ def envelope_id(topic: str, partition: int, offset: int) -> str:
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     hexed = raw.hex()
     return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
+
+
+def coalesced_key(records: Sequence[InputRecord]) -> str:
+    """The Idempotency-Key of one call standing for ``records`` (coalesced cart updates): a UUID
+    derived from all their coordinates — the same records, the same key on a replay — and never
+    equal to the key of one of them alone (which Talon.One would refuse for another body)."""
+    name = "coalesced:" + ";".join(f"{r.topic}/{r.partition}/{r.offset}" for r in records)
+    return str(uuid.uuid5(_NAMESPACE, name))
 
 
 class _IsoSeconds:

@@ -15,7 +15,8 @@ Each event type maps to exactly one Integration API operation (see ``docs/events
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal, get_args
 
 from talon_stream._exceptions import TranslationError
@@ -23,7 +24,7 @@ from talon_stream.core import _events as events
 from talon_stream.core._calls import Operation, TalonCall
 from talon_stream.core._events import CartItem, Event, SessionPayload
 
-__all__ = ["ResponseContent", "TranslationOptions", "translate"]
+__all__ = ["ResponseContent", "TranslationOptions", "coalesce_session_updates", "translate"]
 
 # Which responseContent values each operation accepts (the SDK request models list them).
 #: What an answer may hold beside the session (``responseContent`` of the request).
@@ -258,3 +259,35 @@ def _profile_id(profile_id: str | None) -> str:
     if not profile_id:
         raise TranslationError("a customer event needs a profileId")
     return profile_id
+
+
+def coalesce_session_updates(calls: Sequence[TalonCall]) -> TalonCall:
+    """One session update standing for ``calls`` — updates of one session, oldest first — under
+    Talon.One's cumulative semantics: each field of the session as the latest call that sets it
+    (``cartItems``, ``couponCodes``, ``referralCode`` …: an omitted field keeps what Talon.One
+    holds), ``attributes`` merged key by key, the newer value winning; the rest of the request
+    as the latest call's.
+
+    Raises:
+        ValueError: no calls, or a call that is not an update of the same session.
+    """
+    if not calls:
+        raise ValueError("nothing to coalesce")
+    latest = calls[-1]
+    merged: dict[str, Any] = {}
+    for call in calls:
+        if (
+            call.operation is not Operation.UPDATE_CUSTOMER_SESSION
+            or call.integration_id != latest.integration_id
+            or call.body is None
+        ):
+            raise ValueError(
+                f"{call.describe()} is not an update of session {latest.integration_id}"
+            )
+        for name, value in call.body["customerSession"].items():
+            if name == "attributes":
+                merged["attributes"] = {**merged.get("attributes", {}), **value}
+            else:
+                merged[name] = value
+    assert latest.body is not None
+    return replace(latest, body={**latest.body, "customerSession": merged})

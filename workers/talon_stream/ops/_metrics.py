@@ -21,6 +21,7 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``records_skipped_total``                    records not run: their last owner had finished them
 ``records_superseded_total``                 records not sent: a newer event of their session
                                              was already applied (an envelope says so)
+``calls_saved_total``                        cart updates that joined another record's call
 ``transactions_total{outcome}``              exactly-once: transactions committed, aborted
 ``transaction_commit_seconds_total``         exactly-once: time spent committing them
 ========================================  =====================================================
@@ -172,6 +173,13 @@ class WorkerCollector(Collector):
         )
         superseded.add_metric([], stats.superseded)
         yield superseded
+
+        saved = CounterMetricFamily(
+            _PREFIX + "calls_saved",
+            "Calls not made: cart updates of one session sent as one call (coalesced).",
+        )
+        saved.add_metric([], stats.calls_saved)
+        yield saved
 
         skipped = CounterMetricFamily(
             _PREFIX + "records_skipped",

@@ -55,6 +55,8 @@ class WorkerStats:
     dead_lettered: int = 0
     #: Records not sent: a newer event of their session was already applied.
     superseded: int = 0
+    #: Calls not made: cart updates that joined another record's call.
+    calls_saved: int = 0
     retries: int = 0
     calls: Counter[str] = field(default_factory=Counter)  # by operation
     statuses: Counter[int] = field(default_factory=Counter)  # by HTTP status

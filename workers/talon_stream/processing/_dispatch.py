@@ -21,7 +21,7 @@ from typing import Generic, Protocol, TypeVar
 
 from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.processing._prepared import Prepared
-from talon_stream.processing._processor import RecordProcessor
+from talon_stream.processing._processor import RecordProcessor, coalescible
 from talon_stream.scheduling._merge import EventTimeMerge
 from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
@@ -382,13 +382,16 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         halt: Halt | None = None,
         concurrency: AdaptiveConcurrency | None = None,
         merge: EventTimeMerge | None = None,
+        coalesce: bool = False,
     ) -> None:
         super().__init__(halt or Halt(), max_buffered_per_partition, merge)
         self._processor = processor
         self._max_in_flight = max_in_flight
         #: The adaptive in-flight limit (``None``: ``max_in_flight`` holds).
         self._adaptive = concurrency
-        self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(max_in_flight)
+        self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(
+            max_in_flight, joinable=coalescible if coalesce else None
+        )
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -442,7 +445,9 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             self._start_ready()
 
         try:
-            await self._processor.execute(item.payload, answered)
+            await self._processor.execute(
+                item.payload, answered, [joined.payload for joined in item.joined]
+            )
         except asyncio.CancelledError:
             # Its partition was released (or the worker is closing): the record goes back to
             # Kafka unfinished, and its customer's keys to the records that wait for them.
@@ -461,6 +466,8 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         # Once revoked, the partition's offsets are no longer ours to commit.
         if self._partitions.get(record.partition_key) is partition:
             partition.offsets.finish(record.offset)
+            for joined in item.joined:  # the same partition, by the scheduler's rule
+                partition.offsets.finish(joined.offset)
         self._start_ready()
 
     def _queued(self, key: PartitionKey, partition: _Partition) -> int:

@@ -12,19 +12,23 @@ records) that must stop the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from talon_stream._exceptions import RecordError, TalonPermanentError
+from talon_stream._exceptions import RecordError, TalonError, TalonPermanentError
 from talon_stream.config._settings import Settings
-from talon_stream.core._calls import TalonCall
+from talon_stream.core._calls import Operation, TalonCall
 from talon_stream.core._dead_letters import DlqFailure
-from talon_stream.core._envelopes import envelope_id
-from talon_stream.core._events import Event
+from talon_stream.core._envelopes import coalesced_key, envelope_id
+from talon_stream.core._events import CartUpdated, Event
 from talon_stream.core._records import InputRecord, RecordSink
 from talon_stream.core._routing import EffectRouter
-from talon_stream.core._translate import TranslationOptions, translate
+from talon_stream.core._translate import (
+    TranslationOptions,
+    coalesce_session_updates,
+    translate,
+)
 from talon_stream.dlq._writer import DeadLetterWriter
 from talon_stream.formats._decoder import Decoder
 from talon_stream.formats.mapping._mappings import Mappings
@@ -158,10 +162,19 @@ class RecordProcessor:
         """Bring ``record`` to its outcome: :meth:`prepare` then :meth:`execute`."""
         await self.execute(self.prepare(record))
 
-    async def execute(self, prepared: Prepared, on_answered: Callable[[], None] = _nothing) -> None:
+    async def execute(
+        self,
+        prepared: Prepared,
+        on_answered: Callable[[], None] = _nothing,
+        joined: Sequence[Prepared] = (),
+    ) -> None:
         """Call Talon.One for a prepared record and publish its outcome. ``on_answered`` is
         called once, when no call is in flight for the record any more and only its outcome is
         left to publish (the dispatcher then lets another call start).
+
+        ``joined``: cart updates of the same session that waited right behind it (see
+        :func:`coalescible`), sent with it as one call when they can be; each still gets its
+        own outcome.
 
         A refused API key halts the worker (the caller's ``halt``) and the call is probed until
         it succeeds: nothing is published meanwhile.
@@ -169,6 +182,9 @@ class RecordProcessor:
         Raises:
             BrokerError: the outcome could not be published; nothing was acknowledged.
         """
+        if joined:
+            await self._execute_coalesced([prepared, *joined], on_answered)
+            return
         event, call = prepared.event, prepared.call
         at = prepared.taken_at
         dead_letters = self._publisher.dead_letters
@@ -186,7 +202,7 @@ class RecordProcessor:
         sessions = self.sessions
         if sessions is not None and (superseded := sessions.superseded(event)) is not None:
             on_answered()
-            await self._superseded(prepared, event, call, superseded)
+            await self._superseded(prepared, superseded)
             return
         headers = prepared.record.headers
         trace = start_call_trace(headers, call.operation.value) if headers else None
@@ -200,10 +216,104 @@ class RecordProcessor:
             raise
         trace.end()
 
-    async def _superseded(
-        self, prepared: Prepared, event: Event, call: TalonCall, superseded: Superseded
+    async def _one_by_one(self, group: Sequence[Prepared], on_answered: Callable[[], None]) -> None:
+        """Each record of ``group`` on its own, in order; the last one's answer is the group's."""
+        for prepared in group[:-1]:
+            await self.execute(prepared)
+        await self.execute(group[-1], on_answered)
+
+    async def _execute_coalesced(
+        self, group: list[Prepared], on_answered: Callable[[], None]
     ) -> None:
-        record = prepared.record
+        """Cart updates of one session as one call (:func:`coalesce_session_updates`, in
+        event-time order): the latest of them owns the call (its Idempotency-Key and the routed
+        effects); the others get the same answer in envelopes that name it (``coalescedInto``).
+        Records superseded by what the session already holds are left out; a call Talon.One
+        refuses is made again record by record, so only a bad record is dead-lettered."""
+        if self._publisher.dead_letters.parked is not None:
+            await self._one_by_one(group, on_answered)
+            return
+        sessions = self.sessions
+        live: list[Prepared] = []
+        late: list[tuple[Prepared, Superseded]] = []
+        for prepared in group:
+            assert prepared.event is not None
+            verdict = sessions.superseded(prepared.event) if sessions is not None else None
+            if verdict is None:
+                live.append(prepared)
+            else:
+                late.append((prepared, verdict))
+        if len(live) < 2:
+            for prepared, verdict in late:
+                await self._superseded(prepared, verdict)
+            if live:
+                await self.execute(live[0], on_answered)
+            else:
+                on_answered()
+            return
+        # Oldest event first (ties: offset order), so the newest values win.
+        ordered = sorted(live, key=_occurred_at)
+        owner = ordered[-1]
+        calls = [p.call for p in ordered if p.call is not None]
+        call = coalesce_session_updates(calls)
+        record = owner.record
+        key = envelope_id(record.topic, record.partition, record.offset)
+        try:
+            response, attempts = await self._caller.call(
+                call, coalesced_key([p.record for p in live]), None
+            )
+        except TalonPermanentError:
+            # Record by record, each with its own key: only a bad record is dead-lettered.
+            await self._one_by_one(group, on_answered)
+            return
+        assert owner.event is not None
+        if sessions is not None:
+            session = response.body.get("customerSession")
+            state = session.get("state") if isinstance(session, dict) else None
+            sessions.applied(owner.event, key, state if isinstance(state, str) else None)
+        on_answered()
+        for prepared, verdict in late:
+            await self._superseded(prepared, verdict)
+        into = {"envelopeId": key, "eventId": owner.event.event_id, "records": len(ordered)}
+        for prepared in live:
+            if prepared is owner:
+                continue
+            assert prepared.event is not None
+            member = prepared.record
+            await self._publisher.effects(
+                prepared,
+                prepared.event,
+                call,
+                response,
+                envelope_key=envelope_id(member.topic, member.partition, member.offset),
+                attempts=attempts,
+                coalesced_into=into,
+            )
+        self.stats.calls_saved += len(ordered) - 1
+        await self._publisher.effects(
+            owner, owner.event, call, response, envelope_key=key, attempts=attempts
+        )
+
+    async def _closed_state(self, event: Event, refusal: TalonPermanentError) -> str | None:
+        """When Talon.One refused a cart update (400) because its session is no longer open —
+        closed, cancelled or returned by an event this worker does not remember (applied before
+        a restart or a rebalance) — the session's state; else None (the refusal stands)."""
+        if self.sessions is None or refusal.status != 400 or not isinstance(event, CartUpdated):
+            return None
+        assert event.session_id is not None
+        read = TalonCall(Operation.GET_CUSTOMER_SESSION, event.session_id, None)
+        try:
+            response, _ = await self._caller.call(read, "", None)
+        except TalonError:
+            return None
+        session = response.body.get("customerSession")
+        state = session.get("state") if isinstance(session, dict) else None
+        return state if isinstance(state, str) and state != "open" else None
+
+    async def _superseded(self, prepared: Prepared, superseded: Superseded) -> None:
+        event, call, record = prepared.event, prepared.call, prepared.record
+        assert event is not None  # only a record that became a call is superseded
+        assert call is not None
         by = superseded.by
         await self._publisher.superseded(
             prepared,
@@ -212,7 +322,7 @@ class RecordProcessor:
             {
                 "eventId": by.event_id,
                 "type": by.event_type,
-                "occurredAt": by.occurred_at.isoformat(),
+                "occurredAt": by.occurred_at.isoformat() if by.occurred_at else None,
                 "envelopeId": by.envelope_id,
                 "sessionState": by.state,
                 "reason": superseded.reason,
@@ -237,8 +347,12 @@ class RecordProcessor:
                 call, key, trace.http_headers if trace is not None else None
             )
         except TalonPermanentError as exc:
-            failure = DlqFailure(exc, 1, prepared.taken_at, datetime.now(tz=UTC))
+            state = await self._closed_state(event, exc)
             on_answered()
+            if state is not None:
+                await self._superseded(prepared, Superseded.by_session_state(state))
+                return
+            failure = DlqFailure(exc, 1, prepared.taken_at, datetime.now(tz=UTC))
             await self._publisher.dead_letter(prepared, failure)
             return
         sessions = self.sessions
@@ -257,3 +371,20 @@ class RecordProcessor:
             attempts=attempts,
             headers=trace.record_headers if trace is not None else None,
         )
+
+
+def _occurred_at(prepared: Prepared) -> datetime:
+    assert prepared.event is not None
+    return prepared.event.occurred_at
+
+
+def coalescible(earlier: Prepared, later: Prepared) -> bool:
+    """Whether ``later`` may join ``earlier``'s call: both are cart updates that became calls
+    (the scheduler joins only records of the same customer and session, waiting right behind
+    one another, so nothing of the session comes between them)."""
+    return (
+        isinstance(earlier.event, CartUpdated)
+        and isinstance(later.event, CartUpdated)
+        and earlier.call is not None
+        and later.call is not None
+    )

@@ -90,9 +90,13 @@ class OutcomePublisher:
         envelope_key: str,
         attempts: int,
         headers: Headers | None = None,
+        coalesced_into: dict[str, Any] | None = None,
     ) -> None:
         """Publish the effects envelope of ``prepared`` (with ``headers``, e.g. trace context);
         an answer that does not fit the Avro schema sends the record to the DLQ instead.
+        ``coalesced_into``: the call was made for another record of the session (its
+        ``envelopeId``, ``eventId`` and how many ``records`` it answered for); the envelope says
+        so, and its effects are not routed (the owner's envelope routes them).
 
         Raises:
             BrokerError: the outcome could not be published; nothing was acknowledged.
@@ -102,8 +106,10 @@ class OutcomePublisher:
         envelope = effects_envelope(
             record, event, call, response, processing_ms=processing_ms, envelope_key=envelope_key
         )
+        if coalesced_into is not None:
+            envelope["coalescedInto"] = coalesced_into
         avro = self._avro
-        router = self._router
+        router = self._router if coalesced_into is None else None
         routes = router.route(response.effects) if router is not None and response.effects else {}
         outputs: list[OutputRecord] = []
         try:

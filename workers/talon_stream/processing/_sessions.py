@@ -32,12 +32,13 @@ DEFAULT_CAPACITY = 100_000
 
 @dataclass(frozen=True, slots=True)
 class SessionMark:
-    """The newest event applied to a session, and the state Talon.One answered for it."""
+    """The newest event applied to a session, and the state Talon.One answered for it (the
+    event unknown — None — when only Talon.One's state is)."""
 
-    occurred_at: datetime
-    event_id: str
-    event_type: str
-    envelope_id: str
+    occurred_at: datetime | None
+    event_id: str | None
+    event_type: str | None
+    envelope_id: str | None
     state: str | None
 
 
@@ -48,9 +49,20 @@ class Superseded:
 
     by: SessionMark
 
+    @classmethod
+    def by_session_state(cls, state: str) -> Superseded:
+        """Talon.One holds the session ``state`` (not open) from an event the worker does not
+        remember: applied before a restart or a rebalance."""
+        return cls(SessionMark(None, None, None, None, state))
+
     @property
     def reason(self) -> str:
         by = self.by
+        if by.occurred_at is None:
+            return (
+                f"the session is {by.state} in Talon.One (by an event applied before this "
+                "worker's memory of it): a cart update can no longer change it"
+            )
         state = f" (session {by.state})" if by.state and by.state != "open" else ""
         return (
             f"happened before {by.event_type} {by.event_id} "
@@ -74,7 +86,7 @@ class SessionLedger:
         if not isinstance(event, CartUpdated) or event.session_id is None:
             return None
         mark = self._marks.get(event.session_id)
-        if mark is None or event.occurred_at >= mark.occurred_at:
+        if mark is None or mark.occurred_at is None or event.occurred_at >= mark.occurred_at:
             return None
         return Superseded(mark)
 
@@ -87,7 +99,11 @@ class SessionLedger:
             return
         marks = self._marks
         mark = marks.get(session_id)
-        if mark is not None and event.occurred_at < mark.occurred_at:
+        if (
+            mark is not None
+            and mark.occurred_at is not None
+            and event.occurred_at < mark.occurred_at
+        ):
             if state is not None and state != mark.state:
                 marks[session_id] = SessionMark(
                     mark.occurred_at, mark.event_id, mark.event_type, mark.envelope_id, state

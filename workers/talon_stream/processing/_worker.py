@@ -147,6 +147,7 @@ class Worker:
                 max_buffered_per_partition=settings.max_buffered_per_partition,
                 halt=self.halt,
                 concurrency=self.concurrency,
+                coalesce=settings.coalesce_cart_updates,
             )
         else:
             dispatcher = PartitionSerialDispatcher(

@@ -22,6 +22,12 @@ customer's previous call does not wait behind every record submitted after it â€
 back the committed offset while a backlog drains. A key whose queue is empty and that is not in
 flight is forgotten, so memory is bounded by the items in flight and buffered, never by the number
 of customers ever seen.
+
+*Joining.* With a ``joinable(earlier, later)`` test, an item that starts takes along the items
+waiting right behind it in every one of its queues that have the same keys and partition and
+pass the test with the item before them (:attr:`Item.joined`): one call for them all â€” cart
+updates of one session that piled up behind its previous call. They leave the queues with it,
+in order, and nothing that waits between them (another record of the customer) is ever skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -52,17 +58,28 @@ class Item(Generic[P]):
     cancelled: bool = field(default=False)
     #: Submission order, set by the scheduler.
     order: int = field(default=0)
+    #: The items that started with this one (joined to its call), in queue order.
+    joined: list[Item[P]] = field(default_factory=list)
 
 
 class KeyedScheduler(Generic[P]):
     """Decides which items may run now. The caller starts what :meth:`take_ready` returns and
     reports each end with :meth:`complete`."""
 
-    def __init__(self, max_in_flight: int = 256, max_publishing: int | None = None) -> None:
+    def __init__(
+        self,
+        max_in_flight: int = 256,
+        max_publishing: int | None = None,
+        *,
+        joinable: Callable[[P, P], bool] | None = None,
+        max_joined: int = 100,
+    ) -> None:
         if max_in_flight < 1 or (max_publishing is not None and max_publishing < 1):
             raise ValueError("max_in_flight and max_publishing must be at least 1")
         self.max_in_flight = max_in_flight
         self.max_publishing = max_publishing or max_in_flight
+        self._joinable = joinable
+        self._max_joined = max_joined
         self._queues: dict[Hashable, deque[Item[P]]] = {}
         self._busy: set[Hashable] = set()  # keys held by an item in flight
         # Items that may have become startable, oldest first: (submission order, push, item).
@@ -131,8 +148,36 @@ class KeyedScheduler(Generic[P]):
             self._in_flight += 1
             self._waiting -= 1
             self._per_partition[item.partition] -= 1
+            if self._joinable is not None:
+                self._join(item)
             ready.append(item)
         return ready
+
+    def _join(self, item: Item[P]) -> None:
+        """Start with ``item`` the joinable items right behind it in all its queues."""
+        joinable = self._joinable
+        assert joinable is not None
+        queues = [self._queues[key] for key in item.keys]
+        previous = item
+        position = 1
+        while len(item.joined) < self._max_joined and position < len(queues[0]):
+            follower = queues[0][position]
+            if (
+                follower.keys != item.keys
+                or follower.partition != item.partition
+                or follower.cancelled
+                or not all(
+                    len(queue) > position and queue[position] is follower for queue in queues
+                )
+                or not joinable(previous.payload, follower.payload)
+            ):
+                break
+            follower.started = True
+            item.joined.append(follower)
+            self._waiting -= 1
+            self._per_partition[item.partition] -= 1
+            previous = follower
+            position += 1
 
     def answered(self, item: Item[P]) -> None:
         """``item``'s call is over: its slot goes to the next call; its keys stay held until
@@ -154,8 +199,10 @@ class KeyedScheduler(Generic[P]):
         for key in item.keys:
             self._busy.discard(key)
             queue = self._queues[key]
-            # A started item was the head of each of its queues, and nothing overtakes it.
-            queue.popleft()
+            # A started item was the head of each of its queues, and nothing overtakes it; the
+            # items joined to it were right behind it.
+            for _ in range(1 + len(item.joined)):
+                queue.popleft()
             if queue:
                 self._candidate(queue[0])
             else:

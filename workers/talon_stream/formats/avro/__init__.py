@@ -18,6 +18,7 @@ from talon_stream.formats.avro._compat import Incompatibility, check_backward, h
 from talon_stream.formats.avro._datum import DatumCodec
 from talon_stream.formats.avro._errors import EncodeError, RegistryError
 from talon_stream.formats.avro._models import (
+    CoalescedInto,
     DlqEnvelope,
     DlqHeader,
     Effect,
@@ -37,6 +38,7 @@ from talon_stream.formats.avro._schemas import (
 __all__ = [
     "RECORD_MODELS",
     "AvroSchema",
+    "CoalescedInto",
     "DatumCodec",
     "DlqEnvelope",
     "DlqHeader",

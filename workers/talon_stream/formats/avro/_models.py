@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 __all__ = [
+    "CoalescedInto",
     "DlqEnvelope",
     "DlqHeader",
     "Effect",
@@ -91,12 +92,20 @@ class SessionSummary(_Model):
 class SupersededBy(_Model):
     """Why no call was made: the newer event already applied to the record's session."""
 
-    event_id: str
-    type: str
-    occurred_at: str
-    envelope_id: str
+    event_id: str | None = None
+    type: str | None = None
+    occurred_at: str | None = None
+    envelope_id: str | None = None
     session_state: str | None = None
     reason: str
+
+
+class CoalescedInto(_Model):
+    """The call this record's cart update was sent in: the record it was made for."""
+
+    envelope_id: str
+    event_id: str
+    records: int
 
 
 class EffectsEnvelope(_Model):
@@ -115,6 +124,8 @@ class EffectsEnvelope(_Model):
     session: SessionSummary | None = None
     #: Set when the record was not sent (``status`` 0, no effects).
     superseded: SupersededBy | None = None
+    #: Set when the record was sent in one call with others of its session.
+    coalesced_into: CoalescedInto | None = None
     processing_ms: float
     #: RFC 3339 with milliseconds.
     processed_at: str

@@ -90,6 +90,7 @@ RECORD_MODELS: Mapping[str, type[BaseModel]] = {
         models.Effect,
         models.SessionSummary,
         models.SupersededBy,
+        models.CoalescedInto,
         models.DlqEnvelope,
         models.DlqHeader,
     )
