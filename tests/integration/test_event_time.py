@@ -19,6 +19,7 @@ import pytest
 from confluent_kafka import Producer
 
 from talon_one_emulator import EmulatorServer, FaultSettings, FixedLatency
+from talon_stream.config._settings import Settings
 from talon_stream.core._envelopes import envelope_id
 from talon_stream.demo import ShopSimulator
 from talon_stream.demo._broker import Broker
@@ -167,6 +168,23 @@ def shop_event(event_id: str, event_type: str, occurred_at: str, **fields: Any) 
     )
 
 
+def one_partition(
+    broker: Broker, emulator: EmulatorServer, unique: str, **overrides: Any
+) -> tuple[Settings, str, dict[str, str]]:
+    """Settings of a worker reading one single-partition topic, the topic, and a shopper."""
+    settings = worker_settings(broker, emulator, unique, **overrides)
+    topic = settings.input_topics[0]
+    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
+    return settings, topic, {"profileId": "ada", "sessionId": f"ada-{unique}"}
+
+
+def envelopes_by_event(broker: Broker, settings: Settings, count: int) -> dict[str, Any]:
+    """The first ``count`` envelopes of the effects topic, by their source event id."""
+    messages = read_topic(broker.bootstrap_servers, settings.effects_topic, count)
+    envelopes = [orjson.loads(m.value()) for m in messages]  # type: ignore[attr-defined]
+    return {e["source"]["eventId"]: e for e in envelopes}
+
+
 def cart(*skus: str) -> dict[str, Any]:
     return {
         "cartItems": [
@@ -179,10 +197,7 @@ def cart(*skus: str) -> dict[str, Any]:
 async def test_a_cart_that_happened_before_the_sessions_newest_event_is_superseded_not_sent(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
-    settings = worker_settings(broker, emulator, unique)
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
-    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    settings, topic, ada = one_partition(broker, emulator, unique)
     bob = {"profileId": "bob", "sessionId": f"bob-{unique}"}
     records = [
         # Ada's order arrives before the cart update that preceded it (published late).
@@ -197,13 +212,7 @@ async def test_a_cart_that_happened_before_the_sessions_newest_event_is_supersed
     worker = Worker(settings)
     async with running(worker):
         await wait_for(lambda: worker.stats.effects_published >= 4, timeout_s=30)
-    envelopes = {
-        e["source"]["eventId"]: e
-        for e in (
-            orjson.loads(m.value())  # type: ignore[attr-defined]
-            for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 4)
-        )
-    }
+    envelopes = envelopes_by_event(broker, settings, 4)
     late = envelopes["a0"]
     assert late["status"] == 0
     assert late["effects"] == []
@@ -233,10 +242,7 @@ async def test_cart_updates_piled_up_behind_a_call_are_sent_as_one_and_each_gets
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
     emulator.faults.apply(FaultSettings(latency=FixedLatency(ms=300)))
-    settings = worker_settings(broker, emulator, unique, coalesce_cart_updates=True)
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
-    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    settings, topic, ada = one_partition(broker, emulator, unique, coalesce_cart_updates=True)
     carts = [
         shop_event(
             f"c{n}",
@@ -256,20 +262,15 @@ async def test_cart_updates_piled_up_behind_a_call_are_sent_as_one_and_each_gets
     worker = Worker(settings)
     async with running(worker):
         await wait_for(lambda: worker.stats.outcomes >= 21, timeout_s=60)
-    envelopes = [
-        orjson.loads(m.value())  # type: ignore[attr-defined]
-        for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 21)
-    ]
-    assert sorted(e["source"]["eventId"] for e in envelopes) == sorted(
-        [f"c{n}" for n in range(20)] + ["o"]
-    )  # one outcome per record
+    by_event = envelopes_by_event(broker, settings, 21)
+    envelopes = list(by_event.values())
+    assert sorted(by_event) == sorted([f"c{n}" for n in range(20)] + ["o"])  # one outcome each
     calls = [entry for entry in emulator.state.request_log if entry["operation"]]
     # The first cart went alone; the 19 behind it piled up while it was in flight.
     assert len(calls) <= 4
     assert {entry["status"] for entry in calls} == {200}
     coalesced = [e for e in envelopes if "coalescedInto" in e]
     assert len(coalesced) == worker.stats.calls_saved >= 15
-    by_event = {e["source"]["eventId"]: e for e in envelopes}
     for envelope in coalesced:
         owner = envelope["coalescedInto"]
         assert by_event[owner["eventId"]]["envelopeId"] == owner["envelopeId"]
@@ -288,10 +289,7 @@ async def test_a_coalesced_call_talon_one_refuses_is_made_again_record_by_record
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
     emulator.faults.apply(FaultSettings(latency=FixedLatency(ms=300)))
-    settings = worker_settings(broker, emulator, unique, coalesce_cart_updates=True)
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
-    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    settings, topic, ada = one_partition(broker, emulator, unique, coalesce_cart_updates=True)
 
     def cart_event(n: int, **attributes: Any) -> bytes:
         payload = {**cart(f"SKU-{n}"), "attributes": attributes}
@@ -309,11 +307,7 @@ async def test_a_coalesced_call_talon_one_refuses_is_made_again_record_by_record
     assert worker.stats.dead_lettered == 1
     [dead] = read_all(broker.bootstrap_servers, settings.dlq_topic, quiet_s=1.0)
     assert orjson.loads(dead)["eventId"] == "c3"
-    envelopes = [
-        orjson.loads(m.value())  # type: ignore[attr-defined]
-        for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 5)
-    ]
-    assert sorted(e["source"]["eventId"] for e in envelopes) == ["c0", "c1", "c2", "c4", "c5"]
+    assert sorted(envelopes_by_event(broker, settings, 5)) == ["c0", "c1", "c2", "c4", "c5"]
     statuses = [entry["status"] for entry in emulator.state.request_log if entry["operation"]]
     assert statuses.count(400) >= 2  # the merged call, then c3 alone; never a key reused
     assert emulator.state.sessions[ada["sessionId"]].items[0].sku == "SKU-5"
@@ -322,10 +316,7 @@ async def test_a_coalesced_call_talon_one_refuses_is_made_again_record_by_record
 async def test_a_late_cart_for_a_session_closed_before_the_worker_started_is_superseded(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
-    settings = worker_settings(broker, emulator, unique)
-    topic = settings.input_topics[0]
-    broker.create_topics({topic: 1, settings.effects_topic: 1, settings.dlq_topic: 1})
-    ada = {"profileId": "ada", "sessionId": f"ada-{unique}"}
+    settings, topic, ada = one_partition(broker, emulator, unique)
     order = shop_event("o", "order.placed", "2026-12-05T10:00:05Z", **ada, payload=cart("A"))
     produce(broker.bootstrap_servers, topic, [(b"ada", order)])
     first = Worker(settings)
@@ -340,13 +331,7 @@ async def test_a_late_cart_for_a_session_closed_before_the_worker_started_is_sup
         await wait_for(lambda: second.stats.outcomes >= 1, timeout_s=30)
     assert second.stats.superseded == 1
     assert second.stats.dead_lettered == 0
-    envelopes = {
-        e["source"]["eventId"]: e
-        for e in (
-            orjson.loads(m.value())  # type: ignore[attr-defined]
-            for m in read_topic(broker.bootstrap_servers, settings.effects_topic, 2)
-        )
-    }
+    envelopes = envelopes_by_event(broker, settings, 2)
     superseded = envelopes["c"]["superseded"]
     assert superseded["sessionState"] == "closed"
     assert superseded["eventId"] is None

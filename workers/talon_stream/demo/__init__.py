@@ -13,13 +13,14 @@ from talon_stream.demo._broker import (
     create_topics,
     open_broker,
 )
-from talon_stream.demo._generator import GeneratedRecord, ShopSimulator
+from talon_stream.demo._generator import CATALOG, GeneratedRecord, ShopSimulator
 from talon_stream.demo._kafka import KafkaBroker
 from talon_stream.demo._kafka_jars import KAFKA_VERSION, kafka_runnable
 from talon_stream.demo._subprocesses import free_port, spawn, spawn_emulator, terminate
 
 __all__ = [
     "BROKER_VARIABLE",
+    "CATALOG",
     "KAFKA_VERSION",
     "LOCAL_CONSUMER_SETTINGS",
     "Broker",
