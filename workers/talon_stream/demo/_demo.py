@@ -32,7 +32,7 @@ from talon_stream._exceptions import TalonStreamError
 from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, Settings
 from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker, open_broker
-from talon_stream.demo._generator import GeneratedRecord, ShopSimulator
+from talon_stream.demo._generator import CART_TOPIC, GeneratedRecord, ShopSimulator
 from talon_stream.demo._subprocesses import spawn_emulator, terminate
 from talon_stream.kafka._consumer import AsyncConsumer
 from talon_stream.ops._stats import WorkerStats
@@ -59,6 +59,10 @@ class DemoOptions:
     emulator_latency_ms: float = 0.0
     quiet: bool = False
     health_port: int = 0  # the worker's /healthz, /readyz and /metrics (0: a free port)
+    #: The cart service writes each cart update up to this late (in order): the worker puts it
+    #: back in event-time order, or — later than TALON_STREAM_MAX_IDLE_MS after a newer event of
+    #: its session — reports it superseded.
+    cart_lag_s: float = 1.5
 
 
 @dataclass
@@ -190,17 +194,43 @@ async def _feed(
     next_emit = now
     counter = shoppers
     limit = options.events
+    generated = 0
+    # The cart service writes late: (when it writes, order, record, when it happened in ms).
+    late: list[tuple[float, int, GeneratedRecord, int]] = []
+    cart_written = 0.0
+
+    def write(record: GeneratedRecord, happened_ms: int) -> None:
+        # Stamped with when it happened: the worker orders co-partitioned topics by it.
+        producer.produce(record.topic, value=record.value, key=record.key, timestamp=happened_ms)
+        producer.poll(0)
+        progress.produced += 1
+        progress.produced_by_type[record.event_type] += 1
+
     try:
-        while not stop.is_set() and (limit is None or progress.produced < limit):
-            due, n, script = heapq.heappop(ready)
-            wait = max(due, next_emit) - time.monotonic()
+        while not stop.is_set() and (limit is None or generated < limit):
+            due, n, script = ready[0]
+            step_at = max(due, next_emit)
+            while late and late[0][0] <= step_at:  # late carts due before the next step
+                wait = late[0][0] - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                _at, _seq, record, happened_ms = heapq.heappop(late)
+                write(record, happened_ms)
+            wait = step_at - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
+            heapq.heappop(ready)
             record = script.pop(0)
-            producer.produce(record.topic, value=record.value, key=record.key)
-            producer.poll(0)
-            progress.produced += 1
-            progress.produced_by_type[record.event_type] += 1
+            generated += 1
+            happened_ms = time.time_ns() // 1_000_000
+            if record.topic == CART_TOPIC and options.cart_lag_s > 0:
+                # In order, as one service writes its topic, each up to cart_lag_s late.
+                cart_written = max(
+                    cart_written, time.monotonic() + rng.uniform(0, options.cart_lag_s)
+                )
+                heapq.heappush(late, (cart_written, generated, record, happened_ms))
+            else:
+                write(record, happened_ms)
             next_emit = max(next_emit + interval, time.monotonic() - 1.0)
             if script:
                 heapq.heappush(ready, (time.monotonic() + rng.uniform(*_THINK_TIME_S), n, script))
@@ -208,6 +238,9 @@ async def _feed(
                 counter += 1
                 heapq.heappush(ready, (time.monotonic(), counter, simulator.journey()))
     finally:
+        while late:  # what the cart service still owes
+            _at, _seq, record, happened_ms = heapq.heappop(late)
+            write(record, happened_ms)
         await asyncio.get_running_loop().run_in_executor(None, producer.flush, 10)
 
 
@@ -352,5 +385,9 @@ def _summary(
     )
     for op, n in stats.calls.most_common():
         console.print(f"  {op:<26} {n:>7} calls")
+    console.print(
+        f"  superseded (late carts)    {stats.superseded:>7} records, "
+        f"coalesced: {stats.calls_saved} calls saved"
+    )
     for kind, n in progress.dlq_reasons.most_common():
         console.print(f"  DLQ {kind:<22} {n:>7} records")

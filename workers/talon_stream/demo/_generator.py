@@ -16,13 +16,15 @@ from typing import Any
 
 import orjson
 
-__all__ = ["CATALOG", "TOPIC_FOR_TYPE", "GeneratedRecord", "ShopSimulator"]
+__all__ = ["CART_TOPIC", "CATALOG", "TOPIC_FOR_TYPE", "GeneratedRecord", "ShopSimulator"]
 
-#: Which demo topic carries which event type. The demo keeps a session's cart and order events
-#: on one topic, so their order never rests on timestamps that may be equal to the millisecond
-#: (the worker merges co-partitioned topics by timestamp, ties going to the topic listed first).
+#: The cart service's topic.
+CART_TOPIC = "shop.carts"
+
+#: Which demo topic carries which event type: each service its own, as shops publish them (the
+#: worker reads the four co-partitioned topics in event-time order).
 TOPIC_FOR_TYPE = {
-    "cart.updated": "shop.orders",
+    "cart.updated": CART_TOPIC,
     "order.placed": "shop.orders",
     "order.cancelled": "shop.orders",
     "order.items_returned": "shop.orders",
