@@ -95,9 +95,12 @@ def produce_planned(
     *,
     max_message_bytes: int | None = None,
     timeout_s: float = 60.0,
+    topic_of: Callable[[Planned], str] | None = None,
+    timestamps: Sequence[int] | None = None,
 ) -> list[SourceRecord]:
     """Produce ``planned`` in order (idempotent producer: per-partition order holds) and return
-    each record with the partition and offset the broker gave it."""
+    each record with the partition and offset the broker gave it. ``topic_of``: each record's
+    topic (else ``topic``); ``timestamps``: each record's timestamp in ms (else the send time)."""
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "enable.idempotence": True,
@@ -120,7 +123,7 @@ def produce_planned(
             assert partition is not None
             assert offset is not None
             placed[index] = SourceRecord(
-                topic,
+                message.topic() or topic,
                 partition,
                 offset,
                 plan.key,
@@ -132,10 +135,12 @@ def produce_planned(
         return report
 
     for index, plan in enumerate(planned):
+        where = topic_of(plan) if topic_of is not None else topic
+        stamp = {} if timestamps is None else {"timestamp": timestamps[index]}
         while True:
             try:
                 producer.produce(
-                    topic, key=plan.key, value=plan.value, on_delivery=delivered(index)
+                    where, key=plan.key, value=plan.value, on_delivery=delivered(index), **stamp
                 )
                 break
             except BufferError:

@@ -134,6 +134,9 @@ class Kill9Params:
     #: ``exactly-once``: the worker commits in transactions and the outcomes are read
     #: ``read_committed``, where no envelope may appear twice.
     guarantee: str = "at-least-once"
+    #: The four-topic layout (each service its own topic): the records of a customer must
+    #: also reach Talon.One in event-time order across the topics.
+    four_topics: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,6 +244,7 @@ class SecretsParams:
 class Suite:
     kill9: Kill9Params
     kill9_exactly_once: Kill9Params
+    kill9_four_topics: Kill9Params
     broker_kill9: BrokerFaultParams
     broker_freeze: BrokerFaultParams
     outage: OutageParams
@@ -255,6 +259,7 @@ class Suite:
 SHORT = Suite(
     kill9=Kill9Params(events=2000, kills=2, customers=300),
     kill9_exactly_once=Kill9Params(events=2000, kills=2, customers=300, guarantee="exactly-once"),
+    kill9_four_topics=Kill9Params(events=2000, kills=2, customers=300, four_topics=True),
     broker_kill9=BrokerFaultParams("kill", events=2000, customers=300, down_s=2.0),
     broker_freeze=BrokerFaultParams("freeze", events=2000, customers=300, down_s=5.0),
     outage=OutageParams(events=1200, outage_s=3.0, customers=200, retry_max_backoff_s=2.0),
@@ -270,6 +275,9 @@ LONG = Suite(
     kill9=Kill9Params(events=20_000, kills=5, customers=3000, timeout_s=900),
     kill9_exactly_once=Kill9Params(
         events=20_000, kills=5, customers=3000, timeout_s=900, guarantee="exactly-once"
+    ),
+    kill9_four_topics=Kill9Params(
+        events=20_000, kills=5, customers=3000, timeout_s=900, four_topics=True
     ),
     broker_kill9=BrokerFaultParams(
         "kill", events=20_000, customers=3000, down_s=5.0, timeout_s=600
@@ -289,6 +297,9 @@ LONG = Suite(
 
 # --- the stage: an emulator, topics and a collector for one scenario --------------------------
 
+#: The four-topic layout: each service publishes to its own topic, all co-partitioned.
+SERVICES = ("carts", "orders", "customers", "events")
+
 
 @dataclass
 class Stage:
@@ -303,13 +314,17 @@ class Stage:
     dlq_topic: str
     group_id: str
     records: list[SourceRecord] = field(default_factory=list)
+    #: With the four-topic layout: carts, orders, customers, events (``input_topic`` the first).
+    input_topics: tuple[str, ...] = ()
+    #: Each produced record's timestamp (ms), by (topic, partition, offset), when set by us.
+    timestamps: dict[tuple[str, int, int], int] = field(default_factory=dict)
 
     def fields(self, **overrides: object) -> dict[str, Any]:
         """Settings fields of a worker of this stage."""
         return {
             "bootstrap_servers": self.broker.bootstrap_servers,
             "group_id": self.group_id,
-            "input_topics": (self.input_topic,),
+            "input_topics": self.input_topics or (self.input_topic,),
             "effects_topic": self.effects_topic,
             "dlq_topic": self.dlq_topic,
             "talon_base_url": self.emulator.base_url,
@@ -326,7 +341,38 @@ class Stage:
         return worker_env(self.fields(**overrides))
 
     def produce(self, planned: Sequence[Planned], **kwargs: Any) -> list[SourceRecord]:
+        if len(self.input_topics) > 1:
+            return self._produce_by_service(planned, **kwargs)
         placed = produce_planned(self.broker.bootstrap_servers, self.input_topic, planned, **kwargs)
+        self.records.extend(placed)
+        return placed
+
+    def _produce_by_service(self, planned: Sequence[Planned], **kwargs: Any) -> list[SourceRecord]:
+        """Each record to its service's topic (carts, orders, customers, events), stamped with
+        a distinct time in planned order — when it happened — all in the recent past."""
+        carts, orders, customers, events = self.input_topics
+        by_family = {"cart": carts, "order": orders, "customer.updated": customers}
+
+        def topic_of(plan: Planned) -> str:
+            try:
+                kind = str(orjson.loads(plan.value or b"{}").get("type", ""))
+            except orjson.JSONDecodeError:
+                return carts  # a poison record: the cart service sent it
+            family = kind if kind == "customer.updated" else kind.split(".", 1)[0]
+            return by_family.get(family, events)
+
+        start = int(time.time() * 1000) - len(planned) - 1
+        stamps = [start + index for index in range(len(planned))]
+        placed = produce_planned(
+            self.broker.bootstrap_servers,
+            self.input_topic,
+            planned,
+            topic_of=topic_of,
+            timestamps=stamps,
+            **kwargs,
+        )
+        for record, stamp in zip(placed, stamps, strict=True):
+            self.timestamps[(record.topic, record.partition, record.offset)] = stamp
         self.records.extend(placed)
         return placed
 
@@ -367,6 +413,7 @@ def staged(
     latency_ms: float = 0.0,
     read_committed: bool = False,
     input_config: Mapping[str, str] | None = None,
+    four_topics: bool = False,
 ) -> Iterator[Stage]:
     """An emulator, fresh topics (the input topic with ``input_config``) and a collector for one
     scenario (reading ``read_committed`` when asked, as a downstream service of an exactly-once
@@ -383,7 +430,12 @@ def staged(
         "effects": f"chaos-{name}-effects-{unique}",
         "dlq": f"chaos-{name}-dlq-{unique}",
     }
-    broker.create_topics({topics["input"]: partitions}, input_config)
+    services = (
+        tuple(f"chaos-{name}-{service}-{unique}" for service in SERVICES) if four_topics else ()
+    )
+    if services:
+        topics["input"] = services[0]
+    broker.create_topics(dict.fromkeys(services or (topics["input"],), partitions), input_config)
     broker.create_topics({topics["effects"]: partitions, topics["dlq"]: 2})
     with EmulatorServer(config) as emulator:
         collector = OutcomeCollector(
@@ -406,6 +458,7 @@ def staged(
                 effects_topic=topics["effects"],
                 dlq_topic=topics["dlq"],
                 group_id=f"chaos-{name}-{unique}",
+                input_topics=services,
             )
 
 
@@ -471,12 +524,15 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
     rng = random.Random(params.seed)
     exactly_once = params.guarantee == "exactly-once"
     name = "kill9_exactly_once" if exactly_once else "kill9"
+    if params.four_topics:
+        name = "kill9_four_topics"
     with staged(
         broker,
         name,
         partitions=params.partitions,
         faults=_latency(params.latency_median_ms, params.seed),
         read_committed=exactly_once,
+        four_topics=params.four_topics,
     ) as stage:
         stage.produce(
             interleaved_journeys(params.events, seed=params.seed, customers=params.customers)
@@ -496,7 +552,7 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
         )
         kill_at: list[int] = []
         killed_at: list[float] = []
-        commits: list[dict[int, int]] = []
+        commits: list[dict[tuple[str, int], int]] = []
         unexpected_exits = 0
         worker.start()
         try:
@@ -514,10 +570,10 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
                 # Read just before the kill: a lower bound of what was committed at the kill.
                 commits.append(
                     await asyncio.to_thread(
-                        committed_offsets,
+                        _committed,
                         broker.bootstrap_servers,
                         stage.group_id,
-                        stage.input_topic,
+                        stage.input_topics or (stage.input_topic,),
                         params.partitions,
                     )
                 )
@@ -553,6 +609,15 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
             result.check(
                 verdict.duplicate_envelopes == 0,
                 f"{verdict.duplicate_envelopes} envelopes read twice with read_committed",
+            )
+        if params.four_topics:
+            late = _event_time_violations(stage, log.entries())
+            result.figures["topics"] = len(stage.input_topics)
+            result.figures["event_time_violations"] = late
+            result.check(
+                late == 0,
+                f"{late} records reached Talon.One after a later event of their customer on "
+                "another topic",
             )
         _log_leaks(result, worker.log_text(), stage.api_key)
         return _finish(result, stage, started)
@@ -626,11 +691,49 @@ async def broker_fault(broker: Broker, workdir: Path, params: BrokerFaultParams)
         await asyncio.to_thread(own.stop)
 
 
+def _committed(
+    bootstrap: str, group_id: str, topics: Sequence[str], partitions: int
+) -> dict[tuple[str, int], int]:
+    """The group's committed offset per (topic, partition) of ``topics``."""
+    return {
+        (topic, partition): offset
+        for topic in topics
+        for partition, offset in committed_offsets(bootstrap, group_id, topic, partitions).items()
+    }
+
+
+def _event_time_violations(stage: Stage, entries: Sequence[Any]) -> int:
+    """Records whose first processed call started before that of an earlier-stamped record of
+    the same customer (Kafka key), across the stage's topics."""
+    first: dict[str, float] = {}
+    for entry in entries:
+        processed = not entry["replayed"] and (
+            200 <= entry["status"] < 300 or entry["fault"] == "error-after"
+        )
+        if processed:
+            first.setdefault(str(entry["idempotencyKey"]), entry["started"])
+    by_customer: dict[bytes, list[tuple[int, float]]] = {}
+    for record in stage.records:
+        stamp = stage.timestamps.get((record.topic, record.partition, record.offset))
+        call = first.get(record.envelope_id)
+        if record.key is None or stamp is None or call is None:
+            continue
+        by_customer.setdefault(record.key, []).append((stamp, call))
+    late = 0
+    for calls in by_customer.values():
+        latest = float("-inf")
+        for _stamp, started in sorted(calls):
+            if started < latest:
+                late += 1
+            latest = max(latest, started)
+    return late
+
+
 def _replays_after_kills(
     records: Sequence[SourceRecord],
     entries: Sequence[Any],
     killed_at: Sequence[float],
-    commits: Sequence[dict[int, int]],
+    commits: Sequence[dict[tuple[str, int], int]],
 ) -> tuple[list[int], int]:
     """Replayed calls made by each restarted worker, and how many of them were for records
     below the offset committed before the kill (only uncommitted records may be replayed)."""
@@ -645,7 +748,7 @@ def _replays_after_kills(
         if window < 0 or record is None:
             continue
         replays[window] += 1
-        if record.offset < commits[window].get(record.partition, -1):
+        if record.offset < commits[window].get((record.topic, record.partition), -1):
             below += 1
     return replays, below
 
@@ -1230,6 +1333,7 @@ async def secrets(broker: Broker, workdir: Path, params: SecretsParams) -> Scena
 SCENARIOS: dict[str, Scenario] = {
     "kill9": kill9,
     "kill9_exactly_once": kill9,
+    "kill9_four_topics": kill9,
     "broker_kill9": broker_fault,
     "broker_freeze": broker_fault,
     "outage": outage,

@@ -48,6 +48,12 @@ async def test_kill_9_with_exactly_once_shows_each_outcome_once_to_read_committe
     assert result.figures["duplicate_envelopes"] == 0
 
 
+async def test_kill_9_with_each_service_on_its_own_topic_keeps_event_time_order(
+    broker: Broker, tmp_path: Path
+) -> None:
+    await run(scenarios.kill9, broker, tmp_path, SHORT.kill9_four_topics)
+
+
 async def test_a_talon_one_outage_dead_letters_nothing_and_the_backlog_drains(
     broker: Broker, tmp_path: Path
 ) -> None:

@@ -132,6 +132,18 @@ def test_a_stalled_partition_stalls_the_others_for_max_idle_at_most() -> None:
     assert offsets(merge.release(behind)) == [("orders", 0)]
 
 
+def test_a_partition_the_worker_paused_is_waited_for_beyond_max_idle() -> None:
+    clock = Clock()
+    merge = merge_of(clock, "carts", "orders")
+    merge.held = {("carts", 0)}  # back-pressure: its records wait to be run, it will deliver
+    merge.add(record("orders", 0, 0, int(clock.now) - 60_000))
+    clock.now += 10 * IDLE
+    assert merge.release(behind) == []
+    assert merge.next_deadline() is None  # nothing to wake up for: the resume will do
+    merge.held.clear()
+    assert offsets(merge.release(behind)) == [("orders", 0)]
+
+
 def test_a_partition_that_delivered_something_newer_holds_nothing_back() -> None:
     clock = Clock()
     merge = merge_of(clock, "carts", "orders")
@@ -196,16 +208,19 @@ class Produced:
 
 
 @st.composite
-def shops(draw: st.DrawFn) -> list[Produced]:
+def shops(draw: st.DrawFn, backlog: bool = False) -> list[Produced]:
     """Customers' events spread over co-partitioned topics; each topic's producer writes in
     timestamp order with a lag, each partition is fetched in order with a delay, and every
-    record reaches the worker within the idle bound of its timestamp."""
+    record reaches the worker within the idle bound of its timestamp. With ``backlog``, every
+    record is in the log long before the worker starts, and the whole backlog is fetched
+    within the idle bound of the start."""
     topics = ["carts", "orders", "customers"][: draw(st.integers(2, 3))]
     partitions = draw(st.integers(1, 2))
     keys = [f"c{n}" for n in range(draw(st.integers(1, 5)))]
     count = draw(st.integers(1, 40))
     gaps = draw(st.lists(st.integers(1, 400), min_size=count, max_size=count))
-    stamps = list(itertools.accumulate(gaps, initial=1_000_000))[1:]
+    start = 1_000_000
+    stamps = list(itertools.accumulate(gaps, initial=start - 100_000 if backlog else start))[1:]
     last: dict[tuple[str, int], tuple[int, int, int]] = {}
     out = []
     for ts in stamps:
@@ -213,11 +228,15 @@ def shops(draw: st.DrawFn) -> list[Produced]:
         topic = draw(st.sampled_from(topics))
         partition = keys.index(key) % partitions
         offset, appended_before, fetched_before = last.get((topic, partition), (-1, 0, 0))
-        # In the log a producer's lag after the event, behind what the partition had before...
-        appended = max(appended_before, ts + draw(st.integers(0, IDLE - 1)))
-        # ...and fetched after it, in order: always within the idle bound of the timestamp.
-        fetched = max(fetched_before, appended + draw(st.integers(0, ts + IDLE - 1 - appended)))
-        assert fetched - ts < IDLE
+        if backlog:
+            appended = start - 1  # all of it there before the worker starts
+            fetched = max(fetched_before, start + draw(st.integers(0, IDLE - 1)))
+        else:
+            # In the log a producer's lag after the event, behind what the partition had...
+            appended = max(appended_before, ts + draw(st.integers(0, IDLE - 1)))
+            # ...fetched after it, in order: always within the idle bound of the timestamp.
+            fetched = max(fetched_before, appended + draw(st.integers(0, ts + IDLE - 1 - appended)))
+            assert fetched - ts < IDLE
         last[(topic, partition)] = (offset + 1, appended, fetched)
         out.append(Produced(key, topic, partition, offset + 1, ts, appended, fetched))
     return out
@@ -242,9 +261,12 @@ def _run(shop: list[Produced], checks: list[int]) -> tuple[list[Produced], Event
         )
 
     def release() -> None:
+        # As the worker does: the consumer is asked about the partitions empty right now, and
+        # that answer serves the whole call.
+        behind = {key for key in merge.waiting_on() if is_behind(key)}
         released.extend(
             by_coordinates[(each.topic, each.partition, each.offset)]
-            for each in merge.release(is_behind)
+            for each in merge.release(behind.__contains__)
         )
 
     while pending or merge.buffered:
@@ -282,6 +304,19 @@ def test_each_customers_records_come_out_in_event_time_order(
         by_partition[(p.topic, p.partition)].append(p.offset)
     assert all(found == sorted(found) for found in by_partition.values())
     assert merge.buffered == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(shops(backlog=True), st.lists(st.integers(1_000_000, 1_002_000), max_size=10))
+def test_a_backlog_fetched_within_the_idle_bound_comes_out_in_event_time_order(
+    shop: list[Produced], checks: list[int]
+) -> None:
+    released, _merge = _run(shop, checks)
+    by_key: dict[str, list[int]] = defaultdict(list)
+    for p in released:
+        by_key[p.key].append(p.ts)
+    for key, stamps in by_key.items():
+        assert stamps == sorted(stamps), f"{key} out of event-time order: {stamps}"
 
 
 @settings(max_examples=200, deadline=None)

@@ -215,6 +215,8 @@ class Worker:
             if transactions is not None:
                 await transactions.start()
             dispatcher.merge = await self._event_time_merge(consumer)
+            if dispatcher.merge is not None:
+                dispatcher.merge.held = self._paused  # the same set, kept up to date here
             if self._stopping.is_set():
                 return
             await consumer.subscribe(
@@ -321,7 +323,8 @@ class Worker:
                 "the fix",
                 ", ".join(alone),
             )
-        return EventTimeMerge(groups, max_idle_ms=settings.max_idle_ms, clock=_wall_ms)
+        merge = EventTimeMerge(groups, max_idle_ms=settings.max_idle_ms, clock=_wall_ms)
+        return merge if merge.active else None
 
     async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         loop = asyncio.get_running_loop()

@@ -18,7 +18,9 @@ record back until one of these is true:
   passed since the record's timestamp: the time a lagging producer is given to write an older
   record;
 * the record has waited ``max_idle_ms`` since it was fetched, whatever the partition's state —
-  the bound on how long a partition that is behind (or not being fetched) can stall the others.
+  the bound on how long a partition that is behind (or not being fetched) can stall the others —
+  unless the worker itself paused that partition (:attr:`EventTimeMerge.held`: its records wait
+  to be run, so it will be fetched again): then the record waits for it.
 
 So when every record reaches the worker within ``max_idle_ms`` of its timestamp (and the worker's
 clock agrees with the producers'), a task's records come out in timestamp order; a backlog comes
@@ -96,6 +98,9 @@ class EventTimeMerge:
         self._clock = clock
         self._tasks: dict[_Task, dict[PartitionKey, _Buffer]] = {}
         self._buffered = 0
+        #: The partitions the worker paused (back-pressure, halt): nothing overtakes them by
+        #: time while they hold records back; the worker's own set, kept up to date by it.
+        self.held: set[PartitionKey] = set()
 
     @property
     def active(self) -> bool:
@@ -167,6 +172,9 @@ class EventTimeMerge:
         whether the log of an empty partition (one of :meth:`waiting_on`) holds records it has
         not delivered yet, or that is unknown."""
         now = self._clock()
+        # ``behind`` speaks of the partitions empty now; one that empties during this call
+        # counts as behind until the next call asks about it.
+        asked = self.waiting_on()
         out: list[InputRecord] = []
         for task in self._tasks.values():
             while True:
@@ -174,7 +182,7 @@ class EventTimeMerge:
                 if head is None:
                     break
                 record, fetched = head.records[0]
-                if not self._may_go(task, record, fetched, now, behind):
+                if not self._may_go(task, record, fetched, now, asked, behind):
                     break
                 head.records.popleft()
                 self._buffered -= 1
@@ -193,6 +201,8 @@ class EventTimeMerge:
             if head is None:
                 continue
             record, fetched = head.records[0]
+            if self._held_back(task, _timestamp(record, fetched)):
+                continue  # it waits for a paused partition, not for a time
             due = fetched + self._max_idle_ms
             allowance = _timestamp(record, fetched) + self._max_idle_ms
             if now < allowance < due:
@@ -227,17 +237,29 @@ class EventTimeMerge:
         record: InputRecord,
         fetched: float,
         now: float,
+        asked: set[PartitionKey],
         behind: Callable[[PartitionKey], bool],
     ) -> bool:
-        if now - fetched >= self._max_idle_ms:
-            return True  # the bound on waiting, whatever the others do
         stamp = _timestamp(record, fetched)
+        blocked = False
         for key, buffer in task.items():
             if buffer.records:
                 continue  # its first record is not older, or it would be the head
             if buffer.watermark is not None and buffer.watermark >= stamp:
                 continue  # it has delivered something as new: nothing older can follow
-            if now - stamp >= self._max_idle_ms and not behind(key):
+            if now - stamp >= self._max_idle_ms and key in asked and not behind(key):
                 continue  # caught up, and a lagging producer had its time
-            return False
-        return True
+            if key in self.held:
+                return False  # paused by the worker: it will deliver, wait for it
+            blocked = True
+        # The bound on waiting for a partition that is behind or not being fetched.
+        return not blocked or now - fetched >= self._max_idle_ms
+
+    def _held_back(self, task: Mapping[PartitionKey, _Buffer], stamp: float) -> bool:
+        """Whether a paused partition of ``task`` may still deliver something older."""
+        return any(
+            not buffer.records
+            and key in self.held
+            and (buffer.watermark is None or buffer.watermark < stamp)
+            for key, buffer in task.items()
+        )
