@@ -88,6 +88,25 @@ def test_the_embedded_stack_gets_a_clean_report(stack: dict[str, str]) -> None:
     assert API_KEY not in result.output
 
 
+def test_an_input_topic_with_another_partition_count_is_named_with_the_fix(
+    stack: dict[str, str], broker: Broker
+) -> None:
+    orders, events = f"{stack['input']}-orders", f"{stack['input']}-events"
+    broker.create_topics({orders: 4, events: 3})  # the input topic has 4
+    result = config_check(stack, "--set", f"input_topics={stack['input']},{orders},{events}")
+    assert result.exit_code == 1, result.output
+    report = line(result, "co-partitioning")
+    assert report.startswith("✗ co-partitioning")
+    assert f"{events} has 3 partitions" in report
+    assert f"{stack['input']} and {orders} have 4 each" in report
+    assert f"fix: give {events} 4 partitions" in report
+    assert "TALON_STREAM_MAX_IDLE_MS=-1" in report
+    # Co-partitioned, they pass and are merged.
+    result = config_check(stack, "--set", f"input_topics={stack['input']},{orders}")
+    assert result.exit_code == 0, result.output
+    assert "4 partitions each, merged in event-time order" in line(result, "co-partitioning")
+
+
 def test_a_wrong_key_is_refused_and_named(
     stack: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
