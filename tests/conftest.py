@@ -6,6 +6,7 @@ records."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -118,3 +119,22 @@ def read_topic(bootstrap: str, topic: str, count: int, timeout_s: float = 30.0) 
         consumer.close()
     assert len(found) >= count, f"only {len(found)} of {count} records arrived on {topic}"
     return found
+
+
+def outlives_its_owner(owner: subprocess.Popen[str], pid: int, timeout_s: float = 10.0) -> bool:
+    """SIGKILL ``owner`` (no cleanup code runs in it) and tell whether its child ``pid`` is still
+    alive ``timeout_s`` later. A zombie counts as gone: its (dead) parent's parent reaps it."""
+    os.kill(pid, 0)  # alive before
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().split()[2] == "Z":
+                return False
+        time.sleep(0.05)
+    return True

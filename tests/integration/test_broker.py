@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from confluent_kafka.admin import AdminClient
 
 from talon_stream.demo._broker import Broker, EmbeddedBroker, ExternalBroker, open_broker
+from tests.conftest import outlives_its_owner
 
 
 def test_embedded_broker_creates_topics_and_stops() -> None:
@@ -44,20 +43,9 @@ def test_no_orphan_when_the_owner_is_killed() -> None:
     owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None
     broker_pid = int(owner.stdout.readline())
-    os.kill(broker_pid, 0)  # alive
-    owner.kill()  # SIGKILL: no cleanup code runs in the owner
-    owner.wait()
-    for _ in range(100):
-        try:
-            os.kill(broker_pid, 0)
-        except ProcessLookupError:
-            return
-        # A zombie is gone for good once its (dead) parent's parent reaps it.
-        with open(f"/proc/{broker_pid}/stat") as stat:
-            if stat.read().split()[2] == "Z":
-                return
-        time.sleep(0.05)
-    pytest.fail("the embedded broker outlived the process that started it")
+    assert not outlives_its_owner(owner, broker_pid, timeout_s=5), (
+        "the embedded broker outlived the process that started it"
+    )
 
 
 def test_kafka_bootstrap_servers_selects_an_external_broker(

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 
 from talon_stream.demo._kafka import KafkaBroker
 from talon_stream.demo._kafka_jars import kafka_runnable
+from tests.conftest import outlives_its_owner
 
 pytestmark = pytest.mark.skipif(
     not kafka_runnable(), reason="Apache Kafka needs Java 17+ and Maven (or its cached jars)"
@@ -128,19 +129,8 @@ def test_a_frozen_broker_dies_with_its_owner() -> None:
     pid, folder = owner.stdout.readline().split()
     broker_pid = int(pid)
     try:
-        os.kill(broker_pid, 0)  # alive
-        owner.kill()
-        owner.wait()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                os.kill(broker_pid, 0)
-            except ProcessLookupError:
-                return
-            with open(f"/proc/{broker_pid}/stat") as stat:
-                if stat.read().split()[2] == "Z":
-                    return
-            time.sleep(0.05)
-        pytest.fail("the Kafka broker outlived the process that started it")
+        assert not outlives_its_owner(owner, broker_pid), (
+            "the Kafka broker outlived the process that started it"
+        )
     finally:
         shutil.rmtree(folder, ignore_errors=True)  # the owner died before it could

@@ -60,7 +60,9 @@ class Dispatcher(Protocol):
     def submit(self, record: InputRecord) -> None:
         """Run ``record`` (after the records of its task it must follow, when merged)."""
 
-    def release_merged(self, behind: Callable[[PartitionKey], bool]) -> None:
+    def release_merged(
+        self, behind: Callable[[PartitionKey], bool], asked: set[PartitionKey] | None = None
+    ) -> None:
         """Run the merged records whose turn has come (:meth:`EventTimeMerge.release`)."""
 
     def partitions_to_pause(self) -> list[PartitionKey]: ...
@@ -165,10 +167,12 @@ class _FlowControl(Generic[_A]):
             return
         self._take(record)
 
-    def release_merged(self, behind: Callable[[PartitionKey], bool]) -> None:
+    def release_merged(
+        self, behind: Callable[[PartitionKey], bool], asked: set[PartitionKey] | None = None
+    ) -> None:
         if self.merge is None:
             return
-        for record in self.merge.release(behind):
+        for record in self.merge.release(behind, asked):
             self._take(record)
 
     @property

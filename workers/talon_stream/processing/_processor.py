@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from talon_stream._exceptions import RecordError, TalonError, TalonPermanentError
 from talon_stream.config._settings import Settings
-from talon_stream.core._calls import Operation, TalonCall
+from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.core._dead_letters import DlqFailure
 from talon_stream.core._envelopes import coalesced_key, envelope_id
 from talon_stream.core._events import CartUpdated, Event
@@ -267,10 +267,7 @@ class RecordProcessor:
             await self._one_by_one(group, on_answered)
             return
         assert owner.event is not None
-        if sessions is not None:
-            session = response.body.get("customerSession")
-            state = session.get("state") if isinstance(session, dict) else None
-            sessions.applied(owner.event, key, state if isinstance(state, str) else None)
+        self._note_applied(owner.event, key, response)
         on_answered()
         for prepared, verdict in late:
             await self._superseded(prepared, verdict)
@@ -293,6 +290,15 @@ class RecordProcessor:
         await self._publisher.effects(
             owner, owner.event, call, response, envelope_key=key, attempts=attempts
         )
+
+    def _note_applied(self, event: Event, key: str, response: TalonResponse) -> None:
+        """Tell the session ledger Talon.One applied ``event`` (envelope ``key``), with the
+        session's state when the answer has the session."""
+        if self.sessions is None:
+            return
+        session = response.body.get("customerSession")
+        state = session.get("state") if isinstance(session, dict) else None
+        self.sessions.applied(event, key, state if isinstance(state, str) else None)
 
     async def _closed_state(self, event: Event, refusal: TalonPermanentError) -> str | None:
         """When Talon.One refused a cart update (400) because its session is no longer open —
@@ -355,12 +361,8 @@ class RecordProcessor:
             failure = DlqFailure(exc, 1, prepared.taken_at, datetime.now(tz=UTC))
             await self._publisher.dead_letter(prepared, failure)
             return
-        sessions = self.sessions
-        if sessions is not None and call.session_id is not None:
-            # Noted before the session's next record may start (on_answered).
-            session = response.body.get("customerSession")
-            state = session.get("state") if isinstance(session, dict) else None
-            sessions.applied(event, key, state if isinstance(state, str) else None)
+        if call.session_id is not None:
+            self._note_applied(event, key, response)  # before the session's next record starts
         on_answered()
         await self._publisher.effects(
             prepared,

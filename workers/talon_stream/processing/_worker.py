@@ -340,7 +340,7 @@ class Worker:
             # transaction is shorter than the fetch wait, and every partition may be paused).
             wait_s = min(_FETCH_WAIT_S, max(0.0, next_commit - loop.time()))
             merge = dispatcher.merge
-            if merge is not None and (due := merge.next_deadline()) is not None:
+            if merge is not None and merge.buffered and (due := merge.next_deadline()) is not None:
                 wait_s = min(wait_s, max(0.0, (due - _wall_ms()) / 1000))
             records = await consumer.consume(_FETCH_BATCH, wait_s)
             avro = self.avro
@@ -358,7 +358,7 @@ class Worker:
             if merge is not None and merge.buffered:
                 empty = merge.waiting_on()
                 behind = await consumer.behind(empty) if empty else set()
-                dispatcher.release_merged(behind.__contains__)
+                dispatcher.release_merged(behind.__contains__, empty)
             pause = dispatcher.partitions_to_pause()
             if pause:
                 await consumer.pause(pause)

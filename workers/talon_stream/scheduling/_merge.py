@@ -167,14 +167,20 @@ class EventTimeMerge:
                 out.update(key for key, buffer in task.items() if not buffer.records)
         return out
 
-    def release(self, behind: Callable[[PartitionKey], bool]) -> list[InputRecord]:
+    def release(
+        self,
+        behind: Callable[[PartitionKey], bool],
+        asked: set[PartitionKey] | None = None,
+    ) -> list[InputRecord]:
         """The records that may go on now, in the order to run them. ``behind(partition)``:
         whether the log of an empty partition (one of :meth:`waiting_on`) holds records it has
-        not delivered yet, or that is unknown."""
+        not delivered yet, or that is unknown; ``asked``: the :meth:`waiting_on` that answer is
+        about, when the caller has it already."""
         now = self._clock()
         # ``behind`` speaks of the partitions empty now; one that empties during this call
         # counts as behind until the next call asks about it.
-        asked = self.waiting_on()
+        if asked is None:
+            asked = self.waiting_on()
         out: list[InputRecord] = []
         for task in self._tasks.values():
             while True:
