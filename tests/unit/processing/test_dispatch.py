@@ -14,7 +14,8 @@ from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.core._records import Headers, InputRecord, OutputRecord
 from talon_stream.core._translate import TranslationOptions
 from talon_stream.processing._dispatch import KeyedDispatcher, PartitionSerialDispatcher
-from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, decode_finished
+from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, decode_finished, encode_finished
+from talon_stream.scheduling._replay import Resume
 from talon_stream.talon._halt import Halt
 from tests.fakes import make_processor
 
@@ -70,7 +71,9 @@ def record(offset: int, customer: int, n: int) -> InputRecord:
     return InputRecord("shop.orders", 0, offset, f"s-{customer}".encode(), value, [], None)
 
 
-def dispatcher(talon: SlowTalon, sink: Sink, max_in_flight: int) -> KeyedDispatcher:
+def dispatcher(
+    talon: SlowTalon, sink: Sink, max_in_flight: int, horizon_span: int | None = None
+) -> KeyedDispatcher:
     processor = make_processor(
         talon,
         sink,
@@ -78,7 +81,12 @@ def dispatcher(talon: SlowTalon, sink: Sink, max_in_flight: int) -> KeyedDispatc
         dlq_topic="dlq",
         options=TranslationOptions(response_content=()),
     )
-    return KeyedDispatcher(processor, max_in_flight=max_in_flight, max_buffered_per_partition=50)
+    return KeyedDispatcher(
+        processor,
+        max_in_flight=max_in_flight,
+        max_buffered_per_partition=50,
+        horizon_span=horizon_span,
+    )
 
 
 async def until(condition: object, timeout_s: float = 10) -> None:
@@ -229,7 +237,7 @@ async def test_a_call_answered_frees_its_slot_while_its_outcome_waits_for_the_br
 async def test_records_the_last_owner_finished_are_not_run_again() -> None:
     talon, sink = SlowTalon(), Sink()
     keyed = dispatcher(talon, sink, max_in_flight=8)
-    keyed.assign([PARTITION], {PARTITION: {3, 5, 6}})
+    keyed.assign([PARTITION], {PARTITION: Resume(0, frozenset({3, 5, 6}))})
     for offset in range(10):
         keyed.submit(record(offset, offset, 1))
     await until(lambda: sink.count == 7)
@@ -249,3 +257,61 @@ async def test_a_partition_whose_records_span_too_many_offsets_is_paused() -> No
     held.release.set()
     await until(lambda: held.count == 2)
     assert keyed.partitions_to_resume() == [PARTITION]
+
+
+async def test_no_record_starts_at_or_past_the_committed_horizon() -> None:
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=8, horizon_span=10)
+    keyed.assign([PARTITION])
+    for offset in range(3):
+        keyed.submit(record(offset, offset, 1))
+    await asyncio.sleep(0.02)
+    assert sink.count == 0
+    assert keyed.wants_commit
+    points = keyed.committable()
+    assert points == {PARTITION: CommitPoint(0, encode_finished(0, [], 13), 13)}
+    keyed.mark_committed(points)
+    await until(lambda: sink.count == 3)
+    for offset in range(3, 16):
+        keyed.submit(record(offset, offset, 1))
+    await until(lambda: sink.count == 13)  # 13, 14 and 15 wait for the next commit
+    assert keyed.wants_commit
+    keyed.mark_committed(points := keyed.committable())
+    assert points[PARTITION].horizon == 26
+    await until(lambda: sink.count == 16)
+    assert not keyed.wants_commit
+
+
+async def test_a_replay_window_goes_as_one_call_per_session_once_read_in_full() -> None:
+    """The earlier owner committed offset 0 with horizon 6: it may have called for records 0-5,
+    grouped as it was. Those of session s-0 go as one call once all six are read."""
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=8, horizon_span=100)
+    keyed.assign([PARTITION], {PARTITION: Resume(0, horizon=6, log_end=50)})
+    assert keyed.windows_reading() == [PARTITION]
+    for offset, customer in enumerate([0, 0, 1, 0, 0]):
+        keyed.submit(record(offset, customer, offset))
+    await asyncio.sleep(0.02)
+    assert sink.count == 0  # offset 5 is not read yet
+    keyed.submit(record(5, 0, 5))
+    await until(lambda: sink.count == 6)
+    assert keyed.windows_reading() == []
+    assert talon.order == {"s-0": [5], "s-1": [2]}  # one call each, as of the session's last
+    keyed.submit(record(6, 0, 6))  # past the window: live, once this owner's horizon is committed
+    assert keyed.wants_commit
+    keyed.mark_committed(keyed.committable())
+    await until(lambda: sink.count == 7)
+    assert talon.order["s-0"] == [5, 6]
+
+
+async def test_a_window_past_the_log_end_opens_when_the_partition_is_caught_up() -> None:
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=8, horizon_span=100)
+    keyed.assign([PARTITION], {PARTITION: Resume(0, horizon=40)})  # log end unknown
+    keyed.submit(record(0, 0, 0))
+    keyed.submit(record(1, 0, 1))
+    await asyncio.sleep(0.02)
+    assert sink.count == 0
+    keyed.caught_up([PARTITION])
+    await until(lambda: sink.count == 2)
+    assert talon.order == {"s-0": [1]}

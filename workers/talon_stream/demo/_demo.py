@@ -38,6 +38,7 @@ from talon_stream.kafka._consumer import AsyncConsumer
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.processing._worker import Worker
 from talon_stream.scheduling._offsets import CommitPoint
+from talon_stream.scheduling._replay import Resume
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -286,7 +287,7 @@ async def _watch(bootstrap: str, progress: _Progress, stop: asyncio.Event) -> No
     ) -> dict[PartitionKey, CommitPoint]:
         return {}
 
-    async def assigned(_: list[PartitionKey], __: dict[PartitionKey, frozenset[int]]) -> None:
+    async def assigned(_: list[PartitionKey], __: dict[PartitionKey, Resume]) -> None:
         return None
 
     try:

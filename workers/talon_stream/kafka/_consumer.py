@@ -21,7 +21,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from talon_stream._exceptions import BrokerError
 from talon_stream.core._records import InputRecord, PartitionKey
-from talon_stream.scheduling._offsets import CommitPoint, decode_finished
+from talon_stream.scheduling._offsets import CommitPoint, decode_finished, decode_horizon
+from talon_stream.scheduling._replay import Resume
 
 __all__ = ["AssignHandler", "AsyncConsumer", "RevokeHandler", "input_record"]
 
@@ -31,7 +32,7 @@ T = TypeVar("T")
 #: Called on assignment with the partitions and, for each, the offsets its last owner finished
 #: above the offset it committed (read from the commit's metadata).
 AssignHandler = Callable[
-    [list[PartitionKey], dict[PartitionKey, frozenset[int]]], Coroutine[Any, Any, None]
+    [list[PartitionKey], dict[PartitionKey, Resume]], Coroutine[Any, Any, None]
 ]
 #: Called on revoke or loss with the partitions and the group metadata of the generation that
 #: owns them (for a transactional commit); returns what to commit for them before they go.
@@ -99,8 +100,8 @@ class AsyncConsumer:
 
         def assigned(consumer: Any, partitions: list[TopicPartition]) -> None:
             keys = [(tp.topic, tp.partition) for tp in partitions]
-            finished = self._finished_above_committed(partitions, committed_timeout_s)
-            asyncio.run_coroutine_threadsafe(on_assign(keys, finished), loop).result()
+            resumes = self._resumes(partitions, committed_timeout_s)
+            asyncio.run_coroutine_threadsafe(on_assign(keys, resumes), loop).result()
 
         def handler(on_gone: RevokeHandler) -> Callable[[Any, list[TopicPartition]], None]:
             def gone(consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -120,11 +121,12 @@ class AsyncConsumer:
             on_lost=handler(on_lost or on_revoke),
         )
 
-    def _finished_above_committed(
+    def _resumes(
         self, partitions: list[TopicPartition], timeout_s: float
-    ) -> dict[PartitionKey, frozenset[int]]:
-        """What each partition's commit metadata says was finished above its offset (none
-        when the group has no commit for it, or the broker cannot say in time)."""
+    ) -> dict[PartitionKey, Resume]:
+        """What each partition's commit says: its offset, and from its metadata the records
+        finished above it and the horizon; with the log end at assignment. Partitions the group
+        never committed are left out (as are all when the broker cannot say in time)."""
         if not partitions:
             return {}
         try:
@@ -136,11 +138,23 @@ class AsyncConsumer:
             return {}
         found = {}
         for tp in committed:
-            if tp.offset >= 0:
-                self._starts[(tp.topic, tp.partition)] = tp.offset
-            finished = decode_finished(tp.offset, tp.metadata) if tp.offset >= 0 else frozenset()
-            if finished:
-                found[(tp.topic, tp.partition)] = finished
+            if tp.offset < 0:
+                continue
+            key = (tp.topic, tp.partition)
+            self._starts[key] = tp.offset
+            try:
+                _low, log_end = self._consumer.get_watermark_offsets(
+                    TopicPartition(*key), timeout=timeout_s
+                )
+            except KafkaException as exc:
+                log.warning("log end of %s[%d] unreadable (%s)", key[0], key[1], exc)
+                log_end = -1
+            found[key] = Resume(
+                tp.offset,
+                decode_finished(tp.offset, tp.metadata),
+                decode_horizon(tp.metadata),
+                log_end if log_end >= 0 else None,
+            )
         return found
 
     async def holding(self, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
@@ -239,13 +253,14 @@ class AsyncConsumer:
             if topic in metadata.topics and metadata.topics[topic].error is None
         }
 
-    async def commit(self, points: dict[PartitionKey, CommitPoint]) -> None:
+    async def commit(self, points: dict[PartitionKey, CommitPoint]) -> bool:
         """Commit ``points`` (next offset to read and its metadata, per partition)
-        synchronously."""
-        if points:
-            await self._run(self._commit_now, points)
+        synchronously; whether the broker took them."""
+        if not points:
+            return True
+        return await self._run(self._commit_now, points)
 
-    def _commit_now(self, points: dict[PartitionKey, CommitPoint]) -> None:
+    def _commit_now(self, points: dict[PartitionKey, CommitPoint]) -> bool:
         partitions = [
             TopicPartition(t, p, point.offset, metadata=point.metadata)
             for (t, p), point in points.items()
@@ -256,6 +271,8 @@ class AsyncConsumer:
             # A commit can lose a race with a rebalance; the records are then replayed by the
             # next owner (at-least-once), never skipped.
             log.warning("offset commit failed (%s); uncommitted records will be replayed", exc)
+            return False
+        return True
 
     async def pause(self, partitions: Sequence[PartitionKey]) -> None:
         if partitions:

@@ -24,6 +24,7 @@ from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._processor import RecordProcessor, coalescible
 from talon_stream.scheduling._merge import EventTimeMerge
 from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
+from talon_stream.scheduling._replay import ReplayMode, ReplayWindow, Resume, next_horizon
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency
@@ -33,8 +34,8 @@ __all__ = ["Dispatcher", "KeyedDispatcher", "PartitionSerialDispatcher"]
 log = logging.getLogger(__name__)
 
 Process = Callable[[InputRecord], Awaitable[None]]
-#: Per partition, the offsets an earlier owner finished above the offset it committed.
-Finished = Mapping[PartitionKey, Iterable[int]]
+#: Per partition, what the group's commit says (finished offsets, horizon...).
+Resumes = Mapping[PartitionKey, Resume]
 
 # A partition whose unfinished records span this many offsets is paused until the oldest one
 # finishes, and resumed once they span half as many: what to commit stays within the commit
@@ -54,8 +55,8 @@ class Dispatcher(Protocol):
     #: The event-time merge of co-partitioned topics records pass through (None: none).
     merge: EventTimeMerge | None
 
-    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
-        """Take ``partitions``; ``finished``: what their commit metadata says is done already."""
+    def assign(self, partitions: Iterable[PartitionKey], resumes: Resumes | None = None) -> None:
+        """Take ``partitions``; ``resumes``: what their commits say (done already, horizon)."""
 
     def submit(self, record: InputRecord) -> None:
         """Run ``record`` (after the records of its task it must follow, when merged)."""
@@ -68,6 +69,18 @@ class Dispatcher(Protocol):
     def partitions_to_pause(self) -> list[PartitionKey]: ...
 
     def partitions_to_resume(self) -> list[PartitionKey]: ...
+
+    @property
+    def wants_commit(self) -> bool:
+        """Records wait for a commit to raise their partition's horizon: commit now."""
+        ...
+
+    def windows_reading(self) -> list[PartitionKey]:
+        """Partitions whose replay window is not read in full yet."""
+        ...
+
+    def caught_up(self, partitions: Iterable[PartitionKey]) -> None:
+        """The consumer has handed over every record of ``partitions`` below their log end."""
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         """Stop taking the partitions' records, drop those waiting, and wait (at most
@@ -98,15 +111,24 @@ class Dispatcher(Protocol):
 
 
 class _Assigned:
-    """What both dispatchers keep of an assigned partition: its offsets and whether it is
-    paused."""
+    """What both dispatchers keep of an assigned partition: its offsets, whether it is paused,
+    and with a horizon (:mod:`talon_stream.scheduling._replay`): the records fetched past it,
+    the replay window."""
 
-    __slots__ = ("offsets", "paused", "revoked")
+    __slots__ = ("beyond", "fetched_next", "gate", "offsets", "paused", "revoked", "window")
 
-    def __init__(self, finished_before: Iterable[int] = ()) -> None:
-        self.offsets = PartitionOffsets(finished_before)
+    def __init__(self, resume: Resume | None = None) -> None:
+        resume = resume or Resume()
+        self.offsets = PartitionOffsets(resume.finished, resume.committed)
         self.paused = False
         self.revoked = False
+        #: Records may start below this offset (the horizon committed, by us or before us).
+        self.gate = resume.horizon
+        #: Records fetched at or past the gate, waiting for a commit to raise it.
+        self.beyond: deque[InputRecord] = deque()
+        #: The offset after the last record fetched.
+        self.fetched_next: int | None = None
+        self.window = ReplayWindow.of(resume)
 
 
 _A = TypeVar("_A", bound=_Assigned)
@@ -128,7 +150,11 @@ class _FlowControl(Generic[_A]):
     worker is halted, and resumed once they are down to half of it."""
 
     def __init__(
-        self, halt: Halt, max_buffered_per_partition: int, merge: EventTimeMerge | None
+        self,
+        halt: Halt,
+        max_buffered_per_partition: int,
+        merge: EventTimeMerge | None,
+        horizon_span: int | None = None,
     ) -> None:
         self._halt = halt
         self._high = max_buffered_per_partition
@@ -137,6 +163,10 @@ class _FlowControl(Generic[_A]):
         self.skipped = 0
         self.failure: BaseException | None = None
         self.merge = merge if merge is not None and merge.active else None
+        #: How far ahead of the records fetched the committed horizon is kept (None: no horizon
+        #: is written and records are never held for one).
+        self._horizon_span = horizon_span
+        self._windows_reading: set[PartitionKey] = set()  # replay windows not opened yet
 
     def _waiting(self, key: PartitionKey, partition: _A) -> int:
         """How many of the partition's records wait to be run (in the merge too)."""
@@ -151,17 +181,32 @@ class _FlowControl(Generic[_A]):
         """Run ``record`` now, in order after those taken before."""
         raise NotImplementedError
 
-    def _track(self, partitions: Iterable[PartitionKey], finished: Finished | None) -> None:
+    def _track(self, partitions: Iterable[PartitionKey], resumes: Resumes | None) -> None:
         """Start keeping the partitions."""
         raise NotImplementedError
 
-    def assign(self, partitions: Iterable[PartitionKey], finished: Finished | None = None) -> None:
+    def assign(self, partitions: Iterable[PartitionKey], resumes: Resumes | None = None) -> None:
         keys = list(partitions)
-        self._track(keys, finished)
+        self._track(keys, resumes)
         if self.merge is not None:
             self.merge.assign(keys)
 
     def submit(self, record: InputRecord) -> None:
+        partition = self._partitions.get(record.partition_key)
+        if partition is not None:
+            if self._horizon_span is not None:
+                partition.fetched_next = record.offset + 1
+                if partition.offsets.start is None:
+                    partition.offsets.start = record.offset  # where reading started
+                gate = partition.gate
+                if partition.beyond or gate is None or record.offset >= gate:
+                    partition.beyond.append(record)  # until a commit raises the horizon
+                    return
+            if partition.window is not None:
+                partition.window.fetch(record.offset)
+        self._admit(record)
+
+    def _admit(self, record: InputRecord) -> None:
         merge = self.merge
         if merge is not None and merge.add(record):
             return
@@ -172,8 +217,56 @@ class _FlowControl(Generic[_A]):
     ) -> None:
         if self.merge is None:
             return
+        if self._horizon_span is not None:
+            # Records held for a horizon are fetched, not delivered: their partition is behind.
+            parts, inner = self._partitions, behind
+
+            def behind(key: PartitionKey) -> bool:
+                partition = parts.get(key)
+                return (partition is not None and bool(partition.beyond)) or inner(key)
+
         for record in self.merge.release(behind, asked):
             self._take(record)
+
+    @property
+    def wants_commit(self) -> bool:
+        return self._horizon_span is not None and any(
+            partition.beyond for partition in self._partitions.values()
+        )
+
+    def windows_reading(self) -> list[PartitionKey]:
+        return [
+            key
+            for key in self._windows_reading
+            if (window := self._partitions[key].window) is not None and not window.read
+        ]
+
+    def caught_up(self, partitions: Iterable[PartitionKey]) -> None:
+        for key in partitions:
+            partition = self._partitions.get(key)
+            if partition is not None and partition.window is not None:
+                partition.window.caught_up()
+                self._open_window(key, partition)
+
+    def _open_window(self, key: PartitionKey, partition: _A) -> None:
+        """Let the partition's replay window start once it is read and all with the scheduler."""
+        window = partition.window
+        if window is None or not window.ready():
+            return
+        window.opened = True
+        self._windows_reading.discard(key)
+        log.info(
+            "%s[%d]: %d records from offset %d may have been called for by the partition's "
+            "previous owner; each session's cart updates among them go as one call",
+            key[0],
+            key[1],
+            window.taken,
+            window.start,
+        )
+        self._window_opened(key)
+
+    def _window_opened(self, key: PartitionKey) -> None:
+        """The partition's replay window may start."""
 
     @property
     def merged_waiting(self) -> int:
@@ -188,12 +281,21 @@ class _FlowControl(Generic[_A]):
 
     def partitions_to_pause(self) -> list[PartitionKey]:
         halted = self._halt.active
+        # A replay window is read in full before its records start (they may be more than the
+        # buffer bound); until then no partition is paused for back-pressure, so the event-time
+        # merge never waits for one that waits for the window.
+        pressure = not self._windows_reading
         out = []
         for key, partition in self._partitions.items():
             if not partition.paused and (
                 halted
-                or self._waiting(key, partition) >= self._high
-                or partition.offsets.span >= _SPAN_HIGH
+                or (
+                    pressure
+                    and (
+                        self._waiting(key, partition) >= self._high
+                        or partition.offsets.span >= _SPAN_HIGH
+                    )
+                )
             ):
                 partition.paused = True
                 out.append(key)
@@ -214,13 +316,29 @@ class _FlowControl(Generic[_A]):
         return out
 
     def committable(self) -> dict[PartitionKey, CommitPoint]:
+        span = self._horizon_span
+        if span is not None:
+            for partition in self._partitions.values():
+                fetched_next = partition.fetched_next or partition.offsets.start
+                if fetched_next is not None:
+                    raised = next_horizon(partition.offsets.horizon, fetched_next, span)
+                    partition.offsets.horizon = max(raised, partition.gate or 0)
         return _committable(self._partitions)
 
     def mark_committed(self, points: Mapping[PartitionKey, CommitPoint]) -> None:
         for key, point in points.items():
             partition = self._partitions.get(key)
-            if partition is not None:
-                partition.offsets.mark_committed(point)
+            if partition is None:
+                continue
+            partition.offsets.mark_committed(point)
+            if point.horizon is not None and (partition.gate or 0) < point.horizon:
+                partition.gate = point.horizon
+                beyond = partition.beyond
+                while beyond and beyond[0].offset < point.horizon:
+                    record = beyond.popleft()
+                    if partition.window is not None:
+                        partition.window.fetch(record.offset)
+                    self._admit(record)
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         raise NotImplementedError
@@ -237,10 +355,16 @@ class _FlowControl(Generic[_A]):
         return await self.release(keys)
 
     def _forget_merged(self, keys: Iterable[PartitionKey]) -> None:
-        """Drop the partitions' records waiting in the merge: never begun, so never committed;
-        their next owner reads them again."""
+        """Drop the partitions' records waiting in the merge or for a horizon: never begun, so
+        never committed; their next owner reads them again."""
+        keys = list(keys)
         if self.merge is not None:
             self.merge.revoke(keys)
+        for key in keys:
+            self._windows_reading.discard(key)
+            partition = self._partitions.get(key)
+            if partition is not None:
+                partition.beyond.clear()
 
     def _in_flight_in(self, partition: _A) -> bool:
         """Whether a record of the partition is still being run."""
@@ -266,8 +390,8 @@ class _Lane(_Assigned):
 
     __slots__ = ("queue", "task", "wakeup")
 
-    def __init__(self, finished_before: Iterable[int] = ()) -> None:
-        super().__init__(finished_before)
+    def __init__(self, resume: Resume | None = None) -> None:
+        super().__init__(resume)
         self.queue: deque[InputRecord] = deque()
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -302,10 +426,11 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
         """Partitions whose first buffered record is being processed."""
         return sum(1 for lane in self._partitions.values() if lane.queue)
 
-    def _track(self, partitions: Iterable[PartitionKey], finished: Finished | None) -> None:
+    def _track(self, partitions: Iterable[PartitionKey], resumes: Resumes | None) -> None:
         for key in partitions:
             if key not in self._partitions:
-                lane = _Lane(finished.get(key, ()) if finished else ())
+                lane = _Lane(resumes.get(key) if resumes else None)
+                lane.window = None  # one record at a time: nothing is ever joined
                 lane.task = asyncio.get_running_loop().create_task(
                     self._run(key, lane), name=f"lane-{key[0]}-{key[1]}"
                 )
@@ -367,8 +492,8 @@ class _Partition(_Assigned):
 
     __slots__ = ("tasks",)
 
-    def __init__(self, finished_before: Iterable[int] = ()) -> None:
-        super().__init__(finished_before)
+    def __init__(self, resume: Resume | None = None) -> None:
+        super().__init__(resume)
         #: The tasks running the partition's records.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -387,14 +512,19 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         concurrency: AdaptiveConcurrency | None = None,
         merge: EventTimeMerge | None = None,
         coalesce: bool = False,
+        horizon_span: int | None = None,
     ) -> None:
-        super().__init__(halt or Halt(), max_buffered_per_partition, merge)
+        """``coalesce``: cart updates of a session waiting behind its call join the next one.
+        ``horizon_span``: keep a horizon that many records ahead of those fetched, in the
+        commits (:mod:`talon_stream.scheduling._replay`; needed when coalescing)."""
+        super().__init__(halt or Halt(), max_buffered_per_partition, merge, horizon_span)
         self._processor = processor
         self._max_in_flight = max_in_flight
         #: The adaptive in-flight limit (``None``: ``max_in_flight`` holds).
         self._adaptive = concurrency
+        # Replayed records of a session are joined even when coalescing is off.
         self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(
-            max_in_flight, joinable=coalescible if coalesce else None
+            max_in_flight, joinable=coalescible, max_joined=100 if coalesce else 0
         )
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -406,21 +536,43 @@ class KeyedDispatcher(_FlowControl[_Partition]):
     def in_flight(self) -> int:
         return self._scheduler.in_flight
 
-    def _track(self, partitions: Iterable[PartitionKey], finished: Finished | None) -> None:
+    def _track(self, partitions: Iterable[PartitionKey], resumes: Resumes | None) -> None:
         for key in partitions:
             if key not in self._partitions:
-                self._partitions[key] = _Partition(finished.get(key, ()) if finished else ())
+                partition = self._partitions[key] = _Partition(
+                    resumes.get(key) if resumes else None
+                )
+                window = partition.window
+                if window is not None and window.grouped:
+                    self._windows_reading.add(key)
+                    self._scheduler.hold(key)
 
     def _take(self, record: InputRecord) -> None:
         partition = self._partitions.get(record.partition_key)
         if partition is None or partition.revoked or self.failure is not None:
             return  # fetched just before a revoke, or the worker is stopping: not ours to run
-        if not self._begin(partition, record):
-            return
-        prepared = self._processor.prepare(record)
-        self._scheduler.submit(
-            Item(record.partition_key, record.offset, prepared.lock_keys(), prepared)
-        )
+        window = partition.window
+        mode = ReplayMode.LIVE if window is None else window.mode(record.offset)
+        if self._begin(partition, record):
+            prepared = self._processor.prepare(record)
+            self._scheduler.submit(
+                Item(
+                    record.partition_key,
+                    record.offset,
+                    prepared.lock_keys(),
+                    prepared,
+                    replayed=mode is ReplayMode.WINDOW,
+                    solo=mode is ReplayMode.SOLO,
+                )
+            )
+        if mode is ReplayMode.WINDOW:
+            assert window is not None
+            window.take(record.offset)
+            self._open_window(record.partition_key, partition)
+        self._start_ready()
+
+    def _window_opened(self, key: PartitionKey) -> None:
+        self._scheduler.open(key)
         self._start_ready()
 
     def _start_ready(self) -> None:

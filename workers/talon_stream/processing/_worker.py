@@ -38,6 +38,7 @@ from talon_stream.processing._dispatch import Dispatcher, KeyedDispatcher, Parti
 from talon_stream.processing._processor import RecordProcessor
 from talon_stream.scheduling._merge import EventTimeMerge, co_partitioned_groups
 from talon_stream.scheduling._offsets import CommitPoint
+from talon_stream.scheduling._replay import Resume
 from talon_stream.talon._client import TalonClient
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
@@ -51,6 +52,9 @@ log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 500
 _FETCH_WAIT_S = 0.1
+#: How many times ``max_buffered_per_partition`` the committed horizon is kept ahead of the
+#: records fetched.
+_HORIZON_BUFFERS = 4
 _METADATA_TIMEOUT_S = 10.0
 
 
@@ -148,6 +152,10 @@ class Worker:
                 halt=self.halt,
                 concurrency=self.concurrency,
                 coalesce=settings.coalesce_cart_updates,
+                # Each commit says how far records may have been called for (the next owner
+                # replays them so that no older cart goes over a newer one): far enough ahead of
+                # the records fetched that in steady flow none waits for a commit.
+                horizon_span=_HORIZON_BUFFERS * settings.max_buffered_per_partition,
             )
         else:
             dispatcher = PartitionSerialDispatcher(
@@ -158,18 +166,18 @@ class Worker:
         consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
 
         async def on_assign(
-            partitions: list[PartitionKey], finished: dict[PartitionKey, frozenset[int]]
+            partitions: list[PartitionKey], resumes: dict[PartitionKey, Resume]
         ) -> None:
             log.info("assigned %s", _describe(partitions))
+            finished = sum(len(resume.finished) for resume in resumes.values())
             if finished:
                 log.info(
-                    "%d records above the committed offsets already have their outcome",
-                    sum(len(offsets) for offsets in finished.values()),
+                    "%d records above the committed offsets already have their outcome", finished
                 )
             self.assigned.update(partitions)
             self._paused.difference_update(partitions)
             self._fresh.update(partitions)
-            dispatcher.assign(partitions, finished)
+            dispatcher.assign(partitions, resumes)
             if partitions:
                 self._has_partitions.set()
 
@@ -355,6 +363,10 @@ class Worker:
                 await consumer.resume(fresh)
             for record in records:
                 dispatcher.submit(record)
+            reading = dispatcher.windows_reading()
+            if reading:  # a replay window is read in full once its partition is caught up
+                behind = await consumer.behind(reading)
+                dispatcher.caught_up(key for key in reading if key not in behind)
             if merge is not None and merge.buffered:
                 empty = merge.waiting_on()
                 behind = await consumer.behind(empty) if empty else set()
@@ -368,7 +380,7 @@ class Worker:
                 await consumer.resume(resume)
                 self._paused.difference_update(resume)
             now = loop.time()
-            if now >= next_commit:
+            if now >= next_commit or dispatcher.wants_commit:
                 # The next one is due an interval after this one started, not after it ended.
                 next_commit = now + interval_s
                 if transactions is None:
@@ -380,8 +392,7 @@ class Worker:
 
     async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         points = dispatcher.committable()
-        if points:
-            await consumer.commit(points)
+        if points and await consumer.commit(points):
             dispatcher.mark_committed(points)
             self.committed.update((key, point.offset) for key, point in points.items())
 

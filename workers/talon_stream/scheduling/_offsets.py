@@ -12,6 +12,10 @@ offset that already have their outcome go with the commit too, in its metadata
 only the records that really had no outcome are replayed. With exactly-once processing that is
 what keeps an outcome from being published twice. The metadata is bounded: a partition whose
 begun records span :data:`MAX_SPAN` offsets is paused until its oldest record finishes.
+
+The metadata may also carry a *horizon*: an offset below which every record the committing
+owner may have called Talon.One for lies, written before any record at or beyond it is run
+(:mod:`talon_stream.scheduling._replay` says why and how the next owner uses it).
 """
 
 from __future__ import annotations
@@ -21,46 +25,70 @@ import binascii
 import zlib
 from collections import deque
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
-__all__ = ["MAX_SPAN", "CommitPoint", "PartitionOffsets", "decode_finished", "encode_finished"]
+__all__ = [
+    "MAX_SPAN",
+    "CommitPoint",
+    "PartitionOffsets",
+    "decode_finished",
+    "decode_horizon",
+    "encode_finished",
+]
 
 #: The most offsets a partition's begun records may span (the lowest unfinished to the highest
 #: begun): its finished-offset map then fits Kafka's default ``offset.metadata.max.bytes``
 #: (4096) even incompressed — 20,000 bits are 3,334 base64 characters.
 MAX_SPAN = 20_000
 _PREFIX = "ts1"
+_HORIZON = "~"  # not in the URL-safe base64 alphabet
 
 
 class CommitPoint(NamedTuple):
     """What to commit for one partition: the next offset to read and the finished offsets above
-    it, encoded (``""`` when there are none)."""
+    it, encoded (``""`` when there are none); ``horizon``: the one the metadata carries."""
 
     offset: int
     metadata: str = ""
+    horizon: int | None = None
 
 
-def encode_finished(base: int, finished: Iterable[int]) -> str:
+def encode_finished(base: int, finished: Iterable[int], horizon: int | None = None) -> str:
     """The offsets of ``finished`` above ``base`` as commit metadata: a bitmap (bit *i* is
-    offset ``base + 1 + i``), zlib-compressed when that is shorter, in URL-safe base64."""
+    offset ``base + 1 + i``), zlib-compressed when that is shorter, in URL-safe base64; then
+    ``~`` and the ``horizon`` when there is one."""
     bits = sorted(offset - base - 1 for offset in finished if offset > base)
+    suffix = "" if horizon is None else f"{_HORIZON}{horizon}"
     if not bits:
-        return ""
+        return f"{_PREFIX}b:{suffix}" if suffix else ""
     bitmap = bytearray(bits[-1] // 8 + 1)
     for bit in bits:
         bitmap[bit >> 3] |= 1 << (bit & 7)
     raw = bytes(bitmap)
     packed = zlib.compress(raw, 9)
     kind, data = ("z", packed) if len(packed) < len(raw) else ("b", raw)
-    return f"{_PREFIX}{kind}:" + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    text = base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return f"{_PREFIX}{kind}:{text}{suffix}"
+
+
+def _ours(metadata: str | None) -> TypeGuard[str]:
+    return metadata is not None and metadata.startswith(_PREFIX) and metadata[4:5] == ":"
+
+
+def decode_horizon(metadata: str | None) -> int | None:
+    """The horizon :func:`encode_finished` wrote, or None (none, or metadata it did not write)."""
+    if not _ours(metadata):
+        return None
+    _, found, text = metadata.partition(_HORIZON)
+    return int(text) if found and text.isdigit() else None
 
 
 def decode_finished(base: int, metadata: str | None) -> frozenset[int]:
     """The finished offsets :func:`encode_finished` wrote for ``base``. Metadata it did not write
     (another tool's, or none) means none: those records are simply run again."""
-    if not metadata or not metadata.startswith(_PREFIX) or metadata[4:5] != ":":
+    if not _ours(metadata):
         return frozenset()
-    kind, text = metadata[3], metadata[5:]
+    kind, text = metadata[3], metadata[5:].partition(_HORIZON)[0]
     try:
         data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
         if kind == "z":
@@ -80,16 +108,22 @@ def decode_finished(base: int, metadata: str | None) -> frozenset[int]:
 
 class PartitionOffsets:
     """Tracks begun and finished offsets of one partition. ``finished_before``: offsets an
-    earlier owner finished above the offset it committed (from the commit's metadata)."""
+    earlier owner finished above the offset it committed (from the commit's metadata).
 
-    __slots__ = ("_done", "_earlier", "_last_committed", "_next", "_pending")
+    ``horizon``, when set, goes with every commit (in the metadata); a commit is then due
+    whenever it changed, even with nothing finished, from ``start`` (where reading started) if
+    nothing was begun yet."""
 
-    def __init__(self, finished_before: Iterable[int] = ()) -> None:
+    __slots__ = ("_done", "_earlier", "_last_committed", "_next", "_pending", "horizon", "start")
+
+    def __init__(self, finished_before: Iterable[int] = (), start: int | None = None) -> None:
         self._pending: deque[int] = deque()  # begun, in offset order
         self._done: set[int] = set()  # finished but not yet at the head of _pending
         self._next: int | None = None  # the offset after the last finished head
         self._last_committed: CommitPoint | None = None
         self._earlier = set(finished_before)
+        self.horizon: int | None = None
+        self.start = start
 
     def begin(self, offset: int) -> bool:
         """Take the record at ``offset``; ``False`` when an earlier owner already finished it
@@ -123,15 +157,25 @@ class PartitionOffsets:
         return self._pending[-1] - self._pending[0] + 1 if self._pending else 0
 
     def committable(self) -> CommitPoint | None:
-        """What to commit now, or ``None`` if nothing has finished since the last commit."""
+        """What to commit now, or ``None`` if nothing has finished (and the horizon has not
+        changed) since the last commit."""
+        horizon = self.horizon
         if self._next is not None:
             base = self._next
-        elif self._done:  # the oldest record is unfinished, but some above it are
-            base = self._pending[0]
+        elif self._done or (horizon is not None and self._pending):
+            base = self._pending[0]  # the oldest record is unfinished
+        elif horizon is not None and self.start is not None:
+            base = self.start
         else:
             return None
-        point = CommitPoint(base, encode_finished(base, self._done))
+        point = CommitPoint(base, encode_finished(base, self._done, horizon), horizon)
         return None if point == self._last_committed else point
+
+    @property
+    def committed_horizon(self) -> int | None:
+        """The horizon of the last commit made (None: none yet)."""
+        last = self._last_committed
+        return None if last is None else last.horizon
 
     def mark_committed(self, point: CommitPoint) -> None:
         self._last_committed = point

@@ -28,6 +28,12 @@ waiting right behind it in every one of its queues that have the same keys and p
 pass the test with the item before them (:attr:`Item.joined`): one call for them all — cart
 updates of one session that piled up behind its previous call. They leave the queues with it,
 in order, and nothing that waits between them (another record of the customer) is ever skipped.
+At most ``max_joined`` items join one call — except *replayed* items (:attr:`Item.replayed`,
+records an earlier owner of the partition may have called for): a replayed item takes along
+every replayed item behind it that passes the test, however many (the rule of
+:mod:`talon_stream.scheduling._replay`), and a partition's replayed items start only once it is
+opened (:meth:`KeyedScheduler.hold`, :meth:`KeyedScheduler.open`), with all of them submitted.
+A *solo* item never joins another's call nor takes one along.
 """
 
 from __future__ import annotations
@@ -60,6 +66,10 @@ class Item(Generic[P]):
     order: int = field(default=0)
     #: The items that started with this one (joined to its call), in queue order.
     joined: list[Item[P]] = field(default_factory=list)
+    #: An earlier owner may have called for it, with others (see the module's docstring).
+    replayed: bool = field(default=False)
+    #: An earlier owner may have called for it on its own: it is never joined.
+    solo: bool = field(default=False)
 
 
 class KeyedScheduler(Generic[P]):
@@ -90,6 +100,7 @@ class KeyedScheduler(Generic[P]):
         self._answered = 0  # started items whose call was answered, not yet complete
         self._waiting = 0
         self._per_partition: dict[Hashable, int] = {}  # waiting items per partition
+        self._held: set[Hashable] = set()  # partitions whose replayed items may not start yet
 
     # --- sizes ---------------------------------------------------------------------------------
     @property
@@ -130,6 +141,20 @@ class KeyedScheduler(Generic[P]):
         if all(self._queues[key][0] is item for key in item.keys):
             self._candidate(item)
 
+    def hold(self, partition: Hashable) -> None:
+        """Keep the partition's replayed items from starting until :meth:`open`."""
+        self._held.add(partition)
+
+    def open(self, partition: Hashable) -> None:
+        """Let the partition's replayed items start (all of them have been submitted)."""
+        if partition not in self._held:
+            return
+        self._held.discard(partition)
+        for queue in self._queues.values():
+            head = queue[0]
+            if head.partition == partition and not head.started and not head.cancelled:
+                self._candidate(head)
+
     def _candidate(self, item: Item[P]) -> None:
         heapq.heappush(self._candidates, (item.order, next(self._pushes), item))
 
@@ -157,13 +182,19 @@ class KeyedScheduler(Generic[P]):
         """Start with ``item`` the joinable items right behind it in all its queues."""
         joinable = self._joinable
         assert joinable is not None
+        if item.solo:
+            return
         queues = [self._queues[key] for key in item.keys]
         previous = item
         position = 1
-        while len(item.joined) < self._max_joined and position < len(queues[0]):
+        live = 0  # joined items that are not replayed ones joining a replayed one
+        while position < len(queues[0]):
             follower = queues[0][position]
+            replay = item.replayed and follower.replayed
             if (
-                follower.keys != item.keys
+                (not replay and live >= self._max_joined)
+                or follower.solo
+                or follower.keys != item.keys
                 or follower.partition != item.partition
                 or follower.cancelled
                 or not all(
@@ -174,6 +205,7 @@ class KeyedScheduler(Generic[P]):
                 break
             follower.started = True
             item.joined.append(follower)
+            live += not replay
             self._waiting -= 1
             self._per_partition[item.partition] -= 1
             previous = follower
@@ -230,9 +262,12 @@ class KeyedScheduler(Generic[P]):
                 self._candidate(kept[0])
         self._waiting -= len(dropped)
         self._per_partition.pop(partition, None)
+        self._held.discard(partition)
         return dropped
 
     def _startable(self, item: Item[P]) -> bool:
+        if item.replayed and self._held and item.partition in self._held:
+            return False  # it becomes a candidate again when its partition is opened
         return all(key not in self._busy and self._queues[key][0] is item for key in item.keys)
 
     def pending_items(self) -> Iterable[Item[P]]:
