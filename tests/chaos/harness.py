@@ -234,6 +234,8 @@ class OutcomeCollector:
             if topic == self._effects_topic and raw_value is not None:
                 envelope = orjson.loads(raw_value)
                 reduced = {"envelopeId": envelope["envelopeId"], "source": envelope["source"]}
+                if envelope.get("coalescedInto"):
+                    reduced["coalescedInto"] = envelope["coalescedInto"]
                 self.envelopes.append(reduced)
                 self._envelope_ids.add(envelope["envelopeId"])
             elif topic == self._dlq_topic:

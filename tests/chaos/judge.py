@@ -25,7 +25,14 @@ Definitions (each counted in :class:`Verdict`):
   a record whose processed call *started* (emulator receive time) strictly before the processed
   call of some lower-offset record of the group started has overtaken it: one violation per
   overtaking record. Records without a processed call (dead-lettered, or every call replayed)
-  are skipped.
+  are skipped. A coalesced call (one call for several cart updates of a session, under a key
+  of its own) counts for each record it stood for: its envelopes name the record whose
+  envelope id owns the call and how many records it answered for, which are the customer's
+  records of the partition up to that one.
+* ``stale_writes``: processed calls that carried a session as of an earlier record than a
+  processed call for that session before them — an older cart over a newer one. A call stands
+  for its record, or for the records of its coalesced group (as of the group's last record);
+  records are compared by offset within one topic and partition.
 * ``overlapping_calls``: calls (any status, replayed or not) whose ``[started, ended]``
   interval overlaps the interval of an earlier-starting call for the same session ID or the
   same profile ID; each overlapping call is counted once.
@@ -53,7 +60,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from talon_stream.core._envelopes import envelope_id
+from talon_stream.core._envelopes import coalesced_key, envelope_id
+from talon_stream.core._records import InputRecord
 
 __all__ = ["VIOLATIONS", "Call", "DlqRecord", "SourceRecord", "Verdict", "judge", "total"]
 
@@ -61,6 +69,7 @@ __all__ = ["VIOLATIONS", "Call", "DlqRecord", "SourceRecord", "Verdict", "judge"
 VIOLATIONS = (
     "lost",
     "order_violations",
+    "stale_writes",
     "overlapping_calls",
     "duplicate_side_effects",
     "unexpected_dlq",
@@ -177,6 +186,7 @@ class Verdict:
     events: int = 0
     lost: int = 0
     order_violations: int = 0
+    stale_writes: int = 0
     overlapping_calls: int = 0
     duplicate_side_effects: int = 0
     unexpected_dlq: int = 0
@@ -318,8 +328,42 @@ def judge(
                 f"{where}: expected {expected_class}, got {dead_letters[0].error_class}",
             )
 
-    _judge_calls(verdict, records, calls, retry_after_s, tolerance_s)
+    _judge_calls(
+        verdict, records, calls, retry_after_s, tolerance_s, _coalesced(records, envelopes)
+    )
     return verdict
+
+
+def _coalesced(
+    records: Sequence[SourceRecord], envelopes: Iterable[Mapping[str, Any]]
+) -> dict[str, list[str]]:
+    """Per record envelope id, the Idempotency-Keys of the coalesced calls that stood for it:
+    the ``records`` records of the owner's customer in its partition, up to the owner."""
+    customers: dict[tuple[str, int, bytes | None], list[SourceRecord]] = defaultdict(list)
+    for source in sorted(records, key=lambda r: r.coordinates):
+        customers[(source.topic, source.partition, source.key)].append(source)
+    place = {
+        source.envelope_id: (customer, index)
+        for customer, members in customers.items()
+        for index, source in enumerate(members)
+    }
+    found: dict[str, list[str]] = defaultdict(list)
+    groups = {
+        (str(into["envelopeId"]), int(into["records"]))
+        for envelope in envelopes
+        if isinstance(into := envelope.get("coalescedInto"), Mapping)
+    }
+    for owner, size in groups:
+        if owner not in place:
+            continue
+        customer, index = place[owner]
+        members = customers[customer][max(0, index - size + 1) : index + 1]
+        key = coalesced_key(
+            [InputRecord(m.topic, m.partition, m.offset, m.key, None, [], None) for m in members]
+        )
+        for member in members:
+            found[member.envelope_id].append(key)
+    return found
 
 
 def _judge_calls(
@@ -328,6 +372,7 @@ def _judge_calls(
     calls: list[Call],
     retry_after_s: float | None,
     tolerance_s: float,
+    coalesced: Mapping[str, list[str]],
 ) -> None:
     by_key: dict[str, list[Call]] = defaultdict(list)
     for call in calls:
@@ -375,10 +420,11 @@ def _judge_calls(
         latest_start = float("-inf")
         latest_offset = -1
         for source in members:
-            processed = [c for c in by_key.get(source.envelope_id, ()) if c.processed]
+            keys = [source.envelope_id, *coalesced.get(source.envelope_id, ())]
+            processed = [c for key in keys for c in by_key.get(key, ()) if c.processed]
             if not processed:
                 continue
-            started = processed[0].started
+            started = min(c.started for c in processed)
             if started < latest_start:
                 verdict.order_violations += 1
                 verdict._example(
@@ -388,6 +434,34 @@ def _judge_calls(
                 )
             elif started > latest_start:
                 latest_start, latest_offset = started, source.offset
+
+    # Stale writes: per session, the record each processed call stood for never goes back.
+    stands_for: dict[str, SourceRecord] = {}
+    by_id = {source.envelope_id: source for source in records}
+    for record_id, keys in coalesced.items():
+        for key in keys:
+            last = stands_for.get(key)
+            member = by_id[record_id]
+            if last is None or member.offset > last.offset:
+                stands_for[key] = member
+    newest: dict[tuple[str, str, int], tuple[int, float]] = {}
+    for call in sorted(calls, key=lambda c: (c.started, c.seq)):
+        if not call.processed or not call.session_id or not call.idempotency_key:
+            continue
+        source = stands_for.get(call.idempotency_key) or by_id.get(call.idempotency_key)
+        if source is None:
+            continue
+        where = (call.session_id, source.topic, source.partition)
+        held = newest.get(where)
+        if held is not None and source.offset < held[0]:
+            verdict.stale_writes += 1
+            verdict._example(
+                "stale_writes",
+                f"session {call.session_id}: a call as of {source.topic}/{source.partition}/"
+                f"{source.offset} after one as of offset {held[0]} (seq {call.seq})",
+            )
+            continue
+        newest[where] = (source.offset, call.started)
 
     # Overlapping calls for one session or profile ID.
     by_customer_id: dict[str, list[Call]] = defaultdict(list)

@@ -137,6 +137,9 @@ class Kill9Params:
     #: The four-topic layout (each service its own topic): the records of a customer must
     #: also reach Talon.One in event-time order across the topics.
     four_topics: bool = False
+    #: Cart updates waiting behind their session's call are sent as one call: replays after a
+    #: kill must still put no older cart over a newer one.
+    coalesce: bool = False
 
 
 @dataclass(frozen=True)
@@ -245,6 +248,7 @@ class Suite:
     kill9: Kill9Params
     kill9_exactly_once: Kill9Params
     kill9_four_topics: Kill9Params
+    kill9_coalescing: Kill9Params
     broker_kill9: BrokerFaultParams
     broker_freeze: BrokerFaultParams
     outage: OutageParams
@@ -260,6 +264,9 @@ SHORT = Suite(
     kill9=Kill9Params(events=2000, kills=2, customers=300),
     kill9_exactly_once=Kill9Params(events=2000, kills=2, customers=300, guarantee="exactly-once"),
     kill9_four_topics=Kill9Params(events=2000, kills=2, customers=300, four_topics=True),
+    kill9_coalescing=Kill9Params(
+        events=2000, kills=2, customers=150, four_topics=True, coalesce=True, latency_median_ms=8
+    ),
     broker_kill9=BrokerFaultParams("kill", events=2000, customers=300, down_s=2.0),
     broker_freeze=BrokerFaultParams("freeze", events=2000, customers=300, down_s=5.0),
     outage=OutageParams(events=1200, outage_s=3.0, customers=200, retry_max_backoff_s=2.0),
@@ -278,6 +285,15 @@ LONG = Suite(
     ),
     kill9_four_topics=Kill9Params(
         events=20_000, kills=5, customers=3000, timeout_s=900, four_topics=True
+    ),
+    kill9_coalescing=Kill9Params(
+        events=20_000,
+        kills=5,
+        customers=1500,
+        timeout_s=900,
+        four_topics=True,
+        coalesce=True,
+        latency_median_ms=8,
     ),
     broker_kill9=BrokerFaultParams(
         "kill", events=20_000, customers=3000, down_s=5.0, timeout_s=600
@@ -526,6 +542,8 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
     name = "kill9_exactly_once" if exactly_once else "kill9"
     if params.four_topics:
         name = "kill9_four_topics"
+    if params.coalesce:
+        name = "kill9_coalescing"
     with staged(
         broker,
         name,
@@ -544,7 +562,11 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
             # the killed one and aborts the transaction it left open at once.
             guarantee["transactional_id"] = f"{stage.group_id}-worker"
         worker = WorkerProcess(
-            stage.env(commit_interval_s=params.commit_interval_s, **guarantee),
+            stage.env(
+                commit_interval_s=params.commit_interval_s,
+                coalesce_cart_updates=params.coalesce,
+                **guarantee,
+            ),
             workdir / f"{name}-worker.log",
         )
         thresholds = sorted(
@@ -598,6 +620,10 @@ async def kill9(broker: Broker, workdir: Path, params: Kill9Params) -> ScenarioR
             "replayed_calls_per_restart": replays,
             "duplicate_envelopes": verdict.duplicate_envelopes,
         }
+        if params.coalesce:
+            coalesced = sum(1 for e in stage.collector.envelopes if "coalescedInto" in e)
+            result.figures["coalesced_envelopes"] = coalesced
+            result.check(coalesced > 0, "no cart update was coalesced: the run shows nothing")
         result.check(
             below_commit == 0, f"{below_commit} records replayed from below the committed offset"
         )
@@ -1334,6 +1360,7 @@ SCENARIOS: dict[str, Scenario] = {
     "kill9": kill9,
     "kill9_exactly_once": kill9,
     "kill9_four_topics": kill9,
+    "kill9_coalescing": kill9,
     "broker_kill9": broker_fault,
     "broker_freeze": broker_fault,
     "outage": outage,

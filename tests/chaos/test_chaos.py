@@ -54,6 +54,13 @@ async def test_kill_9_with_each_service_on_its_own_topic_keeps_event_time_order(
     await run(scenarios.kill9, broker, tmp_path, SHORT.kill9_four_topics)
 
 
+async def test_kill_9_with_coalesced_cart_updates_never_puts_an_older_cart_over_a_newer_one(
+    broker: Broker, tmp_path: Path
+) -> None:
+    result = await run(scenarios.kill9, broker, tmp_path, SHORT.kill9_coalescing)
+    assert result.figures["coalesced_envelopes"] > 0
+
+
 async def test_a_talon_one_outage_dead_letters_nothing_and_the_backlog_drains(
     broker: Broker, tmp_path: Path
 ) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from talon_stream.core._envelopes import coalesced_key
+from talon_stream.core._records import InputRecord
 from tests.chaos.judge import VIOLATIONS, Call, DlqRecord, SourceRecord, Verdict, judge, total
 
 TOPIC = "in"
@@ -345,3 +347,48 @@ def test_swapping_two_calls_of_one_customer_is_caught(
         for c in calls
     ]
     assert judge(records, envelopes, dlq, swapped).order_violations >= 1
+
+
+def coalesced(members: list[SourceRecord], started: float, *, replayed: bool = False) -> Call:
+    """One call for ``members`` (coalesced cart updates), under their group's key."""
+    key = coalesced_key(
+        [InputRecord(m.topic, m.partition, m.offset, m.key, None, [], None) for m in members]
+    )
+    return replace(call(members[-1], started, replayed=replayed), idempotency_key=key)
+
+
+def group_envelopes(members: list[SourceRecord]) -> list[dict[str, Any]]:
+    owner = members[-1]
+    into = {"envelopeId": owner.envelope_id, "eventId": "e", "records": len(members)}
+    return [envelope(owner)] + [{**envelope(m), "coalescedInto": into} for m in members[:-1]]
+
+
+def test_a_coalesced_call_counts_for_each_record_it_stood_for() -> None:
+    a, b, c, d = (record(n) for n in range(4))
+    calls = [coalesced([a, b, c], 1.0), call(d, 2.0), call(a, 3.0)]  # a alone again: replayed later
+    verdict = judge([a, b, c, d], [*group_envelopes([a, b, c]), envelope(d)], [], calls)
+    # a's first processed call is the coalesced one, before d's: in order. But the lone replay
+    # of a after d puts the session back to a: an older cart over a newer one.
+    assert verdict.order_violations == 0
+    assert verdict.stale_writes == 1
+    assert "as of in/0/0 after one as of offset 3" in verdict.examples["stale_writes"][0]
+
+
+def test_a_replay_that_regroups_is_a_stale_write_unless_it_ends_at_the_newest() -> None:
+    a, b, c, d = (record(n) for n in range(4))
+    envelopes = [*group_envelopes([a, b, c]), envelope(d), *group_envelopes([a, b])]
+    stale = judge(
+        [a, b, c, d],
+        envelopes,
+        [],
+        [coalesced([a, b, c], 1.0), call(d, 2.0), coalesced([a, b], 3.0), call(c, 4.0)],
+    )
+    assert stale.stale_writes == 2  # [a, b] and then c alone, both after d
+    whole = judge(
+        [a, b, c, d],
+        [*envelopes, *group_envelopes([a, b, c, d])],
+        [],
+        [coalesced([a, b, c], 1.0), call(d, 2.0), coalesced([a, b, c, d], 3.0)],
+    )
+    assert whole.stale_writes == 0
+    assert whole.ok, whole.describe()
