@@ -63,7 +63,16 @@ from typing import Any
 from talon_stream.core._envelopes import coalesced_key, envelope_id
 from talon_stream.core._records import InputRecord
 
-__all__ = ["VIOLATIONS", "Call", "DlqRecord", "SourceRecord", "Verdict", "judge", "total"]
+__all__ = [
+    "VIOLATIONS",
+    "Call",
+    "DlqRecord",
+    "SourceRecord",
+    "Verdict",
+    "coalesced_calls",
+    "judge",
+    "total",
+]
 
 #: The :class:`Verdict` counts that break a guarantee (all must be 0).
 VIOLATIONS = (
@@ -329,12 +338,12 @@ def judge(
             )
 
     _judge_calls(
-        verdict, records, calls, retry_after_s, tolerance_s, _coalesced(records, envelopes)
+        verdict, records, calls, retry_after_s, tolerance_s, coalesced_calls(records, envelopes)
     )
     return verdict
 
 
-def _coalesced(
+def coalesced_calls(
     records: Sequence[SourceRecord], envelopes: Iterable[Mapping[str, Any]]
 ) -> dict[str, list[str]]:
     """Per record envelope id, the Idempotency-Keys of the coalesced calls that stood for it:

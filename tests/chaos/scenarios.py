@@ -44,7 +44,7 @@ from tests.chaos.harness import (
     wait_until,
     worker_env,
 )
-from tests.chaos.judge import SourceRecord, Verdict, judge
+from tests.chaos.judge import SourceRecord, Verdict, coalesced_calls, judge
 
 __all__ = [
     "KAFKA_ONLY",
@@ -729,8 +729,9 @@ def _committed(
 
 
 def _event_time_violations(stage: Stage, entries: Sequence[Any]) -> int:
-    """Records whose first processed call started before that of an earlier-stamped record of
-    the same customer (Kafka key), across the stage's topics."""
+    """Records whose first processed call (their own, or a coalesced one that stood for them)
+    started before that of an earlier-stamped record of the same customer (Kafka key), across
+    the stage's topics."""
     first: dict[str, float] = {}
     for entry in entries:
         processed = not entry["replayed"] and (
@@ -738,10 +739,13 @@ def _event_time_violations(stage: Stage, entries: Sequence[Any]) -> int:
         )
         if processed:
             first.setdefault(str(entry["idempotencyKey"]), entry["started"])
+    groups = coalesced_calls(stage.records, stage.collector.envelopes)
     by_customer: dict[bytes, list[tuple[int, float]]] = {}
     for record in stage.records:
         stamp = stage.timestamps.get((record.topic, record.partition, record.offset))
-        call = first.get(record.envelope_id)
+        keys = [record.envelope_id, *groups.get(record.envelope_id, ())]
+        starts = [first[key] for key in keys if key in first]
+        call = min(starts) if starts else None
         if record.key is None or stamp is None or call is None:
             continue
         by_customer.setdefault(record.key, []).append((stamp, call))

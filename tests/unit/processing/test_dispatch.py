@@ -14,12 +14,15 @@ from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.core._records import Headers, InputRecord, OutputRecord
 from talon_stream.core._translate import TranslationOptions
 from talon_stream.processing._dispatch import KeyedDispatcher, PartitionSerialDispatcher
-from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, decode_finished, encode_finished
+from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, decode_finished, decode_groups
 from talon_stream.scheduling._replay import Resume
 from talon_stream.talon._halt import Halt
 from tests.fakes import make_processor
 
 PARTITION = ("shop.orders", 0)
+#: The group committed offset 0 and the log was empty at assignment (a partition the group
+#: never committed waits for its first commit).
+COMMITTED = {PARTITION: Resume(0, log_end=0)}
 
 
 class SlowTalon:
@@ -72,7 +75,7 @@ def record(offset: int, customer: int, n: int) -> InputRecord:
 
 
 def dispatcher(
-    talon: SlowTalon, sink: Sink, max_in_flight: int, horizon_span: int | None = None
+    talon: SlowTalon, sink: Sink, max_in_flight: int, *, coalesce: bool = False
 ) -> KeyedDispatcher:
     processor = make_processor(
         talon,
@@ -85,7 +88,7 @@ def dispatcher(
         processor,
         max_in_flight=max_in_flight,
         max_buffered_per_partition=50,
-        horizon_span=horizon_span,
+        coalesce=coalesce,
     )
 
 
@@ -99,7 +102,7 @@ async def until(condition: object, timeout_s: float = 10) -> None:
 async def test_many_customers_in_flight_one_call_each_in_order() -> None:
     talon, sink = SlowTalon(), Sink()
     keyed = dispatcher(talon, sink, max_in_flight=16)
-    keyed.assign([PARTITION])
+    keyed.assign([PARTITION], COMMITTED)
     rng = random.Random(5)
     seen: dict[int, int] = {}
     for offset in range(400):
@@ -120,7 +123,7 @@ async def test_many_customers_in_flight_one_call_each_in_order() -> None:
 async def test_buffer_bound_pauses_and_resumes_the_partition() -> None:
     talon, sink = SlowTalon(), Sink()
     keyed = dispatcher(talon, sink, max_in_flight=1)
-    keyed.assign([PARTITION])
+    keyed.assign([PARTITION], COMMITTED)
     for offset in range(60):
         keyed.submit(record(offset, 0, offset + 1))
     assert keyed.partitions_to_pause() == [PARTITION]
@@ -133,7 +136,7 @@ async def test_buffer_bound_pauses_and_resumes_the_partition() -> None:
 async def test_revoke_waits_for_calls_in_flight_and_commits_only_finished_records() -> None:
     talon, sink = SlowTalon(), Sink()
     keyed = dispatcher(talon, sink, max_in_flight=4)
-    keyed.assign([PARTITION])
+    keyed.assign([PARTITION], COMMITTED)
     for offset in range(100):
         keyed.submit(record(offset, offset % 3, offset))
     await until(lambda: sink.count >= 5)
@@ -216,7 +219,7 @@ class HeldSink(Sink):
 async def test_a_call_answered_frees_its_slot_while_its_outcome_waits_for_the_broker() -> None:
     talon, sink = SlowTalon(), HeldSink()
     keyed = dispatcher(talon, sink, max_in_flight=2)
-    keyed.assign([PARTITION])
+    keyed.assign([PARTITION], COMMITTED)
     keyed.submit(record(0, 1, 1))  # customer 1
     keyed.submit(record(1, 1, 2))  # customer 1 again: waits for the first one's outcome
     keyed.submit(record(2, 2, 1))
@@ -249,7 +252,7 @@ async def test_records_the_last_owner_finished_are_not_run_again() -> None:
 async def test_a_partition_whose_records_span_too_many_offsets_is_paused() -> None:
     held = HeldSink()
     keyed = dispatcher(SlowTalon(), held, max_in_flight=2)
-    keyed.assign([PARTITION])
+    keyed.assign([PARTITION], COMMITTED)
     keyed.submit(record(0, 0, 1))  # its outcome is held: the commit cannot pass offset 0
     keyed.submit(record(MAX_SPAN // 2, 1, 1))
     await until(lambda: held.waiting == 2)
@@ -259,59 +262,51 @@ async def test_a_partition_whose_records_span_too_many_offsets_is_paused() -> No
     assert keyed.partitions_to_resume() == [PARTITION]
 
 
-async def test_no_record_starts_at_or_past_the_committed_horizon() -> None:
+async def test_a_coalesced_call_starts_once_a_commit_lists_it() -> None:
     talon, sink = SlowTalon(), Sink()
-    keyed = dispatcher(talon, sink, max_in_flight=8, horizon_span=10)
+    keyed = dispatcher(talon, sink, max_in_flight=8, coalesce=True)
+    keyed.assign([PARTITION], COMMITTED)
+    for offset in range(4):
+        keyed.submit(record(offset, 0, offset))  # the first goes alone, three wait behind it
+    await until(lambda: sink.count == 1)
+    await asyncio.sleep(0.02)
+    assert keyed.wants_commit
+    assert sink.count == 1  # the three wait for the commit
+    points = keyed.committable()
+    assert points[PARTITION].groups == frozenset({1})
+    assert decode_groups(1, points[PARTITION].metadata) == {1: 3}
+    keyed.mark_committed(points)
+    await until(lambda: sink.count == 4)
+    assert talon.order == {"s-0": [0, 3]}  # two calls: the first, then the three as one
+    assert not keyed.wants_commit
+    assert keyed.committable() == {PARTITION: CommitPoint(4)}  # finished: no longer listed
+
+
+async def test_a_replay_makes_the_calls_of_the_earlier_owner_again() -> None:
+    """The earlier owner committed offset 0, listing a call of three records led by offset 1
+    (session s-0: offsets 1, 3 and 4); the log held 6 records: they go as before — 0 on its own,
+    1, 3 and 4 as one call — though coalescing is off here; offset 6, appended since, is live."""
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=8)
+    keyed.assign([PARTITION], {PARTITION: Resume(0, groups={1: 3}, log_end=6)})
+    for offset, customer in enumerate([0, 0, 1, 0, 0, 1, 0]):
+        keyed.submit(record(offset, customer, offset))
+    await until(lambda: sink.count == 7)
+    assert talon.order == {"s-0": [0, 4, 6], "s-1": [2, 5]}
+
+
+async def test_a_partition_the_group_never_committed_makes_its_first_call_after_a_commit() -> None:
+    """So that a next owner knows calls may have been made from where this one started."""
+    talon, sink = SlowTalon(), Sink()
+    keyed = dispatcher(talon, sink, max_in_flight=8)
     keyed.assign([PARTITION])
-    for offset in range(3):
-        keyed.submit(record(offset, offset, 1))
+    keyed.submit(record(5, 0, 5))
     await asyncio.sleep(0.02)
     assert sink.count == 0
     assert keyed.wants_commit
     points = keyed.committable()
-    assert points == {PARTITION: CommitPoint(0, encode_finished(0, [], 13), 13)}
+    assert points == {PARTITION: CommitPoint(5)}  # where reading started: passes no record
     keyed.mark_committed(points)
-    await until(lambda: sink.count == 3)
-    for offset in range(3, 16):
-        keyed.submit(record(offset, offset, 1))
-    await until(lambda: sink.count == 13)  # 13, 14 and 15 wait for the next commit
-    assert keyed.wants_commit
-    keyed.mark_committed(points := keyed.committable())
-    assert points[PARTITION].horizon == 26
-    await until(lambda: sink.count == 16)
-    assert not keyed.wants_commit
-
-
-async def test_a_replay_window_goes_as_one_call_per_session_once_read_in_full() -> None:
-    """The earlier owner committed offset 0 with horizon 6: it may have called for records 0-5,
-    grouped as it was. Those of session s-0 go as one call once all six are read."""
-    talon, sink = SlowTalon(), Sink()
-    keyed = dispatcher(talon, sink, max_in_flight=8, horizon_span=100)
-    keyed.assign([PARTITION], {PARTITION: Resume(0, horizon=6, log_end=50)})
-    assert keyed.windows_reading() == [PARTITION]
-    for offset, customer in enumerate([0, 0, 1, 0, 0]):
-        keyed.submit(record(offset, customer, offset))
-    await asyncio.sleep(0.02)
-    assert sink.count == 0  # offset 5 is not read yet
-    keyed.submit(record(5, 0, 5))
-    await until(lambda: sink.count == 6)
-    assert keyed.windows_reading() == []
-    assert talon.order == {"s-0": [5], "s-1": [2]}  # one call each, as of the session's last
-    keyed.submit(record(6, 0, 6))  # past the window: live, once this owner's horizon is committed
-    assert keyed.wants_commit
-    keyed.mark_committed(keyed.committable())
-    await until(lambda: sink.count == 7)
-    assert talon.order["s-0"] == [5, 6]
-
-
-async def test_a_window_past_the_log_end_opens_when_the_partition_is_caught_up() -> None:
-    talon, sink = SlowTalon(), Sink()
-    keyed = dispatcher(talon, sink, max_in_flight=8, horizon_span=100)
-    keyed.assign([PARTITION], {PARTITION: Resume(0, horizon=40)})  # log end unknown
-    keyed.submit(record(0, 0, 0))
-    keyed.submit(record(1, 0, 1))
-    await asyncio.sleep(0.02)
-    assert sink.count == 0
-    keyed.caught_up([PARTITION])
-    await until(lambda: sink.count == 2)
-    assert talon.order == {"s-0": [1]}
+    await until(lambda: sink.count == 1)
+    keyed.submit(record(6, 0, 6))
+    await until(lambda: sink.count == 2)  # anchored: no further wait

@@ -245,37 +245,28 @@ def test_an_item_takes_along_the_joinable_items_right_behind_it_and_no_others() 
     assert [each.payload for each in scheduler.take_ready()] == ["cart-5"]
 
 
-def test_replayed_items_wait_for_their_partition_and_then_join_however_many() -> None:
-    """A window of replayed records (an earlier owner may have called for them): held until
-    the partition is opened, then each session's run goes as one call, past ``max_joined`` and
-    with coalescing off (``max_joined=0``) — but never across a state change."""
+def test_a_replayed_group_waits_for_its_members_and_takes_exactly_them() -> None:
+    """A group an earlier owner sent as one call: formed again from its leader and members only,
+    past ``max_joined`` and with coalescing off (``max_joined=0``); an item of another partition
+    that came between them goes after them, as it did then."""
     scheduler: KeyedScheduler[str] = KeyedScheduler(
-        max_in_flight=10,
-        joinable=lambda a, b: a.startswith("cart") and b.startswith("cart"),
-        max_joined=0,
+        max_in_flight=10, joinable=lambda a, b: True, max_joined=0
     )
-    scheduler.hold(0)
-    replayed = [Item(0, n, ("s:1",), f"cart-{n}", replayed=True) for n in range(5)]
-    order = Item(0, 5, ("s:1",), "order", replayed=True)
-    after = [Item(0, 6, ("s:1",), "cart-6", replayed=True), Item(0, 7, ("s:1",), "cart-7")]
-    other = Item(0, 8, ("s:2",), "cart-8")  # live, another session: not held
-    for each in [*replayed, order, *after, other]:
-        scheduler.submit(each)
-    assert scheduler.take_ready() == [other]
-    scheduler.open(0)
-    [first] = scheduler.take_ready()
-    assert (first.payload, [j.payload for j in first.joined]) == (
-        "cart-0",
-        ["cart-1", "cart-2", "cart-3", "cart-4"],
-    )
-    scheduler.complete(first)
-    [state_change] = scheduler.take_ready()
-    assert state_change is order
-    assert order.joined == []
-    scheduler.complete(order)
-    [last] = scheduler.take_ready()
-    # cart-7 is live and coalescing is off (max_joined=0): it goes on its own.
-    assert (last.payload, [j.payload for j in last.joined]) == ("cart-6", [])
+    leader = Item(0, 0, ("s:1",), "cart-0", group=3)
+    scheduler.submit(leader)
+    scheduler.submit(member := Item(0, 1, ("s:1",), "cart-1", member=True))
+    between = Item(1, 0, ("s:1",), "order")  # another topic's record of the session
+    scheduler.submit(between)
+    assert scheduler.take_ready() == []  # one member is still to come
+    scheduler.submit(last := Item(0, 2, ("s:1",), "cart-2", member=True))
+    scheduler.submit(after := Item(0, 3, ("s:1",), "cart-3"))
+    assert scheduler.take_ready() == [leader]
+    assert leader.joined == [member, last]
+    scheduler.complete(leader)
+    assert scheduler.take_ready() == [between]
+    scheduler.complete(between)
+    assert scheduler.take_ready() == [after]
+    assert after.joined == []
 
 
 def test_a_solo_item_never_joins_nor_takes_along() -> None:

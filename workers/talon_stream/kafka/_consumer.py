@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from talon_stream._exceptions import BrokerError
 from talon_stream.core._records import InputRecord, PartitionKey
-from talon_stream.scheduling._offsets import CommitPoint, decode_finished, decode_horizon
+from talon_stream.scheduling._offsets import CommitPoint, decode_finished, decode_groups
 from talon_stream.scheduling._replay import Resume
 
 __all__ = ["AssignHandler", "AsyncConsumer", "RevokeHandler", "input_record"]
@@ -125,8 +125,9 @@ class AsyncConsumer:
         self, partitions: list[TopicPartition], timeout_s: float
     ) -> dict[PartitionKey, Resume]:
         """What each partition's commit says: its offset, and from its metadata the records
-        finished above it and the horizon; with the log end at assignment. Partitions the group
-        never committed are left out (as are all when the broker cannot say in time)."""
+        finished above it and the coalesced calls not finished; with the log end at assignment.
+        Partitions the group never committed are left out (as are all when the broker cannot
+        say in time)."""
         if not partitions:
             return {}
         try:
@@ -142,7 +143,7 @@ class AsyncConsumer:
                 continue
             key = (tp.topic, tp.partition)
             self._starts[key] = tp.offset
-            try:
+            try:  # what an earlier owner may have run is in the log already
                 _low, log_end = self._consumer.get_watermark_offsets(
                     TopicPartition(*key), timeout=timeout_s
                 )
@@ -152,10 +153,22 @@ class AsyncConsumer:
             found[key] = Resume(
                 tp.offset,
                 decode_finished(tp.offset, tp.metadata),
-                decode_horizon(tp.metadata),
+                decode_groups(tp.offset, tp.metadata),
                 log_end if log_end >= 0 else None,
             )
         return found
+
+    async def committed_metadata(
+        self, partitions: Iterable[PartitionKey]
+    ) -> dict[PartitionKey, str]:
+        """The metadata of the partitions' committed offsets, as the broker keeps it."""
+        return await self._run(self._committed_metadata, list(partitions))
+
+    def _committed_metadata(self, partitions: list[PartitionKey]) -> dict[PartitionKey, str]:
+        committed = self._consumer.committed(
+            [TopicPartition(t, p) for t, p in partitions], timeout=10.0
+        )
+        return {(tp.topic, tp.partition): tp.metadata or "" for tp in committed}
 
     async def holding(self, action: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run ``action(group_metadata)`` on the event loop while the consumer's thread waits

@@ -24,7 +24,7 @@ from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._processor import RecordProcessor, coalescible
 from talon_stream.scheduling._merge import EventTimeMerge
 from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
-from talon_stream.scheduling._replay import ReplayMode, ReplayWindow, Resume, next_horizon
+from talon_stream.scheduling._replay import LIVE, ReplayGroups, Resume
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency
@@ -42,6 +42,8 @@ Resumes = Mapping[PartitionKey, Resume]
 # metadata's bound (MAX_SPAN), with room for the records fetched before a pause takes effect.
 _SPAN_HIGH = MAX_SPAN // 2
 _SPAN_LOW = MAX_SPAN // 4
+#: The most cart updates one coalesced call stands for.
+_MAX_COALESCED = 100
 
 
 class Dispatcher(Protocol):
@@ -72,15 +74,11 @@ class Dispatcher(Protocol):
 
     @property
     def wants_commit(self) -> bool:
-        """Records wait for a commit to raise their partition's horizon: commit now."""
+        """Coalesced calls wait for a commit that lists them before they start: commit now."""
         ...
 
-    def windows_reading(self) -> list[PartitionKey]:
-        """Partitions whose replay window is not read in full yet."""
-        ...
-
-    def caught_up(self, partitions: Iterable[PartitionKey]) -> None:
-        """The consumer has handed over every record of ``partitions`` below their log end."""
+    def stop_coalescing(self) -> None:
+        """Make one call per record from now on (the broker drops commit metadata)."""
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         """Stop taking the partitions' records, drop those waiting, and wait (at most
@@ -112,23 +110,17 @@ class Dispatcher(Protocol):
 
 class _Assigned:
     """What both dispatchers keep of an assigned partition: its offsets, whether it is paused,
-    and with a horizon (:mod:`talon_stream.scheduling._replay`): the records fetched past it,
-    the replay window."""
+    and the coalesced calls an earlier owner committed for it (formed again on replay)."""
 
-    __slots__ = ("beyond", "fetched_next", "gate", "offsets", "paused", "revoked", "window")
+    __slots__ = ("anchored", "offsets", "paused", "replay", "revoked")
 
     def __init__(self, resume: Resume | None = None) -> None:
-        resume = resume or Resume()
-        self.offsets = PartitionOffsets(resume.finished, resume.committed)
+        self.offsets = PartitionOffsets(resume.finished if resume else ())
         self.paused = False
         self.revoked = False
-        #: Records may start below this offset (the horizon committed, by us or before us).
-        self.gate = resume.horizon
-        #: Records fetched at or past the gate, waiting for a commit to raise it.
-        self.beyond: deque[InputRecord] = deque()
-        #: The offset after the last record fetched.
-        self.fetched_next: int | None = None
-        self.window = ReplayWindow.of(resume)
+        self.replay = ReplayGroups.of(resume)
+        #: The group has a committed offset for it: a next owner knows where this one started.
+        self.anchored = resume is not None and resume.committed is not None
 
 
 _A = TypeVar("_A", bound=_Assigned)
@@ -150,11 +142,7 @@ class _FlowControl(Generic[_A]):
     worker is halted, and resumed once they are down to half of it."""
 
     def __init__(
-        self,
-        halt: Halt,
-        max_buffered_per_partition: int,
-        merge: EventTimeMerge | None,
-        horizon_span: int | None = None,
+        self, halt: Halt, max_buffered_per_partition: int, merge: EventTimeMerge | None
     ) -> None:
         self._halt = halt
         self._high = max_buffered_per_partition
@@ -163,10 +151,6 @@ class _FlowControl(Generic[_A]):
         self.skipped = 0
         self.failure: BaseException | None = None
         self.merge = merge if merge is not None and merge.active else None
-        #: How far ahead of the records fetched the committed horizon is kept (None: no horizon
-        #: is written and records are never held for one).
-        self._horizon_span = horizon_span
-        self._windows_reading: set[PartitionKey] = set()  # replay windows not opened yet
 
     def _waiting(self, key: PartitionKey, partition: _A) -> int:
         """How many of the partition's records wait to be run (in the merge too)."""
@@ -192,21 +176,6 @@ class _FlowControl(Generic[_A]):
             self.merge.assign(keys)
 
     def submit(self, record: InputRecord) -> None:
-        partition = self._partitions.get(record.partition_key)
-        if partition is not None:
-            if self._horizon_span is not None:
-                partition.fetched_next = record.offset + 1
-                if partition.offsets.start is None:
-                    partition.offsets.start = record.offset  # where reading started
-                gate = partition.gate
-                if partition.beyond or gate is None or record.offset >= gate:
-                    partition.beyond.append(record)  # until a commit raises the horizon
-                    return
-            if partition.window is not None:
-                partition.window.fetch(record.offset)
-        self._admit(record)
-
-    def _admit(self, record: InputRecord) -> None:
         merge = self.merge
         if merge is not None and merge.add(record):
             return
@@ -217,56 +186,15 @@ class _FlowControl(Generic[_A]):
     ) -> None:
         if self.merge is None:
             return
-        if self._horizon_span is not None:
-            # Records held for a horizon are fetched, not delivered: their partition is behind.
-            parts, inner = self._partitions, behind
-
-            def behind(key: PartitionKey) -> bool:
-                partition = parts.get(key)
-                return (partition is not None and bool(partition.beyond)) or inner(key)
-
         for record in self.merge.release(behind, asked):
             self._take(record)
 
     @property
     def wants_commit(self) -> bool:
-        return self._horizon_span is not None and any(
-            partition.beyond for partition in self._partitions.values()
-        )
+        return False
 
-    def windows_reading(self) -> list[PartitionKey]:
-        return [
-            key
-            for key in self._windows_reading
-            if (window := self._partitions[key].window) is not None and not window.read
-        ]
-
-    def caught_up(self, partitions: Iterable[PartitionKey]) -> None:
-        for key in partitions:
-            partition = self._partitions.get(key)
-            if partition is not None and partition.window is not None:
-                partition.window.caught_up()
-                self._open_window(key, partition)
-
-    def _open_window(self, key: PartitionKey, partition: _A) -> None:
-        """Let the partition's replay window start once it is read and all with the scheduler."""
-        window = partition.window
-        if window is None or not window.ready():
-            return
-        window.opened = True
-        self._windows_reading.discard(key)
-        log.info(
-            "%s[%d]: %d records from offset %d may have been called for by the partition's "
-            "previous owner; each session's cart updates among them go as one call",
-            key[0],
-            key[1],
-            window.taken,
-            window.start,
-        )
-        self._window_opened(key)
-
-    def _window_opened(self, key: PartitionKey) -> None:
-        """The partition's replay window may start."""
+    def stop_coalescing(self) -> None:
+        return None
 
     @property
     def merged_waiting(self) -> int:
@@ -281,10 +209,13 @@ class _FlowControl(Generic[_A]):
 
     def partitions_to_pause(self) -> list[PartitionKey]:
         halted = self._halt.active
-        # A replay window is read in full before its records start (they may be more than the
-        # buffer bound); until then no partition is paused for back-pressure, so the event-time
-        # merge never waits for one that waits for the window.
-        pressure = not self._windows_reading
+        # A replayed group waits for all its records: while one is forming no partition is
+        # paused for back-pressure, so none waits for records the consumer is not fetching (nor
+        # the event-time merge for a partition that waits for the group).
+        pressure = not any(
+            partition.replay is not None and partition.replay.forming
+            for partition in self._partitions.values()
+        )
         out = []
         for key, partition in self._partitions.items():
             if not partition.paused and (
@@ -316,29 +247,19 @@ class _FlowControl(Generic[_A]):
         return out
 
     def committable(self) -> dict[PartitionKey, CommitPoint]:
-        span = self._horizon_span
-        if span is not None:
-            for partition in self._partitions.values():
-                fetched_next = partition.fetched_next or partition.offsets.start
-                if fetched_next is not None:
-                    raised = next_horizon(partition.offsets.horizon, fetched_next, span)
-                    partition.offsets.horizon = max(raised, partition.gate or 0)
         return _committable(self._partitions)
 
     def mark_committed(self, points: Mapping[PartitionKey, CommitPoint]) -> None:
         for key, point in points.items():
             partition = self._partitions.get(key)
-            if partition is None:
-                continue
-            partition.offsets.mark_committed(point)
-            if point.horizon is not None and (partition.gate or 0) < point.horizon:
-                partition.gate = point.horizon
-                beyond = partition.beyond
-                while beyond and beyond[0].offset < point.horizon:
-                    record = beyond.popleft()
-                    if partition.window is not None:
-                        partition.window.fetch(record.offset)
-                    self._admit(record)
+            if partition is not None:
+                partition.offsets.mark_committed(point)
+                partition.anchored = True
+                partition.offsets.anchor = False
+                self._committed(partition, point.groups)
+
+    def _committed(self, partition: _A, groups: frozenset[int]) -> None:
+        """A commit of the partition listing ``groups`` (first offsets) succeeded."""
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         raise NotImplementedError
@@ -355,16 +276,10 @@ class _FlowControl(Generic[_A]):
         return await self.release(keys)
 
     def _forget_merged(self, keys: Iterable[PartitionKey]) -> None:
-        """Drop the partitions' records waiting in the merge or for a horizon: never begun, so
-        never committed; their next owner reads them again."""
-        keys = list(keys)
+        """Drop the partitions' records waiting in the merge: never begun, so never committed;
+        their next owner reads them again."""
         if self.merge is not None:
             self.merge.revoke(keys)
-        for key in keys:
-            self._windows_reading.discard(key)
-            partition = self._partitions.get(key)
-            if partition is not None:
-                partition.beyond.clear()
 
     def _in_flight_in(self, partition: _A) -> bool:
         """Whether a record of the partition is still being run."""
@@ -430,7 +345,7 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
         for key in partitions:
             if key not in self._partitions:
                 lane = _Lane(resumes.get(key) if resumes else None)
-                lane.window = None  # one record at a time: nothing is ever joined
+                lane.replay = None  # one record at a time: nothing is ever joined
                 lane.task = asyncio.get_running_loop().create_task(
                     self._run(key, lane), name=f"lane-{key[0]}-{key[1]}"
                 )
@@ -490,12 +405,14 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
 class _Partition(_Assigned):
     """What the keyed dispatcher knows of one assigned partition."""
 
-    __slots__ = ("tasks",)
+    __slots__ = ("awaiting", "tasks")
 
     def __init__(self, resume: Resume | None = None) -> None:
         super().__init__(resume)
         #: The tasks running the partition's records.
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Coalesced calls that start once a commit lists them.
+        self.awaiting: list[Item[Prepared]] = []
 
 
 class KeyedDispatcher(_FlowControl[_Partition]):
@@ -512,19 +429,17 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         concurrency: AdaptiveConcurrency | None = None,
         merge: EventTimeMerge | None = None,
         coalesce: bool = False,
-        horizon_span: int | None = None,
     ) -> None:
-        """``coalesce``: cart updates of a session waiting behind its call join the next one.
-        ``horizon_span``: keep a horizon that many records ahead of those fetched, in the
-        commits (:mod:`talon_stream.scheduling._replay`; needed when coalescing)."""
-        super().__init__(halt or Halt(), max_buffered_per_partition, merge, horizon_span)
+        """``coalesce``: cart updates of a session waiting behind its call join the next one,
+        which starts once a commit lists it (:mod:`talon_stream.scheduling._replay`)."""
+        super().__init__(halt or Halt(), max_buffered_per_partition, merge)
         self._processor = processor
         self._max_in_flight = max_in_flight
         #: The adaptive in-flight limit (``None``: ``max_in_flight`` holds).
         self._adaptive = concurrency
-        # Replayed records of a session are joined even when coalescing is off.
+        # Groups an earlier owner committed are formed again even when coalescing is off.
         self._scheduler: KeyedScheduler[Prepared] = KeyedScheduler(
-            max_in_flight, joinable=coalescible, max_joined=100 if coalesce else 0
+            max_in_flight, joinable=coalescible, max_joined=_MAX_COALESCED if coalesce else 0
         )
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -539,41 +454,50 @@ class KeyedDispatcher(_FlowControl[_Partition]):
     def _track(self, partitions: Iterable[PartitionKey], resumes: Resumes | None) -> None:
         for key in partitions:
             if key not in self._partitions:
-                partition = self._partitions[key] = _Partition(
-                    resumes.get(key) if resumes else None
-                )
-                window = partition.window
-                if window is not None and window.grouped:
-                    self._windows_reading.add(key)
-                    self._scheduler.hold(key)
+                self._partitions[key] = _Partition(resumes.get(key) if resumes else None)
 
     def _take(self, record: InputRecord) -> None:
         partition = self._partitions.get(record.partition_key)
         if partition is None or partition.revoked or self.failure is not None:
             return  # fetched just before a revoke, or the worker is stopping: not ours to run
-        window = partition.window
-        mode = ReplayMode.LIVE if window is None else window.mode(record.offset)
-        if self._begin(partition, record):
-            prepared = self._processor.prepare(record)
-            self._scheduler.submit(
-                Item(
-                    record.partition_key,
-                    record.offset,
-                    prepared.lock_keys(),
-                    prepared,
-                    replayed=mode is ReplayMode.WINDOW,
-                    solo=mode is ReplayMode.SOLO,
-                )
+        if not self._begin(partition, record):
+            return
+        prepared = self._processor.prepare(record)
+        keys = prepared.lock_keys()
+        replay = partition.replay
+        role = LIVE if replay is None else replay.role(record.offset, keys)
+        if role.group:  # committed by the earlier owner: listed until it finishes, started as is
+            partition.offsets.groups[record.offset] = role.group
+        self._scheduler.submit(
+            Item(
+                record.partition_key,
+                record.offset,
+                keys,
+                prepared,
+                group=role.group,
+                member=role.member,
+                solo=role.solo,
             )
-        if mode is ReplayMode.WINDOW:
-            assert window is not None
-            window.take(record.offset)
-            self._open_window(record.partition_key, partition)
+        )
         self._start_ready()
 
-    def _window_opened(self, key: PartitionKey) -> None:
-        self._scheduler.open(key)
-        self._start_ready()
+    @property
+    def wants_commit(self) -> bool:
+        return any(partition.awaiting for partition in self._partitions.values())
+
+    def stop_coalescing(self) -> None:
+        self._scheduler.max_joined = 0
+
+    def _committed(self, partition: _Partition, groups: frozenset[int]) -> None:
+        if not partition.awaiting:
+            return
+        awaiting, partition.awaiting = partition.awaiting, []
+        loop = asyncio.get_running_loop()
+        for item in awaiting:
+            if item.offset in groups or not (item.joined and not item.group):
+                self._launch(loop, item, partition)
+            else:
+                partition.awaiting.append(item)
 
     def _start_ready(self) -> None:
         if self.failure is not None:
@@ -584,11 +508,27 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         loop = asyncio.get_running_loop()
         for item in self._scheduler.take_ready():
             partition = self._partitions[item.payload.record.partition_key]
-            task = loop.create_task(self._run(item, partition))
-            partition.tasks.add(task)
-            task.add_done_callback(partition.tasks.discard)
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if item.joined and not item.group:
+                # A new coalesced call: written down (committed) before it starts, so that a
+                # replay makes the same call (see talon_stream.scheduling._replay).
+                partition.offsets.groups[item.offset] = 1 + len(item.joined)
+                partition.awaiting.append(item)
+            elif not partition.anchored:
+                # No committed offset yet: one is made before the first call, so that a next
+                # owner knows a call may have been made (talon_stream.scheduling._replay).
+                partition.offsets.anchor = True
+                partition.awaiting.append(item)
+            else:
+                self._launch(loop, item, partition)
+
+    def _launch(
+        self, loop: asyncio.AbstractEventLoop, item: Item[Prepared], partition: _Partition
+    ) -> None:
+        task = loop.create_task(self._run(item, partition))
+        partition.tasks.add(task)
+        task.add_done_callback(partition.tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _run(self, item: Item[Prepared], partition: _Partition) -> None:
         record = item.payload.record
@@ -621,6 +561,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         self._scheduler.complete(item)
         # Once revoked, the partition's offsets are no longer ours to commit.
         if self._partitions.get(record.partition_key) is partition:
+            partition.offsets.groups.pop(record.offset, None)
             partition.offsets.finish(record.offset)
             for joined in item.joined:  # the same partition, by the scheduler's rule
                 partition.offsets.finish(joined.offset)
@@ -636,7 +577,13 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         keys = [key for key in partitions if key in self._partitions]
         self._forget_merged(keys)
         for key in keys:
-            self._partitions[key].revoked = True
+            partition = self._partitions[key]
+            partition.revoked = True
+            # Coalesced calls not started go back to Kafka with the rest (listed or not, the
+            # next owner sends them as they are or one by one: never called for).
+            for item in partition.awaiting:
+                self._scheduler.complete(item)
+            partition.awaiting.clear()
             self._scheduler.cancel_partition(key)
         await self._wait_in_flight(keys, timeout_s)
 

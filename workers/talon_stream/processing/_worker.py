@@ -17,11 +17,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from talon_stream._exceptions import BrokerError
 from talon_stream._version import __version__
@@ -52,9 +52,9 @@ log = logging.getLogger(__name__)
 
 _FETCH_BATCH = 500
 _FETCH_WAIT_S = 0.1
-#: How many times ``max_buffered_per_partition`` the committed horizon is kept ahead of the
-#: records fetched.
-_HORIZON_BUFFERS = 4
+#: The fetch wait while records wait to run with coalescing on: a coalesced call starts after
+#: the commit that lists it, made by this loop between fetches.
+_COALESCING_WAIT_S = 0.01
 _METADATA_TIMEOUT_S = 10.0
 
 
@@ -82,6 +82,9 @@ class Worker:
         #: The offsets this worker last committed (next offset to read) and what it paused.
         self.committed: dict[PartitionKey, int] = {}
         self._paused: set[PartitionKey] = set()
+        #: The first commit that listed coalesced calls, until read back (``_check_groups_kept``).
+        self._groups_unchecked: PartitionKey | None = None
+        self._groups_checked = False
         #: Partitions (re)assigned since the loop last looked: a partition paused before it was
         #: lost can come back still paused in librdkafka, so each is resumed once.
         self._fresh: set[PartitionKey] = set()
@@ -152,10 +155,6 @@ class Worker:
                 halt=self.halt,
                 concurrency=self.concurrency,
                 coalesce=settings.coalesce_cart_updates,
-                # Each commit says how far records may have been called for (the next owner
-                # replays them so that no older cart goes over a newer one): far enough ahead of
-                # the records fetched that in steady flow none waits for a commit.
-                horizon_span=_HORIZON_BUFFERS * settings.max_buffered_per_partition,
             )
         else:
             dispatcher = PartitionSerialDispatcher(
@@ -343,10 +342,13 @@ class Worker:
             else self.settings.commit_interval_s
         )
         next_commit = loop.time() + interval_s
+        coalescing = self.settings.coalesce_cart_updates
         while not self._stopping.is_set() and dispatcher.failure is None:
             # Waiting for records never delays a commit past its time (the interval of a
             # transaction is shorter than the fetch wait, and every partition may be paused).
             wait_s = min(_FETCH_WAIT_S, max(0.0, next_commit - loop.time()))
+            if coalescing and dispatcher.buffered:
+                wait_s = min(wait_s, _COALESCING_WAIT_S)
             merge = dispatcher.merge
             if merge is not None and merge.buffered and (due := merge.next_deadline()) is not None:
                 wait_s = min(wait_s, max(0.0, (due - _wall_ms()) / 1000))
@@ -363,10 +365,6 @@ class Worker:
                 await consumer.resume(fresh)
             for record in records:
                 dispatcher.submit(record)
-            reading = dispatcher.windows_reading()
-            if reading:  # a replay window is read in full once its partition is caught up
-                behind = await consumer.behind(reading)
-                dispatcher.caught_up(key for key in reading if key not in behind)
             if merge is not None and merge.buffered:
                 empty = merge.waiting_on()
                 behind = await consumer.behind(empty) if empty else set()
@@ -387,12 +385,15 @@ class Worker:
                     await self._commit(consumer, dispatcher)
                 else:
                     await self._commit_periodically(transactions, consumer, dispatcher)
+                if self._groups_unchecked is not None:
+                    await self._check_groups_kept(consumer, dispatcher)
         if dispatcher.failure is not None:
             log.error("stopping: %s", dispatcher.failure)
 
     async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         points = dispatcher.committable()
         if points and await consumer.commit(points):
+            self._note_groups(points)
             dispatcher.mark_committed(points)
             self.committed.update((key, point.offset) for key, point in points.items())
 
@@ -419,10 +420,40 @@ class Worker:
         consumer's thread holds still (``group_metadata`` is current)."""
         points = dispatcher.committable()
         await transactions.commit({**points, **released}, group_metadata)
+        self._note_groups(points)
         dispatcher.mark_committed(points)
         self.committed.update((key, point.offset) for key, point in points.items())
         for key in released:
             self.committed.pop(key, None)
+
+    def _note_groups(self, points: Mapping[PartitionKey, CommitPoint]) -> None:
+        """Remember the first commit that listed coalesced calls, to check the broker kept it."""
+        if self._groups_checked or self._groups_unchecked is not None:
+            return
+        for key, point in points.items():
+            if point.groups:
+                self._groups_unchecked = key
+                return
+
+    async def _check_groups_kept(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
+        """Once: read back the first commit that listed coalesced calls. A broker that drops
+        commit metadata (Tansu does) would let a replay group records otherwise than before, so
+        coalescing stops there."""
+        assert self._groups_unchecked is not None
+        key, self._groups_unchecked = self._groups_unchecked, None
+        self._groups_checked = True
+        try:
+            kept = await consumer.committed_metadata([key])
+        except KafkaException as exc:
+            log.warning("could not read the committed offsets back (%s)", exc)
+            self._groups_checked = False
+            return
+        if key in kept and not kept[key]:
+            log.warning(
+                "the broker keeps no offset commit metadata: cart updates are no longer coalesced "
+                "(a replay after a crash could not make the same calls again)"
+            )
+            dispatcher.stop_coalescing()
 
 
 def _mappings(settings: Settings) -> Mappings | None:

@@ -13,9 +13,10 @@ only the records that really had no outcome are replayed. With exactly-once proc
 what keeps an outcome from being published twice. The metadata is bounded: a partition whose
 begun records span :data:`MAX_SPAN` offsets is paused until its oldest record finishes.
 
-The metadata may also carry a *horizon*: an offset below which every record the committing
-owner may have called Talon.One for lies, written before any record at or beyond it is run
-(:mod:`talon_stream.scheduling._replay` says why and how the next owner uses it).
+The metadata also lists the *groups* above the committable offset that are not finished: records
+sent (or about to be sent) in one coalesced call, each as its first offset and how many records
+it holds. A group is committed before its call starts, so the next owner makes the same calls
+again (:mod:`talon_stream.scheduling._replay` says why).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import base64
 import binascii
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NamedTuple, TypeGuard
 
 __all__ = [
@@ -32,7 +33,7 @@ __all__ = [
     "CommitPoint",
     "PartitionOffsets",
     "decode_finished",
-    "decode_horizon",
+    "decode_groups",
     "encode_finished",
 ]
 
@@ -41,46 +42,97 @@ __all__ = [
 #: (4096) even incompressed — 20,000 bits are 3,334 base64 characters.
 MAX_SPAN = 20_000
 _PREFIX = "ts1"
-_HORIZON = "~"  # not in the URL-safe base64 alphabet
+_GROUPS = "~"  # not in the URL-safe base64 alphabet
 
 
 class CommitPoint(NamedTuple):
     """What to commit for one partition: the next offset to read and the finished offsets above
-    it, encoded (``""`` when there are none); ``horizon``: the one the metadata carries."""
+    it, encoded (``""`` when there are none); ``groups``: the first offsets of the groups the
+    metadata lists."""
 
     offset: int
     metadata: str = ""
-    horizon: int | None = None
+    groups: frozenset[int] = frozenset()
 
 
-def encode_finished(base: int, finished: Iterable[int], horizon: int | None = None) -> str:
+def _pack(raw: bytes) -> str:
+    """``raw`` zlib-compressed when that is shorter, in URL-safe base64 behind its kind."""
+    packed = zlib.compress(raw, 9)
+    kind, data = ("z", packed) if len(packed) < len(raw) else ("b", raw)
+    return kind + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unpack(text: str) -> bytes | None:
+    kind, body = text[:1], text[1:]
+    try:
+        data = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        if kind == "z":
+            return zlib.decompress(data)
+    except (binascii.Error, ValueError, zlib.error):
+        return None
+    return data if kind == "b" else None
+
+
+def _varint(value: int, out: bytearray) -> None:
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def encode_finished(
+    base: int, finished: Iterable[int], groups: Mapping[int, int] | None = None
+) -> str:
     """The offsets of ``finished`` above ``base`` as commit metadata: a bitmap (bit *i* is
     offset ``base + 1 + i``), zlib-compressed when that is shorter, in URL-safe base64; then
-    ``~`` and the ``horizon`` when there is one."""
+    ``~`` and the ``groups`` (first offset → records, none below ``base``) when there are any,
+    as varints (first offsets as gaps), packed the same way."""
     bits = sorted(offset - base - 1 for offset in finished if offset > base)
-    suffix = "" if horizon is None else f"{_HORIZON}{horizon}"
+    suffix = ""
+    if groups:
+        listed = bytearray()
+        previous = base
+        for first in sorted(groups):
+            _varint(first - previous, listed)
+            _varint(groups[first], listed)
+            previous = first
+        suffix = _GROUPS + _pack(bytes(listed))
     if not bits:
         return f"{_PREFIX}b:{suffix}" if suffix else ""
     bitmap = bytearray(bits[-1] // 8 + 1)
     for bit in bits:
         bitmap[bit >> 3] |= 1 << (bit & 7)
-    raw = bytes(bitmap)
-    packed = zlib.compress(raw, 9)
-    kind, data = ("z", packed) if len(packed) < len(raw) else ("b", raw)
-    text = base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-    return f"{_PREFIX}{kind}:{text}{suffix}"
+    packed = _pack(bytes(bitmap))
+    return f"{_PREFIX}{packed[0]}:{packed[1:]}{suffix}"
 
 
 def _ours(metadata: str | None) -> TypeGuard[str]:
     return metadata is not None and metadata.startswith(_PREFIX) and metadata[4:5] == ":"
 
 
-def decode_horizon(metadata: str | None) -> int | None:
-    """The horizon :func:`encode_finished` wrote, or None (none, or metadata it did not write)."""
+def decode_groups(base: int, metadata: str | None) -> dict[int, int]:
+    """The groups :func:`encode_finished` wrote for ``base`` (none when it wrote none, or the
+    metadata is not its own)."""
     if not _ours(metadata):
-        return None
-    _, found, text = metadata.partition(_HORIZON)
-    return int(text) if found and text.isdigit() else None
+        return {}
+    _, found, text = metadata.partition(_GROUPS)
+    data = _unpack(text) if found else None
+    if not data:
+        return {}
+    groups: dict[int, int] = {}
+    numbers: list[int] = []
+    value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            numbers.append(value)
+            value = shift = 0
+    previous = base
+    for gap, count in zip(numbers[::2], numbers[1::2], strict=False):
+        previous += gap
+        groups[previous] = count
+    return groups
 
 
 def decode_finished(base: int, metadata: str | None) -> frozenset[int]:
@@ -88,14 +140,8 @@ def decode_finished(base: int, metadata: str | None) -> frozenset[int]:
     (another tool's, or none) means none: those records are simply run again."""
     if not _ours(metadata):
         return frozenset()
-    kind, text = metadata[3], metadata[5:].partition(_HORIZON)[0]
-    try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        if kind == "z":
-            data = zlib.decompress(data)
-        elif kind != "b":
-            return frozenset()
-    except (binascii.Error, ValueError, zlib.error):
+    data = _unpack(metadata[3] + metadata[5:].partition(_GROUPS)[0])
+    if data is None:
         return frozenset()
     return frozenset(
         base + 1 + index * 8 + bit
@@ -110,20 +156,20 @@ class PartitionOffsets:
     """Tracks begun and finished offsets of one partition. ``finished_before``: offsets an
     earlier owner finished above the offset it committed (from the commit's metadata).
 
-    ``horizon``, when set, goes with every commit (in the metadata); a commit is then due
-    whenever it changed, even with nothing finished, from ``start`` (where reading started) if
-    nothing was begun yet."""
+    ``groups`` (first offset → records: coalesced calls not finished, kept by the dispatcher)
+    go with every commit; a commit is due whenever they changed. ``anchor``: a commit is due as
+    soon as a record is begun, finished or not (where reading started)."""
 
-    __slots__ = ("_done", "_earlier", "_last_committed", "_next", "_pending", "horizon", "start")
+    __slots__ = ("_done", "_earlier", "_last_committed", "_next", "_pending", "anchor", "groups")
 
-    def __init__(self, finished_before: Iterable[int] = (), start: int | None = None) -> None:
+    def __init__(self, finished_before: Iterable[int] = ()) -> None:
         self._pending: deque[int] = deque()  # begun, in offset order
         self._done: set[int] = set()  # finished but not yet at the head of _pending
         self._next: int | None = None  # the offset after the last finished head
         self._last_committed: CommitPoint | None = None
         self._earlier = set(finished_before)
-        self.horizon: int | None = None
-        self.start = start
+        self.groups: dict[int, int] = {}
+        self.anchor = False
 
     def begin(self, offset: int) -> bool:
         """Take the record at ``offset``; ``False`` when an earlier owner already finished it
@@ -157,25 +203,18 @@ class PartitionOffsets:
         return self._pending[-1] - self._pending[0] + 1 if self._pending else 0
 
     def committable(self) -> CommitPoint | None:
-        """What to commit now, or ``None`` if nothing has finished (and the horizon has not
+        """What to commit now, or ``None`` if nothing has finished (and the groups have not
         changed) since the last commit."""
-        horizon = self.horizon
+        groups = self.groups
         if self._next is not None:
             base = self._next
-        elif self._done or (horizon is not None and self._pending):
+        elif self._done or ((groups or self.anchor) and self._pending):
             base = self._pending[0]  # the oldest record is unfinished
-        elif horizon is not None and self.start is not None:
-            base = self.start
         else:
             return None
-        point = CommitPoint(base, encode_finished(base, self._done, horizon), horizon)
+        listed = {first: count for first, count in groups.items() if first >= base}
+        point = CommitPoint(base, encode_finished(base, self._done, listed), frozenset(listed))
         return None if point == self._last_committed else point
-
-    @property
-    def committed_horizon(self) -> int | None:
-        """The horizon of the last commit made (None: none yet)."""
-        last = self._last_committed
-        return None if last is None else last.horizon
 
     def mark_committed(self, point: CommitPoint) -> None:
         self._last_committed = point

@@ -1,39 +1,40 @@
-"""Replays that never put an older cart over a newer one when cart updates are coalesced.
+"""Replays that make the same calls again, so coalescing never puts an older cart over a newer one.
 
-A coalesced call's Idempotency-Key names the records it stands for, so Talon.One answers a
-replayed call from its store only when the replay groups the records exactly as before. After a
-crash or a rebalance the next owner of a partition reads again from the committed offset, and
-what waited behind a session's call then differs, so its groups may differ too. A group Talon.One
-has not seen is a new call carrying the session as of the group's last record; if the earlier
-owner had already applied a *later* record of that session, the call puts an older cart over a
-newer one — and stays so when the later record's own call is then answered from the store.
+A coalesced call's Idempotency-Key names the records it stands for, and Talon.One answers a
+request from its idempotency store only when key and body are the ones it has seen. After a
+crash or a rebalance the next owner of a partition reads again from the committed offset. Were it
+to group the replayed cart updates otherwise than the owner before it (what waits behind a
+session's call depends on timing), a group Talon.One has not seen would be a new call carrying the
+session as of the group's last record — after the earlier owner may already have applied a later
+one: an older cart over a newer one, kept so when the later record's own call is then answered
+from the store.
 
-The rule that prevents it: a replayed session is first brought, in one call, to the state of the
-last of its records the earlier owner may have called for. That call carries the newest state
-Talon.One can hold (or is one it has answered: same records, same key); every later record was
-never called for, so any grouping of them is safe. What "may have called for" means is written
-down before it happens:
+So a replay makes the calls made before, exactly:
 
-* **The horizon.** Each owner commits with the offsets, in the commit's metadata, an offset below
-  which lies every record it may start, *before* it starts one at or beyond it: a record fetched
-  past the committed horizon waits until a commit raises it (the worker commits at once). The
-  horizon is kept ``span`` records ahead of what was fetched, so in steady flow nothing waits.
-* **The window.** The next owner reads the committed offset and the horizon: the records between
-  them (and below the log end at assignment — later ones did not exist) are the *window*. Its
-  scheduler holds them until the window is read in full, then starts each session's cart updates
-  among them as one call (:class:`~talon_stream.scheduling.KeyedScheduler`: never across a state
-  change or another record of the customer).
-* **No horizon** (the commit was made by a version or tool that does not write one): the earlier
-  owner made one call per record. The records up to the log end at assignment are then run one
-  call each, never joined, each under its own key.
+* **Groups are written down before they start.** The worker commits, in the offset metadata,
+  every coalesced call of the partition that is not finished (its first offset and how many
+  records it holds, :func:`~talon_stream.scheduling._offsets.encode_finished`), and starts the
+  call only once that commit succeeded.
+* **The next owner forms them again** (:class:`ReplayGroups`). Every record the earlier owner
+  may have called for is in the log when the partition is assigned: below its log end then. Of
+  those, a listed record leads a group of exactly that many records — itself and the next
+  records of the partition with the same customer and session — and waits for all of them;
+  nothing else joins them. Every other one was sent on its own, and is again (*solo*). Records
+  appended after the assignment were never called for: they are coalesced as usual.
+
+Every replayed call is then the very call made before: same records, same key, same body, so
+Talon.One answers it from its store if it was made. Commits without groups (made by a version or
+a tool that does not write them) mean one call per record, which is what a replay then makes. A
+broker that drops commit metadata would lose the groups: the worker reads its first such commit
+back and stops coalescing if the groups are gone (Tansu drops them).
 """
 
 from __future__ import annotations
 
-import enum
+from collections.abc import Hashable, Mapping
 from typing import NamedTuple
 
-__all__ = ["ReplayMode", "ReplayWindow", "Resume", "next_horizon"]
+__all__ = ["LIVE", "ReplayGroups", "Resume", "Role"]
 
 
 class Resume(NamedTuple):
@@ -43,79 +44,64 @@ class Resume(NamedTuple):
     committed: int | None = None
     #: Offsets above it that already have their outcome.
     finished: frozenset[int] = frozenset()
-    #: The horizon the earlier owner committed (None: it wrote none).
-    horizon: int | None = None
-    #: The partition's log end (high watermark) at assignment, when it could be read.
+    #: Coalesced calls not finished: first offset → how many records.
+    groups: Mapping[int, int] = {}
+    #: The partition's log end at assignment (None: unknown, every record counts as replayed).
     log_end: int | None = None
 
 
-class ReplayMode(enum.Enum):
-    LIVE = "live"  # never called for: joins as coalescing allows
-    WINDOW = "window"  # may have been called for: one call per session run, once read in full
-    SOLO = "solo"  # may have been called for on its own: one call of its own
+class Role(NamedTuple):
+    """How a record is run: leading a replayed group of ``group`` records, as a ``member`` of
+    one, ``solo`` (called for on its own before), or none of these (never called for)."""
+
+    group: int = 0
+    member: bool = False
+    solo: bool = False
 
 
-class ReplayWindow:
-    """The records of one partition an earlier owner may have called Talon.One for, from the
-    committed offset to ``end`` (exclusive). ``grouped``: window records (the earlier owner wrote
-    a horizon); else solo records."""
+LIVE = Role()
+_MEMBER = Role(member=True)
+_SOLO = Role(solo=True)
 
-    __slots__ = ("end", "fetched", "grouped", "opened", "read", "start", "taken")
 
-    def __init__(self, start: int, end: int, *, grouped: bool) -> None:
-        self.start = start
-        self.end = end
-        self.grouped = grouped
-        self.fetched = 0  # window records handed over by the consumer
-        self.taken = 0  # of those, the ones the scheduler has (or that were finished before)
-        self.read = False  # every record below `end` has been fetched
-        self.opened = not grouped
+class ReplayGroups:
+    """The calls an earlier owner of a partition may have made, made again as their records come
+    back: :meth:`role` is asked for each record run, in offset order."""
 
-    @staticmethod
-    def of(resume: Resume) -> ReplayWindow | None:
-        """The window ``resume`` implies, or None (nothing to replay with care)."""
-        start = resume.committed
-        if start is None:
-            return None  # the group never ran this partition: nothing was called for
-        if resume.horizon is not None:
-            end = resume.horizon if resume.log_end is None else min(resume.horizon, resume.log_end)
-            grouped = True
-        elif resume.log_end is not None:
-            end, grouped = resume.log_end, False
-        else:
+    __slots__ = ("_end", "_forming", "_leaders")
+
+    def __init__(self, resume: Resume) -> None:
+        self._end = resume.log_end
+        self._leaders = {first: count for first, count in resume.groups.items() if count > 1}
+        self._forming: dict[tuple[Hashable, ...], int] = {}  # lock keys → members still to come
+
+    @classmethod
+    def of(cls, resume: Resume | None) -> ReplayGroups | None:
+        """None when nothing can have been called for: the group never committed, or the log
+        held nothing past the committed offset."""
+        if resume is None or resume.committed is None:
             return None
-        return ReplayWindow(start, end, grouped=grouped) if end > start else None
+        if resume.log_end is not None and resume.log_end <= resume.committed:
+            return None
+        return cls(resume)
 
-    def mode(self, offset: int) -> ReplayMode:
-        if offset >= self.end:
-            return ReplayMode.LIVE
-        return ReplayMode.WINDOW if self.grouped else ReplayMode.SOLO
+    def role(self, offset: int, keys: tuple[Hashable, ...]) -> Role:
+        if self._end is not None and offset >= self._end:
+            return LIVE
+        size = self._leaders.pop(offset, 0)
+        if size:
+            self._forming[keys] = size - 1
+            return Role(group=size)
+        remaining = self._forming.get(keys)
+        if remaining is None:
+            return _SOLO
+        if remaining > 1:
+            self._forming[keys] = remaining - 1
+        else:
+            del self._forming[keys]
+        return _MEMBER
 
-    def fetch(self, offset: int) -> None:
-        """A record was handed over by the consumer."""
-        if offset < self.end:
-            self.fetched += 1
-        if offset >= self.end - 1:
-            self.read = True
-
-    def take(self, offset: int) -> None:
-        """A record reached the scheduler (or was skipped as finished before)."""
-        if offset < self.end:
-            self.taken += 1
-
-    def caught_up(self) -> None:
-        """The consumer has nothing more to hand over below the log end (so below ``end``)."""
-        self.read = True
-
-    def ready(self) -> bool:
-        """Whether the window's records may start now: all read and all with the scheduler."""
-        return not self.opened and self.read and self.taken >= self.fetched
-
-
-def next_horizon(committed: int | None, fetched_next: int, span: int) -> int:
-    """The horizon to commit: ``committed`` while it is more than ``span // 2`` records ahead of
-    ``fetched_next`` (the offset after the last record fetched), else ``span`` ahead of it. Never
-    lower than ``committed``."""
-    if committed is not None and committed - fetched_next > span // 2:
-        return committed
-    return max(fetched_next + span, committed or 0)
+    @property
+    def forming(self) -> bool:
+        """A group has its leader but not all its members yet: the partition must be read on."""
+        return bool(self._forming)

@@ -28,12 +28,15 @@ waiting right behind it in every one of its queues that have the same keys and p
 pass the test with the item before them (:attr:`Item.joined`): one call for them all — cart
 updates of one session that piled up behind its previous call. They leave the queues with it,
 in order, and nothing that waits between them (another record of the customer) is ever skipped.
-At most ``max_joined`` items join one call — except *replayed* items (:attr:`Item.replayed`,
-records an earlier owner of the partition may have called for): a replayed item takes along
-every replayed item behind it that passes the test, however many (the rule of
-:mod:`talon_stream.scheduling._replay`), and a partition's replayed items start only once it is
-opened (:meth:`KeyedScheduler.hold`, :meth:`KeyedScheduler.open`), with all of them submitted.
-A *solo* item never joins another's call nor takes one along.
+At most ``max_joined`` items join one call.
+
+*Replayed groups* (:mod:`talon_stream.scheduling._replay`): an item with :attr:`Item.group` set
+leads a group an earlier owner sent as one call. It starts once its ``group - 1`` *members*
+(:attr:`Item.member`: the next items of its partition with its keys) are all submitted, and
+takes exactly them along — moved right behind it, ahead of any item of another partition that
+came between them, as they were when the group was first sent. No other item joins a member or
+a group leader, nor do they join another; nor a *solo* item (:attr:`Item.solo`: sent on its own
+before), which goes on its own again.
 """
 
 from __future__ import annotations
@@ -66,9 +69,11 @@ class Item(Generic[P]):
     order: int = field(default=0)
     #: The items that started with this one (joined to its call), in queue order.
     joined: list[Item[P]] = field(default_factory=list)
-    #: An earlier owner may have called for it, with others (see the module's docstring).
-    replayed: bool = field(default=False)
-    #: An earlier owner may have called for it on its own: it is never joined.
+    #: Leads a replayed group of this many items (0: none).
+    group: int = field(default=0)
+    #: Belongs to the replayed group its keys are forming.
+    member: bool = field(default=False)
+    #: Replayed, and sent on its own before: never joined.
     solo: bool = field(default=False)
 
 
@@ -89,7 +94,7 @@ class KeyedScheduler(Generic[P]):
         self.max_in_flight = max_in_flight
         self.max_publishing = max_publishing or max_in_flight
         self._joinable = joinable
-        self._max_joined = max_joined
+        self.max_joined = max_joined
         self._queues: dict[Hashable, deque[Item[P]]] = {}
         self._busy: set[Hashable] = set()  # keys held by an item in flight
         # Items that may have become startable, oldest first: (submission order, push, item).
@@ -100,7 +105,6 @@ class KeyedScheduler(Generic[P]):
         self._answered = 0  # started items whose call was answered, not yet complete
         self._waiting = 0
         self._per_partition: dict[Hashable, int] = {}  # waiting items per partition
-        self._held: set[Hashable] = set()  # partitions whose replayed items may not start yet
 
     # --- sizes ---------------------------------------------------------------------------------
     @property
@@ -140,19 +144,9 @@ class KeyedScheduler(Generic[P]):
         # Behind another item of one of its keys, it becomes a candidate when that one completes.
         if all(self._queues[key][0] is item for key in item.keys):
             self._candidate(item)
-
-    def hold(self, partition: Hashable) -> None:
-        """Keep the partition's replayed items from starting until :meth:`open`."""
-        self._held.add(partition)
-
-    def open(self, partition: Hashable) -> None:
-        """Let the partition's replayed items start (all of them have been submitted)."""
-        if partition not in self._held:
-            return
-        self._held.discard(partition)
-        for queue in self._queues.values():
-            head = queue[0]
-            if head.partition == partition and not head.started and not head.cancelled:
+        elif item.member:  # its group's leader may be complete now
+            head = self._queues[item.keys[0]][0]
+            if head.group and not head.started:
                 self._candidate(head)
 
     def _candidate(self, item: Item[P]) -> None:
@@ -173,7 +167,9 @@ class KeyedScheduler(Generic[P]):
             self._in_flight += 1
             self._waiting -= 1
             self._per_partition[item.partition] -= 1
-            if self._joinable is not None:
+            if item.group:
+                self._join_group(item)
+            elif self._joinable is not None:
                 self._join(item)
             ready.append(item)
         return ready
@@ -182,18 +178,17 @@ class KeyedScheduler(Generic[P]):
         """Start with ``item`` the joinable items right behind it in all its queues."""
         joinable = self._joinable
         assert joinable is not None
-        if item.solo:
+        if item.member or item.solo:
             return
         queues = [self._queues[key] for key in item.keys]
         previous = item
         position = 1
-        live = 0  # joined items that are not replayed ones joining a replayed one
-        while position < len(queues[0]):
+        while len(item.joined) < self.max_joined and position < len(queues[0]):
             follower = queues[0][position]
-            replay = item.replayed and follower.replayed
             if (
-                (not replay and live >= self._max_joined)
+                follower.member
                 or follower.solo
+                or follower.group
                 or follower.keys != item.keys
                 or follower.partition != item.partition
                 or follower.cancelled
@@ -205,11 +200,36 @@ class KeyedScheduler(Generic[P]):
                 break
             follower.started = True
             item.joined.append(follower)
-            live += not replay
             self._waiting -= 1
             self._per_partition[item.partition] -= 1
             previous = follower
             position += 1
+
+    def _members(self, item: Item[P]) -> list[Item[P]]:
+        """The members of the group ``item`` leads that are submitted, in order."""
+        members = []
+        want = item.group - 1
+        for follower in itertools.islice(self._queues[item.keys[0]], 1, None):
+            if follower.member and follower.partition == item.partition:
+                members.append(follower)
+                if len(members) == want:
+                    break
+        return members
+
+    def _join_group(self, item: Item[P]) -> None:
+        """Start with ``item`` the members of its replayed group, moved right behind it."""
+        members = self._members(item)
+        for key in item.keys:
+            queue = self._queues[key]
+            for member in members:
+                queue.remove(member)
+            for position, member in enumerate(members, start=1):
+                queue.insert(position, member)
+        for member in members:
+            member.started = True
+        item.joined.extend(members)
+        self._waiting -= len(members)
+        self._per_partition[item.partition] -= len(members)
 
     def answered(self, item: Item[P]) -> None:
         """``item``'s call is over: its slot goes to the next call; its keys stay held until
@@ -262,13 +282,13 @@ class KeyedScheduler(Generic[P]):
                 self._candidate(kept[0])
         self._waiting -= len(dropped)
         self._per_partition.pop(partition, None)
-        self._held.discard(partition)
         return dropped
 
     def _startable(self, item: Item[P]) -> bool:
-        if item.replayed and self._held and item.partition in self._held:
-            return False  # it becomes a candidate again when its partition is opened
-        return all(key not in self._busy and self._queues[key][0] is item for key in item.keys)
+        if not all(key not in self._busy and self._queues[key][0] is item for key in item.keys):
+            return False
+        # A group leader waits for all its members (it becomes a candidate again as each comes).
+        return not item.group or len(self._members(item)) == item.group - 1
 
     def pending_items(self) -> Iterable[Item[P]]:
         """Every waiting item (for inspection and tests)."""
