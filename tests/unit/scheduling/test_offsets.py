@@ -151,3 +151,20 @@ def test_the_span_counts_from_the_oldest_unfinished_record() -> None:
     assert offsets.span == 5
     offsets.finish(9)
     assert offsets.span == 5  # 5 holds it
+
+
+def test_what_an_earlier_owner_finished_stays_finished_until_this_one_reaches_it() -> None:
+    """A commit made before the records an earlier owner finished are read again still lists
+    them: else the owner after this one would run them again."""
+    offsets = PartitionOffsets(finished_before=[13, 15])
+    for offset in (10, 11, 12):
+        offsets.begin(offset)
+    offsets.finish(11)
+    point = offsets.committable()
+    assert point is not None
+    assert point.offset == 10
+    assert decode_finished(point.offset, point.metadata) == {11, 13, 15}
+    offsets.finish(10)
+    point = offsets.committable()
+    assert point is not None
+    assert decode_finished(point.offset, point.metadata) == {13, 15}  # 12 still unfinished

@@ -266,26 +266,37 @@ class AsyncConsumer:
             if topic in metadata.topics and metadata.topics[topic].error is None
         }
 
-    async def commit(self, points: dict[PartitionKey, CommitPoint]) -> bool:
+    async def commit(self, points: dict[PartitionKey, CommitPoint]) -> set[PartitionKey]:
         """Commit ``points`` (next offset to read and its metadata, per partition)
-        synchronously; whether the broker took them."""
+        synchronously; the partitions whose commit the broker took."""
         if not points:
-            return True
+            return set()
         return await self._run(self._commit_now, points)
 
-    def _commit_now(self, points: dict[PartitionKey, CommitPoint]) -> bool:
+    def _commit_now(self, points: dict[PartitionKey, CommitPoint]) -> set[PartitionKey]:
         partitions = [
             TopicPartition(t, p, point.offset, metadata=point.metadata)
             for (t, p), point in points.items()
         ]
         try:
-            self._consumer.commit(offsets=partitions, asynchronous=False)
+            answered = self._consumer.commit(offsets=partitions, asynchronous=False)
         except KafkaException as exc:
             # A commit can lose a race with a rebalance; the records are then replayed by the
             # next owner (at-least-once), never skipped.
             log.warning("offset commit failed (%s); uncommitted records will be replayed", exc)
-            return False
-        return True
+            return set()
+        # Some partitions may fail while the request succeeds: each carries its own error.
+        taken = set(points)
+        for tp in answered or ():
+            if tp.error is not None:
+                taken.discard((tp.topic, tp.partition))
+                log.warning(
+                    "offset commit of %s[%d] failed (%s); its uncommitted records will be replayed",
+                    tp.topic,
+                    tp.partition,
+                    tp.error,
+                )
+        return taken
 
     async def pause(self, partitions: Sequence[PartitionKey]) -> None:
         if partitions:

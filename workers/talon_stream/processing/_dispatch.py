@@ -119,6 +119,10 @@ class _Assigned:
         self.paused = False
         self.revoked = False
         self.replay = ReplayGroups.of(resume)
+        if self.replay is not None and resume is not None:
+            # Listed until they finish, like the calls this owner starts, also before they are
+            # read again: a commit made meanwhile must not forget them.
+            self.offsets.groups.update(resume.groups)
         #: The group has a committed offset for it: a next owner knows where this one started.
         self.anchored = resume is not None and resume.committed is not None
 

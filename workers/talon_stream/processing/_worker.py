@@ -55,6 +55,8 @@ _FETCH_WAIT_S = 0.1
 #: The fetch wait while records wait to run with coalescing on: a coalesced call starts after
 #: the commit that lists it, made by this loop between fetches.
 _COALESCING_WAIT_S = 0.01
+#: The least time between two commits made for calls that wait for one.
+_COMMIT_RETRY_S = 0.05
 _METADATA_TIMEOUT_S = 10.0
 
 
@@ -343,6 +345,7 @@ class Worker:
         )
         next_commit = loop.time() + interval_s
         coalescing = self.settings.coalesce_cart_updates
+        retry_at = 0.0
         while not self._stopping.is_set() and dispatcher.failure is None:
             # Waiting for records never delays a commit past its time (the interval of a
             # transaction is shorter than the fetch wait, and every partition may be paused).
@@ -378,13 +381,16 @@ class Worker:
                 await consumer.resume(resume)
                 self._paused.difference_update(resume)
             now = loop.time()
-            if now >= next_commit or dispatcher.wants_commit:
+            # Calls waiting for a commit (coalesced ones, a partition's first) get one at once;
+            # again after a pause if it failed (say during a rebalance).
+            if now >= next_commit or (dispatcher.wants_commit and now >= retry_at):
                 # The next one is due an interval after this one started, not after it ended.
                 next_commit = now + interval_s
                 if transactions is None:
                     await self._commit(consumer, dispatcher)
                 else:
                     await self._commit_periodically(transactions, consumer, dispatcher)
+                retry_at = now + _COMMIT_RETRY_S
                 if self._groups_unchecked is not None:
                     await self._check_groups_kept(consumer, dispatcher)
         if dispatcher.failure is not None:
@@ -392,10 +398,13 @@ class Worker:
 
     async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
         points = dispatcher.committable()
-        if points and await consumer.commit(points):
-            self._note_groups(points)
-            dispatcher.mark_committed(points)
-            self.committed.update((key, point.offset) for key, point in points.items())
+        if not points:
+            return
+        taken = await consumer.commit(points)
+        points = {key: point for key, point in points.items() if key in taken}
+        self._note_groups(points)
+        dispatcher.mark_committed(points)
+        self.committed.update((key, point.offset) for key, point in points.items())
 
     async def _commit_periodically(
         self, transactions: TransactionalSink, consumer: AsyncConsumer, dispatcher: Dispatcher

@@ -10,22 +10,24 @@ before an ``order.placed`` is run before it even when the cart service's topic l
 Within one partition records keep their offset order, always. Across the partitions of a task,
 the record with the oldest timestamp among the partitions' first buffered records goes first,
 once no partition of the task can still deliver an older one. An empty partition holds that
-record back until one of these is true:
+record back:
 
-* it has delivered a record at least as new (its records are in timestamp order, as one
-  producing service writes them), so nothing older can follow;
-* it is caught up (nothing left in the log past what it delivered) and ``max_idle_ms`` have
-  passed since the record's timestamp: the time a lagging producer is given to write an older
-  record;
-* the record has waited ``max_idle_ms`` since it was fetched, whatever the partition's state —
-  the bound on how long a partition that is behind (or not being fetched) can stall the others —
-  unless the worker itself paused that partition (:attr:`EventTimeMerge.held`: its records wait
-  to be run, so it will be fetched again): then the record waits for it.
+* not at all once it has delivered a record at least as new (its records are in timestamp
+  order, as one producing service writes them), so nothing older can follow;
+* for as long as it is *behind* — its log holds records not handed over yet, or that is not
+  known yet — or paused by the worker (:attr:`EventTimeMerge.held`: its records wait to be run,
+  so it will be fetched again): what it holds is on the broker, and is waited for, as Kafka
+  Streams waits "to fetch data that is already present on the brokers" whatever its
+  ``max.task.idle.ms``;
+* when it is caught up (nothing in its log past what it delivered), until ``max_idle_ms`` have
+  passed since the record's timestamp or since it was fetched, whichever comes first: the time a
+  lagging producer is given to write an older record.
 
-So when every record reaches the worker within ``max_idle_ms`` of its timestamp (and the worker's
-clock agrees with the producers'), a task's records come out in timestamp order; a backlog comes
-out in timestamp order as long as its partitions are fetched within ``max_idle_ms`` of each
-other; and nothing waits longer than ``max_idle_ms`` after it was fetched.
+So a task's records come out in timestamp order when every record reaches the broker within
+``max_idle_ms`` of its timestamp (and the worker's clock agrees with the producers'), a backlog
+always does, and a record waits for a quiet topic at most ``max_idle_ms``. (The wait for a
+partition that is behind lasts as long as fetching it takes: a partition that cannot be fetched
+at all — its leader unavailable — stalls its task, as in Kafka Streams.)
 
 A record's offset is not begun while it waits here, so a commit never passes it.
 """
@@ -198,8 +200,7 @@ class EventTimeMerge:
     def next_deadline(self) -> float | None:
         """The earliest wall-clock time (ms) still to come at which a held-back record may go
         by time alone, so the caller does not sleep past it; None when nothing is held back.
-        (A record whose producer allowance has passed but whose partition is behind waits for
-        a fetch, not for a time.)"""
+        (A record past its time that is still held back waits for a fetch, not for a time.)"""
         now = self._clock()
         deadline: float | None = None
         for task in self._tasks.values():
@@ -213,6 +214,8 @@ class EventTimeMerge:
             allowance = _timestamp(record, fetched) + self._max_idle_ms
             if now < allowance < due:
                 due = allowance
+            if due <= now:
+                continue  # past its time and still held back: it waits for a fetch
             deadline = due if deadline is None else min(deadline, due)
         return deadline
 
@@ -253,12 +256,12 @@ class EventTimeMerge:
                 continue  # its first record is not older, or it would be the head
             if buffer.watermark is not None and buffer.watermark >= stamp:
                 continue  # it has delivered something as new: nothing older can follow
-            if now - stamp >= self._max_idle_ms and key in asked and not behind(key):
+            if key in self.held or key not in asked or behind(key):
+                return False  # what it holds is on the broker (or it may be): wait for it
+            if now - stamp >= self._max_idle_ms:
                 continue  # caught up, and a lagging producer had its time
-            if key in self.held:
-                return False  # paused by the worker: it will deliver, wait for it
             blocked = True
-        # The bound on waiting for a partition that is behind or not being fetched.
+        # Caught up: a lagging producer's record is waited for at most max idle after the fetch.
         return not blocked or now - fetched >= self._max_idle_ms
 
     def _held_back(self, task: Mapping[PartitionKey, _Buffer], stamp: float) -> bool:

@@ -213,7 +213,9 @@ class PartitionOffsets:
         else:
             return None
         listed = {first: count for first, count in groups.items() if first >= base}
-        point = CommitPoint(base, encode_finished(base, self._done, listed), frozenset(listed))
+        # What an earlier owner finished and this one has not reached yet stays finished.
+        finished = self._done.union(self._earlier) if self._earlier else self._done
+        point = CommitPoint(base, encode_finished(base, finished, listed), frozenset(listed))
         return None if point == self._last_committed else point
 
     def mark_committed(self, point: CommitPoint) -> None:

@@ -210,7 +210,11 @@ class KeyedScheduler(Generic[P]):
         members = []
         want = item.group - 1
         for follower in itertools.islice(self._queues[item.keys[0]], 1, None):
-            if follower.member and follower.partition == item.partition:
+            if (
+                follower.member
+                and follower.keys == item.keys
+                and follower.partition == item.partition
+            ):
                 members.append(follower)
                 if len(members) == want:
                     break
