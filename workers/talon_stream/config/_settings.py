@@ -110,15 +110,16 @@ class Settings(BaseSettings):
     transaction_timeout_ms: int = Field(default=10_000, ge=1000)
     #: Several input topics are read as one stream per partition number, in order of their
     #: records' timestamps (docs/processing.md, "One customer, several topics"): how long (ms) a
-    #: record may wait for a partition of its task that is behind or empty before it goes
-    #: ahead. ``-1``: each topic is read on its own, in offset order only.
+    #: record may wait for a caught-up partition of its task (a producer that may lag) before it
+    #: goes ahead; a partition with records still to fetch is always waited for. ``-1``: each
+    #: topic is read on its own, in offset order only.
     max_idle_ms: int = Field(default=1000, ge=-1)
     #: A ``cart.updated`` that happened before the newest event this worker already applied to
     #: its session is not sent: its envelope says which event superseded it (docs/events.md).
     supersede_late_carts: bool = True
     #: Cart updates of one session waiting behind its call in flight are sent as one call
-    #: (keyed dispatch; docs/processing.md). Off by default: a coalesced call has an
-    #: Idempotency-Key of its own, so after a crash its records are not replayed idempotently.
+    #: (keyed dispatch; docs/processing.md), committed before it starts so that a replay makes
+    #: the same call. Off by default: downstream consumers then see ``coalescedInto`` envelopes.
     coalesce_cart_updates: bool = False
     #: The classic protocol's assignor; default ``cooperative-sticky`` (no stop-the-world
     #: rebalances), and ``range`` with exactly-once processing — librdkafka refuses the offsets
