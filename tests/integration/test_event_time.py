@@ -313,6 +313,51 @@ async def test_a_coalesced_call_talon_one_refuses_is_made_again_record_by_record
     assert emulator.state.sessions[ada["sessionId"]].items[0].sku == "SKU-5"
 
 
+async def test_coalescing_goes_on_only_where_the_broker_keeps_the_commits_that_list_the_calls(
+    broker: Broker, emulator: EmulatorServer, unique: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A coalesced call is committed before it starts, so that a replay makes it again. On a
+    broker that drops commit metadata (Tansu) the worker reads its first such commit back and
+    stops coalescing; on Apache Kafka the list is there and coalescing goes on."""
+    emulator.faults.apply(FaultSettings(latency=FixedLatency(ms=300)))
+    settings, topic, ada = one_partition(broker, emulator, unique, coalesce_cart_updates=True)
+
+    def wave(first: int) -> list[tuple[bytes, bytes]]:
+        return [
+            (
+                b"ada",
+                shop_event(
+                    f"c{n}",
+                    "cart.updated",
+                    f"2026-12-05T10:00:{n:02d}Z",
+                    **ada,
+                    payload=cart(f"SKU-{n}"),
+                ),
+            )
+            for n in range(first, first + 10)
+        ]
+
+    worker = Worker(settings)
+    with caplog.at_level("WARNING", logger="talon_stream"):
+        async with running(worker):
+            produce(broker.bootstrap_servers, topic, wave(0))
+            await wait_for(lambda: worker.stats.outcomes >= 10, timeout_s=60)
+            calls_before = sum(1 for entry in emulator.state.request_log if entry["operation"])
+            produce(broker.bootstrap_servers, topic, wave(10))
+            await wait_for(lambda: worker.stats.outcomes >= 20, timeout_s=60)
+    calls = sum(1 for entry in emulator.state.request_log if entry["operation"])
+    second_wave = calls - calls_before
+    dropped = "keeps no offset commit metadata" in caplog.text
+    assert worker.stats.dead_lettered == 0
+    if broker.kind == "tansu":
+        assert dropped
+        assert second_wave == 10  # one call per record from then on
+    else:
+        assert not dropped
+        assert second_wave <= 3  # the first alone, the nine behind it in one or two
+    assert emulator.state.sessions[ada["sessionId"]].items[0].sku == "SKU-19"
+
+
 async def test_a_late_cart_for_a_session_closed_before_the_worker_started_is_superseded(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:

@@ -57,7 +57,7 @@ async def test_a_wrong_api_key_halts_the_worker_until_the_key_is_accepted(
         ready = await get_json(f"{base}/readyz")
 
         # Halted: nothing dead-lettered, nothing published, no offset committed past a record
-        # (at most where reading started, with the horizon: offset 0), and the probes
+        # (at most where reading started, committed before the first call: offset 0), and the probes
         # go one at a time (never the whole backlog at once).
         assert worker.stats.dead_lettered == 0
         assert worker.stats.effects_published == 0

@@ -34,7 +34,7 @@ __all__ = ["Dispatcher", "KeyedDispatcher", "PartitionSerialDispatcher"]
 log = logging.getLogger(__name__)
 
 Process = Callable[[InputRecord], Awaitable[None]]
-#: Per partition, what the group's commit says (finished offsets, horizon...).
+#: Per partition, what the group's commit says (finished offsets, coalesced calls, log end).
 Resumes = Mapping[PartitionKey, Resume]
 
 # A partition whose unfinished records span this many offsets is paused until the oldest one
@@ -58,7 +58,7 @@ class Dispatcher(Protocol):
     merge: EventTimeMerge | None
 
     def assign(self, partitions: Iterable[PartitionKey], resumes: Resumes | None = None) -> None:
-        """Take ``partitions``; ``resumes``: what their commits say (done already, horizon)."""
+        """Take ``partitions``; ``resumes``: what their commits say (done already, calls listed)."""
 
     def submit(self, record: InputRecord) -> None:
         """Run ``record`` (after the records of its task it must follow, when merged)."""
