@@ -106,17 +106,7 @@ class Owner:
             role = LIVE if self.replay is None else self.replay.role(record.offset, keys)
             if role.group:
                 self.offsets.groups[record.offset] = role.group
-            self.scheduler.submit(
-                Item(
-                    PARTITION,
-                    record.offset,
-                    keys,
-                    record,
-                    group=role.group,
-                    member=role.member,
-                    solo=role.solo,
-                )
-            )
+            self.scheduler.submit(role.item(PARTITION, record.offset, keys, record))
 
     def take(self) -> None:
         for item in self.scheduler.take_ready():

@@ -472,17 +472,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         role = LIVE if replay is None else replay.role(record.offset, keys)
         if role.group:  # committed by the earlier owner: listed until it finishes, started as is
             partition.offsets.groups[record.offset] = role.group
-        self._scheduler.submit(
-            Item(
-                record.partition_key,
-                record.offset,
-                keys,
-                prepared,
-                group=role.group,
-                member=role.member,
-                solo=role.solo,
-            )
-        )
+        self._scheduler.submit(role.item(record.partition_key, record.offset, keys, prepared))
         self._start_ready()
 
     @property

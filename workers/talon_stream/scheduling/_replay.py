@@ -32,9 +32,13 @@ back and stops coalescing if the groups are gone (Tansu drops them).
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
+
+from talon_stream.scheduling._scheduler import Item
 
 __all__ = ["LIVE", "ReplayGroups", "Resume", "Role"]
+
+P = TypeVar("P")
 
 
 class Resume(NamedTuple):
@@ -57,6 +61,14 @@ class Role(NamedTuple):
     group: int = 0
     member: bool = False
     solo: bool = False
+
+    def item(
+        self, partition: Hashable, offset: int, keys: tuple[Hashable, ...], payload: P
+    ) -> Item[P]:
+        """The scheduler's item for a record run so."""
+        return Item(
+            partition, offset, keys, payload, group=self.group, member=self.member, solo=self.solo
+        )
 
 
 LIVE = Role()
