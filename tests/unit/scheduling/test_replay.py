@@ -24,7 +24,7 @@ from talon_stream.scheduling._offsets import (
     decode_groups,
     encode_finished,
 )
-from talon_stream.scheduling._replay import LIVE, ReplayGroups, Resume, Role
+from talon_stream.scheduling._replay import LIVE, ReplayGroups, Resume, Role, waits_for_commit
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 
 PARTITION = ("shop.carts", 0)
@@ -110,11 +110,7 @@ class Owner:
 
     def take(self) -> None:
         for item in self.scheduler.take_ready():
-            if item.joined and not item.group:
-                self.offsets.groups[item.offset] = 1 + len(item.joined)
-                self.awaiting.append(item)
-            elif not self.anchored:
-                self.offsets.anchor = True
+            if waits_for_commit(item, self.offsets, anchored=self.anchored):
                 self.awaiting.append(item)
             else:
                 self.running.append(item)

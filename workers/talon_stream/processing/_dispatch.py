@@ -24,7 +24,7 @@ from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._processor import RecordProcessor, coalescible
 from talon_stream.scheduling._merge import EventTimeMerge
 from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
-from talon_stream.scheduling._replay import LIVE, ReplayGroups, Resume
+from talon_stream.scheduling._replay import LIVE, ReplayGroups, Resume, waits_for_commit
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency
@@ -502,15 +502,10 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         loop = asyncio.get_running_loop()
         for item in self._scheduler.take_ready():
             partition = self._partitions[item.payload.record.partition_key]
-            if item.joined and not item.group:
-                # A new coalesced call: written down (committed) before it starts, so that a
-                # replay makes the same call (see talon_stream.scheduling._replay).
-                partition.offsets.groups[item.offset] = 1 + len(item.joined)
-                partition.awaiting.append(item)
-            elif not partition.anchored:
-                # No committed offset yet: one is made before the first call, so that a next
-                # owner knows a call may have been made (talon_stream.scheduling._replay).
-                partition.offsets.anchor = True
+            # A new coalesced call is written down (committed) before it starts, so that a
+            # replay makes the same call; so is a partition's first call, so that a next owner
+            # knows calls may have been made (talon_stream.scheduling._replay).
+            if waits_for_commit(item, partition.offsets, anchored=partition.anchored):
                 partition.awaiting.append(item)
             else:
                 self._launch(loop, item, partition)

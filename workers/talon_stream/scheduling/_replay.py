@@ -34,9 +34,10 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from typing import NamedTuple, TypeVar
 
+from talon_stream.scheduling._offsets import PartitionOffsets
 from talon_stream.scheduling._scheduler import Item
 
-__all__ = ["LIVE", "ReplayGroups", "Resume", "Role"]
+__all__ = ["LIVE", "ReplayGroups", "Resume", "Role", "waits_for_commit"]
 
 P = TypeVar("P")
 
@@ -117,3 +118,16 @@ class ReplayGroups:
     def forming(self) -> bool:
         """A group has its leader but not all its members yet: the partition must be read on."""
         return bool(self._forming)
+
+
+def waits_for_commit(item: Item[P], offsets: PartitionOffsets, *, anchored: bool) -> bool:
+    """Whether ``item``, just taken from the scheduler, may start only after a commit: a new
+    coalesced call (listed in ``offsets`` from now on) or a partition's first call while the
+    group has no committed offset for it (``anchored`` false; ``offsets`` then asks for one)."""
+    if item.joined and not item.group:
+        offsets.groups[item.offset] = 1 + len(item.joined)
+        return True
+    if not anchored:
+        offsets.anchor = True
+        return True
+    return False
