@@ -22,6 +22,7 @@ from talon_stream.formats import Decoder
 from talon_stream.formats.mapping import Mappings
 from talon_stream.ops import WorkerStats
 from talon_stream.processing import OutcomePublisher, RecordProcessor
+from talon_stream.processing._erasures import ErasureLedger
 from talon_stream.talon import AdaptiveConcurrency, Halt, RateLimiter, TalonCaller, TalonSender
 
 
@@ -77,6 +78,7 @@ def make_processor(
     mappings: Mappings | None = None,
     avro: Any = None,
     dead_letters: DeadLetterWriter | None = None,
+    erasures: ErasureLedger | None = None,
 ) -> RecordProcessor:
     """A processor of its decoder, caller and publisher, each given what the test sets."""
     stats = stats or WorkerStats()
@@ -98,5 +100,10 @@ def make_processor(
         sink, effects_topic, dead_letters, stats=stats, router=router, avro=avro
     )
     return RecordProcessor(
-        decoder, caller, publisher, options=options or TranslationOptions(), stats=stats
+        decoder,
+        caller,
+        publisher,
+        options=options or TranslationOptions(),
+        stats=stats,
+        erasures=erasures,
     )

@@ -32,6 +32,7 @@ def worker_settings(
         "input_topics": (f"in-{unique}",),
         "effects_topic": f"effects-{unique}",
         "dlq_topic": f"dlq-{unique}",
+        "erasures_topic": f"erasures-{unique}",
         "talon_base_url": emulator.base_url,
         "talon_api_key": API_KEY,
         "commit_interval_s": 0.2,

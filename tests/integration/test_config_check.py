@@ -36,9 +36,16 @@ def stack(
         "effects": f"effects-{unique}",
         "dlq": f"dlq-{unique}",
         "route": f"route-{unique}",
+        "erasures": f"erasures-{unique}",
     }
     broker.create_topics(
-        {topics["input"]: 4, topics["effects"]: 4, topics["dlq"]: 1, topics["route"]: 2}
+        {
+            topics["input"]: 4,
+            topics["effects"]: 4,
+            topics["dlq"]: 1,
+            topics["route"]: 2,
+            topics["erasures"]: 1,
+        }
     )
     config = tmp_path / "talon-stream.toml"
     config.write_text(
@@ -47,6 +54,7 @@ def stack(
         f'input_topics = ["{topics["input"]}"]\n'
         f'effects_topic = "{topics["effects"]}"\n'
         f'dlq_topic = "{topics["dlq"]}"\n'
+        f'erasures_topic = "{topics["erasures"]}"\n'
         f'talon_base_url = "{emulator.base_url}"\n'
         "[effect_routes]\n"
         f'"{topics["route"]}" = ["setDiscount*"]\n',

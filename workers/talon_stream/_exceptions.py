@@ -10,12 +10,14 @@ Every error the worker raises derives from :class:`TalonStreamError`::
     │   ├── DecodeError             not JSON / not a valid event envelope
     │   ├── MappingError            a shop's own document the mapping file cannot turn into
     │   │                           an event (no rule matches, a required field is missing)
-    │   └── TranslationError        a valid event that cannot be mapped to a call
+    │   ├── TranslationError        a valid event that cannot be mapped to a call
+    │   └── ErasedCustomerError     a record of a customer whose personal data was erased
     └── TalonError                  a Talon.One call failed; carries the call
         ├── TalonTransportError     no HTTP answer (connect, timeout, protocol)    → retry
         └── TalonStatusError        an HTTP answer with a non-2xx status; carries status + body
             ├── TalonRetryableError 409, 429, 500, 502, 503, 504                   → retry
             ├── TalonPermanentError 400, 404, 422 and other 4xx                    → DLQ
+            │   └── TalonDuplicateError 409: the advanced event exists already (a replay)
             └── TalonFatalError     401, 403: the key or the deployment is wrong   → stop
 
 Business code catches these, never ``httpx`` or ``confluent_kafka`` errors: the adapters translate
@@ -33,11 +35,13 @@ __all__ = [
     "BrokerError",
     "ConfigurationError",
     "DecodeError",
+    "ErasedCustomerError",
     "InvalidSettingsError",
     "MappingError",
     "ParkedError",
     "RecordError",
     "RecordTooLargeError",
+    "TalonDuplicateError",
     "TalonError",
     "TalonFatalError",
     "TalonPermanentError",
@@ -120,6 +124,12 @@ class TranslationError(RecordError):
     """The event is valid but cannot be turned into a Talon.One call."""
 
 
+class ErasedCustomerError(RecordError):
+    """A record of a customer whose personal data an earlier ``customer.erased`` event
+    deleted: it is not sent, so that Talon.One does not create the profile again. The message
+    names the customer by digest only."""
+
+
 class ParkedError(RecordError):
     """Under the ``park`` DLQ policy: an earlier record of the same customer is in the DLQ, so
     this one follows it there, to be replayed after it in order."""
@@ -172,6 +182,11 @@ class TalonRetryableError(TalonStatusError):
 
 class TalonPermanentError(TalonStatusError):
     """A status that will not change on retry (400, 404, 422, …): the record goes to the DLQ."""
+
+
+class TalonDuplicateError(TalonPermanentError):
+    """409 to a track advanced event: an event with its ``integrationId`` exists already. Not
+    worth retrying; the worker reads the stored event instead (a replay after a crash)."""
 
 
 class TalonFatalError(TalonStatusError):

@@ -29,6 +29,7 @@ TOPICS = {
     "in.b": 6,
     "talon.effects": 6,
     "talon-stream.dlq": 1,
+    "talon-stream.erasures": 1,
     "route.pricing": 6,
 }
 BASE = {
@@ -98,6 +99,7 @@ def test_a_good_configuration_passes_every_check() -> None:
         "topic in.b",
         "topic talon.effects",
         "topic talon-stream.dlq",
+        "topic talon-stream.erasures",
         "topic route.pricing",
         "workers",
         "co-partitioning",
@@ -159,8 +161,12 @@ def test_missing_topics_are_named_with_the_command_that_creates_them() -> None:
             "create it: kafka-topics.sh --bootstrap-server 127.0.0.1:9092 --create "
             f"--topic {topic} --partitions 6"
         )
+    erasures = results["topic talon-stream.erasures"]
+    assert erasures.detail == "erasures: does not exist"
+    assert erasures.fix is not None
+    assert erasures.fix.endswith("--partitions 6 --config cleanup.policy=compact")
     assert results["topic in.a"].status == "pass"
-    assert "3 of 11 checks failed" in report.lines()[-1]  # co-partitioning: skipped
+    assert "4 of 12 checks failed" in report.lines()[-1]  # co-partitioning: skipped
 
 
 def test_a_secured_cluster_gets_a_command_config_hint(monkeypatch: pytest.MonkeyPatch) -> None:

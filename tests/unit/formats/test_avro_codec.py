@@ -145,7 +145,8 @@ async def test_a_union_writer_on_an_older_schema_is_resolved_branch_by_branch(
     registry: SchemaRegistryServer,
 ) -> None:
     union = orjson.loads(SCHEMAS.event.text)
-    review = union[-1]  # customer.event, as an older version without storeIntegrationId
+    # customer.event, as an older version without storeIntegrationId
+    review = next(b for b in union if b["name"].endswith("CustomerEvent"))
     payload = review["fields"][-1]["type"]
     payload["fields"] = [f for f in payload["fields"] if f["name"] != "storeIntegrationId"]
     value = serialize(registry, "shop.union-old", REVIEW, orjson.dumps(union).decode())

@@ -102,10 +102,10 @@ def test_type_changes_follow_the_resolution_rules(
 def test_a_removed_event_type_breaks_the_union() -> None:
     old = current("event")
     new = copy.deepcopy(old)
-    new.pop()  # customer.event: its payload type is defined inside it
+    new.pop()  # customer.erased
     problems = check_backward(old, new)
     assert [str(p) for p in problems] == [
-        "(union)<CustomerEvent>: the new union has no branch for the old CustomerEvent"
+        "(union)<CustomerErased>: the new union has no branch for the old CustomerErased"
     ]
 
 

@@ -339,6 +339,7 @@ _payloads: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "order.placed": _session_payload,
     "order.cancelled": _some({"reason": st.none() | _text}),
     "order.reopened": _some({"reason": st.none() | _text}),
+    "customer.erased": _some({"reason": st.none() | _text}),
     "order.items_returned": st.fixed_dictionaries(
         {"items": st.lists(_returned, min_size=1, max_size=4)}
     ),

@@ -334,6 +334,7 @@ def _kafka(
         roles.setdefault(topic, []).append("input")
     roles.setdefault(settings.effects_topic, []).append("effects")
     roles.setdefault(settings.dlq_topic, []).append("DLQ")
+    roles.setdefault(settings.erasures_topic, []).append("erasures")
     for topic in settings.effect_routes:
         roles.setdefault(topic, []).append("effect route")
     inputs = {t: view.partitions[t] for t in settings.input_topics if t in view.partitions}
@@ -353,6 +354,8 @@ def _kafka(
             f"kafka-topics.sh --bootstrap-server {servers} --create --topic {topic} "
             f"--partitions {suggested}"
         )
+        if kinds == ["erasures"]:
+            command += " --config cleanup.policy=compact"
         if secured:
             command += " --command-config <client.properties with your SASL/TLS settings>"
         checks.append(CheckResult(name, "fail", f"{role}: does not exist", f"create it: {command}"))

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     input_topics: Annotated[tuple[str, ...], NoDecode] = DEFAULT_INPUT_TOPICS
     effects_topic: str = Field(default="talon.effects", min_length=1)
     dlq_topic: str = Field(default="talon-stream.dlq", min_length=1)
+    #: Where erased customers are written (compacted; keyed by a digest of the integration ID,
+    #: never the ID): every worker of the group reads it, so a customer's records after a
+    #: ``customer.erased`` are refused whoever owns the partition then (docs/events.md).
+    erasures_topic: str = Field(default="talon-stream.erasures", min_length=1)
     #: Topics that get an envelope narrowed to some effect types, besides the whole envelope on
     #: the effects topic (talon_stream.core.EffectRouter; JSON
     #: ``{"topic": ["setDiscount*", ...]}``, ``{}``: off).
@@ -150,6 +154,10 @@ class Settings(BaseSettings):
     response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = ("customerSession",)
     dry_run: bool = False
     profile_run_rule_engine: bool = True
+    #: How ``customer.event`` is tracked: ``v2`` (track event) or ``v3`` (track advanced event,
+    #: identified by the ``eventId``: Talon.One refuses a replayed one as a duplicate, and the
+    #: worker publishes the stored event's effects instead).
+    custom_events_api: Literal["v2", "v3"] = "v2"
 
     # --- Worker --------------------------------------------------------------------------------
     #: ``keyed``: many customers in flight, one call per customer; ``partition``: one call in
@@ -277,6 +285,19 @@ class Settings(BaseSettings):
             "fetch.max.bytes": 8 * 1024 * 1024,
             # Exactly-once reads only committed input, as its own readers do.
             "isolation.level": "read_committed" if self.exactly_once else "read_uncommitted",
+            "log.connection.close": False,
+            **reveal(self.kafka_config),
+        }
+
+    def reader_config(self) -> dict[str, Any]:
+        """librdkafka settings of a consumer that reads whole topics (the erasures topic) by
+        assignment: it never joins the group nor commits."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "group.id": self.group_id + ".reader",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
             "log.connection.close": False,
             **reveal(self.kafka_config),
         }

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Operation", "TalonCall", "TalonResponse"]
+__all__ = ["Operation", "TalonCall", "TalonResponse", "customer_digest"]
+
+
+def customer_digest(integration_id: str) -> str:
+    """A one-way name for a customer: what logs, errors and the erasure ledger say instead of
+    the integration ID of a customer whose personal data is erased."""
+    return hashlib.sha256(b"talon-stream erasure\0" + integration_id.encode()).hexdigest()
 
 
 class Operation(StrEnum):
@@ -19,6 +26,12 @@ class Operation(StrEnum):
     REOPEN_CUSTOMER_SESSION = "reopenCustomerSession"
     UPDATE_CUSTOMER_PROFILE = "updateCustomerProfileV2"
     TRACK_EVENT = "trackEventV2"
+    #: Advanced events: uniquely identified by ``integrationId``, so a replay is a duplicate.
+    TRACK_EVENT_V3 = "trackEventV3"
+    #: The stored advanced event and its effects (a replayed one's answer, see ``trackEventV3``).
+    GET_EVENT_V3 = "getEventV3"
+    #: Erasure: the attributes of the profile and of what refers to it, in every Application.
+    DELETE_CUSTOMER_DATA = "deleteCustomerData"
     #: Read only: what Talon.One holds for a session (to tell a late cart update from a bad one).
     GET_CUSTOMER_SESSION = "getCustomerSession"
 
@@ -43,6 +56,9 @@ _METHODS = {
     Operation.REOPEN_CUSTOMER_SESSION: "PUT",
     Operation.UPDATE_CUSTOMER_PROFILE: "PUT",
     Operation.TRACK_EVENT: "POST",
+    Operation.TRACK_EVENT_V3: "POST",
+    Operation.GET_EVENT_V3: "GET",
+    Operation.DELETE_CUSTOMER_DATA: "DELETE",
     Operation.GET_CUSTOMER_SESSION: "GET",
 }
 
@@ -52,6 +68,9 @@ _PATHS = {
     Operation.REOPEN_CUSTOMER_SESSION: "/v2/customer_sessions/{id}/reopen",
     Operation.UPDATE_CUSTOMER_PROFILE: "/v2/customer_profiles/{id}",
     Operation.TRACK_EVENT: "/v2/events",
+    Operation.TRACK_EVENT_V3: "/v3/events",
+    Operation.GET_EVENT_V3: "/v3/events/{id}",
+    Operation.DELETE_CUSTOMER_DATA: "/v1/customer_data/{id}",
     Operation.GET_CUSTOMER_SESSION: "/v2/customer_sessions/{id}",
 }
 
@@ -81,7 +100,11 @@ class TalonCall:
         return self.operation.path(self.integration_id)
 
     def describe(self) -> str:
-        """Short and readable, e.g. ``updateCustomerSessionV2 PUT /v2/customer_sessions/s1``."""
+        """Short and readable, e.g. ``updateCustomerSessionV2 PUT /v2/customer_sessions/s1``.
+        An erasure names its customer by digest only (``customer_data/~3f2a9c01``)."""
+        if self.operation is Operation.DELETE_CUSTOMER_DATA:
+            path = "/v1/customer_data/~" + customer_digest(self.integration_id)[:12]
+            return f"{self.operation.value} {self.method} {path}"
         return f"{self.operation.value} {self.method} {self.path}"
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "AudiencesChanges",
     "CartItem",
     "CartUpdated",
+    "CustomerErased",
     "CustomerEvent",
     "CustomerEventPayload",
     "CustomerUpdated",
@@ -192,6 +193,14 @@ class CustomerEvent(_ProfileEvent):
     payload: CustomerEventPayload
 
 
+class CustomerErased(_ProfileEvent):
+    """The customer asked to be forgotten: their personal data is deleted in Talon.One, and
+    their later records are refused (dead-lettered) rather than sent."""
+
+    type: Literal["customer.erased"] = "customer.erased"
+    payload: EmptyPayload = Field(default_factory=EmptyPayload)
+
+
 Event = Annotated[
     CartUpdated
     | OrderPlaced
@@ -199,7 +208,8 @@ Event = Annotated[
     | OrderItemsReturned
     | OrderReopened
     | CustomerUpdated
-    | CustomerEvent,
+    | CustomerEvent
+    | CustomerErased,
     Field(discriminator="type"),
 ]
 
@@ -214,6 +224,7 @@ EVENT_MODELS: Mapping[str, type[BaseModel]] = {
         OrderReopened,
         CustomerUpdated,
         CustomerEvent,
+        CustomerErased,
     )
 }
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

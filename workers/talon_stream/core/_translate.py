@@ -9,7 +9,10 @@ Each event type maps to exactly one Integration API operation (see ``docs/events
 ``order.items_returned`` return cart items
 ``order.reopened``     reopen customer session
 ``customer.updated``   update customer profile v2 (``runRuleEngine`` on by default)
-``customer.event``     track event v2 with ``silent=no`` so effects come back
+``customer.event``     track event v2 with ``silent=no`` so effects come back (or, set
+                       to v3, track advanced event: its ``integrationId`` is the
+                       ``eventId``, so a replay is a duplicate Talon.One recognises)
+``customer.erased``    delete customer data (the profile's personal data)
 =====================  ==========================================================
 """
 
@@ -53,15 +56,19 @@ _PROFILE_CONTENT = frozenset(
         "ruleFailureReasons",
     }
 )
+# trackEventV3 calls the tracked event ``advancedEvent``.
+_EVENT_V3_CONTENT = (_PROFILE_CONTENT - {"event"}) | {"advancedEvent"}
 
 
 @dataclass(frozen=True, slots=True)
 class TranslationOptions:
-    """Settings that shape every call: what Talon.One should send back, and dry runs."""
+    """Settings that shape every call: what Talon.One should send back, dry runs, and which
+    track-event operation custom events use."""
 
     response_content: tuple[str, ...] = ("customerSession",)
     dry: bool = False
     profile_run_rule_engine: bool = True
+    custom_events: Literal["v2", "v3"] = "v2"
 
     def content_for(self, allowed: frozenset[str]) -> list[str]:
         return [value for value in self.response_content if value in allowed]
@@ -99,7 +106,22 @@ def translate(event: Event, options: TranslationOptions) -> TalonCall:
         case events.CustomerUpdated():
             return _profile_update(event, options)
         case events.CustomerEvent():
+            if options.custom_events == "v3":
+                return _track_event_v3(event, options)
             return _track_event(event, options)
+        case events.CustomerErased():
+            if options.dry:
+                raise TranslationError(
+                    "customer.erased is not sent in a dry run: Talon.One's delete customer data "
+                    "has no dry mode"
+                )
+            profile_id = _profile_id(event.profile_id)
+            return TalonCall(
+                operation=Operation.DELETE_CUSTOMER_DATA,
+                integration_id=profile_id,
+                body=None,
+                profile_id=profile_id,
+            )
     raise TranslationError(f"no Talon.One call is defined for event type {event.type!r}")
 
 
@@ -238,6 +260,35 @@ def _track_event(event: events.CustomerEvent, options: TranslationOptions) -> Ta
     if options.dry:
         query["dry"] = "true"
     return _profile_call(Operation.TRACK_EVENT, event, body, query)
+
+
+def _track_event_v3(event: events.CustomerEvent, options: TranslationOptions) -> TalonCall:
+    payload = event.payload
+    profile_id = _profile_id(event.profile_id)
+    body: dict[str, Any] = {
+        "type": payload.event_type,
+        "profileId": profile_id,
+        "integrationId": event.event_id,
+    }
+    if payload.attributes is not None:
+        body["attributes"] = payload.attributes
+    if payload.store_integration_id is not None:
+        body["storeIntegrationId"] = payload.store_integration_id
+    if payload.loyalty_cards is not None:
+        body["loyaltyCards"] = list(payload.loyalty_cards)
+    if event.session_id is not None:
+        body["connectedSessionId"] = event.session_id
+    content = [
+        "advancedEvent" if value == "event" else value
+        for value in options.response_content
+        if value in _EVENT_V3_CONTENT or value == "event"
+    ]
+    if content:
+        body["responseContent"] = content
+    query = {"silent": "no"}
+    if options.dry:
+        query["dry"] = "true"
+    return _profile_call(Operation.TRACK_EVENT_V3, event, body, query)
 
 
 def _profile_call(

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 DEMO_API_KEY = "demo-integration-key"
 EFFECTS_TOPIC = "talon.effects"
 DLQ_TOPIC = "talon-stream.dlq"
+ERASURES_TOPIC = "talon-stream.erasures"
 PARTITIONS = 6
 _THINK_TIME_S = (0.3, 1.5)  # pause between one shopper's actions
 _STALL_S = 60.0  # give up when no outcome arrives for this long
@@ -92,6 +93,7 @@ def run_demo(options: DemoOptions, console: Console | None = None) -> int:
             dict.fromkeys(DEFAULT_INPUT_TOPICS, PARTITIONS)
             | {EFFECTS_TOPIC: PARTITIONS, DLQ_TOPIC: 1}
         )
+        broker.create_topics({ERASURES_TOPIC: 1}, {"cleanup.policy": "compact"})
         try:
             emulator, base_url = spawn_emulator(
                 DEMO_API_KEY, latency_ms=options.emulator_latency_ms
@@ -116,6 +118,7 @@ async def _demo(options: DemoOptions, broker: Broker, base_url: str, console: Co
         talon_api_key=DEMO_API_KEY,
         effects_topic=EFFECTS_TOPIC,
         dlq_topic=DLQ_TOPIC,
+        erasures_topic=ERASURES_TOPIC,
         health_host="127.0.0.1",
         health_port=options.health_port,
         **LOCAL_CONSUMER_SETTINGS,

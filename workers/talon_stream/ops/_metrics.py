@@ -22,6 +22,7 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``records_superseded_total``                 records not sent: a newer event of their session
                                              was already applied (an envelope says so)
 ``calls_saved_total``                        cart updates that joined another record's call
+``customers_erased_total``                   ``customer.erased`` events applied (no IDs kept)
 ``transactions_total{outcome}``              exactly-once: transactions committed, aborted
 ``transaction_commit_seconds_total``         exactly-once: time spent committing them
 ========================================  =====================================================
@@ -180,6 +181,13 @@ class WorkerCollector(Collector):
         )
         saved.add_metric([], stats.calls_saved)
         yield saved
+
+        erased = CounterMetricFamily(
+            _PREFIX + "customers_erased",
+            "customer.erased events applied: personal data deleted in Talon.One.",
+        )
+        erased.add_metric([], stats.customers_erased)
+        yield erased
 
         skipped = CounterMetricFamily(
             _PREFIX + "records_skipped",

@@ -57,6 +57,8 @@ class WorkerStats:
     superseded: int = 0
     #: Calls not made: cart updates that joined another record's call.
     calls_saved: int = 0
+    #: ``customer.erased`` events applied (Talon.One deleted the customer's personal data).
+    customers_erased: int = 0
     retries: int = 0
     calls: Counter[str] = field(default_factory=Counter)  # by operation
     statuses: Counter[int] = field(default_factory=Counter)  # by HTTP status

@@ -16,7 +16,13 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from talon_stream._exceptions import RecordError, TalonError, TalonPermanentError
+from talon_stream._exceptions import (
+    ErasedCustomerError,
+    RecordError,
+    TalonDuplicateError,
+    TalonError,
+    TalonPermanentError,
+)
 from talon_stream.config._settings import Settings
 from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.core._dead_letters import DlqFailure
@@ -34,6 +40,7 @@ from talon_stream.formats._decoder import Decoder
 from talon_stream.formats.mapping._mappings import Mappings
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.ops._tracing import CallTrace, start_call_trace
+from talon_stream.processing._erasures import ErasureLedger
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._publisher import OutcomePublisher
 from talon_stream.processing._sessions import SessionLedger, Superseded
@@ -75,6 +82,7 @@ class RecordProcessor:
         options: TranslationOptions,
         stats: WorkerStats,
         sessions: SessionLedger | None = None,
+        erasures: ErasureLedger | None = None,
     ) -> None:
         self._decoder = decoder
         self._caller = caller
@@ -83,6 +91,8 @@ class RecordProcessor:
         self.stats = stats
         #: What the worker knows of the sessions it updated (``None``: every record is sent).
         self.sessions = sessions
+        #: The customers erased (``None``: records are never refused for an erasure).
+        self.erasures = erasures
 
     @classmethod
     def from_settings(
@@ -134,6 +144,7 @@ class RecordProcessor:
             response_content=settings.response_content,
             dry=settings.dry_run,
             profile_run_rule_engine=settings.profile_run_rule_engine,
+            custom_events=settings.custom_events_api,
         )
         return cls(
             decoder,
@@ -142,6 +153,7 @@ class RecordProcessor:
             options=options,
             stats=stats,
             sessions=SessionLedger() if settings.supersede_late_carts else None,
+            erasures=ErasureLedger(sink, settings.erasures_topic),
         )
 
     def prepare(self, record: InputRecord) -> Prepared:
@@ -199,6 +211,11 @@ class RecordProcessor:
             on_answered()
             await self._publisher.dead_letter(prepared, DlqFailure(error, 0, at, at))
             return
+        refusal = self._erased(call)
+        if refusal is not None:
+            on_answered()
+            await self._publisher.dead_letter(prepared, DlqFailure(refusal, 0, at, at))
+            return
         sessions = self.sessions
         if sessions is not None and (superseded := sessions.superseded(event)) is not None:
             on_answered()
@@ -230,7 +247,7 @@ class RecordProcessor:
         effects); the others get the same answer in envelopes that name it (``coalescedInto``).
         Records superseded by what the session already holds are left out; a call Talon.One
         refuses is made again record by record, so only a bad record is dead-lettered."""
-        if self._publisher.dead_letters.parked is not None:
+        if self._publisher.dead_letters.parked is not None or self._erased(group[0].call):
             await self._one_by_one(group, on_answered)
             return
         sessions = self.sessions
@@ -291,6 +308,55 @@ class RecordProcessor:
             owner, owner.event, call, response, envelope_key=key, attempts=attempts
         )
 
+    def _erased(self, call: TalonCall | None) -> ErasedCustomerError | None:
+        """Why ``call`` is not to be made: its customer was erased (an erasure itself is)."""
+        erasures = self.erasures
+        if (
+            erasures is None
+            or call is None
+            or call.profile_id is None
+            or call.operation is Operation.DELETE_CUSTOMER_DATA
+        ):
+            return None
+        erasure = erasures.find(call.profile_id)
+        if erasure is None:
+            return None
+        return ErasedCustomerError(
+            f"{erasure.describe()}: the customer's later records are not sent, so that "
+            "Talon.One does not create the profile again"
+        )
+
+    async def _answer(
+        self, call: TalonCall, key: str, trace: CallTrace | None
+    ) -> tuple[TalonResponse, int]:
+        """Talon.One's answer to ``call``. An erasure of a customer Talon.One does not know
+        (404) is done already; a replayed advanced event (409, it exists) is answered by the
+        stored event and its effects.
+
+        Raises:
+            TalonPermanentError: Talon.One refused the call.
+        """
+        try:
+            return await self._caller.call(
+                call, key, trace.http_headers if trace is not None else None
+            )
+        except TalonDuplicateError as exc:
+            assert call.body is not None
+            read = TalonCall(Operation.GET_EVENT_V3, str(call.body["integrationId"]), None)
+            response, attempts = await self._caller.call(read, "", None)
+            if response.body.get("profileId") != call.profile_id:
+                raise TalonPermanentError(
+                    "the eventId is the id of another customer's advanced event",
+                    call=call,
+                    status=exc.status,
+                    body=exc.body,
+                ) from exc
+            return response, attempts + 1
+        except TalonPermanentError as exc:
+            if call.operation is Operation.DELETE_CUSTOMER_DATA and exc.status == 404:
+                return TalonResponse(status=404, body={}, elapsed_s=0.0), 1
+            raise
+
     def _note_applied(self, event: Event, key: str, response: TalonResponse) -> None:
         """Tell the session ledger Talon.One applied ``event`` (envelope ``key``), with the
         session's state when the answer has the session."""
@@ -349,9 +415,7 @@ class RecordProcessor:
         record = prepared.record
         key = envelope_id(record.topic, record.partition, record.offset)
         try:
-            response, attempts = await self._caller.call(
-                call, key, trace.http_headers if trace is not None else None
-            )
+            response, attempts = await self._answer(call, key, trace)
         except TalonPermanentError as exc:
             state = await self._closed_state(event, exc)
             on_answered()
@@ -363,6 +427,12 @@ class RecordProcessor:
             return
         if call.session_id is not None:
             self._note_applied(event, key, response)  # before the session's next record starts
+        if call.operation is Operation.DELETE_CUSTOMER_DATA and self.erasures is not None:
+            # Written down before the outcome, and before the customer's next record starts.
+            await self.erasures.record(
+                call.integration_id, event_id=event.event_id, envelope_id=key
+            )
+            self.stats.customers_erased += 1
         on_answered()
         await self._publisher.effects(
             prepared,

@@ -30,6 +30,7 @@ from talon_stream.core._records import PartitionKey
 from talon_stream.formats.mapping._mappings import Mappings, load_mappings
 from talon_stream.kafka._consumer import AsyncConsumer
 from talon_stream.kafka._producer import AsyncProducer
+from talon_stream.kafka._tail import TopicTail
 from talon_stream.kafka._transactions import TransactionalSink
 from talon_stream.ops._health import HealthServer, WorkerStatus
 from talon_stream.ops._metrics import MetricsSnapshot, WorkerCollector, render
@@ -165,11 +166,25 @@ class Worker:
                 halt=self.halt,
             )
         consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
+        erasures = processor.erasures
+        tail = (
+            None
+            if erasures is None
+            else TopicTail(settings.reader_config(), erasures.topic, erasures.load)
+        )
 
         async def on_assign(
             partitions: list[PartitionKey], resumes: dict[PartitionKey, Resume]
         ) -> None:
             log.info("assigned %s", _describe(partitions))
+            if tail is not None and partitions:
+                # The erasures their last owner made are known before any record runs.
+                try:
+                    await tail.catch_up(_METADATA_TIMEOUT_S * 3)
+                except BrokerError as exc:
+                    if dispatcher.failure is None:
+                        dispatcher.failure = exc
+                    self._stopping.set()
             finished = sum(len(resume.finished) for resume in resumes.values())
             if finished:
                 log.info(
@@ -251,6 +266,8 @@ class Worker:
                 await transactions.close()
             await producer.close()
             await talon.aclose()
+            if tail is not None:
+                tail.close()
             if self.avro is not None:
                 self.avro.close()
         if dispatcher.failure is not None:

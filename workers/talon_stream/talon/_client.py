@@ -21,13 +21,14 @@ import httpx
 import orjson
 
 from talon_stream._exceptions import (
+    TalonDuplicateError,
     TalonFatalError,
     TalonPermanentError,
     TalonRetryableError,
     TalonStatusError,
     TalonTransportError,
 )
-from talon_stream.core._calls import TalonCall, TalonResponse
+from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.talon._http11 import HttpError, HttpTimeoutError
 from talon_stream.talon._transports import HttpClientKind, Origin, open_transport
 
@@ -156,6 +157,12 @@ def _status_error(
     kind: type[TalonStatusError]
     if status in FATAL_STATUSES:
         kind = TalonFatalError
+    elif (
+        status == 409
+        and call.operation is Operation.TRACK_EVENT_V3
+        and "already exists" in text.lower()
+    ):
+        kind = TalonDuplicateError
     elif status in RETRYABLE_STATUSES:
         kind = TalonRetryableError
     else:
