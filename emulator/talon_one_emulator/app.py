@@ -4,7 +4,7 @@
 How a Talon.One call is answered (faults, auth, Idempotency-Key, latency, 409, request log) is in
 :mod:`talon_one_emulator.http.handler`; the admin API in :mod:`talon_one_emulator.http.admin`.
 
-Talon.One paths (as in the Integration API specification)::
+Talon.One paths (as in the Integration API specification: every operation it lists)::
 
     PUT  /v2/customer_sessions/{customerSessionId}          updateCustomerSessionV2
     GET  /v2/customer_sessions/{customerSessionId}          getCustomerSession
@@ -13,6 +13,9 @@ Talon.One paths (as in the Integration API specification)::
     PUT  /v2/customer_profiles/{integrationId}              updateCustomerProfileV2
     PUT  /v2/customer_profiles                              updateCustomerProfilesV2
     POST /v2/events                                         trackEventV2
+    POST /v3/events                                         trackEventV3
+    GET  /v3/events/{integrationId}                         getEventV3
+    GET  /v1/integration/campaigns                          integrationGetAllCampaigns
     POST /v1/referrals                                      createReferral
     POST /v1/referrals_for_multiple_advocates               createReferralsForMultipleAdvocates
     POST /v1/coupon_reservations/{couponValue}              createCouponReservation
@@ -33,6 +36,7 @@ Talon.One paths (as in the Integration API specification)::
                                                 getLoyaltyProgramProfilePoints
     POST /v1/loyalty_programs/{id}/profile/{integrationId}/delete_transactions
                                                 deleteLoyaltyTransactionsFromLedgers
+    POST /v1/loyalty_programs/{id}/profile/{integrationId}/join        joinLoyaltyProgram
     POST /v1/loyalty_programs/{id}/activate_points          activateLoyaltyPoints
     POST /v1/loyalty_programs/{id}/cards                    generateLoyaltyCard
     GET  /v1/loyalty_programs/{id}/cards/{loyaltyCardId}/balances      getLoyaltyCardBalances
@@ -64,7 +68,7 @@ from talon_one_emulator.http import promotion_routes as promo
 from talon_one_emulator.http import protocol as http
 from talon_one_emulator.http.admin import ADMIN_PREFIX, admin_routes
 from talon_one_emulator.http.faults import FaultInjector
-from talon_one_emulator.http.handler import Operation, Result, Sleep, TalonHandler
+from talon_one_emulator.http.handler import Operation, Result, Sleep, TalonHandler, with_status
 from talon_one_emulator.http.idempotency import IdempotencyStore
 from talon_one_emulator.http.loyalty_routes import loyalty_routes
 from talon_one_emulator.http.protocol import Request, Route, Router
@@ -111,7 +115,9 @@ def _update_profile(service: IntegrationService, request: Request, body: Any) ->
     return 200, response
 
 
-def _track_event(service: IntegrationService, request: Request, body: Any) -> _Result:
+def _event_flags(request: Request) -> tuple[bool, bool]:
+    """``(silent, dry)`` of a track event call (v2 or v3); ``forceCompleteEvaluation`` needs
+    ``dry`` (every campaign is evaluated anyway: evaluation modes are not emulated)."""
     query = request.query
     silent = parse_silent(query.get("silent"))
     dry = parse_bool("dry", query.get("dry"))
@@ -119,8 +125,27 @@ def _track_event(service: IntegrationService, request: Request, body: Any) -> _R
         details = "forceCompleteEvaluation can only be used together with dry=true"
         detail = ApiErrorDetail("Invalid", details, parameter="forceCompleteEvaluation")
         raise InvalidDataError((detail,))
+    return silent, dry
+
+
+def _track_event(service: IntegrationService, request: Request, body: Any) -> _Result:
+    silent, dry = _event_flags(request)
     response = service.track_event(body, silent=silent, dry=dry)
     return (204, None) if response is None else (200, response)
+
+
+@with_status
+def _track_event_v3(service: IntegrationService, request: Request, body: Any) -> _Result:
+    # The specification declares only 200 here, but its silent parameter (default yes) says
+    # "yes" answers 204, as for trackEventV2: the parameter is followed.
+    silent, dry = _event_flags(request)
+    response = service.track_advanced_event(body, silent=silent, dry=dry)
+    return (204, None) if response is None else (200, response)
+
+
+@with_status
+def _get_event_v3(service: IntegrationService, request: Request, _body: Any) -> _Result:
+    return 200, service.get_advanced_event(request.match_info["integrationId"])
 
 
 def _update_profiles(service: IntegrationService, request: Request, body: Any) -> _Result:
@@ -130,7 +155,7 @@ def _update_profiles(service: IntegrationService, request: Request, body: Any) -
 
 
 def _promotion_routes(api: TalonHandler) -> list[Route]:
-    """Referrals, coupon reservations, audiences and catalogs."""
+    """Referrals, coupon reservations, audiences, catalogs and the running campaigns."""
     reservations = "/v1/coupon_reservations"
     audience = "/v2/audiences/{audienceId}"
     return [
@@ -199,6 +224,16 @@ def _promotion_routes(api: TalonHandler) -> list[Route]:
         http.post(
             "/v1/best_prior_price", api.route(_Operation("bestPriorPrice", promo.best_prior_price))
         ),
+        http.get(
+            "/v1/integration/campaigns",
+            api.route(
+                _Operation(
+                    "integrationGetAllCampaigns",
+                    promo.integration_get_all_campaigns,
+                    reads_body=False,
+                )
+            ),
+        ),
     ]
 
 
@@ -238,6 +273,7 @@ def create_app(
             request_log_size=config.request_log_size,
             max_sessions=config.max_sessions,
             max_profiles=config.max_profiles,
+            max_events=config.max_events,
         )
     if faults is None:
         faults = FaultInjector(config.fault_settings)
@@ -269,6 +305,13 @@ def create_app(
         ),
         http.post(
             "/v2/events", api.route(_Operation("trackEventV2", _track_event, gate="profile"))
+        ),
+        http.post(
+            "/v3/events", api.route(_Operation("trackEventV3", _track_event_v3, gate="profile"))
+        ),
+        http.get(
+            "/v3/events/{integrationId}",
+            api.route(_Operation("getEventV3", _get_event_v3, reads_body=False)),
         ),
         *_promotion_routes(api),
         *loyalty_routes(api),

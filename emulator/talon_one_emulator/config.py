@@ -14,7 +14,11 @@ from talon_one_emulator.http.idempotency import (
 )
 from talon_one_emulator.store.concurrency import DEFAULT_CONCURRENCY_LIMIT
 from talon_one_emulator.store.requestlog import DEFAULT_REQUEST_LOG_SIZE
-from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS
+from talon_one_emulator.store.state import (
+    DEFAULT_MAX_EVENTS,
+    DEFAULT_MAX_PROFILES,
+    DEFAULT_MAX_SESSIONS,
+)
 
 __all__ = ["EmulatorConfig"]
 
@@ -45,6 +49,8 @@ class EmulatorConfig:
         max_profiles: how many customer profiles are kept at most (default 200,000); beyond,
             the oldest-created one is forgotten with what only it owns (loyalty ledgers,
             per-profile coupon and budget counts, audience memberships, ...).
+        max_events: how many advanced events (trackEventV3) are kept at most (default
+            200,000); beyond, the oldest one is forgotten and its ID may be used again.
 
     Raises:
         ConfigError: a value is out of range.
@@ -62,6 +68,7 @@ class EmulatorConfig:
     idempotency_capacity: int = DEFAULT_IDEMPOTENCY_CAPACITY
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_profiles: int = DEFAULT_MAX_PROFILES
+    max_events: int = DEFAULT_MAX_EVENTS
 
     def __post_init__(self) -> None:
         if isinstance(self.api_keys, str):
@@ -89,6 +96,8 @@ class EmulatorConfig:
                 f"max_sessions and max_profiles must be >= 1, got {self.max_sessions} and "
                 f"{self.max_profiles}"
             )
+        if self.max_events < 1:
+            raise ConfigError(f"max_events must be >= 1, got {self.max_events}")
 
     @property
     def fault_settings(self) -> FaultSettings:

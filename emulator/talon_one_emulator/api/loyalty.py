@@ -3,7 +3,8 @@
 Profile endpoints (``/v1/loyalty_programs/{id}/profile/{integrationId}/...``) work on
 profile-based programs, card endpoints (``.../cards/{loyaltyCardId}...``) on card-based ones;
 the other kind of program is a 400. Unknown programs, profiles and cards are a 404 (a 400 for
-``generateLoyaltyCard``, which declares no 404). Lists are paged with ``pageSize`` (default 50)
+``generateLoyaltyCard``, which declares no 404), except that ``joinLoyaltyProgram`` creates an
+unknown profile before it joins. Lists are paged with ``pageSize`` (default 50)
 and ``skip``; transactions come newest first, points in the order they were earned unless
 ``sort`` says otherwise.
 """
@@ -47,6 +48,7 @@ from talon_one_emulator.store.loyalty_ledger import (
     Transaction,
     balance,
 )
+from talon_one_emulator.times import format_time
 
 if TYPE_CHECKING:
     from talon_one_emulator.store.state import EmulatorState, ProfileRecord
@@ -301,6 +303,26 @@ class LoyaltyService:
             for index, subledger_id in enumerate(subledgers):
                 self._subledger(program, subledger_id, at=pointer("subledgerIds", index))
         self.state.loyalty.delete_transactions(program, integration_id, subledgers)
+
+    def join_program(self, program_id: str, integration_id: str) -> None:
+        """joinLoyaltyProgram (200, no body): the profile, created if unknown, joins the program.
+
+        Raises:
+            NotFoundError: unknown program.
+            BadRequestError: the program is card-based, or the profile has joined it already
+                (by this call, or by earning points in it).
+            InvalidDataError: the program ID is not an integer.
+        """
+        program = self._program(program_id, card_based=False)
+        state = self.state
+        if state.loyalty.profile_account(program.id, integration_id) is not None:
+            raise BadRequestError(
+                f'Customer profile "{integration_id}" has already joined loyalty program '
+                f"{program.id}"
+            )
+        now = self._now()
+        state.ensure_profile(integration_id, format_time(now))
+        state.loyalty.join(program, integration_id, now)
 
     # --- both kinds --------------------------------------------------------------------------
 

@@ -23,12 +23,14 @@ from talon_one_emulator.models.integration import (
     MAX_CART_QUANTITY,
     CustomerProfileIntegrationRequestV2,
     IntegrationEventV2Request,
+    IntegrationEventV3Request,
     IntegrationRequest,
     MultipleCustomerProfileIntegrationRequest,
     ReturnIntegrationRequest,
 )
 
 __all__ = [
+    "advanced_event_request",
     "bulk_profile_request",
     "check_attributes",
     "event_request",
@@ -259,6 +261,22 @@ def bulk_profile_request(
     return request
 
 
+def _check_event(
+    name: str,
+    attributes: Mapping[str, Any] | None,
+    campaigns: CampaignSet,
+    errors: list[ApiErrorDetail],
+) -> None:
+    """Append an error for an undeclared event type, or for its bad attributes."""
+    event_type = campaigns.event_types.get(name)
+    if event_type is None:
+        details = f'The event type "{name}" is not defined.'
+        errors.append(ApiErrorDetail("Unknown", details, pointer=pointer("type")))
+    else:
+        declared = {**campaigns.attributes.event, **event_type.attributes}
+        check_attributes(attributes, declared, "Event", ("attributes",), errors)
+
+
 def event_request(body: Any, campaigns: CampaignSet) -> IntegrationEventV2Request:
     """Validate a track-event body: known event type, declared attributes, a ``profileId``."""
     request = _validate(IntegrationEventV2Request, body)
@@ -267,13 +285,31 @@ def event_request(body: Any, campaigns: CampaignSet) -> IntegrationEventV2Reques
         errors.append(
             ApiErrorDetail("required", "profileId is required", pointer=pointer("profileId"))
         )
-    event_type = campaigns.event_types.get(request.type)
-    if event_type is None:
-        details = f'The event type "{request.type}" is not defined.'
-        errors.append(ApiErrorDetail("Unknown", details, pointer=pointer("type")))
-    else:
-        declared = {**campaigns.attributes.event, **event_type.attributes}
-        check_attributes(request.attributes, declared, "Event", ("attributes",), errors)
+    _check_event(request.type, request.attributes, campaigns, errors)
+    _raise_if(errors)
+    return request
+
+
+def advanced_event_request(body: Any, campaigns: CampaignSet) -> IntegrationEventV3Request:
+    """Validate a track-advanced-event body like a track-event one (``profileId`` and
+    ``integrationId`` are required by its schema), with one connected session at most.
+
+    The SDK's spelling ``connectedSessionID`` is folded into ``connected_session_id``; both
+    spellings with different values are a 400.
+    """
+    request = _validate(IntegrationEventV3Request, body)
+    errors: list[ApiErrorDetail] = []
+    if not request.profile_id:
+        errors.append(
+            ApiErrorDetail("required", "profileId is required", pointer=pointer("profileId"))
+        )
+    _check_event(request.type, request.attributes, campaigns, errors)
+    sdk_spelling = request.sdk_connected_session_id
+    if sdk_spelling is not None:
+        if request.connected_session_id not in (None, sdk_spelling):
+            details = "connectedSessionId and connectedSessionID name different sessions"
+            errors.append(ApiErrorDetail("Invalid", details, pointer=pointer("connectedSessionID")))
+        request.connected_session_id = sdk_spelling
     _raise_if(errors)
     return request
 

@@ -159,6 +159,14 @@ def delete_transactions(service: IntegrationService, request: Request, body: Any
 
 
 @with_status
+def join_program(service: IntegrationService, request: Request, _body: Any) -> Result:
+    _loyalty(service).join_program(
+        _path(request, "loyaltyProgramId"), _path(request, "integrationId")
+    )
+    return 200, None  # the specification's 200 has no content
+
+
+@with_status
 def activate_points(service: IntegrationService, request: Request, body: Any) -> Result:
     return 200, _loyalty(service).activate_points(_path(request, "loyaltyProgramId"), body)
 
@@ -287,6 +295,10 @@ def loyalty_routes(api: TalonHandler) -> list[Route]:
             f"{profile}/delete_transactions",
             "deleteLoyaltyTransactionsFromLedgers",
             delete_transactions,
+        ),
+        http.post(
+            f"{profile}/join",
+            api.route(Operation("joinLoyaltyProgram", join_program, reads_body=False)),
         ),
         post(f"{program}/activate_points", "activateLoyaltyPoints", activate_points),
         post(f"{program}/cards", "generateLoyaltyCard", generate_card),

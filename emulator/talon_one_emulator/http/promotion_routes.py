@@ -1,4 +1,5 @@
-"""The route functions of the referral, coupon reservation, audience and catalog operations.
+"""The route functions of the referral, coupon reservation, audience, catalog and campaign list
+operations.
 
 Each takes the :class:`~talon_one_emulator.api.operations.IntegrationService`, the request and its
 parsed body,
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from talon_one_emulator.api.campaigns import CampaignFilter
+from talon_one_emulator.api.queries import parse_int, parse_list, parse_moment, parse_page
 from talon_one_emulator.api.validation import parse_silent
 from talon_one_emulator.http.handler import no_content, with_status
 from talon_one_emulator.http.protocol import Request
@@ -28,6 +31,7 @@ __all__ = [
     "delete_audience_memberships",
     "delete_coupon_reservation",
     "get_reserved_customers",
+    "integration_get_all_campaigns",
     "sync_catalog",
     "update_audience",
     "update_audience_customers_attributes",
@@ -35,6 +39,8 @@ __all__ = [
 ]
 
 Result = tuple[int, Any]
+
+_CAMPAIGN_PAGE_SIZE = 50
 
 
 def create_referral(service: IntegrationService, _request: Request, body: Any) -> Result:
@@ -114,3 +120,21 @@ def sync_catalog(service: IntegrationService, request: Request, body: Any) -> Re
 @with_status
 def best_prior_price(service: IntegrationService, _request: Request, body: Any) -> Result:
     return 200, service.catalogs.best_prior_price(body)
+
+
+@with_status
+def integration_get_all_campaigns(
+    service: IntegrationService, request: Request, _body: Any
+) -> Result:
+    query = request.query
+    campaign_filter = CampaignFilter(
+        page=parse_page(query, _CAMPAIGN_PAGE_SIZE),
+        campaign_ids=parse_list(query, "campaignIds", csv=True),
+        start_after=parse_moment(query, "startAfter"),
+        start_before=parse_moment(query, "startBefore"),
+        end_after=parse_moment(query, "endAfter"),
+        end_before=parse_moment(query, "endBefore"),
+        store_id=parse_int(query, "storeId"),
+        audience_id=parse_int(query, "audienceId"),
+    )
+    return 200, service.campaigns.list_campaigns(campaign_filter)

@@ -18,9 +18,11 @@ __all__ = [
     "MAX_CART_ITEMS",
     "MAX_CART_QUANTITY",
     "AdditionalCost",
+    "AdvancedEventResponseContent",
     "CartItem",
     "CustomerProfileIntegrationRequestV2",
     "IntegrationEventV2Request",
+    "IntegrationEventV3Request",
     "IntegrationRequest",
     "MultipleCustomerProfileIntegrationRequest",
     "MultipleCustomerProfileIntegrationRequestItem",
@@ -60,6 +62,17 @@ ProfileResponseContent = Literal[
     "triggeredCampaigns",
     "loyalty",
     "event",
+    "awardedGiveaways",
+    "ruleFailureReasons",
+]
+
+# trackEventV3 answers the event it stored as ``advancedEvent`` (the specification's enum; SDK 26.2
+# still has ``event`` there, which the specification no longer lists).
+AdvancedEventResponseContent = Literal[
+    "customerProfile",
+    "triggeredCampaigns",
+    "loyalty",
+    "advancedEvent",
     "awardedGiveaways",
     "ruleFailureReasons",
 ]
@@ -179,5 +192,32 @@ class IntegrationEventV2Request(_Body):
         default=None, alias="loyaltyCards"
     )
     response_content: list[ProfileResponseContent] | None = Field(
+        default=None, alias="responseContent"
+    )
+
+
+class IntegrationEventV3Request(_Body):
+    """An advanced event: a custom event with an ``integrationId`` of its own, maybe about a
+    closed session (``connectedSessionId``).
+
+    ``connectedSessionID`` is how SDK 26.2 spells the connection; it is read as the same field.
+    """
+
+    profile_id: str = Field(alias="profileId")
+    store_integration_id: _StoreId | None = Field(default=None, alias="storeIntegrationId")
+    evaluable_campaign_ids: list[int] | None = Field(default=None, alias="evaluableCampaignIds")
+    type: Annotated[str, Field(min_length=1)]
+    attributes: dict[str, Any] | None = None
+    integration_id: Annotated[str, Field(min_length=1)] = Field(alias="integrationId")
+    connected_session_id: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, alias="connectedSessionId"
+    )
+    sdk_connected_session_id: Annotated[str, Field(min_length=1)] | None = Field(
+        default=None, alias="connectedSessionID"
+    )
+    loyalty_cards: Annotated[list[str], Field(max_length=1)] | None = Field(
+        default=None, alias="loyaltyCards"
+    )
+    response_content: list[AdvancedEventResponseContent] | None = Field(
         default=None, alias="responseContent"
     )

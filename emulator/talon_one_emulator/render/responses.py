@@ -1,9 +1,10 @@
 """Stored records rendered as Talon.One JSON, and the answers assembled from them.
 
 ``session_json``, ``profile_json``, ... render one entity (CustomerSessionV2, CustomerProfile,
-Event, ...); ``integration_state`` and ``profile_state`` assemble a whole answer with the parts
-``responseContent`` asks for. Every function returns plain dicts with every field the SDK models
-require, integers as JSON integers and times as RFC 3339 strings.
+Event, EventV3, IntegrationCampaign, ...); ``integration_state``, ``profile_state`` and
+``advanced_event_state`` assemble a whole answer with the parts ``responseContent`` asks for.
+Every function returns plain dicts with every field the SDK models require, integers as JSON
+integers and times as RFC 3339 strings.
 """
 
 from __future__ import annotations
@@ -11,17 +12,22 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
+from talon_one_emulator.campaigns.file import CampaignSpec
 from talon_one_emulator.money import json_number
 from talon_one_emulator.render.loyalty import loyalty_json as render_loyalty
 from talon_one_emulator.rules.engine import Outcome
+from talon_one_emulator.store.events import AdvancedEventRecord
 from talon_one_emulator.store.promotion_ledger import coupon_json, referral_json
 from talon_one_emulator.store.state import EmulatorState, ProfileRecord, ReturnRecord, SessionRecord
 
 __all__ = [
+    "advanced_event_json",
+    "advanced_event_state",
     "campaigns_json",
     "coupons_json",
     "empty_state",
     "event_json",
+    "integration_campaign_json",
     "integration_state",
     "loyalty_json",
     "profile_json",
@@ -121,6 +127,48 @@ def event_json(
         body["sessionId"] = session_id
     if store_integration_id is not None:
         body["storeIntegrationId"] = store_integration_id
+    return body
+
+
+def advanced_event_json(state: EmulatorState, record: AdvancedEventRecord) -> dict[str, Any]:
+    """EventV3 (the answer of getEventV3, ``advancedEvent`` of trackEventV3).
+
+    ``effects`` are effect objects, as in :func:`event_json` and the SDK's Event model (the
+    specification types their items as arrays).
+    """
+    body: dict[str, Any] = {
+        "id": record.id,
+        "created": record.created,
+        "applicationId": state.application_id,
+        "integrationId": record.integration_id,
+        "profileId": record.profile_id,
+        "type": record.type,
+        "attributes": dict(record.attributes),
+        "effects": list(record.effects),
+    }
+    if record.store_integration_id is not None:
+        body["storeIntegrationId"] = record.store_integration_id
+    if record.connected_session_id is not None:
+        body["connectedSessionId"] = record.connected_session_id
+    return body
+
+
+def integration_campaign_json(state: EmulatorState, campaign: CampaignSpec) -> dict[str, Any]:
+    """IntegrationCampaign (integrationGetAllCampaigns): a running campaign and the titles of
+    its rules. The campaign file gives no schedule, linked stores or audiences, so
+    ``startTime``, ``endTime``, ``linkedStoreIds`` and ``linkedAudienceIds`` are left out."""
+    body: dict[str, Any] = {
+        "id": campaign.id,
+        "applicationId": state.application_id,
+        "name": campaign.name,
+        "attributes": {},
+        "state": "enabled",
+        "tags": list(campaign.tags),
+        "features": campaign.features,
+        "rules": [{"title": rule.name} for rule in campaign.rules],
+    }
+    if campaign.description:
+        body["description"] = campaign.description
     return body
 
 
@@ -300,4 +348,30 @@ def profile_state(
         body["awardedGiveaways"] = []
     if "ruleFailureReasons" in content:
         body["ruleFailureReasons"] = []
+    return body
+
+
+def advanced_event_state(
+    state: EmulatorState,
+    profile: ProfileRecord,
+    outcome: Outcome,
+    content: Collection[str] | None,
+    record: AdvancedEventRecord,
+    cards: Sequence[str] = (),
+) -> Body:
+    """IntegrationEventV3Response: as :func:`profile_state` for an event, with the tracked
+    event as ``advancedEvent`` instead of ``event``."""
+    body = profile_state(
+        state,
+        profile,
+        outcome,
+        content,
+        record.type,
+        record.id,
+        record.created,
+        record.attributes,
+        cards,
+    )
+    if content and "advancedEvent" in content:
+        body["advancedEvent"] = advanced_event_json(state, record)
     return body

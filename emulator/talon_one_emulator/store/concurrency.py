@@ -2,7 +2,8 @@
 
 For each customer session or profile integration ID, Talon.One processes one request and queues
 at most two more; a further request gets 409 "Too many requests are updating this session|profile
-at the same time". It applies to update session, update profile and track event only.
+at the same time". It applies to update session, update profile and track event (v2, and v3,
+whose specification declares the same 409) only.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@
 
     LoyaltyStore
     ├── accounts     (program, profile integration ID) → Account   profile-based programs
+    │                (a profile is a member of the program while it has one)
     ├── cards        program → identifier → CardRecord (with its Account)   card-based programs
     ├── card links   profile integration ID → its cards (CardRecord.profiles the other way)
     └── transactions by UUID
@@ -198,6 +199,17 @@ class LoyaltyStore:
         if not self.needs_view:
             return None
         return PointsView(self, profile_id, cards[0] if cards else None, now)
+
+    # --- membership --------------------------------------------------------------------------
+
+    def join(self, program: LoyaltyProgramSpec, profile_id: str, now: datetime) -> bool:
+        """Make an existing profile a member of a profile-based program (its account, without
+        points, joined ``now``); ``False`` if it is one already. Earning points joins too."""
+        key = (program.id, profile_id)
+        if key in self.accounts:
+            return False
+        self.accounts[key] = Account(now)
+        return True
 
     # --- cards -------------------------------------------------------------------------------
 

@@ -18,6 +18,10 @@ that, together with what only it owns, after which the ID is one Talon.One has n
                          (PromotionLedger.forget_profile); audience memberships
                          (AudienceStore.forget_profile)
 
+Advanced events (trackEventV3) have a cap of their own, ``max_events``: beyond it the oldest is
+forgotten (:class:`~talon_one_emulator.store.events.AdvancedEventStore`); they are not a
+profile's, so a forgotten profile leaves them in place.
+
 Bounded otherwise: campaigns, catalogs, coupons of the campaign file, giveaway pools and campaign
 counters by the campaign file; the request log and the Idempotency-Key answers by their own caps;
 the per-ID concurrency slots by the requests in flight. Grown only by other API calls (not by
@@ -35,6 +39,7 @@ from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.rules.engine import CouponInfo, RuleEngine
 from talon_one_emulator.store.audiences import AudienceStore
 from talon_one_emulator.store.catalogs import CatalogStore
+from talon_one_emulator.store.events import DEFAULT_MAX_EVENTS, AdvancedEventStore
 from talon_one_emulator.store.loyalty import LoyaltyStore, points_view_needed
 from talon_one_emulator.store.promotion_ledger import CouponRecord, PromotionLedger
 from talon_one_emulator.store.records import (
@@ -48,6 +53,7 @@ from talon_one_emulator.store.requestlog import DEFAULT_REQUEST_LOG_SIZE, Reques
 from talon_one_emulator.times import format_time, utc_now
 
 __all__ = [
+    "DEFAULT_MAX_EVENTS",
     "DEFAULT_MAX_PROFILES",
     "DEFAULT_MAX_SESSIONS",
     "CartItemRecord",
@@ -77,9 +83,10 @@ class EmulatorState:
         max_sessions: sessions kept at most; the oldest-created one is forgotten beyond.
         max_profiles: profiles kept at most; the oldest-created one is forgotten beyond,
             with what only it owns.
+        max_events: advanced events kept at most; the oldest one is forgotten beyond.
 
     Raises:
-        ValueError: ``max_sessions`` or ``max_profiles`` is below 1.
+        ValueError: ``max_sessions``, ``max_profiles`` or ``max_events`` is below 1.
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class EmulatorState:
         request_log_size: int = DEFAULT_REQUEST_LOG_SIZE,
         max_sessions: int = DEFAULT_MAX_SESSIONS,
         max_profiles: int = DEFAULT_MAX_PROFILES,
+        max_events: int = DEFAULT_MAX_EVENTS,
     ) -> None:
         if max_sessions < 1 or max_profiles < 1:
             raise ValueError(
@@ -126,6 +134,7 @@ class EmulatorState:
             needs_view=points_view_needed(campaigns),
         )
         self.request_log = RequestLog(request_log_size)
+        self.events = AdvancedEventStore(max_events)
         self._ids: dict[_IdKind, itertools.count[int]] = {
             "session": itertools.count(1),
             "profile": itertools.count(1),
