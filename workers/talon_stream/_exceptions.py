@@ -165,12 +165,16 @@ class TalonStatusError(TalonError):
         status: int,
         body: str,
         retry_after: float | None = None,
+        problems: tuple[tuple[str | None, str], ...] = (),
     ) -> None:
         super().__init__(message, call=call)
         self.status = status
         self.body = body[:BODY_PREVIEW_CHARS]
         #: Seconds the server asked us to wait (``Retry-After``), if it said.
         self.retry_after = retry_after
+        #: Talon.One's ``errors``, whole (the body is cut short): each one's JSON pointer into
+        #: the request (``None`` if it has none) and what it says.
+        self.problems = problems
 
     def __str__(self) -> str:
         return f"HTTP {self.status} from {self.call.describe()}: {self.args[0]}"

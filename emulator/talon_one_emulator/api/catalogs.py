@@ -179,7 +179,7 @@ def _apply(
                 existing,
                 price=payload.price if payload.price is not None else existing.price,
                 attributes={**existing.attributes, **(payload.attributes or {})},
-                product=payload.product.name if payload.product is not None else None,
+                product=payload.product.name if payload.product is not None else existing.product,
             )
         elif isinstance(payload, PatchManyPayload):
             for sku in _selected(items, payload.filters, at):

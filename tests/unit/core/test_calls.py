@@ -24,6 +24,7 @@ def test_the_id_in_the_path_is_percent_encoded_as_quote_does(
         Operation.TRACK_EVENT_V3: "/v3/events",
         Operation.GET_EVENT_V3: "/v3/events/{}",
         Operation.DELETE_CUSTOMER_DATA: "/v1/customer_data/{}",
+        Operation.SYNC_CATALOG: "/v1/catalogs/{}/sync",
         Operation.GET_CUSTOMER_SESSION: "/v2/customer_sessions/{}",
     }[operation]
     assert path == template.format(quote(integration_id, safe=""))

@@ -102,10 +102,10 @@ def test_type_changes_follow_the_resolution_rules(
 def test_a_removed_event_type_breaks_the_union() -> None:
     old = current("event")
     new = copy.deepcopy(old)
-    new.pop()  # customer.erased
+    new.pop()  # product.deleted
     problems = check_backward(old, new)
     assert [str(p) for p in problems] == [
-        "(union)<CustomerErased>: the new union has no branch for the old CustomerErased"
+        "(union)<ProductDeleted>: the new union has no branch for the old ProductDeleted"
     ]
 
 

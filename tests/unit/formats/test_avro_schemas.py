@@ -334,12 +334,23 @@ _returned = st.fixed_dictionaries(
     {"quantity": st.integers(min_value=1, max_value=50)},
     optional={"position": st.integers(min_value=0, max_value=2**40), "sku": _ids},
 ).filter(lambda item: "position" in item or "sku" in item)
+_product = st.fixed_dictionaries(
+    {"sku": _ids},
+    optional={
+        "price": st.none() | st.floats(allow_nan=False, allow_infinity=False),
+        "attributes": _attributes,
+        "product": st.none() | st.fixed_dictionaries({"name": _ids}),
+    },
+)
 _payloads: dict[str, st.SearchStrategy[dict[str, Any]]] = {
     "cart.updated": _session_payload,
     "order.placed": _session_payload,
     "order.cancelled": _some({"reason": st.none() | _text}),
     "order.reopened": _some({"reason": st.none() | _text}),
     "customer.erased": _some({"reason": st.none() | _text}),
+    "product.upserted": _product.filter(lambda payload: payload.get("price") is not None),
+    "product.updated": _product,
+    "product.deleted": st.fixed_dictionaries({"sku": _ids}),
     "order.items_returned": st.fixed_dictionaries(
         {"items": st.lists(_returned, min_size=1, max_size=4)}
     ),
@@ -370,10 +381,13 @@ def events(draw: st.DrawFn) -> Event:
         "eventId": draw(_ids),
         "occurredAt": draw(_moments),
         "profileId": draw(_ids if event_type.startswith("customer.") else st.none() | _text),
-        "sessionId": draw(st.none() | _ids if event_type.startswith("customer.") else _ids),
+        "sessionId": draw(
+            st.none() | _ids if event_type.startswith(("customer.", "product.")) else _ids
+        ),
     }
     payload = draw(_payloads[event_type])
-    if payload or event_type in ("order.items_returned", "customer.event") or draw(st.booleans()):
+    needed = ("order.items_returned", "customer.event", "product.")
+    if payload or event_type.startswith(needed) or draw(st.booleans()):
         document["payload"] = payload
     return validate_event(document)
 

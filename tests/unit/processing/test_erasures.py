@@ -170,7 +170,6 @@ def test_a_v3_custom_event_is_identified_by_its_event_id() -> None:
         "profileId": "c-1",
         "integrationId": "evt-77",
         "attributes": {"rating": 5},
-        "connectedSessionId": "s-1",
         "responseContent": ["advancedEvent", "triggeredCampaigns"],
     }
     assert call.query == {"silent": "no"}

@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     #: identified by the ``eventId``: Talon.One refuses a replayed one as a duplicate, and the
     #: worker publishes the stored event's effects instead).
     custom_events_api: Literal["v2", "v3"] = "v2"
+    #: The cart item catalog product events sync (``product.upserted`` / ``.updated`` /
+    #: ``.deleted``; unset: product events go to the DLQ saying so).
+    catalog_id: int | None = Field(default=None, ge=1)
+    #: How long a product event may wait for others to share its sync call (up to 1,000
+    #: actions of its type; a full call leaves at once).
+    catalog_linger_ms: int = Field(default=500, ge=0)
 
     # --- Worker --------------------------------------------------------------------------------
     #: ``keyed``: many customers in flight, one call per customer; ``partition``: one call in

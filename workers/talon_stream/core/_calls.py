@@ -32,6 +32,8 @@ class Operation(StrEnum):
     GET_EVENT_V3 = "getEventV3"
     #: Erasure: the attributes of the profile and of what refers to it, in every Application.
     DELETE_CUSTOMER_DATA = "deleteCustomerData"
+    #: Catalog sync: product events, batched (``talon_stream.core._catalog``).
+    SYNC_CATALOG = "syncCatalog"
     #: Read only: what Talon.One holds for a session (to tell a late cart update from a bad one).
     GET_CUSTOMER_SESSION = "getCustomerSession"
 
@@ -59,6 +61,7 @@ _METHODS = {
     Operation.TRACK_EVENT_V3: "POST",
     Operation.GET_EVENT_V3: "GET",
     Operation.DELETE_CUSTOMER_DATA: "DELETE",
+    Operation.SYNC_CATALOG: "PUT",
     Operation.GET_CUSTOMER_SESSION: "GET",
 }
 
@@ -71,6 +74,7 @@ _PATHS = {
     Operation.TRACK_EVENT_V3: "/v3/events",
     Operation.GET_EVENT_V3: "/v3/events/{id}",
     Operation.DELETE_CUSTOMER_DATA: "/v1/customer_data/{id}",
+    Operation.SYNC_CATALOG: "/v1/catalogs/{id}/sync",
     Operation.GET_CUSTOMER_SESSION: "/v2/customer_sessions/{id}",
 }
 

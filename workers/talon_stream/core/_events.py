@@ -40,9 +40,15 @@ __all__ = [
     "OrderItemsReturned",
     "OrderPlaced",
     "OrderReopened",
+    "ProductDeleted",
+    "ProductPayload",
+    "ProductRef",
+    "ProductUpdated",
+    "ProductUpserted",
     "ReturnedItem",
     "ReturnedItemsPayload",
     "SessionPayload",
+    "SkuPayload",
     "decode_event",
     "validate_event",
 ]
@@ -133,6 +139,26 @@ class CustomerEventPayload(_Model):
     loyalty_cards: Annotated[list[str], Field(max_length=1)] | None = None
 
 
+class ProductRef(_Model):
+    """The product an item (a variant) belongs to."""
+
+    name: NonEmpty
+
+
+class ProductPayload(_Model):
+    """A catalog item: its SKU and, for ``product.upserted``, its whole state (what is left out
+    is unset); for ``product.updated``, only what changes."""
+
+    sku: NonEmpty
+    price: float | None = None
+    attributes: Attributes | None = None
+    product: ProductRef | None = None
+
+
+class SkuPayload(_Model):
+    sku: NonEmpty
+
+
 class _Envelope(_Model):
     type: str
     event_id: NonEmpty
@@ -201,6 +227,37 @@ class CustomerErased(_ProfileEvent):
     payload: EmptyPayload = Field(default_factory=EmptyPayload)
 
 
+class ProductUpserted(_Envelope):
+    """A catalog item created or replaced: sync action ``ADD`` (``replaceIfExists``). It says
+    the whole item, so it needs its price."""
+
+    type: Literal["product.upserted"] = "product.upserted"
+    payload: ProductPayload
+
+    @model_validator(mode="after")
+    def _priced(self) -> ProductUpserted:
+        if self.payload.price is None:
+            raise ValueError(
+                "a product.upserted event needs payload.price (it replaces the whole item; "
+                "send product.updated to change some fields only)"
+            )
+        return self
+
+
+class ProductUpdated(_Envelope):
+    """Some fields of a catalog item changed: sync action ``PATCH`` (``createIfNotExists``)."""
+
+    type: Literal["product.updated"] = "product.updated"
+    payload: ProductPayload
+
+
+class ProductDeleted(_Envelope):
+    """A catalog item removed: sync action ``REMOVE``."""
+
+    type: Literal["product.deleted"] = "product.deleted"
+    payload: SkuPayload
+
+
 Event = Annotated[
     CartUpdated
     | OrderPlaced
@@ -209,7 +266,10 @@ Event = Annotated[
     | OrderReopened
     | CustomerUpdated
     | CustomerEvent
-    | CustomerErased,
+    | CustomerErased
+    | ProductUpserted
+    | ProductUpdated
+    | ProductDeleted,
     Field(discriminator="type"),
 ]
 
@@ -225,6 +285,9 @@ EVENT_MODELS: Mapping[str, type[BaseModel]] = {
         CustomerUpdated,
         CustomerEvent,
         CustomerErased,
+        ProductUpserted,
+        ProductUpdated,
+        ProductDeleted,
     )
 }
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_MODELS)

@@ -13,6 +13,8 @@ Each event type maps to exactly one Integration API operation (see ``docs/events
                        to v3, track advanced event: its ``integrationId`` is the
                        ``eventId``, so a replay is a duplicate Talon.One recognises)
 ``customer.erased``    delete customer data (the profile's personal data)
+``product.*``          sync catalog (one action; the worker batches them:
+                       ``talon_stream.core._catalog``)
 =====================  ==========================================================
 """
 
@@ -25,6 +27,7 @@ from typing import Any, Literal, get_args
 from talon_stream._exceptions import TranslationError
 from talon_stream.core import _events as events
 from talon_stream.core._calls import Operation, TalonCall
+from talon_stream.core._catalog import catalog_action
 from talon_stream.core._events import CartItem, Event, SessionPayload
 
 __all__ = ["ResponseContent", "TranslationOptions", "coalesce_session_updates", "translate"]
@@ -69,6 +72,8 @@ class TranslationOptions:
     dry: bool = False
     profile_run_rule_engine: bool = True
     custom_events: Literal["v2", "v3"] = "v2"
+    #: The cart item catalog product events sync (``None``: none is configured).
+    catalog_id: int | None = None
 
     def content_for(self, allowed: frozenset[str]) -> list[str]:
         return [value for value in self.response_content if value in allowed]
@@ -122,6 +127,8 @@ def translate(event: Event, options: TranslationOptions) -> TalonCall:
                 body=None,
                 profile_id=profile_id,
             )
+        case events.ProductUpserted() | events.ProductUpdated() | events.ProductDeleted():
+            return _catalog_sync(event, options)
     raise TranslationError(f"no Talon.One call is defined for event type {event.type!r}")
 
 
@@ -262,6 +269,26 @@ def _track_event(event: events.CustomerEvent, options: TranslationOptions) -> Ta
     return _profile_call(Operation.TRACK_EVENT, event, body, query)
 
 
+def _catalog_sync(
+    event: events.ProductUpserted | events.ProductUpdated | events.ProductDeleted,
+    options: TranslationOptions,
+) -> TalonCall:
+    if options.catalog_id is None:
+        raise TranslationError(
+            f"a {event.type} event needs a catalog to sync: set TALON_STREAM_CATALOG_ID"
+        )
+    if options.dry:
+        raise TranslationError(
+            f"{event.type} is not sent in a dry run: Talon.One's catalog sync has no dry mode"
+        )
+    action = catalog_action(event)
+    return TalonCall(
+        operation=Operation.SYNC_CATALOG,
+        integration_id=str(options.catalog_id),
+        body={"actions": [action.as_json()]},
+    )
+
+
 def _track_event_v3(event: events.CustomerEvent, options: TranslationOptions) -> TalonCall:
     payload = event.payload
     profile_id = _profile_id(event.profile_id)
@@ -276,8 +303,6 @@ def _track_event_v3(event: events.CustomerEvent, options: TranslationOptions) ->
         body["storeIntegrationId"] = payload.store_integration_id
     if payload.loyalty_cards is not None:
         body["loyaltyCards"] = list(payload.loyalty_cards)
-    if event.session_id is not None:
-        body["connectedSessionId"] = event.session_id
     content = [
         "advancedEvent" if value == "event" else value
         for value in options.response_content

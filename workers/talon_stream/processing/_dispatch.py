@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, Protocol, TypeVar
 
+from talon_stream.core._calls import Operation
 from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._processor import RecordProcessor, coalescible
@@ -42,6 +43,8 @@ Resumes = Mapping[PartitionKey, Resume]
 # metadata's bound (MAX_SPAN), with room for the records fetched before a pause takes effect.
 _SPAN_HIGH = MAX_SPAN // 2
 _SPAN_LOW = MAX_SPAN // 4
+#: What a product record waiting for its catalog sync call weighs against the buffer bound.
+_BATCHED_WEIGHT = 5
 #: The most cart updates one coalesced call stands for.
 _MAX_COALESCED = 100
 
@@ -409,7 +412,7 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
 class _Partition(_Assigned):
     """What the keyed dispatcher knows of one assigned partition."""
 
-    __slots__ = ("awaiting", "tasks")
+    __slots__ = ("awaiting", "batched", "tasks")
 
     def __init__(self, resume: Resume | None = None) -> None:
         super().__init__(resume)
@@ -417,6 +420,8 @@ class _Partition(_Assigned):
         self.tasks: set[asyncio.Task[None]] = set()
         #: Coalesced calls that start once a commit lists them.
         self.awaiting: list[Item[Prepared]] = []
+        #: Product records waiting for their catalog sync call (not scheduled: batched).
+        self.batched = 0
 
 
 class KeyedDispatcher(_FlowControl[_Partition]):
@@ -449,7 +454,8 @@ class KeyedDispatcher(_FlowControl[_Partition]):
 
     @property
     def buffered(self) -> int:
-        return self._scheduler.waiting + self.merged_waiting
+        batched = sum(partition.batched for partition in self._partitions.values())
+        return self._scheduler.waiting + self.merged_waiting + batched
 
     @property
     def in_flight(self) -> int:
@@ -467,6 +473,9 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         if not self._begin(partition, record):
             return
         prepared = self._processor.prepare(record)
+        if prepared.call is not None and prepared.call.operation is Operation.SYNC_CATALOG:
+            self._batch(prepared, partition)
+            return
         keys = prepared.lock_keys()
         replay = partition.replay
         role = LIVE if replay is None else replay.role(record.offset, keys)
@@ -474,6 +483,32 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             partition.offsets.groups[record.offset] = role.group
         self._scheduler.submit(role.item(record.partition_key, record.offset, keys, prepared))
         self._start_ready()
+
+    def _batch(self, prepared: Prepared, partition: _Partition) -> None:
+        """A product record: to its catalog's next sync call, which orders a SKU's actions
+        (talon_stream.processing._catalog); no call slot, no customer keys."""
+        partition.batched += 1
+        task = asyncio.get_running_loop().create_task(self._run_batched(prepared, partition))
+        partition.tasks.add(task)
+        task.add_done_callback(partition.tasks.discard)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_batched(self, prepared: Prepared, partition: _Partition) -> None:
+        record = prepared.record
+        try:
+            await self._processor.execute(prepared)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever escapes execute() is fatal
+            log.error("stopping: %s", exc)  # noqa: TRY400
+            if self.failure is None:
+                self.failure = exc
+            return
+        finally:
+            partition.batched -= 1
+        if self._partitions.get(record.partition_key) is partition:
+            partition.offsets.finish(record.offset)
 
     @property
     def wants_commit(self) -> bool:
@@ -557,7 +592,10 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         self._start_ready()
 
     def _queued(self, key: PartitionKey, partition: _Partition) -> int:
-        return self._scheduler.waiting_in(key)
+        # A product record waiting for its sync call holds no call slot and shares its SKU's
+        # action with the others: it counts for a fifth, so that a backlog fills calls of
+        # 1,000 actions of one type rather than pausing its partition at a mixed few hundred.
+        return self._scheduler.waiting_in(key) + partition.batched // _BATCHED_WEIGHT
 
     def _in_flight_in(self, partition: _Partition) -> bool:
         return bool(partition.tasks)

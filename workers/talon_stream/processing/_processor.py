@@ -25,9 +25,16 @@ from talon_stream._exceptions import (
 )
 from talon_stream.config._settings import Settings
 from talon_stream.core._calls import Operation, TalonCall, TalonResponse
+from talon_stream.core._catalog import catalog_action
 from talon_stream.core._dead_letters import DlqFailure
 from talon_stream.core._envelopes import coalesced_key, envelope_id
-from talon_stream.core._events import CartUpdated, Event
+from talon_stream.core._events import (
+    CartUpdated,
+    Event,
+    ProductDeleted,
+    ProductUpdated,
+    ProductUpserted,
+)
 from talon_stream.core._records import InputRecord, RecordSink
 from talon_stream.core._routing import EffectRouter
 from talon_stream.core._translate import (
@@ -40,6 +47,7 @@ from talon_stream.formats._decoder import Decoder
 from talon_stream.formats.mapping._mappings import Mappings
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.ops._tracing import CallTrace, start_call_trace
+from talon_stream.processing._catalog import CatalogSync
 from talon_stream.processing._erasures import ErasureLedger
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._publisher import OutcomePublisher
@@ -83,6 +91,7 @@ class RecordProcessor:
         stats: WorkerStats,
         sessions: SessionLedger | None = None,
         erasures: ErasureLedger | None = None,
+        catalog_linger_s: float = 0.5,
     ) -> None:
         self._decoder = decoder
         self._caller = caller
@@ -93,6 +102,8 @@ class RecordProcessor:
         self.sessions = sessions
         #: The customers erased (``None``: records are never refused for an erasure).
         self.erasures = erasures
+        #: Product records, batched into catalog sync calls.
+        self.catalogs = CatalogSync(caller, linger_s=catalog_linger_s)
 
     @classmethod
     def from_settings(
@@ -145,6 +156,7 @@ class RecordProcessor:
             dry=settings.dry_run,
             profile_run_rule_engine=settings.profile_run_rule_engine,
             custom_events=settings.custom_events_api,
+            catalog_id=settings.catalog_id,
         )
         return cls(
             decoder,
@@ -154,6 +166,7 @@ class RecordProcessor:
             stats=stats,
             sessions=SessionLedger() if settings.supersede_late_carts else None,
             erasures=ErasureLedger(sink, settings.erasures_topic),
+            catalog_linger_s=settings.catalog_linger_ms / 1000,
         )
 
     def prepare(self, record: InputRecord) -> Prepared:
@@ -220,6 +233,9 @@ class RecordProcessor:
         if sessions is not None and (superseded := sessions.superseded(event)) is not None:
             on_answered()
             await self._superseded(prepared, superseded)
+            return
+        if call.operation is Operation.SYNC_CATALOG:
+            await self._sync_catalog(prepared, event, call, on_answered)
             return
         headers = prepared.record.headers
         trace = start_call_trace(headers, call.operation.value) if headers else None
@@ -306,6 +322,28 @@ class RecordProcessor:
         self.stats.calls_saved += len(ordered) - 1
         await self._publisher.effects(
             owner, owner.event, call, response, envelope_key=key, attempts=attempts
+        )
+
+    async def _sync_catalog(
+        self, prepared: Prepared, event: Event, call: TalonCall, on_answered: Callable[[], None]
+    ) -> None:
+        """The product record's action goes in its catalog's next sync call (with others)."""
+        assert isinstance(event, ProductUpserted | ProductUpdated | ProductDeleted)
+        record = prepared.record
+        outcome = await self.catalogs.sync(call.integration_id, catalog_action(event), record)
+        on_answered()
+        if outcome.response is None:
+            error = outcome.error or RecordError("the catalog sync gave no answer")
+            failure = DlqFailure(error, 1, prepared.taken_at, datetime.now(tz=UTC))
+            await self._publisher.dead_letter(prepared, failure)
+            return
+        await self._publisher.effects(
+            prepared,
+            event,
+            call,
+            outcome.response,
+            envelope_key=envelope_id(record.topic, record.partition, record.offset),
+            attempts=outcome.attempts,
         )
 
     def _erased(self, call: TalonCall | None) -> ErasedCustomerError | None:

@@ -262,6 +262,7 @@ class Worker:
             if self._health is not None:
                 await self._health.close()
             await dispatcher.close(0)  # cancel whatever outlived the drain timeout
+            await processor.catalogs.close()
             if transactions is not None:
                 await transactions.close()
             await producer.close()

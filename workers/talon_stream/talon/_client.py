@@ -168,8 +168,33 @@ def _status_error(
     else:
         kind = TalonPermanentError
     return kind(
-        message, call=call, status=status, body=text, retry_after=_retry_after_seconds(retry_after)
+        message,
+        call=call,
+        status=status,
+        body=text,
+        retry_after=_retry_after_seconds(retry_after),
+        problems=_problems(text) if status == 400 else (),
     )
+
+
+def _problems(text: str) -> tuple[tuple[str | None, str], ...]:
+    """Each error of Talon.One's ErrorResponse: where it points and what it says."""
+    try:
+        body = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return ()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return ()
+    out = []
+    for error in errors:
+        if not isinstance(error, dict):
+            continue
+        source = error.get("source")
+        pointer = source.get("pointer") if isinstance(source, dict) else None
+        detail = error.get("details") or error.get("title") or "invalid"
+        out.append((pointer if isinstance(pointer, str) else None, str(detail)))
+    return tuple(out)
 
 
 def _error_message(text: str) -> str | None:

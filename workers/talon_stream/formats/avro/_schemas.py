@@ -7,7 +7,7 @@ wheel and the image) holds:
 * ``events/payloads.avsc`` — the named types the events share (cart items, payloads, …), a list;
 * ``events/<type>.avsc`` — one record per input event type (``cart-updated.avsc`` for
   ``cart.updated``, …), referring to the payload types by full name;
-* ``event.avsc`` — the union of the eight: what an input topic's value schema is, since any
+* ``event.avsc`` — the union of every event type: what an input topic's value schema is, since any
   topic may carry any event type (a writer may also register one event type's record alone);
 * ``effects-envelope.avsc``, ``dlq-envelope.avsc`` — what the worker writes;
 * ``history/<name>/v<N>.avsc`` — the released versions, for the backward compatibility check
@@ -63,6 +63,9 @@ EVENT_FILES: Mapping[str, str] = {
     "customer.updated": "customer-updated",
     "customer.event": "customer-event",
     "customer.erased": "customer-erased",
+    "product.upserted": "product-upserted",
+    "product.updated": "product-updated",
+    "product.deleted": "product-deleted",
 }
 assert set(EVENT_FILES) == set(events.EVENT_TYPES), "an event type has no schema file"
 
@@ -78,6 +81,12 @@ RECORD_MODELS: Mapping[str, type[BaseModel]] = {
         events.CustomerUpdated,
         events.CustomerEvent,
         events.CustomerErased,
+        events.ProductUpserted,
+        events.ProductUpdated,
+        events.ProductDeleted,
+        events.ProductRef,
+        events.ProductPayload,
+        events.SkuPayload,
         events.AdditionalCost,
         events.CartItem,
         events.SessionPayload,

@@ -1,0 +1,231 @@
+"""Product events to catalog sync calls: :class:`CatalogSync` batches them.
+
+Each product record waits in its catalog's :class:`~talon_stream.core._catalog.PendingActions`
+until the next sync call takes it; one sync call per catalog is in flight at a time, so a SKU's
+next action always goes in a later call than its last one. A call of one action type leaves at
+once when 1,000 actions of that type wait, or once the oldest of them has waited ``linger_s`` and
+no product record came for a moment (``linger_s / 5``, at most 100 ms), or has waited four times
+``linger_s`` in any case: a backlog goes in full calls, a trickle within ``linger_s``. Every
+record gets its own outcome: the call's answer, or the reason Talon.One refused its action.
+
+When Talon.One refuses a call (400), the actions its errors point at (``/actions/<i>/…``) are the
+refused ones: their records get the error, and the others go again in the next call. An error
+that points at no action splits the call in halves until it does. A ``REMOVE`` refused is taken
+as done: the item is not in the catalog, which is what the event asked for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from talon_stream._exceptions import RecordError, TalonPermanentError
+from talon_stream.core._calls import Operation, TalonCall, TalonResponse
+from talon_stream.core._catalog import MAX_ACTIONS, ActionType, CatalogAction, PendingActions
+from talon_stream.core._envelopes import coalesced_key
+from talon_stream.core._records import InputRecord
+from talon_stream.talon._caller import TalonCaller
+
+__all__ = ["CatalogSync", "SyncOutcome"]
+
+#: A type whose oldest action has waited this many lingers goes next, however few wait.
+_STARVED = 4
+#: The longest pause in product records that ends a linger (a backlog is still being read).
+_QUIET_S = 0.1
+_ACTION_POINTER = re.compile(r"^/actions/(\d+)(?:/|$)")
+
+
+@dataclass(slots=True)
+class SyncOutcome:
+    """What one product record got: the sync call's answer and its attempts, or the error."""
+
+    response: TalonResponse | None = None
+    attempts: int = 0
+    error: TalonPermanentError | RecordError | None = None
+
+
+@dataclass(slots=True)
+class _Ticket:
+    record: InputRecord
+    done: asyncio.Future[SyncOutcome] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class _Catalog:
+    """One catalog's waiting actions and the task that sends them."""
+
+    def __init__(self, catalog_id: str) -> None:
+        self.id = catalog_id
+        self.pending: PendingActions[_Ticket] = PendingActions()
+        #: Per action type, since when (loop time) its oldest waiting action waits.
+        self.since: dict[ActionType, float] = {}
+        #: When (loop time) the last action came.
+        self.last = 0.0
+        self.wakeup = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+
+class CatalogSync:
+    """Batches the product records of one worker into sync calls, per catalog."""
+
+    def __init__(
+        self, caller: TalonCaller, *, linger_s: float = 0.5, max_actions: int = MAX_ACTIONS
+    ) -> None:
+        self._caller = caller
+        self._linger_s = linger_s
+        self._max_actions = max_actions
+        self._catalogs: dict[str, _Catalog] = {}
+        #: Sync calls made, and the actions they carried.
+        self.calls = 0
+        self.actions = 0
+
+    async def sync(
+        self, catalog_id: str, action: CatalogAction, record: InputRecord
+    ) -> SyncOutcome:
+        """Wait for the sync call that carries ``action`` and return what the record got."""
+        catalog = self._catalogs.get(catalog_id)
+        if catalog is None:
+            catalog = self._catalogs[catalog_id] = _Catalog(catalog_id)
+        if catalog.task is None or catalog.task.done():
+            catalog.task = asyncio.get_running_loop().create_task(
+                self._run(catalog), name=f"catalog-{catalog_id}"
+            )
+        ticket = _Ticket(record)
+        kind = catalog.pending.add(action, ticket)
+        catalog.last = asyncio.get_running_loop().time()
+        if kind not in catalog.since:
+            catalog.since[kind] = catalog.last
+            catalog.wakeup.set()
+        elif catalog.pending.counts[kind] >= self._max_actions:
+            catalog.wakeup.set()
+        return await asyncio.shield(ticket.done)
+
+    async def close(self) -> None:
+        """Stop the senders (records still waiting are read again by the next owner)."""
+        tasks = [c.task for c in self._catalogs.values() if c.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, catalog: _Catalog) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            kind, wait_s = self._next(catalog, loop.time())
+            if kind is None:
+                catalog.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(catalog.wakeup.wait(), wait_s)
+                continue
+            batch = catalog.pending.take(self._max_actions, kind)
+            if not catalog.pending.counts[kind]:
+                del catalog.since[kind]
+            try:
+                await self._send(catalog.id, batch)
+            except Exception as exc:  # noqa: BLE001 - a fatal error belongs to every record
+                for _, tickets in batch:
+                    for ticket in tickets:
+                        if not ticket.done.done():
+                            ticket.done.set_exception(exc)
+
+    def _next(self, catalog: _Catalog, now: float) -> tuple[ActionType | None, float | None]:
+        """The type of the next call, if one is due; else how long until one is (``None``:
+        nothing waits)."""
+        counts = catalog.pending.counts
+        for kind in [kind for kind in catalog.since if not counts[kind]]:
+            del catalog.since[kind]  # its actions merged into others of another type
+        for kind, count in counts.items():
+            if count and kind not in catalog.since:  # a REMOVE whose ADD was just taken
+                catalog.since[kind] = now
+        if not catalog.since:
+            return None, None
+        full = [kind for kind in catalog.since if counts[kind] >= self._max_actions]
+        if full:
+            return full[0], None
+        kind, since = min(catalog.since.items(), key=lambda entry: entry[1])
+        starved = since + _STARVED * self._linger_s
+        if starved <= now:
+            return kind, None
+        quiet = catalog.last + min(_QUIET_S, self._linger_s / 5)
+        due = [kind for kind, since in catalog.since.items() if since + self._linger_s <= now]
+        if due and quiet <= now:  # the fullest call first: the others fill meanwhile
+            return max(due, key=lambda kind: counts[kind]), None
+        wake = max(since + self._linger_s, quiet) if not due else quiet
+        return None, max(0.0, min(wake, starved) - now)
+
+    async def _send(
+        self, catalog_id: str, batch: Sequence[tuple[CatalogAction, list[_Ticket]]]
+    ) -> None:
+        """Make the call for ``batch``; settle each ticket (refused actions by their errors)."""
+        todo = list(batch)
+        while todo:
+            call = TalonCall(
+                Operation.SYNC_CATALOG,
+                catalog_id,
+                {"actions": [action.as_json() for action, _ in todo]},
+            )
+            records = [ticket.record for _, tickets in todo for ticket in tickets]
+            try:
+                response, attempts = await self._caller.call(call, coalesced_key(records))
+            except TalonPermanentError as exc:
+                if exc.status != 400:  # the catalog or the key, not an action: all alike
+                    _settle(todo, SyncOutcome(error=exc))
+                    return
+                refused = _refused_actions(exc, len(todo))
+                if refused is None:
+                    if len(todo) == 1:
+                        _settle(todo, SyncOutcome(error=exc))
+                        return
+                    half = len(todo) // 2  # the error names no action: find it by halves
+                    await self._send(catalog_id, todo[:half])
+                    todo = todo[half:]
+                    continue
+                keep = []
+                for index, entry in enumerate(todo):
+                    action = entry[0]
+                    if index not in refused:
+                        keep.append(entry)
+                    elif action.type == "REMOVE":  # not in the catalog: as the event wants
+                        gone = TalonResponse(status=exc.status, body={}, elapsed_s=0.0)
+                        _settle([entry], SyncOutcome(gone, 1))
+                    else:
+                        error = TalonPermanentError(
+                            f"{action.type} of sku {action.sku!r} refused: {refused[index]}",
+                            call=call,
+                            status=exc.status,
+                            body=exc.body,
+                        )
+                        _settle([entry], SyncOutcome(error=error))
+                todo = keep
+                continue
+            self.calls += 1
+            self.actions += len(todo)
+            _settle(todo, SyncOutcome(response, attempts))
+            return
+
+
+def _settle(entries: Sequence[tuple[CatalogAction, list[_Ticket]]], outcome: SyncOutcome) -> None:
+    for _, tickets in entries:
+        for ticket in tickets:
+            if not ticket.done.done():
+                ticket.done.set_result(outcome)
+
+
+def _refused_actions(error: TalonPermanentError, size: int) -> dict[int, str] | None:
+    """What a 400's errors say of each action they point at (``/actions/<i>/…``), by index;
+    ``None`` when an error points at no action (or there is no error list)."""
+    if not error.problems:
+        return None
+    found: dict[int, str] = {}
+    for pointer, detail in error.problems:
+        match = _ACTION_POINTER.match(pointer or "")
+        if match is None or int(match.group(1)) >= size:
+            return None  # an error about the whole call: the actions cannot be told apart
+        index = int(match.group(1))
+        found[index] = f"{found[index]}; {detail}" if index in found else detail
+    return found
