@@ -7,8 +7,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from talon_stream._exceptions import ParkedError
-from talon_stream.core._calls import TalonCall
+from talon_stream._exceptions import ErasedCustomerError, ParkedError
+from talon_stream.core._calls import Operation, TalonCall, customer_digest
 from talon_stream.core._dead_letters import (
     DLQ_HEADER_PREFIX,
     REPLAY_HEADER,
@@ -81,6 +81,14 @@ class DeadLetterWriter:
             BrokerError: the DLQ record was refused.
         """
         error = failure.error
+        profile_id = call.profile_id if call is not None else None
+        session_id = call.session_id if call is not None else None
+        if profile_id is not None and (
+            isinstance(error, ErasedCustomerError)
+            or (call is not None and call.operation is Operation.DELETE_CUSTOMER_DATA)
+        ):
+            # A customer who asked to be forgotten is named by digest only.
+            profile_id, session_id = "~" + customer_digest(profile_id)[:12], None
         log.warning(
             "record %s[%d]@%d to the DLQ: %s",
             record.topic,
@@ -92,8 +100,8 @@ class DeadLetterWriter:
                 record.partition,
                 record.offset,
                 envelopeId=envelope_id(record.topic, record.partition, record.offset),
-                profileId=call.profile_id if call is not None else None,
-                sessionId=call.session_id if call is not None else None,
+                profileId=profile_id,
+                sessionId=session_id,
                 errorClass=type(error).__name__,
                 status=getattr(error, "status", None),
                 attempt=failure.attempts,
