@@ -46,8 +46,22 @@ class Catalog:
         return TalonResponse(200, {"id": 1, "version": len(self.bodies)}, 0.01)
 
 
-def sync(talon: Catalog, **options: Any) -> CatalogSync:
-    return CatalogSync(TalonCaller(talon, stats=WorkerStats()), linger_s=0.02, **options)
+class Sync:
+    """A CatalogSync whose calls go to ``talon``."""
+
+    def __init__(self, talon: Catalog, **options: Any) -> None:
+        self.caller = TalonCaller(talon, stats=WorkerStats())
+        self.catalogs = CatalogSync(linger_s=0.02, **options)
+
+    async def sync(self, catalog_id: str, action: CatalogAction, record: InputRecord) -> Any:
+        return await self.catalogs.sync(catalog_id, action, record, self.caller)
+
+    async def close(self) -> None:
+        await self.catalogs.close()
+
+
+def sync(talon: Catalog, **options: Any) -> Sync:
+    return Sync(talon, **options)
 
 
 def decode_error(call: TalonCall, status: int, body: str) -> TalonPermanentError:

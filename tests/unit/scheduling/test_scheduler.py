@@ -207,6 +207,31 @@ def test_an_answered_call_frees_its_slot_but_not_its_customer() -> None:
         scheduler.answered(b0)
 
 
+def test_a_parked_call_gives_its_slot_to_others_and_keeps_its_customer() -> None:
+    scheduler: KeyedScheduler[str] = KeyedScheduler(max_in_flight=1)
+    a0 = Item("p", 0, ("a",), "a0")
+    a1 = Item("p", 1, ("a",), "a1")
+    b0 = Item("p", 2, ("b",), "b0")
+    c0 = Item("p", 3, ("c",), "c0")
+    for each in (a0, a1, b0, c0):
+        scheduler.submit(each)
+    assert scheduler.take_ready() == [a0]
+    scheduler.park(a0)  # its Application is halted: a0 waits without a slot
+    assert scheduler.in_flight == 0
+    assert scheduler.take_ready() == [b0]  # not a1: "a" is still a0's
+    scheduler.unpark(a0)  # a0 goes on: over the cap for a while, so nothing new starts
+    assert scheduler.in_flight == 2
+    scheduler.complete(b0)
+    assert scheduler.take_ready() == []
+    scheduler.park(a0)
+    scheduler.complete(a0)  # completed while parked (its record was released, say)
+    assert scheduler.in_flight == 0
+    assert scheduler.take_ready() == [a1]
+    scheduler.park(a1)
+    scheduler.answered(a1)  # answered while parked: counted once, as publishing
+    assert (scheduler.in_flight, scheduler.publishing) == (0, 1)
+
+
 def test_an_item_takes_along_the_joinable_items_right_behind_it_and_no_others() -> None:
     scheduler: KeyedScheduler[str] = KeyedScheduler(
         max_in_flight=10, joinable=lambda a, b: a.startswith("cart") and b.startswith("cart")

@@ -275,6 +275,21 @@ def run_check(
     checks = [_configuration(request, where)]
     checks.extend(_kafka(settings, where, options.timeout_s, kafka_probe))
     checks.append(_talon(settings, where, options.timeout_s, http_transport))
+    for name, application in settings.applications.items():
+        source = where.get("applications", "TALON_STREAM_APPLICATIONS")
+        checks.append(
+            _talon_key(
+                f"talon.one {name}",
+                application.base_url or settings.talon_base_url,
+                application.api_key.get_secret_value(),
+                f"{source} ({name}.api_key)",
+                f"{source} ({name}.base_url)"
+                if application.base_url
+                else where.get("talon_base_url", "TALON_STREAM_TALON_BASE_URL"),
+                options.timeout_s,
+                http_transport,
+            )
+        )
     checks.append(_mapping(settings))
     scrub = _scrubber(settings)
     checks = [
@@ -456,20 +471,37 @@ def _talon(
     timeout_s: float,
     transport: httpx.BaseTransport | None,
 ) -> CheckResult:
-    url = settings.talon_base_url
-    key_source = where.get("talon_api_key", "TALON_STREAM_TALON_API_KEY")
-    url_source = where.get("talon_base_url", "TALON_STREAM_TALON_BASE_URL")
+    return _talon_key(
+        "talon.one",
+        settings.talon_base_url,
+        settings.talon_api_key.get_secret_value(),
+        where.get("talon_api_key", "TALON_STREAM_TALON_API_KEY"),
+        where.get("talon_base_url", "TALON_STREAM_TALON_BASE_URL"),
+        timeout_s,
+        transport,
+    )
+
+
+def _talon_key(
+    check: str,
+    url: str,
+    api_key: str,
+    key_source: str,
+    url_source: str,
+    timeout_s: float,
+    transport: httpx.BaseTransport | None,
+) -> CheckResult:
+    """Whether the Application at ``url`` accepts ``api_key`` (check named ``check``)."""
     get_key = (
         f"{key_source}: give an Integration API key of the Application "
         "(Campaign Manager: Settings, Integration API Keys)"
     )
-    api_key = settings.talon_api_key.get_secret_value()
     if not api_key:
-        return CheckResult("talon.one", "fail", "no API key", get_key)
+        return CheckResult(check, "fail", "no API key", get_key)
     path, answer = get_unknown_session(url, api_key, timeout_s, transport=transport)
     if isinstance(answer, Unreachable):
         return CheckResult(
-            "talon.one",
+            check,
             "fail",
             f"{url} cannot be reached: {answer.reason}",
             f"check {url_source} (e.g. https://mycompany.europe-west1.talon.one) and that this "
@@ -479,29 +511,29 @@ def _talon(
     message = _talon_message(answer.body)
     if answer.status in (401, 403):
         return CheckResult(
-            "talon.one",
+            check,
             "fail",
             f"{url} refused the API key from {key_source} ({asked}: {message or 'no reason'})",
             f"{get_key}; a key of another deployment is refused too: check {url_source}",
         )
     if 200 <= answer.status < 300 or (answer.status == 404 and message is not None):
-        return CheckResult("talon.one", "pass", f"{url} accepted the API key ({asked})")
+        return CheckResult(check, "pass", f"{url} accepted the API key ({asked})")
     if 300 <= answer.status < 400:
         return CheckResult(
-            "talon.one",
+            check,
             "fail",
             f"{url} redirects to {answer.location or '?'} ({asked})",
             f"set {url_source} to the deployment's own URL (https://, no path)",
         )
     if answer.status == 404:
         return CheckResult(
-            "talon.one",
+            check,
             "fail",
             f"{url} answered 404 without a Talon.One error body ({asked}): not the Integration API",
             f"check {url_source}: the deployment's URL, without a path",
         )
     return CheckResult(
-        "talon.one",
+        check,
         "fail",
         f"{url} answered HTTP {answer.status} ({asked}: {message or 'no reason'})",
         "Talon.One is failing or throttling this key; try again, and check its status page",

@@ -2,6 +2,18 @@
 variables, a TOML file, ``KAFKA_*`` variables and command-line overrides (``docs/`` and the
 README list every setting)."""
 
-from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, Settings, load_settings
+from talon_stream.config._settings import (
+    DEFAULT_APPLICATION,
+    DEFAULT_INPUT_TOPICS,
+    ApplicationSettings,
+    Settings,
+    load_settings,
+)
 
-__all__ = ["DEFAULT_INPUT_TOPICS", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_APPLICATION",
+    "DEFAULT_INPUT_TOPICS",
+    "ApplicationSettings",
+    "Settings",
+    "load_settings",
+]

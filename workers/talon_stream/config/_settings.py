@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -45,7 +47,13 @@ from talon_stream.config._sources import (
 from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES
 from talon_stream.core._translate import ResponseContent
 
-__all__ = ["DEFAULT_INPUT_TOPICS", "Settings", "load_settings"]
+__all__ = [
+    "DEFAULT_APPLICATION",
+    "DEFAULT_INPUT_TOPICS",
+    "ApplicationSettings",
+    "Settings",
+    "load_settings",
+]
 
 DEFAULT_INPUT_TOPICS = ("shop.carts", "shop.orders", "shop.customers", "shop.events")
 
@@ -58,6 +66,37 @@ def _split_csv(value: Any) -> Any:
 
 #: The classic protocol's partition assignors.
 Assignor = Literal["cooperative-sticky", "range", "roundrobin"]
+
+
+class ApplicationSettings(BaseModel):
+    """One more Talon.One Application (a market, a currency): its deployment, its key, its
+    catalog and its own cap on calls per second. ``base_url`` defaults to the default
+    Application's."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    api_key: SecretStr
+    base_url: str | None = None
+    catalog_id: int | None = Field(default=None, ge=1)
+    max_requests_per_s: float | None = Field(default=None, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        return None if value is None else value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _key(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value():
+            raise ValueError("api_key must not be empty")
+        return value
+
+
+#: The name of the Application ``talon_base_url`` / ``talon_api_key`` / ``catalog_id`` describe.
+DEFAULT_APPLICATION = "default"
 
 
 class Settings(BaseSettings):
@@ -154,6 +193,13 @@ class Settings(BaseSettings):
     response_content: Annotated[tuple[ResponseContent, ...], NoDecode] = ("customerSession",)
     dry_run: bool = False
     profile_run_rule_engine: bool = True
+    #: Applications besides the default one, by name (JSON ``{"de": {"api_key": "...",
+    #: "base_url": "...", "catalog_id": 3, "max_requests_per_s": 50}}``): each with its own
+    #: key, halt, rate cap and metrics (docs/processing.md, "Several Applications").
+    applications: dict[str, ApplicationSettings] = Field(default_factory=dict)
+    #: Where a record names its Application: ``header:<name>`` or a path into the event
+    #: (``payload.attributes.market``); absent → the default Application, unknown → DLQ.
+    application_field: str | None = Field(default=None, min_length=1)
     #: How ``customer.event`` is tracked: ``v2`` (track event) or ``v3`` (track advanced event,
     #: identified by the ``eventId``: Talon.One refuses a replayed one as a duplicate, and the
     #: worker publishes the stored event's effects instead).
@@ -264,6 +310,27 @@ class Settings(BaseSettings):
                 "must start with http:// or https:// (e.g. https://mycompany.talon.one)"
             )
         return value.rstrip("/")
+
+    @field_validator("applications")
+    @classmethod
+    def _application_names(
+        cls, value: dict[str, ApplicationSettings]
+    ) -> dict[str, ApplicationSettings]:
+        if DEFAULT_APPLICATION in value:
+            raise ValueError(
+                f"{DEFAULT_APPLICATION!r} is the Application of TALON_STREAM_TALON_BASE_URL and "
+                "TALON_STREAM_TALON_API_KEY: give the others other names"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _application_field_given(self) -> Settings:
+        if self.applications and self.application_field is None:
+            raise ValueError(
+                "TALON_STREAM_APPLICATIONS needs TALON_STREAM_APPLICATION_FIELD: where a record "
+                "names its Application (header:<name> or a path such as payload.attributes.market)"
+            )
+        return self
 
     @field_validator("input_topics")
     @classmethod

@@ -103,6 +103,13 @@ class TalonCall:
     def path(self) -> str:
         return self.operation.path(self.integration_id)
 
+    @property
+    def loggable_profile_id(self) -> str | None:
+        """The profile ID as logs may show it: by digest for an erasure."""
+        if self.profile_id is not None and self.operation is Operation.DELETE_CUSTOMER_DATA:
+            return "~" + customer_digest(self.profile_id)[:12]
+        return self.profile_id
+
     def describe(self) -> str:
         """Short and readable, e.g. ``updateCustomerSessionV2 PUT /v2/customer_sessions/s1``.
         An erasure names its customer by digest only (``customer_data/~3f2a9c01``)."""

@@ -18,6 +18,8 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``committed_offset{topic,partition}``        the last offset committed by this worker
 ``consumer_lag{topic,partition}``            high watermark - committed offset
 ``halted``                                   1 while halted (see talon_stream.talon._halt)
+``application_halted{application}``          several Applications: 1 while that one is halted
+``application_calls_total{application}``     several Applications: calls made to each
 ``records_skipped_total``                    records not run: their last owner had finished them
 ``records_superseded_total``                 records not sent: a newer event of their session
                                              was already applied (an envelope says so)
@@ -84,10 +86,16 @@ class WorkerCollector(Collector):
     """Turns a worker's counters and a :class:`MetricsSnapshot` into metric families."""
 
     def __init__(
-        self, stats: WorkerStats, halt: HaltState, snapshot: Callable[[], MetricsSnapshot]
+        self,
+        stats: WorkerStats,
+        halt: HaltState,
+        snapshot: Callable[[], MetricsSnapshot],
+        *,
+        applications: Mapping[str, HaltState] | None = None,
     ) -> None:
         self._stats = stats
         self._halt = halt
+        self._applications = applications
         self._snapshot = snapshot
 
     def collect(self) -> Iterator[Metric]:
@@ -146,6 +154,22 @@ class WorkerCollector(Collector):
         )
         yield _gauge("paused_partitions", "Partitions paused.", state.paused_partitions)
         yield _gauge("halted", "1 while the worker is halted.", int(self._halt.active))
+        if self._applications is not None:
+            halted = GaugeMetricFamily(
+                _PREFIX + "application_halted",
+                "1 while the Application's calls are halted (its key refused, or unreachable).",
+                labels=["application"],
+            )
+            calls = CounterMetricFamily(
+                _PREFIX + "application_calls",
+                "Talon.One calls made, by Application.",
+                labels=["application"],
+            )
+            for name, application in self._applications.items():
+                halted.add_metric([name], int(application.active))
+                calls.add_metric([name], self._stats.calls_by_application[name])
+            yield halted
+            yield calls
 
         committed = GaugeMetricFamily(
             _PREFIX + "committed_offset",

@@ -61,6 +61,8 @@ class WorkerStats:
     customers_erased: int = 0
     retries: int = 0
     calls: Counter[str] = field(default_factory=Counter)  # by operation
+    #: Calls by Application, when the worker has several.
+    calls_by_application: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)  # by HTTP status
     #: Calls by (operation, status); status 0 when no answer came.
     answers: Counter[tuple[str, int]] = field(default_factory=Counter)

@@ -58,8 +58,9 @@ class _Ticket:
 class _Catalog:
     """One catalog's waiting actions and the task that sends them."""
 
-    def __init__(self, catalog_id: str) -> None:
+    def __init__(self, catalog_id: str, caller: TalonCaller) -> None:
         self.id = catalog_id
+        self.caller = caller
         self.pending: PendingActions[_Ticket] = PendingActions()
         #: Per action type, since when (loop time) its oldest waiting action waits.
         self.since: dict[ActionType, float] = {}
@@ -72,24 +73,29 @@ class _Catalog:
 class CatalogSync:
     """Batches the product records of one worker into sync calls, per catalog."""
 
-    def __init__(
-        self, caller: TalonCaller, *, linger_s: float = 0.5, max_actions: int = MAX_ACTIONS
-    ) -> None:
-        self._caller = caller
+    def __init__(self, *, linger_s: float = 0.5, max_actions: int = MAX_ACTIONS) -> None:
         self._linger_s = linger_s
         self._max_actions = max_actions
-        self._catalogs: dict[str, _Catalog] = {}
+        self._catalogs: dict[tuple[str, str], _Catalog] = {}
         #: Sync calls made, and the actions they carried.
         self.calls = 0
         self.actions = 0
 
     async def sync(
-        self, catalog_id: str, action: CatalogAction, record: InputRecord
+        self,
+        catalog_id: str,
+        action: CatalogAction,
+        record: InputRecord,
+        caller: TalonCaller,
+        *,
+        application: str = "default",
     ) -> SyncOutcome:
-        """Wait for the sync call that carries ``action`` and return what the record got."""
-        catalog = self._catalogs.get(catalog_id)
+        """Wait for the sync call (made with ``caller``: the catalog's Application's) that
+        carries ``action`` and return what the record got."""
+        catalog = self._catalogs.get((application, catalog_id))
         if catalog is None:
-            catalog = self._catalogs[catalog_id] = _Catalog(catalog_id)
+            catalog = _Catalog(catalog_id, caller)
+            self._catalogs[(application, catalog_id)] = catalog
         if catalog.task is None or catalog.task.done():
             catalog.task = asyncio.get_running_loop().create_task(
                 self._run(catalog), name=f"catalog-{catalog_id}"
@@ -126,7 +132,7 @@ class CatalogSync:
             if not catalog.pending.counts[kind]:
                 del catalog.since[kind]
             try:
-                await self._send(catalog.id, batch)
+                await self._send(catalog, batch)
             except Exception as exc:  # noqa: BLE001 - a fatal error belongs to every record
                 for _, tickets in batch:
                     for ticket in tickets:
@@ -159,19 +165,19 @@ class CatalogSync:
         return None, max(0.0, min(wake, starved) - now)
 
     async def _send(
-        self, catalog_id: str, batch: Sequence[tuple[CatalogAction, list[_Ticket]]]
+        self, catalog: _Catalog, batch: Sequence[tuple[CatalogAction, list[_Ticket]]]
     ) -> None:
         """Make the call for ``batch``; settle each ticket (refused actions by their errors)."""
         todo = list(batch)
         while todo:
             call = TalonCall(
                 Operation.SYNC_CATALOG,
-                catalog_id,
+                catalog.id,
                 {"actions": [action.as_json() for action, _ in todo]},
             )
             records = [ticket.record for _, tickets in todo for ticket in tickets]
             try:
-                response, attempts = await self._caller.call(call, coalesced_key(records))
+                response, attempts = await catalog.caller.call(call, coalesced_key(records))
             except TalonPermanentError as exc:
                 if exc.status != 400:  # the catalog or the key, not an action: all alike
                     _settle(todo, SyncOutcome(error=exc))
@@ -182,7 +188,7 @@ class CatalogSync:
                         _settle(todo, SyncOutcome(error=exc))
                         return
                     half = len(todo) // 2  # the error names no action: find it by halves
-                    await self._send(catalog_id, todo[:half])
+                    await self._send(catalog, todo[:half])
                     todo = todo[half:]
                     continue
                 keep = []

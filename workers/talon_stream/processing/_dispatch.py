@@ -27,6 +27,7 @@ from talon_stream.scheduling._merge import EventTimeMerge
 from talon_stream.scheduling._offsets import MAX_SPAN, CommitPoint, PartitionOffsets
 from talon_stream.scheduling._replay import LIVE, ReplayGroups, Resume, waits_for_commit
 from talon_stream.scheduling._scheduler import Item, KeyedScheduler
+from talon_stream.talon._applications import Halts
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency
 
@@ -149,7 +150,7 @@ class _FlowControl(Generic[_A]):
     worker is halted, and resumed once they are down to half of it."""
 
     def __init__(
-        self, halt: Halt, max_buffered_per_partition: int, merge: EventTimeMerge | None
+        self, halt: Halt | Halts, max_buffered_per_partition: int, merge: EventTimeMerge | None
     ) -> None:
         self._halt = halt
         self._high = max_buffered_per_partition
@@ -327,7 +328,7 @@ class PartitionSerialDispatcher(_FlowControl[_Lane]):
         process: Process,
         *,
         max_buffered_per_partition: int = 1000,
-        halt: Halt | None = None,
+        halt: Halt | Halts | None = None,
         merge: EventTimeMerge | None = None,
     ) -> None:
         super().__init__(halt or Halt(), max_buffered_per_partition, merge)
@@ -434,7 +435,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         *,
         max_in_flight: int = 256,
         max_buffered_per_partition: int = 1000,
-        halt: Halt | None = None,
+        halt: Halt | Halts | None = None,
         concurrency: AdaptiveConcurrency | None = None,
         merge: EventTimeMerge | None = None,
         coalesce: bool = False,
@@ -564,9 +565,17 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             scheduler.answered(item)
             self._start_ready()
 
+        def hold(parked: bool) -> None:
+            # Waiting for a halted Application: its slot serves the others meanwhile.
+            if parked:
+                scheduler.park(item)
+                self._start_ready()
+            else:
+                scheduler.unpark(item)
+
         try:
             await self._processor.execute(
-                item.payload, answered, [joined.payload for joined in item.joined]
+                item.payload, answered, [joined.payload for joined in item.joined], hold
             )
         except asyncio.CancelledError:
             # Its partition was released (or the worker is closing): the record goes back to

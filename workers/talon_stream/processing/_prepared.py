@@ -23,6 +23,8 @@ class Prepared:
     event: Event | None = None
     call: TalonCall | None = None
     error: RecordError | None = None
+    #: The Talon.One Application it is for (``"default"`` unless the worker has several).
+    application: str = "default"
 
     def lock_keys(self) -> tuple[str, ...]:
         """The customer's ids this record touches: its profile and its session. A record that

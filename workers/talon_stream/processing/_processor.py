@@ -12,7 +12,8 @@ records) that must stop the worker.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,8 @@ from talon_stream._exceptions import (
     TalonError,
     TalonPermanentError,
 )
-from talon_stream.config._settings import Settings
+from talon_stream.config._settings import DEFAULT_APPLICATION, Settings
+from talon_stream.core._applications import ApplicationRouter
 from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.core._catalog import catalog_action
 from talon_stream.core._dead_letters import DlqFailure
@@ -52,7 +54,8 @@ from talon_stream.processing._erasures import ErasureLedger
 from talon_stream.processing._prepared import Prepared
 from talon_stream.processing._publisher import OutcomePublisher
 from talon_stream.processing._sessions import SessionLedger, Superseded
-from talon_stream.talon._caller import TalonCaller, TalonSender
+from talon_stream.talon._applications import Application
+from talon_stream.talon._caller import Hold, TalonCaller, TalonSender
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
 
@@ -92,9 +95,18 @@ class RecordProcessor:
         sessions: SessionLedger | None = None,
         erasures: ErasureLedger | None = None,
         catalog_linger_s: float = 0.5,
+        applications: Mapping[str, tuple[TalonCaller, TranslationOptions]] | None = None,
+        router: ApplicationRouter | None = None,
     ) -> None:
+        """``caller`` and ``options`` are the default Application's; ``applications`` the
+        others' (by name), and ``router`` says which a record is for."""
         self._decoder = decoder
-        self._caller = caller
+        self._callers = {DEFAULT_APPLICATION: caller}
+        self._options_by_application = {DEFAULT_APPLICATION: options}
+        for name, (other, other_options) in (applications or {}).items():
+            self._callers[name] = other
+            self._options_by_application[name] = other_options
+        self._router = router
         self._publisher = publisher
         self._options = options
         self.stats = stats
@@ -103,7 +115,7 @@ class RecordProcessor:
         #: The customers erased (``None``: records are never refused for an erasure).
         self.erasures = erasures
         #: Product records, batched into catalog sync calls.
-        self.catalogs = CatalogSync(caller, linger_s=catalog_linger_s)
+        self.catalogs = CatalogSync(linger_s=catalog_linger_s)
 
     @classmethod
     def from_settings(
@@ -118,6 +130,7 @@ class RecordProcessor:
         concurrency: AdaptiveConcurrency | None = None,
         mappings: Mappings | None = None,
         avro: AvroFormats | None = None,
+        applications: Mapping[str, Application] | None = None,
     ) -> RecordProcessor:
         """The processor a worker configured by ``settings`` runs, calling Talon.One with
         ``talon`` and publishing to ``sink``; the worker passes the objects it shares with its
@@ -125,16 +138,24 @@ class RecordProcessor:
         at start-up (``mappings``, ``avro``)."""
         stats = stats or WorkerStats()
         decoder = Decoder(max_record_bytes=settings.max_record_bytes, mappings=mappings, avro=avro)
-        caller = TalonCaller(
-            talon,
-            stats=stats,
-            halt=halt,
-            rate=rate,
-            concurrency=concurrency,
-            retry_initial_s=settings.retry_initial_backoff_s,
-            retry_max_s=settings.retry_max_backoff_s,
-            unreachable_halt_after_s=settings.unreachable_halt_after_s,
-        )
+
+        def caller_of(
+            sender: TalonSender, halt: Halt | None, rate: RateLimiter | None, name: str | None
+        ) -> TalonCaller:
+            return TalonCaller(
+                sender,
+                stats=stats,
+                halt=halt,
+                rate=rate,
+                concurrency=concurrency,
+                retry_initial_s=settings.retry_initial_backoff_s,
+                retry_max_s=settings.retry_max_backoff_s,
+                unreachable_halt_after_s=settings.unreachable_halt_after_s,
+                application=name,
+            )
+
+        several = bool(applications)
+        caller = caller_of(talon, halt, rate, DEFAULT_APPLICATION if several else None)
         dead_letters = DeadLetterWriter(
             sink,
             settings.dlq_topic,
@@ -158,11 +179,25 @@ class RecordProcessor:
             custom_events=settings.custom_events_api,
             catalog_id=settings.catalog_id,
         )
+        others = {
+            name: (
+                caller_of(app.talon, app.halt, app.rate, name),
+                replace(options, catalog_id=app.catalog_id),
+            )
+            for name, app in (applications or {}).items()
+        }
+        router = None
+        if settings.application_field is not None:
+            router = ApplicationRouter(
+                settings.application_field, [DEFAULT_APPLICATION, *others], DEFAULT_APPLICATION
+            )
         return cls(
             decoder,
             caller,
             publisher,
             options=options,
+            applications=others,
+            router=router,
             stats=stats,
             sessions=SessionLedger() if settings.supersede_late_carts else None,
             erasures=ErasureLedger(sink, settings.erasures_topic),
@@ -177,8 +212,12 @@ class RecordProcessor:
         stats.consumed_by_partition[record.partition_key] += 1
         prepared = Prepared(record, time.perf_counter(), datetime.now(tz=UTC))
         try:
-            prepared.event = self._decoder.decode(record)
-            prepared.call = translate(prepared.event, self._options)
+            prepared.event = event = self._decoder.decode(record)
+            options = self._options
+            if self._router is not None:
+                prepared.application = self._router.route(record, event)
+                options = self._options_by_application[prepared.application]
+            prepared.call = translate(event, options)
         except RecordError as exc:
             prepared.error = _detached(exc)
         return prepared
@@ -192,6 +231,7 @@ class RecordProcessor:
         prepared: Prepared,
         on_answered: Callable[[], None] = _nothing,
         joined: Sequence[Prepared] = (),
+        hold: Hold | None = None,
     ) -> None:
         """Call Talon.One for a prepared record and publish its outcome. ``on_answered`` is
         called once, when no call is in flight for the record any more and only its outcome is
@@ -199,7 +239,8 @@ class RecordProcessor:
 
         ``joined``: cart updates of the same session that waited right behind it (see
         :func:`coalescible`), sent with it as one call when they can be; each still gets its
-        own outcome.
+        own outcome. ``hold``: told when the call waits for its halted Application and when
+        it goes on (``TalonCaller.call``).
 
         A refused API key halts the worker (the caller's ``halt``) and the call is probed until
         it succeeds: nothing is published meanwhile.
@@ -208,7 +249,7 @@ class RecordProcessor:
             BrokerError: the outcome could not be published; nothing was acknowledged.
         """
         if joined:
-            await self._execute_coalesced([prepared, *joined], on_answered)
+            await self._execute_coalesced([prepared, *joined], on_answered, hold)
             return
         event, call = prepared.event, prepared.call
         at = prepared.taken_at
@@ -240,23 +281,25 @@ class RecordProcessor:
         headers = prepared.record.headers
         trace = start_call_trace(headers, call.operation.value) if headers else None
         if trace is None:
-            await self._call(prepared, event, call, None, on_answered)
+            await self._call(prepared, event, call, None, on_answered, hold)
             return
         try:
-            await self._call(prepared, event, call, trace, on_answered)
+            await self._call(prepared, event, call, trace, on_answered, hold)
         except BaseException as exc:
             trace.end(exc)
             raise
         trace.end()
 
-    async def _one_by_one(self, group: Sequence[Prepared], on_answered: Callable[[], None]) -> None:
+    async def _one_by_one(
+        self, group: Sequence[Prepared], on_answered: Callable[[], None], hold: Hold | None
+    ) -> None:
         """Each record of ``group`` on its own, in order; the last one's answer is the group's."""
         for prepared in group[:-1]:
-            await self.execute(prepared)
-        await self.execute(group[-1], on_answered)
+            await self.execute(prepared, hold=hold)
+        await self.execute(group[-1], on_answered, hold=hold)
 
     async def _execute_coalesced(
-        self, group: list[Prepared], on_answered: Callable[[], None]
+        self, group: list[Prepared], on_answered: Callable[[], None], hold: Hold | None
     ) -> None:
         """Cart updates of one session as one call (:func:`coalesce_session_updates`, in
         event-time order): the latest of them owns the call (its Idempotency-Key and the routed
@@ -264,7 +307,7 @@ class RecordProcessor:
         Records superseded by what the session already holds are left out; a call Talon.One
         refuses is made again record by record, so only a bad record is dead-lettered."""
         if self._publisher.dead_letters.parked is not None or self._erased(group[0].call):
-            await self._one_by_one(group, on_answered)
+            await self._one_by_one(group, on_answered, hold)
             return
         sessions = self.sessions
         live: list[Prepared] = []
@@ -280,7 +323,7 @@ class RecordProcessor:
             for prepared, verdict in late:
                 await self._superseded(prepared, verdict)
             if live:
-                await self.execute(live[0], on_answered)
+                await self.execute(live[0], on_answered, hold=hold)
             else:
                 on_answered()
             return
@@ -292,12 +335,12 @@ class RecordProcessor:
         record = owner.record
         key = envelope_id(record.topic, record.partition, record.offset)
         try:
-            response, attempts = await self._caller.call(
-                call, coalesced_key([p.record for p in live]), None
+            response, attempts = await self._callers[owner.application].call(
+                call, coalesced_key([p.record for p in live]), None, hold
             )
         except TalonPermanentError:
             # Record by record, each with its own key: only a bad record is dead-lettered.
-            await self._one_by_one(group, on_answered)
+            await self._one_by_one(group, on_answered, hold)
             return
         assert owner.event is not None
         self._note_applied(owner.event, key, response)
@@ -330,7 +373,13 @@ class RecordProcessor:
         """The product record's action goes in its catalog's next sync call (with others)."""
         assert isinstance(event, ProductUpserted | ProductUpdated | ProductDeleted)
         record = prepared.record
-        outcome = await self.catalogs.sync(call.integration_id, catalog_action(event), record)
+        outcome = await self.catalogs.sync(
+            call.integration_id,
+            catalog_action(event),
+            record,
+            self._callers[prepared.application],
+            application=prepared.application,
+        )
         on_answered()
         if outcome.response is None:
             error = outcome.error or RecordError("the catalog sync gave no answer")
@@ -365,7 +414,12 @@ class RecordProcessor:
         )
 
     async def _answer(
-        self, call: TalonCall, key: str, trace: CallTrace | None
+        self,
+        call: TalonCall,
+        key: str,
+        trace: CallTrace | None,
+        caller: TalonCaller,
+        hold: Hold | None,
     ) -> tuple[TalonResponse, int]:
         """Talon.One's answer to ``call``. An erasure of a customer Talon.One does not know
         (404) is done already; a replayed advanced event (409, it exists) is answered by the
@@ -375,13 +429,13 @@ class RecordProcessor:
             TalonPermanentError: Talon.One refused the call.
         """
         try:
-            return await self._caller.call(
-                call, key, trace.http_headers if trace is not None else None
+            return await caller.call(
+                call, key, trace.http_headers if trace is not None else None, hold
             )
         except TalonDuplicateError as exc:
             assert call.body is not None
             read = TalonCall(Operation.GET_EVENT_V3, str(call.body["integrationId"]), None)
-            response, attempts = await self._caller.call(read, "", None)
+            response, attempts = await caller.call(read, "", None, hold)
             if response.body.get("profileId") != call.profile_id:
                 raise TalonPermanentError(
                     "the eventId is the id of another customer's advanced event",
@@ -404,7 +458,9 @@ class RecordProcessor:
         state = session.get("state") if isinstance(session, dict) else None
         self.sessions.applied(event, key, state if isinstance(state, str) else None)
 
-    async def _closed_state(self, event: Event, refusal: TalonPermanentError) -> str | None:
+    async def _closed_state(
+        self, event: Event, refusal: TalonPermanentError, caller: TalonCaller
+    ) -> str | None:
         """When Talon.One refused a cart update (400) because its session is no longer open —
         closed, cancelled or returned by an event this worker does not remember (applied before
         a restart or a rebalance) — the session's state; else None (the refusal stands)."""
@@ -413,7 +469,7 @@ class RecordProcessor:
         assert event.session_id is not None
         read = TalonCall(Operation.GET_CUSTOMER_SESSION, event.session_id, None)
         try:
-            response, _ = await self._caller.call(read, "", None)
+            response, _ = await caller.call(read, "", None)
         except TalonError:
             return None
         session = response.body.get("customerSession")
@@ -447,15 +503,17 @@ class RecordProcessor:
         call: TalonCall,
         trace: CallTrace | None,
         on_answered: Callable[[], None],
+        hold: Hold | None = None,
     ) -> None:
         """Call Talon.One and publish the outcome; the trace context, if any, goes with the HTTP
         request and on the effects records."""
         record = prepared.record
         key = envelope_id(record.topic, record.partition, record.offset)
+        caller = self._callers[prepared.application]
         try:
-            response, attempts = await self._answer(call, key, trace)
+            response, attempts = await self._answer(call, key, trace, caller, hold)
         except TalonPermanentError as exc:
-            state = await self._closed_state(event, exc)
+            state = await self._closed_state(event, exc, caller)
             on_answered()
             if state is not None:
                 await self._superseded(prepared, Superseded.by_session_state(state))

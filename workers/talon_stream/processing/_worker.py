@@ -25,7 +25,7 @@ from confluent_kafka import KafkaException, Producer
 
 from talon_stream._exceptions import BrokerError
 from talon_stream._version import __version__
-from talon_stream.config._settings import Settings
+from talon_stream.config._settings import DEFAULT_APPLICATION, Settings
 from talon_stream.core._records import PartitionKey
 from talon_stream.formats.mapping._mappings import Mappings, load_mappings
 from talon_stream.kafka._consumer import AsyncConsumer
@@ -40,6 +40,7 @@ from talon_stream.processing._processor import RecordProcessor
 from talon_stream.scheduling._merge import EventTimeMerge, co_partitioned_groups
 from talon_stream.scheduling._offsets import CommitPoint
 from talon_stream.scheduling._replay import Resume
+from talon_stream.talon._applications import Application, Halts
 from talon_stream.talon._client import TalonClient
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
@@ -92,8 +93,14 @@ class Worker:
         #: lost can come back still paused in librdkafka, so each is resumed once.
         self._fresh: set[PartitionKey] = set()
         #: Set while Talon.One refuses the key or cannot be reached (see talon_stream.talon._halt).
-        self.halt = Halt(
-            probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
+        self.halt = self._new_halt()
+        #: The other Applications' halts (by name); the worker as a whole is halted — paused,
+        #: unhealthy — only while every Application is (``halts``).
+        self.application_halts = {name: self._new_halt() for name in settings.applications}
+        self.halts: Halt | Halts = (
+            Halts({DEFAULT_APPLICATION: self.halt, **self.application_halts})
+            if self.application_halts
+            else self.halt
         )
         self._health: HealthServer | None = None
         #: The transactional sink while the worker runs with exactly-once processing.
@@ -106,6 +113,12 @@ class Worker:
         #: The Avro topics' decoders and encoders (``None``: every topic is JSON); a topic made
         #: Avro without a Schema Registry URL stops the worker here.
         self.avro = _avro(settings)
+
+    def _new_halt(self) -> Halt:
+        settings = self.settings
+        return Halt(
+            probe_initial_s=settings.halt_probe_initial_s, probe_max_s=settings.halt_probe_max_s
+        )
 
     @property
     def health_port(self) -> int | None:
@@ -138,6 +151,7 @@ class Worker:
         transactions = TransactionalSink(producer) if settings.exactly_once else None
         self.transactions = transactions
         talon = self._talon_client()
+        applications = self._applications()
         processor = RecordProcessor.from_settings(
             settings,
             talon,
@@ -148,6 +162,7 @@ class Worker:
             concurrency=self.concurrency,
             mappings=self.mappings,
             avro=self.avro,
+            applications=applications,
         )
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":
@@ -155,7 +170,7 @@ class Worker:
                 processor,
                 max_in_flight=settings.max_in_flight,
                 max_buffered_per_partition=settings.max_buffered_per_partition,
-                halt=self.halt,
+                halt=self.halts,
                 concurrency=self.concurrency,
                 coalesce=settings.coalesce_cart_updates,
             )
@@ -163,7 +178,7 @@ class Worker:
             dispatcher = PartitionSerialDispatcher(
                 processor.process,
                 max_buffered_per_partition=settings.max_buffered_per_partition,
-                halt=self.halt,
+                halt=self.halts,
             )
         consumer = AsyncConsumer(settings.consumer_config(), **consumer_kwargs)
         erasures = processor.erasures
@@ -267,6 +282,8 @@ class Worker:
                 await transactions.close()
             await producer.close()
             await talon.aclose()
+            for application in applications.values():
+                await application.talon.aclose()
             if tail is not None:
                 tail.close()
             if self.avro is not None:
@@ -296,20 +313,47 @@ class Worker:
                     else (sink.committed, sink.aborted, sink.commit_seconds)
                 ),
             )
-            return render(WorkerCollector(self.stats, self.halt, lambda: snapshot))
+            return render(
+                WorkerCollector(
+                    self.stats,
+                    self.halts,
+                    lambda: snapshot,
+                    applications={DEFAULT_APPLICATION: self.halt, **self.application_halts}
+                    if self.application_halts
+                    else None,
+                )
+            )
 
-        status = WorkerStatus(self.halt, lambda: len(self.assigned), self._stopping.is_set, metrics)
+        status = WorkerStatus(
+            self.halts, lambda: len(self.assigned), self._stopping.is_set, metrics
+        )
         self._health = HealthServer(status, host, port)
         await self._health.start()
         log.info(
             "health endpoint on http://%s:%d (/healthz, /readyz, /metrics)", host, self._health.port
         )
 
-    def _talon_client(self) -> TalonClient:
+    def _applications(self) -> dict[str, Application]:
+        """The Applications besides the default one, each with its own client and halt."""
+        settings = self.settings
+        return {
+            name: Application(
+                name,
+                self._talon_client(app.base_url, app.api_key.get_secret_value()),
+                self.application_halts[name],
+                RateLimiter(app.max_requests_per_s, burst=settings.rate_burst)
+                if app.max_requests_per_s is not None
+                else None,
+                app.catalog_id,
+            )
+            for name, app in settings.applications.items()
+        }
+
+    def _talon_client(self, base_url: str | None = None, api_key: str | None = None) -> TalonClient:
         settings = self.settings
         return TalonClient(
-            settings.talon_base_url,
-            self._api_key,
+            base_url or settings.talon_base_url,
+            api_key or self._api_key,
             http_client=settings.http_client,
             timeout_s=settings.request_timeout_s,
             max_connections=settings.max_connections,

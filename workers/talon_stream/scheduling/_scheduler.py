@@ -13,7 +13,8 @@ Every submitted item carries *lock keys* — the customer's profile ID and sessi
   until :meth:`KeyedScheduler.complete` — while its outcome is being published — so the next call
   of the same customer still waits for it. No call starts while ``max_publishing`` (by default
   ``max_in_flight``) answered items wait for their outcome, so started items stay below
-  ``max_in_flight + max_publishing``.
+  ``max_in_flight + max_publishing``. An item whose call waits for a halted Application is
+  *parked* (:meth:`KeyedScheduler.park`): it gives up its slot but not its keys.
 
 The oldest waiting item is always at the head of all its queues, so it can start as soon as its
 keys are released: the scheduler cannot deadlock. When a slot frees, the *oldest* startable item
@@ -64,6 +65,8 @@ class Item(Generic[P]):
     started: bool = field(default=False)
     #: The call was answered: the item no longer holds a call slot, only its keys.
     answered: bool = field(default=False)
+    #: Its call waits for a halted Talon.One: it holds no call slot meanwhile, only its keys.
+    parked: bool = field(default=False)
     cancelled: bool = field(default=False)
     #: Submission order, set by the scheduler.
     order: int = field(default=0)
@@ -241,8 +244,25 @@ class KeyedScheduler(Generic[P]):
         if not item.started or item.answered:
             raise ValueError("an item is answered once, after it started")
         item.answered = True
-        self._in_flight -= 1
+        if item.parked:
+            item.parked = False
+        else:
+            self._in_flight -= 1
         self._answered += 1
+
+    def park(self, item: Item[P]) -> None:
+        """``item``'s call waits (for a halted Application): its slot goes to other calls, its
+        keys stay held."""
+        if item.started and not item.answered and not item.parked:
+            item.parked = True
+            self._in_flight -= 1
+
+    def unpark(self, item: Item[P]) -> None:
+        """``item``'s call goes on: it takes a slot again (beyond the cap, if need be: calls
+        that start after it wait until the count is under it)."""
+        if item.parked:
+            item.parked = False
+            self._in_flight += 1
 
     def complete(self, item: Item[P]) -> None:
         """``item`` has its outcome: release its keys and let the next item of each key start."""
@@ -250,7 +270,7 @@ class KeyedScheduler(Generic[P]):
             raise ValueError("completing an item that was never started")
         if item.answered:
             self._answered -= 1
-        else:
+        elif not item.parked:
             self._in_flight -= 1
         for key in item.keys:
             self._busy.discard(key)

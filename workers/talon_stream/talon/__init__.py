@@ -1,7 +1,8 @@
 """Talon.One: the Integration API client over a pluggable HTTP transport, the worker-wide halt,
 and the limits that keep a shared deployment from being overrun."""
 
-from talon_stream.talon._caller import TalonCaller, TalonSender
+from talon_stream.talon._applications import Application, Halts
+from talon_stream.talon._caller import Hold, TalonCaller, TalonSender
 from talon_stream.talon._client import (
     FATAL_STATUSES,
     RETRYABLE_STATUSES,
@@ -27,7 +28,10 @@ __all__ = [
     "RETRYABLE_STATUSES",
     "AdaptiveConcurrency",
     "AiohttpTransport",
+    "Application",
     "Halt",
+    "Halts",
+    "Hold",
     "Http11Client",
     "Http11Transport",
     "HttpClientKind",

@@ -37,9 +37,13 @@ from talon_stream.ops._stats import WorkerStats
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
 
-__all__ = ["TalonCaller", "TalonSender"]
+__all__ = ["Hold", "TalonCaller", "TalonSender"]
 
 log = logging.getLogger(__name__)
+
+
+#: Told ``True`` when a call starts waiting for a halted Talon.One, ``False`` when it goes on.
+Hold = Callable[[bool], None]
 
 
 class TalonSender(Protocol):
@@ -88,8 +92,11 @@ class TalonCaller:
         unreachable_halt_after_s: float = 60.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
+        application: str | None = None,
     ) -> None:
         self._talon = talon
+        #: The Application it calls, when the worker has several (calls are counted by it).
+        self.application = application
         self._stats = stats
         self.halt = halt or Halt()
         self._rate = rate
@@ -102,21 +109,31 @@ class TalonCaller:
         self._halted_unreachable = False
 
     async def call(
-        self, call: TalonCall, key: str, extra: Mapping[str, str] | None = None
+        self,
+        call: TalonCall,
+        key: str,
+        extra: Mapping[str, str] | None = None,
+        hold: Hold | None = None,
     ) -> tuple[TalonResponse, int]:
         """Talon.One's answer to ``call`` sent with ``Idempotency-Key: key`` (and ``extra``
-        headers such as trace context), and the number of attempts it took.
+        headers such as trace context), and the number of attempts it took. ``hold(True)`` is
+        called when the call starts waiting for the halt to let it through, ``hold(False)``
+        when it is through: the dispatcher gives its call slot to others meanwhile.
 
         Raises:
             TalonPermanentError: a status that will not change on retry.
         """
         try:
-            return await self._attempt(call, key, extra), 1
+            return await self._attempt(call, key, extra, hold), 1
         except (TalonRetryableError, TalonTransportError, TalonFatalError) as exc:
-            return await self._retry(call, key, exc, extra)
+            return await self._retry(call, key, exc, extra, hold)
 
     async def _attempt(
-        self, call: TalonCall, key: str, extra: Mapping[str, str] | None = None
+        self,
+        call: TalonCall,
+        key: str,
+        extra: Mapping[str, str] | None = None,
+        hold: Hold | None = None,
     ) -> TalonResponse:
         """One try of a call, through the halt while it is on; what the answer says about the
         credentials and reachability of Talon.One updates the halt."""
@@ -125,12 +142,18 @@ class TalonCaller:
             if halt.reason is None:
                 response = await self._send(call, key, extra)
             else:
-                async with halt.turn():
-                    response = await self._send(call, key, extra)
+                if hold is not None:
+                    hold(True)
+                try:
+                    async with halt.turn():
+                        response = await self._send(call, key, extra)
+                finally:
+                    if hold is not None:
+                        hold(False)
         except TalonFatalError as exc:
             self._stats.retry_reasons[str(exc.status)] += 1
             self._halted_unreachable = False
-            halt.trip(_fatal_reason(exc))
+            halt.trip(_fatal_reason(exc, self.application))
             raise
         except TalonTransportError as exc:
             self._stats.retry_reasons["transport"] += 1
@@ -180,6 +203,8 @@ class TalonCaller:
             await self._rate.acquire()
         operation = call.operation.value
         self._stats.calls[operation] += 1
+        if self.application is not None:
+            self._stats.calls_by_application[self.application] += 1
         limit = self._concurrency
         if limit is not None:
             limit.started()
@@ -221,6 +246,7 @@ class TalonCaller:
         key: str,
         first_error: Exception,
         extra: Mapping[str, str] | None = None,
+        hold: Hold | None = None,
     ) -> tuple[TalonResponse, int]:
         log.info(
             "retrying %s after %s",
@@ -229,7 +255,7 @@ class TalonCaller:
             extra={
                 "envelopeId": key,
                 "operation": call.operation.value,
-                "profileId": call.profile_id,
+                "profileId": call.loggable_profile_id,
                 "sessionId": call.session_id,
                 "errorClass": type(first_error).__name__,
                 "status": getattr(first_error, "status", None),
@@ -250,17 +276,22 @@ class TalonCaller:
                 if number == 1:  # the first attempt already failed before we got here
                     raise first_error
                 self._stats.retries += 1
-                return await self._attempt(call, key, extra), number
+                return await self._attempt(call, key, extra, hold), number
         raise AssertionError("unreachable: tenacity either returns or raises")
 
 
-def _fatal_reason(error: TalonFatalError) -> str:
-    """What the operator must fix, from a 401 or 403."""
+def _fatal_reason(error: TalonFatalError, application: str | None) -> str:
+    """What the operator must fix, from a 401 or 403 (of ``application``, when there are
+    several)."""
+    if application is None or application == "default":
+        key, url = "TALON_STREAM_TALON_API_KEY", "TALON_STREAM_TALON_BASE_URL"
+    else:
+        key = f"TALON_STREAM_APPLICATIONS ({application}.api_key)"
+        url = f"TALON_STREAM_APPLICATIONS ({application}.base_url)"
     if error.status == 401:
-        fix = "check TALON_STREAM_TALON_API_KEY (an Integration API key of this application)"
+        fix = f"check {key} (an Integration API key of this application)"
     else:
         fix = (
-            "check that the API key belongs to the application and TALON_STREAM_TALON_BASE_URL "
-            "is this deployment's URL"
+            f"check that the API key belongs to the application and {url} is this deployment's URL"
         )
     return f"Talon.One refused the API key (HTTP {error.status}: {error.args[0]}): {fix}"
