@@ -22,7 +22,6 @@ from talon_one_emulator.errors import (
 )
 from talon_one_emulator.render.responses import advanced_event_json, advanced_event_state
 from talon_one_emulator.store.events import AdvancedEventRecord
-from talon_one_emulator.store.state import ProfileRecord
 from talon_one_emulator.times import format_time
 
 __all__ = ["AdvancedEventOperations"]
@@ -57,16 +56,9 @@ class AdvancedEventOperations(ProfileOperations):
         connected = request.connected_session_id
         if connected is not None:
             self._check_connected_session(connected)
-        profile_id = request.profile_id
         stamp = format_time(state.clock())
-        if dry:
-            existing = state.profiles.get(profile_id)
-            profile = existing or ProfileRecord(0, profile_id, stamp, stamp)
-            event_id = 0
-        else:
-            profile = state.ensure_profile(profile_id, stamp)
-            profile.last_activity = stamp
-            event_id = state.next_id("event")
+        profile_id = request.profile_id
+        profile, event_id = self._event_profile(profile_id, stamp, dry=dry)
         attributes = request.attributes or {}
         cards = request.loyalty_cards or ()
         outcome = self._evaluate_event(

@@ -131,16 +131,8 @@ class ProfileOperations:
         """
         state = self.state
         request = event_request(body, state.campaigns)
-        profile_id = request.profile_id or ""
         stamp = format_time(state.clock())
-        if dry:
-            existing = state.profiles.get(profile_id)
-            profile = existing or ProfileRecord(0, profile_id, stamp, stamp)
-            event_id = 0
-        else:
-            profile = state.ensure_profile(profile_id, stamp)
-            profile.last_activity = stamp
-            event_id = state.next_id("event")
+        profile, event_id = self._event_profile(request.profile_id or "", stamp, dry=dry)
         attributes = request.attributes or {}
         cards = request.loyalty_cards or ()
         outcome = self._evaluate_event(
@@ -167,6 +159,19 @@ class ProfileOperations:
             cards,
         )
         return add_created(state, response, outcome, request.response_content, stamp)
+
+    def _event_profile(
+        self, profile_id: str, stamp: str, *, dry: bool
+    ) -> tuple[ProfileRecord, int]:
+        """The profile an event is for (created at ``stamp`` unless ``dry``; a dry run on an
+        unknown one evaluates a blank profile) and the event's id (0 when dry)."""
+        state = self.state
+        if dry:
+            existing = state.profiles.get(profile_id)
+            return existing or ProfileRecord(0, profile_id, stamp, stamp), 0
+        profile = state.ensure_profile(profile_id, stamp)
+        profile.last_activity = stamp
+        return profile, state.next_id("event")
 
     def _evaluate_event(
         self,

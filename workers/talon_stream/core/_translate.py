@@ -249,16 +249,25 @@ def _profile_update(event: events.CustomerUpdated, options: TranslationOptions) 
     return _profile_call(Operation.UPDATE_CUSTOMER_PROFILE, event, body, query)
 
 
-def _track_event(event: events.CustomerEvent, options: TranslationOptions) -> TalonCall:
+def _event_body(event: events.CustomerEvent, **identity: str) -> dict[str, Any]:
+    """The body track event v2 and v3 share: type, profile, attributes, store, cards."""
     payload = event.payload
-    profile_id = _profile_id(event.profile_id)
-    body: dict[str, Any] = {"type": payload.event_type, "profileId": profile_id}
+    body: dict[str, Any] = {
+        "type": payload.event_type,
+        "profileId": _profile_id(event.profile_id),
+        **identity,
+    }
     if payload.attributes is not None:
         body["attributes"] = payload.attributes
     if payload.store_integration_id is not None:
         body["storeIntegrationId"] = payload.store_integration_id
     if payload.loyalty_cards is not None:
         body["loyaltyCards"] = list(payload.loyalty_cards)
+    return body
+
+
+def _track_event(event: events.CustomerEvent, options: TranslationOptions) -> TalonCall:
+    body = _event_body(event)
     content = options.content_for(_PROFILE_CONTENT)
     if content:
         body["responseContent"] = content
@@ -290,19 +299,7 @@ def _catalog_sync(
 
 
 def _track_event_v3(event: events.CustomerEvent, options: TranslationOptions) -> TalonCall:
-    payload = event.payload
-    profile_id = _profile_id(event.profile_id)
-    body: dict[str, Any] = {
-        "type": payload.event_type,
-        "profileId": profile_id,
-        "integrationId": event.event_id,
-    }
-    if payload.attributes is not None:
-        body["attributes"] = payload.attributes
-    if payload.store_integration_id is not None:
-        body["storeIntegrationId"] = payload.store_integration_id
-    if payload.loyalty_cards is not None:
-        body["loyaltyCards"] = list(payload.loyalty_cards)
+    body = _event_body(event, integrationId=event.event_id)
     content = [
         "advancedEvent" if value == "event" else value
         for value in options.response_content
