@@ -36,8 +36,8 @@ def product_events(seed: int) -> tuple[list[tuple[bytes | None, bytes | None]], 
             "eventId": f"p-{index}",
             "occurredAt": "2026-11-22T10:00:00Z",
         }
-        if roll >= 0.85 and sku not in expected:
-            roll = rng.random() * 0.85  # a shop deletes what it sells: upsert or update instead
+        if roll >= 0.6 and sku not in expected:
+            roll = 0.0  # a shop updates and deletes what it sells: a new SKU is upserted
         if roll < 0.6:
             price = float(rng.randrange(1, 500))
             colour = rng.choice(["red", "blue", "green"])

@@ -3,10 +3,11 @@
 Each product record waits in its catalog's :class:`~talon_stream.core._catalog.PendingActions`
 until the next sync call takes it; one sync call per catalog is in flight at a time, so a SKU's
 next action always goes in a later call than its last one. A call of one action type leaves at
-once when 1,000 actions of that type wait, or once the oldest of them has waited ``linger_s`` and
-no product record came for a moment (``linger_s / 5``, at most 100 ms), or has waited four times
-``linger_s`` in any case: a backlog goes in full calls, a trickle within ``linger_s``. Every
-record gets its own outcome: the call's answer, or the reason Talon.One refused its action.
+once when 1,000 actions of that type wait; or once the oldest of them has waited ``linger_s``,
+unless the worker is reading a backlog (:attr:`CatalogSync.draining`: its fetches come back
+full), when it waits for fuller calls up to four times ``linger_s``. So a backlog goes in full
+calls and a trickle within ``linger_s``. Every record gets its own outcome: the call's answer,
+or the reason Talon.One refused its action.
 
 When Talon.One refuses a call (400), the actions its errors point at (``/actions/<i>/…``) are the
 refused ones: their records get the error, and the others go again in the next call. An error
@@ -33,8 +34,8 @@ __all__ = ["CatalogSync", "SyncOutcome"]
 
 #: A type whose oldest action has waited this many lingers goes next, however few wait.
 _STARVED = 4
-#: The longest pause in product records that ends a linger (a backlog is still being read).
-_QUIET_S = 0.1
+#: How often a sender waiting out a backlog looks whether it has been read.
+_DRAINING_CHECK_S = 0.05
 _ACTION_POINTER = re.compile(r"^/actions/(\d+)(?:/|$)")
 
 
@@ -64,8 +65,6 @@ class _Catalog:
         self.pending: PendingActions[_Ticket] = PendingActions()
         #: Per action type, since when (loop time) its oldest waiting action waits.
         self.since: dict[ActionType, float] = {}
-        #: When (loop time) the last action came.
-        self.last = 0.0
         self.wakeup = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -77,6 +76,8 @@ class CatalogSync:
         self._linger_s = linger_s
         self._max_actions = max_actions
         self._catalogs: dict[tuple[str, str], _Catalog] = {}
+        #: Set by the worker while it reads a backlog: calls wait to fill (up to a bound).
+        self.draining = False
         #: Sync calls made, and the actions they carried.
         self.calls = 0
         self.actions = 0
@@ -102,9 +103,8 @@ class CatalogSync:
             )
         ticket = _Ticket(record)
         kind = catalog.pending.add(action, ticket)
-        catalog.last = asyncio.get_running_loop().time()
         if kind not in catalog.since:
-            catalog.since[kind] = catalog.last
+            catalog.since[kind] = asyncio.get_running_loop().time()
             catalog.wakeup.set()
         elif catalog.pending.counts[kind] >= self._max_actions:
             catalog.wakeup.set()
@@ -157,12 +157,12 @@ class CatalogSync:
         starved = since + _STARVED * self._linger_s
         if starved <= now:
             return kind, None
-        quiet = catalog.last + min(_QUIET_S, self._linger_s / 5)
+        if self.draining:  # a backlog: more of every type is coming
+            return None, min(starved - now, _DRAINING_CHECK_S)
         due = [kind for kind, since in catalog.since.items() if since + self._linger_s <= now]
-        if due and quiet <= now:  # the fullest call first: the others fill meanwhile
+        if due:  # the fullest call first: the others fill meanwhile
             return max(due, key=lambda kind: counts[kind]), None
-        wake = max(since + self._linger_s, quiet) if not due else quiet
-        return None, max(0.0, min(wake, starved) - now)
+        return None, since + self._linger_s - now
 
     async def _send(
         self, catalog: _Catalog, batch: Sequence[tuple[CatalogAction, list[_Ticket]]]

@@ -35,6 +35,7 @@ from talon_stream.kafka._transactions import TransactionalSink
 from talon_stream.ops._health import HealthServer, WorkerStatus
 from talon_stream.ops._metrics import MetricsSnapshot, WorkerCollector, render
 from talon_stream.ops._stats import WorkerStats
+from talon_stream.processing._catalog import CatalogSync
 from talon_stream.processing._dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
 from talon_stream.processing._processor import RecordProcessor
 from talon_stream.scheduling._merge import EventTimeMerge, co_partitioned_groups
@@ -152,6 +153,7 @@ class Worker:
         self.transactions = transactions
         talon = self._talon_client()
         applications = self._applications()
+        self._catalogs = CatalogSync()  # the processor's, once it is made
         processor = RecordProcessor.from_settings(
             settings,
             talon,
@@ -164,6 +166,7 @@ class Worker:
             avro=self.avro,
             applications=applications,
         )
+        self._catalogs = processor.catalogs
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":
             dispatcher = KeyedDispatcher(
@@ -418,6 +421,8 @@ class Worker:
             if merge is not None and merge.buffered and (due := merge.next_deadline()) is not None:
                 wait_s = min(wait_s, max(0.0, (due - _wall_ms()) / 1000))
             records = await consumer.consume(_FETCH_BATCH, wait_s)
+            # A full batch: a backlog is being read, so product events wait for fuller calls.
+            self._catalogs.draining = len(records) >= _FETCH_BATCH
             avro = self.avro
             if (
                 avro is not None
