@@ -189,6 +189,14 @@ class WhatIfReport:
             return ", ".join(f"{name} {n}" for name, n in counter.most_common()) or "-"
 
         rate = self.calls / self.elapsed_s if self.elapsed_s > 0 else 0.0
+        forgotten = (
+            [
+                f"sessions forgotten to stay within the bound: {self.sessions_forgotten} (their "
+                "later events were evaluated from what followed only)"
+            ]
+            if self.sessions_forgotten
+            else []
+        )
         return [
             f"records read: {self.read} in the window, {self.warm_up} before it (look-back)",
             f"evaluated: {self.evaluated}; refused by Talon.One: {self.refused.total()}"
@@ -198,6 +206,7 @@ class WhatIfReport:
             f"changed vs live: {self.changed}; no live envelope: {self.live_missing}",
             f"dry calls: {self.calls} ({self.retries} retries) in {self.elapsed_s:.1f} s, "
             f"{rate:.1f}/s",
+            *forgotten,
         ]
 
 
