@@ -35,7 +35,7 @@ from talon_stream.config._settings import Settings
 from talon_stream.demo import ShopSimulator
 from talon_stream.demo._broker import Broker
 from talon_stream.processing._worker import Worker
-from tests.conftest import read_all
+from tests.conftest import produce, read_all
 from tests.integration.conftest import API_KEY, running, wait_for, worker_settings
 
 pytestmark = pytest.mark.integration
@@ -357,3 +357,73 @@ def test_what_if_evaluates_the_window_dry_in_customer_order_and_reports_honest_t
             diff["live"]["effects"], set(LIVE_CAMPAIGNS)
         ), diff["source"]
     assert any(signature(d["live"]["effects"], {1}) for d in diffs)  # the coupon was used
+
+
+def invoke_what_if(settings: Settings, key: str, *extra: str) -> Any:
+    now = datetime.now(tz=UTC)
+    return CliRunner().invoke(
+        main,
+        [
+            "what-if",
+            "--bootstrap-servers",
+            settings.bootstrap_servers,
+            "--input-topics",
+            ",".join(settings.input_topics),
+            "--talon-base-url",
+            settings.talon_base_url,
+            "--set",
+            f"effects_topic={settings.effects_topic}",
+            "--set",
+            f"talon_api_key={key}",
+            "--since",
+            (now - timedelta(minutes=10)).isoformat(),
+            "--until",
+            (now + timedelta(minutes=1)).isoformat(),
+            "--campaigns",
+            "2",
+            "--timeout",
+            "5",
+            *extra,
+        ],
+    )
+
+
+def test_a_missing_topic_is_named_with_the_setting_to_fix(
+    broker: Broker, emulator: EmulatorServer, unique: str
+) -> None:
+    settings = worker_settings(broker, emulator, unique)
+    broker.create_topics({settings.input_topics[0]: 1})
+    result = invoke_what_if(settings, API_KEY)
+    assert result.exit_code == 4, result.output
+    assert f"the topic {settings.effects_topic!r} does not exist" in result.output
+    assert "TALON_STREAM_EFFECTS_TOPIC" in result.output
+    broker.create_topics({settings.effects_topic: 1})
+    result = invoke_what_if(settings, API_KEY, "--diff-topic", f"nowhere-{unique}")
+    assert result.exit_code == 4, result.output
+    assert "(check --diff-topic)" in result.output
+    assert emulator.state.request_log.entries() == []
+
+
+def test_a_refused_api_key_stops_the_run_and_only_dry_calls_were_tried(
+    broker: Broker, emulator: EmulatorServer, unique: str
+) -> None:
+    settings = worker_settings(broker, emulator, unique)
+    broker.create_topics({settings.input_topics[0]: 1, settings.effects_topic: 1})
+    cart = {"cartItems": [{"sku": "dtr003", "price": 200, "quantity": 1}]}
+    value = orjson.dumps(
+        {
+            "eventId": "e-1",
+            "type": "cart.updated",
+            "occurredAt": datetime.now(tz=UTC).isoformat(),
+            "profileId": "ada",
+            "sessionId": "s-1",
+            "payload": cart,
+        }
+    )
+    produce(broker.bootstrap_servers, settings.input_topics[0], [(b"ada", value)])
+    result = invoke_what_if(settings, "not-the-key")
+    assert result.exit_code == 1, result.output
+    assert "the what-if stopped: Talon.One refused the API key (HTTP 401" in result.output
+    log = emulator.state.request_log.entries()
+    assert log
+    assert {(e["status"], e["query"].get("dry")) for e in log} == {(401, "true")}

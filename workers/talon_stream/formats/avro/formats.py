@@ -342,7 +342,8 @@ def dlq_unwrapper(settings: Settings, dlq_topic: str) -> DlqUnwrapper | None:
 
 class EnvelopeReader:
     """For ``talon-stream what-if`` on an Avro effects topic: each record's effects envelope,
-    JSON-shaped as the JSON envelope is (``effects`` with their props and ``extra`` merged)."""
+    JSON-shaped as the JSON envelope is: ``effects`` with their props and ``extra`` merged, and
+    without the typed fields Talon.One did not send (null in Avro)."""
 
     def __init__(self, client: SchemaRegistryClient, url: str) -> None:
         self._client = client
@@ -368,6 +369,12 @@ class EnvelopeReader:
         envelope = self._decoder.read(record.value)
         if not isinstance(envelope, dict) or "source" not in envelope:
             raise DecodeError("the record's value is not an effects envelope")
+        effects = envelope.get("effects")
+        if isinstance(effects, list):
+            envelope["effects"] = [
+                {k: v for k, v in e.items() if v is not None} if isinstance(e, dict) else e
+                for e in effects
+            ]
         return envelope
 
     def close(self) -> None:
