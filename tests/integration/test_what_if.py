@@ -51,6 +51,14 @@ CAMPAIGNS = (1, CANDIDATE, 5)
 NOT_EVALUATED = {"order.cancelled", "order.items_returned", "order.reopened"}
 
 
+def needs_offsets_for_times(broker: Broker) -> None:
+    if broker.kind == "tansu":
+        pytest.skip(
+            "Tansu's offsets_for_times goes by when batches were written, not by record "
+            "timestamps (shared reference tansu.md): the window is tested on Apache Kafka"
+        )
+
+
 def campaigns_with_one_disabled() -> Any:
     """The emulator's default campaigns with campaign 2 disabled: live sessions never get it."""
     from importlib.resources import files
@@ -179,6 +187,7 @@ def recomputed(diffs: list[dict[str, Any]], side: str) -> dict[int, dict[str, fl
 def test_what_if_evaluates_the_window_dry_in_customer_order_and_reports_honest_totals(
     broker: Broker, unique: str, tmp_path: Path
 ) -> None:
+    needs_offsets_for_times(broker)
     start = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(hours=1)
     start_ms = int(start.timestamp() * 1000)
     carts, orders, diff_topic = f"carts-{unique}", f"orders-{unique}", f"what-if-{unique}"
@@ -407,6 +416,7 @@ def test_a_missing_topic_is_named_with_the_setting_to_fix(
 def test_a_refused_api_key_stops_the_run_and_only_dry_calls_were_tried(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
+    needs_offsets_for_times(broker)
     settings = worker_settings(broker, emulator, unique)
     broker.create_topics({settings.input_topics[0]: 1, settings.effects_topic: 1})
     cart = {"cartItems": [{"sku": "dtr003", "price": 200, "quantity": 1}]}

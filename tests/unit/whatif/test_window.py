@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from talon_stream._exceptions import BrokerError
 from talon_stream.core._records import InputRecord
 from talon_stream.whatif import (
     LiveEffects,
@@ -34,7 +35,9 @@ def fetched(*records: InputRecord, high: int | None = None, eof: int | None = No
 
 
 def test_records_between_the_window_offsets_are_evaluated_earlier_ones_only_read() -> None:
-    window = PartitionRange("carts", 0, start=3, window_start=5, stop=8, until_ms=UNTIL_MS)
+    window = PartitionRange(
+        "carts", 0, start=3, window_start=5, stop=8, until_ms=8_000, since_ms=4_500
+    )
     scan = RangeScan([window])
     taken = scan.take(fetched(*(rec(n, 1000 * n) for n in range(3, 10)), high=20))
     assert [(r.offset, in_window) for r, in_window in taken] == [
@@ -79,6 +82,22 @@ def test_an_empty_partition_ends_at_its_end_of_log() -> None:
     assert scan.finished
 
 
+def test_a_broker_whose_offsets_for_times_ignores_record_timestamps_is_named() -> None:
+    """The record at the offset given for a time is never older than it, on Kafka."""
+    window = PartitionRange("carts", 0, 0, 2, 5, until_ms=UNTIL_MS, since_ms=5_000)
+    scan = RangeScan([window])
+    assert [r.offset for r, _ in scan.take(fetched(rec(0, 1), rec(1, 2), rec(2, 5_000)))] == [
+        0,
+        1,
+        2,
+    ]
+    with pytest.raises(BrokerError, match="does not follow record timestamps"):
+        RangeScan([window]).take(fetched(rec(2, 4_999)))
+    scan = RangeScan([PartitionRange("carts", 0, 0, 0, 1, until_ms=UNTIL_MS, since_ms=0)])
+    with pytest.raises(BrokerError, match=r"gave offset 1 as the first record .* 10000 ms"):
+        scan.take(fetched(rec(0, 1), rec(1, UNTIL_MS - 1)))
+
+
 def test_partitions_with_nothing_to_read_are_done_from_the_start() -> None:
     ranges = [
         PartitionRange("carts", 0, start=None, window_start=None, stop=None),
@@ -114,7 +133,7 @@ def test_a_window_read_in_any_chunks_takes_exactly_its_records(
 
     window_start = first_at(since)
     stop = first_at(until, window_start or 0)
-    window = PartitionRange("carts", 0, read_from, window_start, stop, until_ms=until)
+    window = PartitionRange("carts", 0, read_from, window_start, stop, until, since)
     scan = RangeScan([window])
     taken: list[tuple[int, bool]] = []
     for at in range(read_from, len(records), chunk):

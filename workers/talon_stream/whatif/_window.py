@@ -48,7 +48,8 @@ class PartitionRange:
     """What is read of one partition: from ``start`` (``None``: nothing) up to ``stop``
     (``None``: the end offset as the run starts), and from ``window_start`` on (``None``: no
     record is in the window) the records are evaluated; there, the first record stamped at or
-    after ``until_ms`` ends the partition."""
+    after ``until_ms`` ends the partition. ``since_ms`` and ``until_ms`` are the times the
+    broker gave ``window_start`` and ``stop`` for (``None``: not asked)."""
 
     topic: str
     partition: int
@@ -56,6 +57,7 @@ class PartitionRange:
     window_start: int | None
     stop: int | None
     until_ms: int | None = None
+    since_ms: int | None = None
 
     @property
     def key(self) -> PartitionKey:
@@ -127,9 +129,12 @@ class RangeScan:
         taken = []
         for record in fetched.records:
             cursor = self._cursors.get(record.partition_key)
-            if cursor is None or cursor.done:
+            if cursor is None:
                 continue
             window = cursor.range
+            _check_answer(window, record)  # the record at ``stop`` comes after it is done
+            if cursor.done:
+                continue
             limit = cursor.limit
             in_window = window.in_window(record.offset)
             if (limit is not None and record.offset >= limit) or (
@@ -180,6 +185,28 @@ class RangeScan:
             elif cursor.position is not None:
                 read += cursor.position - start
         return read, (total if known else None)
+
+
+def _check_answer(window: PartitionRange, record: InputRecord) -> None:
+    """Kafka's ``offsets_for_times`` gives the first offset stamped at or after the time asked:
+    the record at that offset is never older. A broker that answers otherwise (Tansu goes by
+    when batches were written) would silently shift the window. Checked on the records that
+    come by: the one at ``stop`` only when it comes in the same fetch as the records before it.
+
+    Raises:
+        BrokerError: the record at an offset the broker gave is older than the time asked.
+    """
+    stamp = record.timestamp_ms
+    if stamp is None:
+        return
+    for offset, moment in ((window.window_start, window.since_ms), (window.stop, window.until_ms)):
+        if record.offset == offset and moment is not None and stamp < moment:
+            raise BrokerError(
+                f"{record.topic}[{record.partition}]: the broker gave offset {offset} as the "
+                f"first record stamped at or after {moment} ms, but it is stamped {stamp} ms: "
+                "its offsets_for_times does not follow record timestamps, so the window cannot "
+                "be found (use a broker that does, such as Apache Kafka)"
+            )
 
 
 def check_stalled(waited_s: float, timeout_s: float, what: str, scan: RangeScan) -> None:
@@ -272,6 +299,7 @@ class RangeReader:
                     window_start,
                     stops[partition],
                     until_ms=epoch_ms(until),
+                    since_ms=epoch_ms(since),
                 )
             )
         return ranges
