@@ -142,14 +142,7 @@ async def run_what_if(
         finally:
             await live_reader.close()
 
-        client = talon or TalonClient(
-            settings.talon_base_url,
-            api_key,
-            http_client=settings.http_client,
-            timeout_s=settings.request_timeout_s,
-            max_connections=min(settings.max_connections, options.max_in_flight),
-            user_agent=f"talon-stream/{__version__} what-if",
-        )
+        client = talon or _talon_client(settings, options, api_key)
         if isinstance(client, TalonClient):
             closers.append(client.aclose)
         stats = WorkerStats()
@@ -168,36 +161,14 @@ async def run_what_if(
             publisher = DiffPublisher(producer, options.diff_topic)
             closers.insert(0, publisher.close)
             closers.append(producer.close)
-        context = {
-            "runId": str(run_id),
-            "campaigns": list(options.campaigns),
-            "since": options.since.isoformat(),
-            "until": options.until.isoformat(),
-        }
-        csv_rows = EventsCsv(events_csv) if events_csv is not None else None
-
-        def answered(job: DryJob, answer: TalonResponse | TalonPermanentError) -> None:
-            if isinstance(answer, TalonPermanentError):
-                status, error, effects = answer.status, str(answer.args[0]), []
-            else:
-                status, error, effects = answer.status, None, answer.effects
-            diff = EventDiff(
-                job.record,
-                job.event,
-                job.call,
-                job.request_id,
-                status,
-                error,
-                restrict(effects, options.campaigns),
-                live.get(job.record),
-            )
-            report.add(diff)
-            if publisher is not None:
-                publisher.add(job.record.key, diff.to_record(context))
-            if csv_rows is not None:
-                csv_rows.write(diff)
-            observer.evaluated(diff)
-
+        answered = _Answers(
+            options,
+            live,
+            report,
+            observer,
+            publisher,
+            EventsCsv(events_csv) if events_csv is not None else None,
+        )
         evaluator = DryRunEvaluator(caller, answered, max_in_flight=options.max_in_flight)
         closers.insert(0, evaluator.close)
         book = SessionBook(
@@ -229,6 +200,54 @@ async def run_what_if(
             avro.close()
         if envelopes is not None:
             envelopes.close()
+
+
+class _Answers:
+    """What becomes of each answer: its diff, counted, published, written and shown."""
+
+    def __init__(
+        self,
+        options: WhatIfOptions,
+        live: LiveEffects,
+        report: WhatIfReport,
+        observer: WhatIfObserver,
+        publisher: DiffPublisher | None,
+        rows: EventsCsv | None,
+    ) -> None:
+        self._campaigns = options.campaigns
+        self._live = live
+        self._report = report
+        self._observer = observer
+        self._publisher = publisher
+        self._rows = rows
+        self._run = {
+            "runId": report.run_id,
+            "campaigns": list(options.campaigns),
+            "since": options.since.isoformat(),
+            "until": options.until.isoformat(),
+        }
+
+    def __call__(self, job: DryJob, answer: TalonResponse | TalonPermanentError) -> None:
+        if isinstance(answer, TalonPermanentError):
+            status, error, effects = answer.status, str(answer.args[0]), []
+        else:
+            status, error, effects = answer.status, None, answer.effects
+        diff = EventDiff(
+            job.record,
+            job.event,
+            job.call,
+            job.request_id,
+            status,
+            error,
+            restrict(effects, self._campaigns),
+            self._live.get(job.record),
+        )
+        self._report.add(diff)
+        if self._publisher is not None:
+            self._publisher.add(job.record.key, diff.to_record(self._run))
+        if self._rows is not None:
+            self._rows.write(diff)
+        self._observer.evaluated(diff)
 
 
 class _Window:
@@ -378,6 +397,17 @@ async def _partition_counts(
             raise TopicNotFoundError(topic, setting, settings.bootstrap_servers)
         counts[topic] = count
     return counts
+
+
+def _talon_client(settings: Settings, options: WhatIfOptions, api_key: str) -> TalonClient:
+    return TalonClient(
+        settings.talon_base_url,
+        api_key,
+        http_client=settings.http_client,
+        timeout_s=settings.request_timeout_s,
+        max_connections=min(settings.max_connections, options.max_in_flight),
+        user_agent=f"talon-stream/{__version__} what-if",
+    )
 
 
 def _decoder(settings: Settings) -> tuple[Decoder, AvroFormats | None]:
