@@ -280,7 +280,11 @@ def what_if(
         signature(d["candidate"]["effects"]) != signature(d["live"]["effects"]) for d in diffs
     )
     changed = Counter(why_changed(d) for d in diffs if d["changed"])
-    summary = [line for line in done.stdout.splitlines() if ":" in line and "What-if" not in line]
+    summary = [
+        line
+        for line in done.stdout.splitlines()
+        if line.startswith(("records read", "evaluated", "skipped", "changed", "dry calls"))
+    ]
     return {
         "rate_limit_per_s": rate,
         "elapsed_s": round(elapsed, 1),

@@ -437,6 +437,9 @@ def _reader_config(settings: Settings) -> dict[str, Any]:
         "group.id": f"{settings.group_id}.what-if-{uuid.uuid4().hex[:8]}",
         "enable.partition.eof": True,
         "allow.auto.create.topics": False,
+        # While the calls keep the reader waiting, librdkafka prefetches at most this much.
+        "queued.min.messages": 10_000,
+        "queued.max.messages.kbytes": 8_192,
         "logger": LIBRDKAFKA_LOG,
     }
 
