@@ -8,7 +8,7 @@ RATE   ?= 150
 HEALTH_PORT ?= 8080
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint typecheck bench bench-backlog bench-rebalance bench-eos bench-outage bench-sweep clean
+.PHONY: help run test lint typecheck bench bench-backlog bench-rebalance bench-eos bench-outage bench-sweep bench-what-if clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ bench-outage: $(STAMP)  ## calls per cart event after a 30 s Talon.One outage, c
 
 bench-sweep: $(STAMP)  ## latency and key-count sweeps across the four contenders
 	$(BIN)/python bench/sweep.py
+
+bench-what-if: $(STAMP)  ## talon-stream what-if over 20,000 events: dry calls/s at --rate 200 and unthrottled, with its checks
+	$(BIN)/python bench/what_if.py
 
 clean:  ## remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

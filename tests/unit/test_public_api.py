@@ -34,7 +34,7 @@ def isort_style(name: str) -> tuple[int, str]:
 
 def test_every_stage_is_a_public_package() -> None:
     stages = {"cli", "config", "core", "demo", "dlq", "formats", "kafka", "ops", "processing"}
-    stages |= {"scheduling", "talon"}
+    stages |= {"scheduling", "talon", "whatif"}
     assert {f"talon_stream.{stage}" for stage in stages} <= set(PUBLIC)
 
 

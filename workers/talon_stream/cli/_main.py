@@ -1,9 +1,10 @@
 """The ``talon-stream`` command: ``run`` (the worker), ``config check``, ``demo``, ``produce``,
-``emulator``, ``broker`` and ``dlq replay``."""
+``emulator``, ``broker``, ``dlq replay`` and ``what-if``."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import importlib.util
@@ -28,6 +29,7 @@ from talon_stream._version import __version__
 from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, load_settings
 from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES
 from talon_stream.ops._logs import setup_logging
+from talon_stream.whatif._model import DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE
 
 __all__ = ["main"]
 
@@ -590,6 +592,138 @@ def replay(
     except ConfigurationError as exc:  # an Avro DLQ topic without a Schema Registry URL
         raise _exit(EXIT_CONFIG, str(exc)) from exc
     except TalonStreamError as exc:  # the Schema Registry of an Avro DLQ topic
+        raise _exit(1, str(exc)) from exc
+
+
+@main.command("what-if")
+@_settings_options
+@click.option(
+    "--since", required=True, callback=_iso_time, metavar="TIME", help="ISO 8601; UTC if no offset."
+)
+@click.option(
+    "--until", required=True, callback=_iso_time, metavar="TIME", help="ISO 8601, exclusive."
+)
+@click.option(
+    "--campaigns", required=True, metavar="IDS", help="Campaign ids to evaluate, e.g. 12,15."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_RATE,
+    show_default=True,
+    help="Dry calls per second at most: leave the live traffic its share of Talon.One's rate "
+    "limit.",
+)
+@click.option(
+    "--max-in-flight",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_IN_FLIGHT,
+    show_default=True,
+    help="Customers whose calls run at once (each customer's one at a time, in order).",
+)
+@click.option(
+    "--lookback",
+    default="0",
+    show_default=True,
+    metavar="DURATION",
+    help="Also read this long before --since (e.g. 2h) to rebuild the sessions begun before "
+    "it; those records are not evaluated.",
+)
+@click.option(
+    "--report-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the per-campaign totals (live and candidate) to this CSV file.",
+)
+@click.option(
+    "--events-csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one CSV row per evaluated event to this file.",
+)
+@click.option(
+    "--diff-topic",
+    metavar="TOPIC",
+    help="Publish one JSON diff record per evaluated event to this (existing) topic.",
+)
+@_timeout_option("Seconds the broker may take to answer.")
+@click.option("--log-level", default="warning", show_default=True)
+def what_if(
+    overrides: _Overrides,
+    since: Any,
+    until: Any,
+    campaigns: str,
+    rate: float,
+    max_in_flight: int,
+    lookback: str,
+    report_csv: Path | None,
+    events_csv: Path | None,
+    diff_topic: str | None,
+    timeout: float,
+    log_level: str,
+) -> None:
+    """Evaluate campaigns over a past window of the input topics with dry calls, and compare
+    with what happened live.
+
+    Re-reads the input topics' records of [--since, --until) without joining the workers'
+    group, sends every session update, profile update and custom event again to Talon.One with
+    dry=true and only --campaigns evaluable, and compares those campaigns' effects with the
+    effects topic's. Nothing in Talon.One changes. See docs/what-if.md.
+    """
+    from rich.console import Console
+
+    from talon_stream.whatif import (
+        LIBRDKAFKA_LOG,
+        ConsoleObserver,
+        WhatIfOptions,
+        parse_campaigns,
+        parse_duration,
+        run_what_if,
+    )
+
+    _setup_logging(log_level)
+    LIBRDKAFKA_LOG.setLevel(logging.DEBUG if log_level.lower() == "debug" else logging.CRITICAL)
+    try:
+        options = WhatIfOptions(
+            since=since,
+            until=until,
+            campaigns=parse_campaigns(campaigns),
+            rate_per_s=rate,
+            max_in_flight=max_in_flight,
+            lookback=parse_duration(lookback),
+            diff_topic=diff_topic,
+            timeout_s=timeout,
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        settings = load_settings(config_file=overrides.config_file, cli=overrides.cli)
+        settings.require_api_key()
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+
+    async def evaluate() -> None:
+        with contextlib.ExitStack() as stack:
+            rows = (
+                stack.enter_context(events_csv.open("w", newline="", encoding="utf-8"))
+                if events_csv is not None
+                else None
+            )
+            observer = stack.enter_context(ConsoleObserver())
+            report = await run_what_if(settings, options, observer=observer, events_csv=rows)
+        Console().print(report.table())
+        click.echo("\n".join(report.lines()))
+        if report_csv is not None:
+            report.write_csv(report_csv)
+            click.echo(f"per-campaign totals: {report_csv}")
+        if events_csv is not None:
+            click.echo(f"per-event rows: {events_csv}")
+
+    try:
+        run_event_loop(evaluate())
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+    except TalonStreamError as exc:
         raise _exit(1, str(exc)) from exc
 
 

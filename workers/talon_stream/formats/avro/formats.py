@@ -13,6 +13,8 @@ Avro, so the JSON path does no extra work at all:
 * an Avro **DLQ** topic gets a ``schemas/dlq-envelope.avsc`` record as the value — the original
   key, value and headers and the error — with the same ``talon-stream.*`` headers as with JSON.
   ``talon-stream dlq replay`` unwraps it (:class:`DlqUnwrapper`).
+
+``talon-stream what-if`` reads an Avro effects topic back with :class:`EnvelopeReader`.
 """
 
 from __future__ import annotations
@@ -37,7 +39,15 @@ from talon_stream.formats.avro._schemas import SchemaSet, schemas
 from talon_stream.formats.avro.codec import AvroDecoder, AvroEncoder
 from talon_stream.formats.avro.registry import WriterSchemas, registry_client
 
-__all__ = ["AvroFormats", "DlqUnwrapper", "avro_formats", "avro_topics", "dlq_unwrapper"]
+__all__ = [
+    "AvroFormats",
+    "DlqUnwrapper",
+    "EnvelopeReader",
+    "avro_formats",
+    "avro_topics",
+    "dlq_unwrapper",
+    "envelope_reader",
+]
 
 log = logging.getLogger(__name__)
 
@@ -328,3 +338,58 @@ def dlq_unwrapper(settings: Settings, dlq_topic: str) -> DlqUnwrapper | None:
         return None
     client, url = _client(settings)
     return DlqUnwrapper(client, url)
+
+
+class EnvelopeReader:
+    """For ``talon-stream what-if`` on an Avro effects topic: each record's effects envelope,
+    JSON-shaped as the JSON envelope is: ``effects`` with their props and ``extra`` merged, and
+    without the typed fields Talon.One did not send (null in Avro)."""
+
+    def __init__(self, client: SchemaRegistryClient, url: str) -> None:
+        self._client = client
+        self.writers = WriterSchemas(client, url)
+        self._decoder = AvroDecoder(self.writers, schemas().effects_envelope)
+
+    async def prefetch(self, records: Iterable[InputRecord]) -> None:
+        """Fetch the writer schemas of ``records`` not fetched yet.
+
+        Raises:
+            RegistryError: the registry cannot be reached or refused the request.
+        """
+        ids = self.writers.unknown(record.value for record in records)
+        if ids:
+            await self.writers.fetch(ids)
+
+    def read(self, record: InputRecord) -> dict[str, Any]:
+        """The effects envelope of ``record``.
+
+        Raises:
+            DecodeError: the value is not an effects envelope in the wire format.
+        """
+        envelope = self._decoder.read(record.value)
+        if not isinstance(envelope, dict) or "source" not in envelope:
+            raise DecodeError("the record's value is not an effects envelope")
+        effects = envelope.get("effects")
+        if isinstance(effects, list):
+            envelope["effects"] = [
+                {k: v for k, v in e.items() if v is not None} if isinstance(e, dict) else e
+                for e in effects
+            ]
+        return envelope
+
+    def close(self) -> None:
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
+
+
+def envelope_reader(settings: Settings, topic: str) -> EnvelopeReader | None:
+    """The reader of ``topic``'s effects envelopes when its format is Avro, else ``None``.
+
+    Raises:
+        ConfigurationError: the topic is Avro but no Schema Registry URL is set.
+    """
+    if topic not in avro_topics(settings):
+        return None
+    client, url = _client(settings)
+    return EnvelopeReader(client, url)
