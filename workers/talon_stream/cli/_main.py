@@ -644,6 +644,12 @@ def replay(
     metavar="TOPIC",
     help="Publish one JSON diff record per evaluated event to this (existing) topic.",
 )
+@click.option(
+    "--application",
+    default="default",
+    show_default=True,
+    help="With several Talon.One Applications: the one to evaluate (its records, its key).",
+)
 @_timeout_option("Seconds the broker may take to answer.")
 @click.option("--log-level", default="warning", show_default=True)
 def what_if(
@@ -657,6 +663,7 @@ def what_if(
     report_csv: Path | None,
     events_csv: Path | None,
     diff_topic: str | None,
+    application: str,
     timeout: float,
     log_level: str,
 ) -> None:
@@ -691,6 +698,7 @@ def what_if(
             lookback=parse_duration(lookback),
             diff_topic=diff_topic,
             timeout_s=timeout,
+            application=application,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -86,6 +86,8 @@ class WhatIfOptions:
     timeout_s: float = 10.0
     #: Sessions whose state is kept at once; beyond, the least recently used is forgotten.
     max_sessions: int = 200_000
+    #: With several Applications: the one evaluated (its records only, with its key).
+    application: str = "default"
 
     def __post_init__(self) -> None:
         for name, moment in (("--since", self.since), ("--until", self.until)):

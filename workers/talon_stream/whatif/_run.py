@@ -17,9 +17,10 @@ from typing import IO, TYPE_CHECKING, Any
 
 from confluent_kafka import Consumer, Producer
 
-from talon_stream._exceptions import RecordError, TalonPermanentError
+from talon_stream._exceptions import ConfigurationError, RecordError, TalonPermanentError
 from talon_stream._version import __version__
-from talon_stream.config._settings import Settings
+from talon_stream.config._settings import DEFAULT_APPLICATION, Settings
+from talon_stream.core._applications import ApplicationRouter
 from talon_stream.core._calls import TalonResponse
 from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.core._translate import TranslationOptions
@@ -58,6 +59,7 @@ LIBRDKAFKA_LOG = logging.getLogger("talon_stream.whatif.librdkafka")
 
 #: Skipped-count keys of records this module turns away.
 UNDECODABLE = "not a valid event"
+OTHER_APPLICATION = "another Application's"
 SUPERSEDED = "superseded live (not sent)"
 
 _FETCH_BATCH = 500
@@ -103,7 +105,10 @@ async def run_what_if(
     """
     observer = observer or WhatIfObserver()
     started = time.monotonic()
-    api_key = settings.require_api_key() if talon is None else ""
+    router = _router(settings, options)
+    base_url, api_key = _application(settings, options.application)
+    if talon is not None:
+        api_key = ""
     run_id = uuid.uuid4()
     report = WhatIfReport(str(run_id), options.campaigns, options.since, options.until)
     decoder, avro = _decoder(settings)
@@ -142,7 +147,7 @@ async def run_what_if(
         finally:
             await live_reader.close()
 
-        client = talon or _talon_client(settings, options, api_key)
+        client = talon or _talon_client(settings, options, base_url, api_key)
         if isinstance(client, TalonClient):
             closers.append(client.aclose)
         stats = WorkerStats()
@@ -180,7 +185,7 @@ async def run_what_if(
             ),
             max_sessions=options.max_sessions,
         )
-        window = _Window(ranges, report, decoder, live, book, evaluator, run_id)
+        window = _Window(ranges, report, decoder, live, book, evaluator, run_id, router)
         observer.phase("window")
         merge = _merge(settings, counts, ranges)
         await _read_window(reader, ranges, merge, window, avro, options, observer, report)
@@ -262,8 +267,11 @@ class _Window:
         book: SessionBook,
         evaluator: DryRunEvaluator,
         run_id: uuid.UUID,
+        router: tuple[ApplicationRouter, str] | None = None,
     ) -> None:
         self._ranges = {r.key: r for r in ranges}
+        #: With several Applications: how records name theirs, and the one evaluated.
+        self._router = router
         self._report = report
         self._decoder = decoder
         self._live = live
@@ -284,6 +292,16 @@ class _Window:
             if in_window:
                 report.skipped[UNDECODABLE] += 1
             return
+        if self._router is not None:
+            router, evaluated = self._router
+            try:
+                application = router.route(record, event)
+            except RecordError:
+                application = None
+            if application != evaluated:
+                if in_window:
+                    report.skipped[OTHER_APPLICATION] += 1
+                return
         if in_window:
             outcome = self._live.get(record)
             if outcome is not None and outcome.status == 0:
@@ -399,9 +417,39 @@ async def _partition_counts(
     return counts
 
 
-def _talon_client(settings: Settings, options: WhatIfOptions, api_key: str) -> TalonClient:
+def _router(settings: Settings, options: WhatIfOptions) -> tuple[ApplicationRouter, str] | None:
+    """How records name their Application, and the one evaluated (``None``: only one)."""
+    if settings.application_field is None:
+        return None
+    names = [DEFAULT_APPLICATION, *settings.applications]
+    return ApplicationRouter(settings.application_field, names, DEFAULT_APPLICATION), (
+        options.application
+    )
+
+
+def _application(settings: Settings, name: str) -> tuple[str, str]:
+    """The base URL and API key of the Application evaluated.
+
+    Raises:
+        ConfigurationError: no such Application, or no API key.
+    """
+    if name == DEFAULT_APPLICATION:
+        return settings.talon_base_url, settings.require_api_key()
+    application = settings.applications.get(name)
+    if application is None:
+        known = ", ".join([DEFAULT_APPLICATION, *settings.applications])
+        raise ConfigurationError(f"--application {name!r} is not one of {known}")
+    return (
+        application.base_url or settings.talon_base_url,
+        application.api_key.get_secret_value(),
+    )
+
+
+def _talon_client(
+    settings: Settings, options: WhatIfOptions, base_url: str, api_key: str
+) -> TalonClient:
     return TalonClient(
-        settings.talon_base_url,
+        base_url,
         api_key,
         http_client=settings.http_client,
         timeout_s=settings.request_timeout_s,
