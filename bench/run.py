@@ -5,6 +5,9 @@ latency, one input topic holding the same events for every contender (a realisti
 by customer):
 
 * ``naive``            one consumer calling the official ``talon-one-sdk`` synchronously per record;
+* ``quix_streams``     a real peer: the Quix Streams application a Python team would write
+                       (``bench/peers/quix_streams/app.py``, in a virtualenv of its own, made on
+                       first use), one StreamingDataFrame calling Talon.One per message;
 * ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
 * ``talon_stream``     the real worker (keyed dispatch);
 * ``ceiling``          a bare asyncio loop on aiohttp making the same calls (``Idempotency-Key``
@@ -34,6 +37,7 @@ import asyncio
 import json
 import os
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -62,6 +66,7 @@ from talon_stream.demo import (
 
 KEY = "bench-key"
 RESULTS = Path(__file__).parent / "results"
+PEERS = Path(__file__).parent / "peers"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -267,6 +272,9 @@ def run_worker_process(
         "TALON_STREAM_HEARTBEAT_INTERVAL_MS": str(LOCAL_CONSUMER_SETTINGS["heartbeat_interval_ms"]),
         "TALON_STREAM_FETCH_WAIT_MAX_MS": str(LOCAL_CONSUMER_SETTINGS["fetch_wait_max_ms"]),
         "TALON_STREAM_PROCESSING_GUARANTEE": "exactly-once" if exactly_once else "at-least-once",
+        # The paced topic is not another service's view of the same customers: read each topic
+        # on its own (merged, a record would wait up to the max idle time for the quiet one).
+        "TALON_STREAM_MAX_IDLE_MS": "-1",
         **(env or {}),
     }
     watch = Watch(
@@ -428,6 +436,77 @@ def run_naive(stack: Stack, window_s: float) -> dict[str, Any]:
     }
 
 
+def peer_python(name: str) -> Path:
+    """The Python of peer ``name``'s own virtualenv (``bench/peers/.venv-<name>``, made on
+    first use from its ``requirements.txt`` and this project, whose translation it imports)."""
+    venv = PEERS / f".venv-{name}"
+    python = venv / "bin" / "python"
+    stamp = venv / ".installed"
+    requirements = PEERS / name / "requirements.txt"
+    if not stamp.exists() or stamp.stat().st_mtime < requirements.stat().st_mtime:
+        print(f"{name}: making its virtualenv {venv} (once)")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "-r", str(requirements), "-e", str(PEERS.parent.parent)], check=True)
+        stamp.touch()
+    return python
+
+
+def peer_version(python: Path, module: str) -> str:
+    found = subprocess.run(
+        [str(python), "-c", f"import {module}; print({module}.__version__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() or "unknown"
+
+
+def run_quix(stack: Stack, window_s: float) -> dict[str, Any]:
+    """The Quix Streams application (a peer), measured over ``window_s`` like the other slow
+    contenders: events/s, CPU per event of its process."""
+    python = peer_python("quix_streams")
+    output = "bench.effects.quix"
+    stack.broker.create_topics({output: 12})
+    watch = Watch(stack.broker.bootstrap_servers, [output]).start()
+    process = spawn(
+        [
+            str(python),
+            str(PEERS / "quix_streams" / "app.py"),
+            "--bootstrap",
+            stack.broker.bootstrap_servers,
+            "--input",
+            stack.topic,
+            "--output",
+            output,
+            "--group",
+            f"bench-quix-{uuid.uuid4().hex[:6]}",
+            "--talon-url",
+            stack.base_url,
+            "--api-key",
+            KEY,
+        ],
+        env=dict(os.environ),
+        stderr=None,
+    )
+    try:
+        if not watch.wait_for(1, 90):
+            raise SystemExit("quix_streams: no answer within 90 s")
+        done0, cpu0, started = watch.count, proc_cpu_s(process.pid), time.monotonic()
+        time.sleep(window_s)
+        done, elapsed = watch.count - done0, time.monotonic() - started
+        cpu = proc_cpu_s(process.pid) - cpu0
+    finally:
+        terminate(process, grace_s=5)
+        watch.stop()
+    return {
+        "eps": round(done / elapsed, 1),
+        "events": done,
+        "cpu_us_per_event": round(cpu / max(1, done) * 1e6, 1),
+        "version": peer_version(python, "quixstreams"),
+    }
+
+
 def run_ceiling(
     stack: Stack,
     events: int,
@@ -535,7 +614,9 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=20.0, help="for the slow contenders")
     parser.add_argument("--latency-events", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--only", default="naive,partition_serial,talon_stream,ceiling")
+    parser.add_argument(
+        "--only", default="naive,quix_streams,partition_serial,talon_stream,ceiling"
+    )
     parser.add_argument(
         "--window-all",
         action="store_true",
@@ -581,6 +662,16 @@ def main() -> None:
             results["naive_eps"] = naive["eps"]
             print(
                 f"naive             {naive['eps']:>9.1f} events/s ({naive['events']} in the window)"
+            )
+        if "quix_streams" in contenders:
+            fresh_emulator()
+            quix = run_quix(stack, args.window_s)
+            results["quix_streams"] = quix
+            results["quix_streams_eps"] = quix["eps"]
+            print(
+                f"quix_streams      {quix['eps']:>9.1f} events/s ({quix['events']} in the window, "
+                f"{quix['cpu_us_per_event']:.0f} µs CPU per event, Quix Streams "
+                f"{quix['version']})"
             )
         if "partition_serial" in contenders:
             fresh_emulator()
@@ -677,6 +768,10 @@ def main() -> None:
     if "talon_stream_eps" in results and "talon_stream_eos_eps" in results:
         results["eos_vs_at_least_once_eps"] = round(
             results["talon_stream_eos_eps"] / results["talon_stream_eps"], 3
+        )
+    if "talon_stream_eps" in results and "quix_streams_eps" in results:
+        results["talon_stream_vs_quix_streams"] = round(
+            results["talon_stream_eps"] / results["quix_streams_eps"], 1
         )
     if "talon_stream_eps" in results and "partition_serial_eps" in results:
         results["talon_stream_vs_partition_serial"] = round(
