@@ -8,6 +8,9 @@ by customer):
 * ``quix_streams``     a real peer: the Quix Streams application a Python team would write
                        (``bench/peers/quix_streams/app.py``, in a virtualenv of its own, made on
                        first use), one StreamingDataFrame calling Talon.One per message;
+* ``parallel_consumer`` a real peer: Confluent's Parallel Consumer 0.5.3.2 with KEY ordering and the
+                       same in-flight budget, the JDK's HTTP client on its worker threads
+                       (``bench/peers/parallel_consumer``, built with Maven on first use);
 * ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
 * ``talon_stream``     the real worker (keyed dispatch);
 * ``ceiling``          a bare asyncio loop on aiohttp making the same calls (``Idempotency-Key``
@@ -507,6 +510,59 @@ def run_quix(stack: Stack, window_s: float) -> dict[str, Any]:
     }
 
 
+def run_parallel_consumer(stack: Stack, in_flight: int) -> dict[str, Any]:
+    """Confluent's Parallel Consumer (a peer), draining the whole input like talon_stream:
+    events/s, CPU per event and peak RSS of its JVM, and Talon.One's answers by status."""
+    home = PEERS / "parallel_consumer"
+    jar = home / "target" / "parallel-consumer-peer-1.jar"
+    source = home / "src" / "main" / "java" / "bench" / "Peer.java"
+    newest = max(source.stat().st_mtime, (home / "pom.xml").stat().st_mtime)
+    if not jar.exists() or jar.stat().st_mtime < newest:
+        print("parallel_consumer: building it with Maven (once)")
+        subprocess.run(["mvn", "-q", "-B", "package"], cwd=home, check=True)
+    classpath = f"{jar}:{(home / 'target' / 'classpath.txt').read_text().strip()}"
+    output = "bench.effects.parallel_consumer"
+    stack.broker.create_topics({output: 12})
+    watch = Watch(stack.broker.bootstrap_servers, [output]).start()
+    process = spawn(
+        [
+            "java",
+            "-cp",
+            classpath,
+            "bench.Peer",
+            stack.broker.bootstrap_servers,
+            stack.topic,
+            output,
+            f"bench-pc-{uuid.uuid4().hex[:6]}",
+            stack.base_url,
+            KEY,
+            str(in_flight),
+        ],
+        env=dict(os.environ),
+        stderr=None,
+    )
+    try:
+        if not watch.wait_for(1, 120):
+            raise SystemExit("parallel_consumer: no answer within 120 s")
+        cpu0, started = proc_cpu_s(process.pid), time.monotonic()
+        if not watch.wait_for(stack.events, 900):
+            raise SystemExit(f"parallel_consumer: only {watch.count} of {stack.events} answers")
+        elapsed = time.monotonic() - started
+        cpu = proc_cpu_s(process.pid) - cpu0
+        rss = proc_peak_rss_mb(process.pid)
+    finally:
+        terminate(process, grace_s=5)
+        watch.stop()
+    return {
+        "eps": round((stack.events - 1) / elapsed, 1),
+        "events": stack.events,
+        "cpu_us_per_event": round(cpu / max(1, stack.events - 1) * 1e6, 1),
+        "peak_rss_mb": round(rss, 1),
+        "version": "0.5.3.2",
+        "statuses": emulator_statuses(stack.base_url),
+    }
+
+
 def run_ceiling(
     stack: Stack,
     events: int,
@@ -615,7 +671,8 @@ def main() -> None:
     parser.add_argument("--latency-events", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
-        "--only", default="naive,quix_streams,partition_serial,talon_stream,ceiling"
+        "--only",
+        default="naive,quix_streams,parallel_consumer,partition_serial,talon_stream,ceiling",
     )
     parser.add_argument(
         "--window-all",
@@ -672,6 +729,16 @@ def main() -> None:
                 f"quix_streams      {quix['eps']:>9.1f} events/s ({quix['events']} in the window, "
                 f"{quix['cpu_us_per_event']:.0f} µs CPU per event, Quix Streams "
                 f"{quix['version']})"
+            )
+        if "parallel_consumer" in contenders:
+            fresh_emulator()
+            peer = run_parallel_consumer(stack, args.in_flight)
+            results["parallel_consumer"] = peer
+            results["parallel_consumer_eps"] = peer["eps"]
+            print(
+                f"parallel_consumer {peer['eps']:>9.1f} events/s, "
+                f"{peer['cpu_us_per_event']:.0f} µs CPU/event (JVM), "
+                f"{peer['peak_rss_mb']:.0f} MB peak, answers {peer['statuses']}"
             )
         if "partition_serial" in contenders:
             fresh_emulator()
@@ -768,6 +835,10 @@ def main() -> None:
     if "talon_stream_eps" in results and "talon_stream_eos_eps" in results:
         results["eos_vs_at_least_once_eps"] = round(
             results["talon_stream_eos_eps"] / results["talon_stream_eps"], 3
+        )
+    if "talon_stream_eps" in results and "parallel_consumer_eps" in results:
+        results["talon_stream_vs_parallel_consumer"] = round(
+            results["talon_stream_eps"] / results["parallel_consumer_eps"], 2
         )
     if "talon_stream_eps" in results and "quix_streams_eps" in results:
         results["talon_stream_vs_quix_streams"] = round(
