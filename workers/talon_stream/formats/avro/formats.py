@@ -35,7 +35,7 @@ from talon_stream.core._dead_letters import DlqFailure
 from talon_stream.core._events import Event
 from talon_stream.core._records import InputRecord
 from talon_stream.formats.avro._errors import RegistryError
-from talon_stream.formats.avro._schemas import SchemaSet, schemas
+from talon_stream.formats.avro._schemas import AvroSchema, SchemaSet, schemas
 from talon_stream.formats.avro.codec import AvroDecoder, AvroEncoder
 from talon_stream.formats.avro.registry import WriterSchemas, registry_client
 
@@ -292,14 +292,14 @@ def avro_formats(
     )
 
 
-class DlqUnwrapper:
-    """For ``talon-stream dlq replay`` of an Avro DLQ topic: the original key and value of each
-    DLQ record, from its DLQ envelope (the headers stay those of the DLQ record)."""
+class _EnvelopeTopicReader:
+    """Reads one kind of envelope the worker wrote to an Avro topic, with the writer schemas
+    the registry gives."""
 
-    def __init__(self, client: SchemaRegistryClient, url: str) -> None:
+    def __init__(self, client: SchemaRegistryClient, url: str, reader: AvroSchema) -> None:
         self._client = client
         self.writers = WriterSchemas(client, url)
-        self._decoder = AvroDecoder(self.writers, schemas().dlq_envelope)
+        self._decoder = AvroDecoder(self.writers, reader)
 
     async def prefetch(self, records: Iterable[InputRecord]) -> None:
         """Fetch the writer schemas of ``records`` not fetched yet.
@@ -311,6 +311,19 @@ class DlqUnwrapper:
         if ids:
             await self.writers.fetch(ids)
 
+    def close(self) -> None:
+        close = getattr(self._client, "close", None)
+        if close is not None:
+            close()
+
+
+class DlqUnwrapper(_EnvelopeTopicReader):
+    """For ``talon-stream dlq replay`` of an Avro DLQ topic: the original key and value of each
+    DLQ record, from its DLQ envelope (the headers stay those of the DLQ record)."""
+
+    def __init__(self, client: SchemaRegistryClient, url: str) -> None:
+        super().__init__(client, url, schemas().dlq_envelope)
+
     def unwrap(self, record: InputRecord) -> InputRecord:
         """``record`` with the original key and value in place of its DLQ envelope.
 
@@ -321,11 +334,6 @@ class DlqUnwrapper:
         if not isinstance(envelope, dict) or "errorClass" not in envelope:
             raise DecodeError("the DLQ record's value is not a DLQ envelope")
         return replace(record, key=envelope.get("key"), value=envelope.get("value"))
-
-    def close(self) -> None:
-        close = getattr(self._client, "close", None)
-        if close is not None:
-            close()
 
 
 def dlq_unwrapper(settings: Settings, dlq_topic: str) -> DlqUnwrapper | None:
@@ -340,25 +348,13 @@ def dlq_unwrapper(settings: Settings, dlq_topic: str) -> DlqUnwrapper | None:
     return DlqUnwrapper(client, url)
 
 
-class EnvelopeReader:
+class EnvelopeReader(_EnvelopeTopicReader):
     """For ``talon-stream what-if`` on an Avro effects topic: each record's effects envelope,
     JSON-shaped as the JSON envelope is: ``effects`` with their props and ``extra`` merged, and
     without the typed fields Talon.One did not send (null in Avro)."""
 
     def __init__(self, client: SchemaRegistryClient, url: str) -> None:
-        self._client = client
-        self.writers = WriterSchemas(client, url)
-        self._decoder = AvroDecoder(self.writers, schemas().effects_envelope)
-
-    async def prefetch(self, records: Iterable[InputRecord]) -> None:
-        """Fetch the writer schemas of ``records`` not fetched yet.
-
-        Raises:
-            RegistryError: the registry cannot be reached or refused the request.
-        """
-        ids = self.writers.unknown(record.value for record in records)
-        if ids:
-            await self.writers.fetch(ids)
+        super().__init__(client, url, schemas().effects_envelope)
 
     def read(self, record: InputRecord) -> dict[str, Any]:
         """The effects envelope of ``record``.
@@ -376,11 +372,6 @@ class EnvelopeReader:
                 for e in effects
             ]
         return envelope
-
-    def close(self) -> None:
-        close = getattr(self._client, "close", None)
-        if close is not None:
-            close()
 
 
 def envelope_reader(settings: Settings, topic: str) -> EnvelopeReader | None:
