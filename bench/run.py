@@ -465,7 +465,7 @@ def peer_version(python: Path, module: str) -> str:
     return found.stdout.strip() or "unknown"
 
 
-def run_quix(stack: Stack, window_s: float) -> dict[str, Any]:
+def run_quix(stack: Stack, window_s: float, index: dict[str, tuple[bytes, int]]) -> dict[str, Any]:
     """The Quix Streams application (a peer), measured over ``window_s`` like the other slow
     contenders: events/s, CPU per event of its process."""
     python = peer_python("quix_streams")
@@ -507,10 +507,13 @@ def run_quix(stack: Stack, window_s: float) -> dict[str, Any]:
         "events": done,
         "cpu_us_per_event": round(cpu / max(1, done) * 1e6, 1),
         "version": peer_version(python, "quixstreams"),
+        **order_violations(stack.base_url, index),
     }
 
 
-def run_parallel_consumer(stack: Stack, in_flight: int) -> dict[str, Any]:
+def run_parallel_consumer(
+    stack: Stack, in_flight: int, index: dict[str, tuple[bytes, int]]
+) -> dict[str, Any]:
     """Confluent's Parallel Consumer (a peer), draining the whole input like talon_stream:
     events/s, CPU per event and peak RSS of its JVM, and Talon.One's answers by status."""
     home = PEERS / "parallel_consumer"
@@ -560,6 +563,7 @@ def run_parallel_consumer(stack: Stack, in_flight: int) -> dict[str, Any]:
         "peak_rss_mb": round(rss, 1),
         "version": "0.5.3.2",
         "statuses": emulator_statuses(stack.base_url),
+        **order_violations(stack.base_url, index),
     }
 
 
@@ -645,6 +649,54 @@ def start_emulator(latency_ms: float) -> tuple[Any, str]:
     return spawn_emulator(KEY, latency_ms=latency_ms)
 
 
+def input_index(bootstrap: str, topic: str, count: int) -> dict[str, tuple[bytes, int]]:
+    """Every input record's ``Idempotency-Key`` (the envelope id of its coordinates, which the
+    worker and both peers send) → its key and offset: what the order check reads the
+    emulator's request log with."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-index-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log.connection.close": False,
+        }
+    )
+    consumer.subscribe([topic])
+    index: dict[str, tuple[bytes, int]] = {}
+    deadline = time.monotonic() + 120
+    while len(index) < count and time.monotonic() < deadline:
+        for message in consumer.consume(1000, 0.5):
+            if message.error() is None:
+                key = envelope_id(message.topic(), message.partition(), message.offset())
+                index[key] = (message.key() or b"", message.offset())
+    consumer.close()
+    return index
+
+
+def order_violations(base_url: str, index: dict[str, tuple[bytes, int]]) -> dict[str, int]:
+    """From the emulator's request log: per customer (record key), the calls in the order they
+    started must follow the records' offsets (a retry repeats one). Counts the calls matched to
+    an input record, and those that started before a call of an earlier record of the key."""
+    with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=120) as response:
+        entries = json.loads(response.read())
+    by_key: dict[bytes, list[tuple[float, int]]] = {}
+    for entry in entries:
+        found = index.get(entry.get("idempotencyKey") or "")
+        if found is not None:
+            by_key.setdefault(found[0], []).append((entry["started"], found[1]))
+    matched = violations = 0
+    for calls in by_key.values():
+        calls.sort()
+        highest = -1
+        for _, offset in calls:
+            matched += 1
+            if offset < highest:
+                violations += 1
+            highest = max(highest, offset)
+    return {"calls_checked": matched, "order_violations": violations}
+
+
 def emulator_statuses(base_url: str) -> dict[str, int]:
     """Answers by status, and every refusal by status and operation ("400 updateSession")."""
     with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=60) as response:
@@ -713,6 +765,7 @@ def main() -> None:
         )
         stack = Stack(broker, base_url, topic, produced)
         print(f"{produced} events on {topic} (12 partitions, {args.customers} customers)")
+        index = input_index(broker.bootstrap_servers, topic, produced)
 
         if "naive" in contenders:
             naive = run_naive(stack, args.window_s)
@@ -722,23 +775,25 @@ def main() -> None:
             )
         if "quix_streams" in contenders:
             fresh_emulator()
-            quix = run_quix(stack, args.window_s)
+            quix = run_quix(stack, args.window_s, index)
             results["quix_streams"] = quix
             results["quix_streams_eps"] = quix["eps"]
             print(
                 f"quix_streams      {quix['eps']:>9.1f} events/s ({quix['events']} in the window, "
                 f"{quix['cpu_us_per_event']:.0f} µs CPU per event, Quix Streams "
-                f"{quix['version']})"
+                f"{quix['version']}), {quix['order_violations']} calls out of order of "
+                f"{quix['calls_checked']}"
             )
         if "parallel_consumer" in contenders:
             fresh_emulator()
-            peer = run_parallel_consumer(stack, args.in_flight)
+            peer = run_parallel_consumer(stack, args.in_flight, index)
             results["parallel_consumer"] = peer
             results["parallel_consumer_eps"] = peer["eps"]
             print(
                 f"parallel_consumer {peer['eps']:>9.1f} events/s, "
                 f"{peer['cpu_us_per_event']:.0f} µs CPU/event (JVM), "
-                f"{peer['peak_rss_mb']:.0f} MB peak, answers {peer['statuses']}"
+                f"{peer['peak_rss_mb']:.0f} MB peak, answers {peer['statuses']}, "
+                f"{peer['order_violations']} calls out of order of {peer['calls_checked']}"
             )
         if "partition_serial" in contenders:
             fresh_emulator()
@@ -780,10 +835,13 @@ def main() -> None:
                     (f"{prefix}{each}_cpu_us_per_event", cost)
                     for each, cost in keyed["neighbours_cpu_us_per_event"].items()
                 )
+                order = order_violations(stack.base_url, index)  # before the paced phase
+                results[f"{prefix}order_check"] = order
                 print(
                     f"{variant:<18}{keyed['eps']:>9.1f} events/s, "
                     f"{keyed['cpu_us_per_event']:.0f} µs CPU/event, "
-                    f"{keyed['peak_rss_mb']:.0f} MB peak"
+                    f"{keyed['peak_rss_mb']:.0f} MB peak, "
+                    f"{order['order_violations']} calls out of order of {order['calls_checked']}"
                 )
                 print(
                     "                  beside it per event: "
