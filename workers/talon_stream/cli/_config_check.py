@@ -277,11 +277,12 @@ def run_check(
     checks.append(_talon(settings, where, options.timeout_s, http_transport))
     for name, application in settings.applications.items():
         source = where.get("applications", "TALON_STREAM_APPLICATIONS")
+        url, key = settings.application_endpoint(name)
         checks.append(
             _talon_key(
                 f"talon.one {name}",
-                application.base_url or settings.talon_base_url,
-                application.api_key.get_secret_value(),
+                url,
+                key.get_secret_value(),
                 f"{source} ({name}.api_key)",
                 f"{source} ({name}.base_url)"
                 if application.base_url

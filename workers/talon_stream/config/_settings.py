@@ -472,6 +472,18 @@ class Settings(BaseSettings):
         pass-through settings (security, SASL, TLS), secrets revealed — for librdkafka only."""
         return {"bootstrap.servers": self.bootstrap_servers, **reveal(self.kafka_config)}
 
+    def application_endpoint(self, name: str) -> tuple[str, SecretStr]:
+        """The base URL and API key of Application ``name`` (``DEFAULT_APPLICATION``: the
+        ``talon_*`` settings; the others' base URL defaults to the default one's).
+
+        Raises:
+            KeyError: no Application has this name.
+        """
+        if name == DEFAULT_APPLICATION:
+            return self.talon_base_url, self.talon_api_key
+        application = self.applications[name]
+        return application.base_url or self.talon_base_url, application.api_key
+
     def require_api_key(self) -> str:
         """The API key, or a ConfigurationError that says how to set it."""
         key = self.talon_api_key.get_secret_value()

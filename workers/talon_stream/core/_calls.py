@@ -9,13 +9,18 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["Operation", "TalonCall", "TalonResponse", "customer_digest"]
+__all__ = ["Operation", "TalonCall", "TalonResponse", "customer_digest", "customer_label"]
 
 
 def customer_digest(integration_id: str) -> str:
     """A one-way name for a customer: what logs, errors and the erasure ledger say instead of
     the integration ID of a customer whose personal data is erased."""
     return hashlib.sha256(b"talon-stream erasure\0" + integration_id.encode()).hexdigest()
+
+
+def customer_label(integration_id: str) -> str:
+    """How logs and messages name an erased customer: ``~`` and the digest's first 12 digits."""
+    return "~" + customer_digest(integration_id)[:12]
 
 
 class Operation(StrEnum):
@@ -107,14 +112,14 @@ class TalonCall:
     def loggable_profile_id(self) -> str | None:
         """The profile ID as logs may show it: by digest for an erasure."""
         if self.profile_id is not None and self.operation is Operation.DELETE_CUSTOMER_DATA:
-            return "~" + customer_digest(self.profile_id)[:12]
+            return customer_label(self.profile_id)
         return self.profile_id
 
     def describe(self) -> str:
         """Short and readable, e.g. ``updateCustomerSessionV2 PUT /v2/customer_sessions/s1``.
         An erasure names its customer by digest only (``customer_data/~3f2a9c01``)."""
         if self.operation is Operation.DELETE_CUSTOMER_DATA:
-            path = "/v1/customer_data/~" + customer_digest(self.integration_id)[:12]
+            path = "/v1/customer_data/" + customer_label(self.integration_id)
             return f"{self.operation.value} {self.method} {path}"
         return f"{self.operation.value} {self.method} {self.path}"
 

@@ -8,7 +8,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from talon_stream._exceptions import ErasedCustomerError, ParkedError
-from talon_stream.core._calls import Operation, TalonCall, customer_digest
+from talon_stream.core._calls import Operation, TalonCall, customer_label
 from talon_stream.core._dead_letters import (
     DLQ_HEADER_PREFIX,
     REPLAY_HEADER,
@@ -88,7 +88,7 @@ class DeadLetterWriter:
             or (call is not None and call.operation is Operation.DELETE_CUSTOMER_DATA)
         ):
             # A customer who asked to be forgotten is named by digest only.
-            profile_id, session_id = "~" + customer_digest(profile_id)[:12], None
+            profile_id, session_id = customer_label(profile_id), None
         log.warning(
             "record %s[%d]@%d to the DLQ: %s",
             record.topic,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from confluent_kafka import KafkaException, Producer
+from pydantic import SecretStr
 
 from talon_stream._exceptions import BrokerError
 from talon_stream._version import __version__
@@ -153,7 +154,6 @@ class Worker:
         self.transactions = transactions
         talon = self._talon_client()
         applications = self._applications()
-        self._catalogs = CatalogSync()  # the processor's, once it is made
         processor = RecordProcessor.from_settings(
             settings,
             talon,
@@ -166,7 +166,6 @@ class Worker:
             avro=self.avro,
             applications=applications,
         )
-        self._catalogs = processor.catalogs
         dispatcher: Dispatcher
         if settings.dispatch == "keyed":
             dispatcher = KeyedDispatcher(
@@ -272,7 +271,7 @@ class Worker:
                 settings.dlq_topic,
                 settings.processing_guarantee,
             )
-            await self._loop(consumer, dispatcher)
+            await self._loop(consumer, dispatcher, processor.catalogs)
         finally:
             # close() leaves the group: the revoke callback finishes in-flight records (bounded)
             # and commits what is finished.
@@ -342,7 +341,7 @@ class Worker:
         return {
             name: Application(
                 name,
-                self._talon_client(app.base_url, app.api_key.get_secret_value()),
+                self._talon_client(*settings.application_endpoint(name)),
                 self.application_halts[name],
                 RateLimiter(app.max_requests_per_s, burst=settings.rate_burst)
                 if app.max_requests_per_s is not None
@@ -352,11 +351,13 @@ class Worker:
             for name, app in settings.applications.items()
         }
 
-    def _talon_client(self, base_url: str | None = None, api_key: str | None = None) -> TalonClient:
+    def _talon_client(
+        self, base_url: str | None = None, api_key: SecretStr | None = None
+    ) -> TalonClient:
         settings = self.settings
         return TalonClient(
             base_url or settings.talon_base_url,
-            api_key or self._api_key,
+            api_key.get_secret_value() if api_key is not None else self._api_key,
             http_client=settings.http_client,
             timeout_s=settings.request_timeout_s,
             max_connections=settings.max_connections,
@@ -400,7 +401,9 @@ class Worker:
         merge = EventTimeMerge(groups, max_idle_ms=settings.max_idle_ms, clock=_wall_ms)
         return merge if merge.active else None
 
-    async def _loop(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
+    async def _loop(
+        self, consumer: AsyncConsumer, dispatcher: Dispatcher, catalogs: CatalogSync
+    ) -> None:
         loop = asyncio.get_running_loop()
         transactions = self.transactions
         interval_s = (
@@ -422,7 +425,7 @@ class Worker:
                 wait_s = min(wait_s, max(0.0, (due - _wall_ms()) / 1000))
             records = await consumer.consume(_FETCH_BATCH, wait_s)
             # A full batch: a backlog is being read, so product events wait for fuller calls.
-            self._catalogs.draining = len(records) >= _FETCH_BATCH
+            catalogs.draining = len(records) >= _FETCH_BATCH
             avro = self.avro
             if (
                 avro is not None

@@ -39,6 +39,8 @@ RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 FATAL_STATUSES = frozenset({401, 403})
 
 _JSON = "application/json"
+#: What an error body that is not JSON parses to.
+_NOT_JSON = object()
 
 
 class TalonClient:
@@ -153,7 +155,11 @@ def _parse_body(content: bytes, call: TalonCall) -> dict[str, Any]:
 def _status_error(
     call: TalonCall, status: int, text: str, retry_after: str | None
 ) -> TalonStatusError:
-    message = _error_message(text) or f"status {status}"
+    try:
+        body: Any = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        body = _NOT_JSON
+    message = _error_message(text, body) or f"status {status}"
     kind: type[TalonStatusError]
     if status in FATAL_STATUSES:
         kind = TalonFatalError
@@ -173,16 +179,13 @@ def _status_error(
         status=status,
         body=text,
         retry_after=_retry_after_seconds(retry_after),
-        problems=_problems(text) if status == 400 else (),
+        problems=_problems(body) if status == 400 else (),
     )
 
 
-def _problems(text: str) -> tuple[tuple[str | None, str], ...]:
-    """Each error of Talon.One's ErrorResponse: where it points and what it says."""
-    try:
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return ()
+def _problems(body: Any) -> tuple[tuple[str | None, str], ...]:
+    """Each error of Talon.One's ErrorResponse (``body``, parsed): where it points and what it
+    says."""
     errors = body.get("errors") if isinstance(body, dict) else None
     if not isinstance(errors, list):
         return ()
@@ -197,11 +200,10 @@ def _problems(text: str) -> tuple[tuple[str | None, str], ...]:
     return tuple(out)
 
 
-def _error_message(text: str) -> str | None:
-    """The ``message`` of Talon.One's ErrorResponse, with the first error's details."""
-    try:
-        body = orjson.loads(text)
-    except orjson.JSONDecodeError:
+def _error_message(text: str, body: Any) -> str | None:
+    """The ``message`` of Talon.One's ErrorResponse (``body``, parsed from ``text``;
+    ``_NOT_JSON`` when it is not JSON), with the first error's details."""
+    if body is _NOT_JSON:
         return text.strip()[:300] or None
     if not isinstance(body, dict):
         return None

@@ -435,14 +435,11 @@ def _application(settings: Settings, name: str) -> tuple[str, str]:
     """
     if name == DEFAULT_APPLICATION:
         return settings.talon_base_url, settings.require_api_key()
-    application = settings.applications.get(name)
-    if application is None:
+    if name not in settings.applications:
         known = ", ".join([DEFAULT_APPLICATION, *settings.applications])
         raise ConfigurationError(f"--application {name!r} is not one of {known}")
-    return (
-        application.base_url or settings.talon_base_url,
-        application.api_key.get_secret_value(),
-    )
+    url, key = settings.application_endpoint(name)
+    return url, key.get_secret_value()
 
 
 def _talon_client(
