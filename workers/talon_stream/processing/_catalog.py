@@ -78,9 +78,6 @@ class CatalogSync:
         self._catalogs: dict[tuple[str, str], _Catalog] = {}
         #: Set by the worker while it reads a backlog: calls wait to fill (up to a bound).
         self.draining = False
-        #: Sync calls made, and the actions they carried.
-        self.calls = 0
-        self.actions = 0
 
     async def sync(
         self,
@@ -209,8 +206,6 @@ class CatalogSync:
                         _settle([entry], SyncOutcome(error=error))
                 todo = keep
                 continue
-            self.calls += 1
-            self.actions += len(todo)
             _settle(todo, SyncOutcome(response, attempts))
             return
 
