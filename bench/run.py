@@ -30,7 +30,8 @@ for every contender.
     .venv/bin/python bench/run.py                       # make bench
     .venv/bin/python bench/run.py --events 20000 --latency-ms 10 --customers 100
 
-Prints a table and writes bench/results/latest.json plus a dated copy.
+Prints a table and writes bench/results/latest.json plus a dated copy, and a chart of it,
+bench/results/latest.png (``bench/charts.py``).
 """
 
 from __future__ import annotations
@@ -925,6 +926,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(text)
     (RESULTS / f"{time.strftime('%Y-%m-%d')}.json").write_text(text)
+    try:  # a chart that fails costs the chart, not the figures written above
+        import charts
+
+        charts.run_chart(results, RESULTS / "latest.png")
+    except Exception as error:  # noqa: BLE001
+        print(f"warning: no chart drawn: {error!r}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Where each contender's limit comes from: a latency sweep and a key-count sweep.
 
 Runs ``bench/run.py`` once per point with every contender measured over the same time window,
-prints one table per sweep and writes bench/results/sweep.json.
+prints one table per sweep and writes bench/results/sweep.json and a chart of it,
+bench/results/sweep.png (``bench/charts.py``).
 
     .venv/bin/python bench/sweep.py [--window-s 8]
 """
@@ -78,6 +79,12 @@ def main() -> None:
         )
         + "\n"
     )
+    try:  # a chart that fails costs the chart, not the figures written above
+        import charts
+
+        charts.sweep_chart(json.loads((RESULTS / "sweep.json").read_text()), RESULTS / "sweep.png")
+    except Exception as error:  # noqa: BLE001
+        print(f"warning: no chart drawn: {error!r}", file=sys.stderr)
 
 
 if __name__ == "__main__":
