@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,7 @@ from talon_stream.demo import (
     LOCAL_CONSUMER_SETTINGS,
     Broker,
     ShopSimulator,
+    free_port,
     open_broker,
     spawn,
     spawn_emulator,
@@ -140,6 +142,9 @@ class Watch:
     last_at: float | None = None
     latencies_ms: list[float] = field(default_factory=list)
     record_latency: bool = False  # time each effects envelope: input timestamp → effects record
+    #: Each timed envelope: its id (the call's Idempotency-Key), record key, input and effects
+    #: timestamps (ms), for :func:`latency_breakdown`.
+    timed: list[tuple[str, bytes, float, float]] = field(default_factory=list)
     read_committed: bool = False
     #: Time envelopes to their arrival here (what a reader sees) instead of their own timestamp.
     latency_to_arrival: bool = False
@@ -184,12 +189,13 @@ class Watch:
         consumer.close()
 
     def _latency(self, message: Any) -> None:
-        source = orjson.loads(message.value())["source"]
+        envelope = orjson.loads(message.value())
         _, effects_ms = message.timestamp()
         if self.latency_to_arrival:
             effects_ms = time.time() * 1000
-        input_ms = datetime.fromisoformat(source["timestamp"]).timestamp() * 1000
+        input_ms = datetime.fromisoformat(envelope["source"]["timestamp"]).timestamp() * 1000
         self.latencies_ms.append(effects_ms - input_ms)
+        self.timed.append((envelope["envelopeId"], message.key() or b"", input_ms, effects_ms))
 
     def wait_for(self, count: int, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -261,8 +267,10 @@ def run_worker_process(
     # another's paced events (with their old timestamps) nor replays their sessions.
     paced = paced_topic(stack, name)
     stack.broker.create_topics({effects: 12, dlq: 1, paced: 12})
+    health_port = free_port()
     env = {
         **os.environ,
+        "TALON_STREAM_HEALTH_PORT": str(health_port),
         "TALON_STREAM_BOOTSTRAP_SERVERS": stack.broker.bootstrap_servers,
         "TALON_STREAM_GROUP_ID": f"bench-{name}-{uuid.uuid4().hex[:6]}",
         "TALON_STREAM_INPUT_TOPICS": f"{stack.topic},{paced}",
@@ -292,6 +300,7 @@ def run_worker_process(
         env=env,
         stderr=None,
     )
+    process.metrics_url = f"http://127.0.0.1:{health_port}/metrics"
     return process, watch
 
 
@@ -361,6 +370,8 @@ def measure_latency(
             "linger.ms": 1,
         }
     )
+    watch.timed.clear()
+    stages_before = stage_histograms(result["process"].metrics_url)
     start = time.monotonic()
     expected = watch.count + events
     for n, (key, value) in enumerate(shop_events(events, 5000, seed + 1, prefix="paced")):
@@ -371,6 +382,10 @@ def measure_latency(
             time.sleep(delay)
     producer.flush(30)
     watch.wait_for(expected, 120)
+    time.sleep(1.5)  # a commit interval: the last records' commit stage is observed
+    stages_after = stage_histograms(result["process"].metrics_url)
+    result["stages_ms"] = stage_quantiles(stages_before, stages_after)
+    result["latency_breakdown"] = latency_breakdown(watch.timed, stack.base_url)
     latencies = sorted(watch.latencies_ms)
     result["latencies_ms"] = latencies
     result["p50_ms"] = round(statistics.median(latencies), 1) if latencies else None
@@ -378,6 +393,138 @@ def measure_latency(
         round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
         if latencies
         else None
+    )
+
+
+def stage_histograms(metrics_url: str) -> dict[str, list[tuple[float, float]]]:
+    """The worker's ``talon_stream_stage_seconds`` buckets from ``/metrics``: per stage,
+    ``(upper bound s, cumulative count)`` in order."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as response:
+        text = response.read().decode()
+    stages: dict[str, list[tuple[float, float]]] = {}
+    for line in text.splitlines():
+        if not line.startswith("talon_stream_stage_seconds_bucket{"):
+            continue
+        labels, value = line.rsplit(" ", 1)
+        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        stages.setdefault(found["stage"], []).append((float(found["le"]), float(value)))
+    return stages
+
+
+def histogram_quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
+    """The ``q`` quantile (s) of cumulative ``buckets``, interpolated inside its bucket as
+    Prometheus' histogram_quantile does; None when empty."""
+    total = buckets[-1][1] if buckets else 0
+    if total <= 0:
+        return None
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if bound == float("inf"):
+                return lower
+            return lower + (bound - lower) * (rank - below) / max(count - below, 1e-12)
+        lower, below = bound, count
+    return lower
+
+
+def stage_quantiles(
+    before: dict[str, list[tuple[float, float]]], after: dict[str, list[tuple[float, float]]]
+) -> dict[str, dict[str, float | int | None]]:
+    """Per stage, the calls observed between two scrapes and their p50/p99 (ms)."""
+    out: dict[str, dict[str, float | int | None]] = {}
+    for stage, buckets in after.items():
+        earlier = dict(before.get(stage, []))
+        delta = [(bound, count - earlier.get(bound, 0.0)) for bound, count in buckets]
+        p50, p99 = histogram_quantile(delta, 0.5), histogram_quantile(delta, 0.99)
+        out[stage] = {
+            "calls": int(delta[-1][1]) if delta else 0,
+            "p50_ms": None if p50 is None else round(p50 * 1000, 2),
+            "p99_ms": None if p99 is None else round(p99 * 1000, 2),
+        }
+    return out
+
+
+def _percentiles(values: list[float]) -> dict[str, float | int | None]:
+    values = sorted(values)
+    if not values:
+        return {"count": 0, "p50_ms": None, "p99_ms": None}
+    return {
+        "count": len(values),
+        "p50_ms": round(values[len(values) // 2], 1),
+        "p99_ms": round(values[min(len(values) - 1, int(len(values) * 0.99))], 1),
+    }
+
+
+def latency_breakdown(
+    timed: list[tuple[str, bytes, float, float]], base_url: str
+) -> dict[str, Any]:
+    """Each paced record's latency split with the emulator's request log (the call's
+    Idempotency-Key is the envelope id): the call itself (Talon.One's time), the wait for the
+    customer's previous call (it ended after this record was written: the per-customer order),
+    and the rest — what the pipeline adds. ``added_free``: that rest for records whose customer
+    had no call in flight when they were written."""
+    with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=120) as response:
+        entries = json.loads(response.read())
+    calls: dict[str, tuple[float, float]] = {}
+    for entry in entries:
+        key = entry.get("idempotencyKey")
+        if key:
+            first = calls.get(key)
+            started = entry["started"] * 1000 if first is None else first[0]
+            calls[key] = (started, entry["ended"] * 1000)
+    previous_end: dict[bytes, float] = {}
+    free: list[float] = []
+    busy_added: list[float] = []
+    key_wait: list[float] = []
+    before_call: list[float] = []
+    after_call: list[float] = []
+    call_ms: list[float] = []
+    unmatched = 0
+    for envelope_key, record_key, input_ms, effects_ms in sorted(timed, key=lambda t: t[2]):
+        call = calls.get(envelope_key)
+        if call is None:  # not called (superseded), or coalesced under another key
+            unmatched += 1
+            continue
+        started, ended = call
+        call_ms.append(ended - started)
+        waited = max(0.0, previous_end.get(record_key, 0.0) - input_ms)
+        previous_end[record_key] = ended
+        added = effects_ms - input_ms - (ended - started)
+        if waited > 0:
+            key_wait.append(waited)
+            busy_added.append(added - waited)
+        else:
+            free.append(added)
+            before_call.append(started - input_ms)
+            after_call.append(effects_ms - ended)
+    return {
+        "call": _percentiles(call_ms),
+        "added_free": _percentiles(free),
+        "added_free_before_call": _percentiles(before_call),
+        "added_free_after_call": _percentiles(after_call),
+        "key_wait": _percentiles(key_wait),
+        "added_busy_beside_key_wait": _percentiles(busy_added),
+        "unmatched": unmatched,
+    }
+
+
+def print_latency(breakdown: dict[str, Any], stages: dict[str, dict[str, Any]]) -> None:
+    def ms(part: dict[str, Any]) -> str:
+        return f"p50 {part['p50_ms']} / p99 {part['p99_ms']} ms ({part['count']} records)"
+
+    pad = " " * 18
+    for label, part in (
+        ("the call itself (Talon.One)", "call"),
+        ("added, customer free", "added_free"),
+        ("  before the call", "added_free_before_call"),
+        ("  after the call", "added_free_after_call"),
+        ("waiting for the customer", "key_wait"),
+    ):
+        print(f"{pad}{label:<29}{ms(breakdown[part])}")
+    print(
+        "                  stages (p50/p99 ms): "
+        + ", ".join(f"{stage} {each['p50_ms']}/{each['p99_ms']}" for stage, each in stages.items())
     )
 
 
@@ -855,11 +1002,14 @@ def main() -> None:
                 results.update(
                     {f"{prefix}p50_ms": keyed["p50_ms"], f"{prefix}p99_ms": keyed["p99_ms"]}
                 )
+                results[f"{prefix}stages_ms"] = keyed["stages_ms"]
+                results[f"{prefix}latency_breakdown"] = keyed["latency_breakdown"]
                 seen = "seen by a reader" if to_arrival else "effects record written"
                 print(
                     f"                  latency ({seen}) p50 {keyed['p50_ms']} ms, "
                     f"p99 {keyed['p99_ms']} ms"
                 )
+                print_latency(keyed["latency_breakdown"], keyed["stages_ms"])
             finally:
                 terminate(keyed["process"], grace_s=10)
                 keyed["watch"].stop()

@@ -67,6 +67,10 @@ async def test_metrics_show_the_workers_traffic(
     )
     assert total(samples, prefix + "call_duration_seconds_count") == worker.stats.calls.total()
     assert total(samples, prefix + "call_duration_seconds_sum") > 0
+    # Every record ran through every stage once (the broken one too: its outcome is the DLQ).
+    for stage in ("fetch", "decode", "key_wait", "slot_wait", "call", "produce", "commit"):
+        assert total(samples, prefix + "stage_seconds_count", stage=stage) == len(records) + 1
+    assert total(samples, prefix + "stage_seconds_sum", stage="call") > 0
     assert total(samples, prefix + "dlq_records_total", reason="DecodeError") == 1
     assert total(samples, prefix + "effects_envelopes_total") == len(records)
     assert total(samples, prefix + "effects_total", effect_type="setDiscount") > 0

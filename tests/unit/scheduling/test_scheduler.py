@@ -309,3 +309,22 @@ def test_a_solo_item_never_joins_nor_takes_along() -> None:
     scheduler.complete(solo)
     [second] = scheduler.take_ready()
     assert (second.payload, second.joined) == ("cart-2", [])  # cart-3 is solo
+
+
+def test_an_item_is_stamped_when_submitted_and_when_its_customer_frees() -> None:
+    now = [10.0]
+    scheduler: KeyedScheduler[None] = KeyedScheduler(max_in_flight=1, clock=lambda: now[0])
+    first, second, other = item(0, 0, "p:a"), item(0, 1, "p:a"), item(1, 0, "p:b")
+    scheduler.submit(first)
+    now[0] = 11.0
+    scheduler.submit(second)  # behind its customer's first call
+    scheduler.submit(other)  # free, but the only slot goes to the first item
+    assert (first.submitted_at, first.ready_at) == (10.0, 10.0)
+    assert (second.submitted_at, second.ready_at) == (11.0, 0.0)
+    assert (other.submitted_at, other.ready_at) == (11.0, 11.0)
+    assert scheduler.take_ready() == [first]
+    now[0] = 15.0
+    scheduler.complete(first)  # the customer is free from now: its key wait ends here
+    assert second.ready_at == 15.0
+    assert scheduler.take_ready() == [second]  # submitted before the other customer's
+    assert other.ready_at == 11.0  # still waiting, for a slot only: not for its customer

@@ -8,6 +8,9 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
 ``records_consumed_total{topic,partition}``  records taken from Kafka
 ``calls_total{operation,status}``            Talon.One calls by answer (status 0: no answer)
 ``call_duration_seconds``                    histogram of Talon.One call latency
+``stage_seconds{stage}``                     histograms of a record's stages, in order: fetch,
+                                             decode, key_wait, slot_wait, call, produce, commit
+                                             (see talon_stream.ops.STAGES)
 ``retries_total{reason}``                    retries by the status or ``transport`` behind them
 ``dlq_records_total{reason}``                records dead-lettered, by error class
 ``effects_envelopes_total``                  effects envelopes published
@@ -122,6 +125,15 @@ class WorkerCollector(Collector):
         )
         latency.add_metric([], histogram.cumulative(), histogram.sum)
         yield latency
+
+        stages = HistogramMetricFamily(
+            _PREFIX + "stage_seconds",
+            "Time records spend in each stage (key_wait: behind their customer's previous call).",
+            labels=["stage"],
+        )
+        for stage, each in stats.stages.histograms.items():
+            stages.add_metric([stage], each.cumulative(), each.sum)
+        yield stages
 
         yield _by_label(
             "retries",

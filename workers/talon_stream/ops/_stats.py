@@ -11,10 +11,42 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["LatencyHistogram", "WorkerStats"]
+__all__ = ["STAGES", "LatencyHistogram", "StageLatency", "WorkerStats"]
 
 #: Upper bounds (seconds) of the call latency buckets: Talon.One answers in tens of ms.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+#: Upper bounds (seconds) of the stage buckets: most stages take well under a millisecond.
+STAGE_BUCKETS_S = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+#: A record's way through the worker, in order (``talon_stream_stage_seconds{stage}``):
+#:
+#: * ``fetch``: from the record's timestamp to the worker taking it from the consumer (the
+#:   broker, the fetch, and the event-time merge of co-partitioned topics);
+#: * ``decode``: decoding and translating it;
+#: * ``key_wait``: waiting for the customer's previous call (the per-customer order itself);
+#: * ``slot_wait``: its customer free, waiting for a call slot and for its task to run;
+#: * ``call``: the Talon.One call, retries included, until its answer is parsed;
+#: * ``produce``: the outcome (envelope and routed copies, or DLQ record) until Kafka
+#:   acknowledged it;
+#: * ``commit``: the outcome acknowledged until the offset commit that covers the record.
+STAGES = ("fetch", "decode", "key_wait", "slot_wait", "call", "produce", "commit")
 
 
 class LatencyHistogram:
@@ -45,6 +77,47 @@ class LatencyHistogram:
         return out
 
 
+class StageLatency:
+    """One histogram per :data:`STAGES` entry, observed once per call the keyed dispatcher
+    runs (a coalesced call counts once, for the record that leads it)."""
+
+    __slots__ = ("_finished", "histograms")
+
+    def __init__(self) -> None:
+        self.histograms = {stage: LatencyHistogram(STAGE_BUCKETS_S) for stage in STAGES}
+        self._finished: list[float] = []  # perf_counter of each outcome since the last commit
+
+    def observe(
+        self,
+        *,
+        fetch: float | None,
+        decode: float,
+        key_wait: float,
+        slot_wait: float,
+        call: float,
+        produce: float,
+        finished: float,
+    ) -> None:
+        """One record's stages (seconds); ``finished``: when its outcome was acknowledged
+        (``time.perf_counter``), for its ``commit`` stage."""
+        histograms = self.histograms
+        if fetch is not None:
+            histograms["fetch"].observe(max(0.0, fetch))
+        histograms["decode"].observe(decode)
+        histograms["key_wait"].observe(key_wait)
+        histograms["slot_wait"].observe(slot_wait)
+        histograms["call"].observe(call)
+        histograms["produce"].observe(produce)
+        self._finished.append(finished)
+
+    def committed(self, at: float) -> None:
+        """A commit at ``at`` (``time.perf_counter``) covered every outcome observed so far."""
+        commit = self.histograms["commit"]
+        for finished in self._finished:
+            commit.observe(at - finished)
+        self._finished.clear()
+
+
 @dataclass
 class WorkerStats:
     """Plain counters, updated on the event loop only (no locks needed)."""
@@ -73,6 +146,8 @@ class WorkerStats:
     #: Records taken per (topic, partition).
     consumed_by_partition: Counter[tuple[str, int]] = field(default_factory=Counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Where a record's time goes, stage by stage (keyed dispatch).
+    stages: StageLatency = field(default_factory=StageLatency)
     #: The latest few envelopes (decoded), for a human to look at.
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5))
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, Protocol, TypeVar
@@ -258,6 +259,7 @@ class _FlowControl(Generic[_A]):
         return _committable(self._partitions)
 
     def mark_committed(self, points: Mapping[PartitionKey, CommitPoint]) -> None:
+        self._on_committed()
         for key, point in points.items():
             partition = self._partitions.get(key)
             if partition is not None:
@@ -268,6 +270,9 @@ class _FlowControl(Generic[_A]):
 
     def _committed(self, partition: _A, groups: frozenset[int]) -> None:
         """A commit of the partition listing ``groups`` (first offsets) succeeded."""
+
+    def _on_committed(self) -> None:
+        """A commit covering every finished record succeeded."""
 
     async def drain(self, partitions: Iterable[PartitionKey], timeout_s: float) -> None:
         raise NotImplementedError
@@ -452,6 +457,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             max_in_flight, joinable=coalescible, max_joined=_MAX_COALESCED if coalesce else 0
         )
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stages = processor.stats.stages
 
     @property
     def buffered(self) -> int:
@@ -515,6 +521,9 @@ class KeyedDispatcher(_FlowControl[_Partition]):
     def wants_commit(self) -> bool:
         return any(partition.awaiting for partition in self._partitions.values())
 
+    def _on_committed(self) -> None:
+        self._stages.committed(time.perf_counter())
+
     def stop_coalescing(self) -> None:
         self._scheduler.max_joined = 0
 
@@ -556,12 +565,16 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, item: Item[Prepared], partition: _Partition) -> None:
-        record = item.payload.record
+        prepared = item.payload
+        record = prepared.record
         scheduler = self._scheduler
+        launched = answered_at = time.perf_counter()
 
         def answered() -> None:
             # The call is over; its outcome is being published. Another call may take the slot
             # (the item keeps its customer's keys until the outcome is acknowledged).
+            nonlocal answered_at
+            answered_at = time.perf_counter()
             scheduler.answered(item)
             self._start_ready()
 
@@ -592,6 +605,19 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         # Finished in the same step as its outcome was acknowledged (no await in between): a
         # transaction committed after that acknowledgement carries this offset too.
         self._scheduler.complete(item)
+        finished = time.perf_counter()
+        timestamp_ms = record.timestamp_ms
+        self._stages.observe(
+            fetch=None
+            if timestamp_ms is None
+            else prepared.taken_at.timestamp() - timestamp_ms / 1000,
+            decode=item.submitted_at - prepared.started,
+            key_wait=item.ready_at - item.submitted_at,
+            slot_wait=launched - item.ready_at,
+            call=answered_at - launched,
+            produce=finished - answered_at,
+            finished=finished,
+        )
         # Once revoked, the partition's offsets are no longer ours to commit.
         if self._partitions.get(record.partition_key) is partition:
             partition.offsets.groups.pop(record.offset, None)

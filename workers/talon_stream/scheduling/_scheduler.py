@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import time
 from collections import deque
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ class Item(Generic[P]):
     member: bool = field(default=False)
     #: Replayed, and sent on its own before: never joined.
     solo: bool = field(default=False)
+    #: When it was submitted, and when it last became a candidate to start — its keys free
+    #: (the scheduler's clock): its wait for its customer, then for a slot.
+    submitted_at: float = field(default=0.0)
+    ready_at: float = field(default=0.0)
 
 
 class KeyedScheduler(Generic[P]):
@@ -91,6 +96,7 @@ class KeyedScheduler(Generic[P]):
         *,
         joinable: Callable[[P, P], bool] | None = None,
         max_joined: int = 100,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         if max_in_flight < 1 or (max_publishing is not None and max_publishing < 1):
             raise ValueError("max_in_flight and max_publishing must be at least 1")
@@ -98,6 +104,7 @@ class KeyedScheduler(Generic[P]):
         self.max_publishing = max_publishing or max_in_flight
         self._joinable = joinable
         self.max_joined = max_joined
+        self._clock = clock
         self._queues: dict[Hashable, deque[Item[P]]] = {}
         self._busy: set[Hashable] = set()  # keys held by an item in flight
         # Items that may have become startable, oldest first: (submission order, push, item).
@@ -144,6 +151,7 @@ class KeyedScheduler(Generic[P]):
         self._waiting += 1
         self._per_partition[item.partition] = self._per_partition.get(item.partition, 0) + 1
         item.order = next(self._submitted)
+        item.submitted_at = self._clock()
         # Behind another item of one of its keys, it becomes a candidate when that one completes.
         if all(self._queues[key][0] is item for key in item.keys):
             self._candidate(item)
@@ -153,6 +161,7 @@ class KeyedScheduler(Generic[P]):
                 self._candidate(head)
 
     def _candidate(self, item: Item[P]) -> None:
+        item.ready_at = self._clock()
         heapq.heappush(self._candidates, (item.order, next(self._pushes), item))
 
     def take_ready(self) -> list[Item[P]]:
