@@ -403,11 +403,18 @@ def stage_histograms(metrics_url: str) -> dict[str, list[tuple[float, float]]]:
         text = response.read().decode()
     stages: dict[str, list[tuple[float, float]]] = {}
     for line in text.splitlines():
-        if not line.startswith("talon_stream_stage_seconds_bucket{"):
+        if line.startswith("talon_stream_stage_seconds_bucket{"):
+            labels, value = line.rsplit(" ", 1)
+            found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            stage = found["stage"]
+        elif line.startswith("talon_stream_call_duration_seconds_bucket{"):
+            # The HTTP exchange alone, within the call stage: request written → answer read.
+            labels, value = line.rsplit(" ", 1)
+            found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+            stage = "http_exchange"
+        else:
             continue
-        labels, value = line.rsplit(" ", 1)
-        found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        stages.setdefault(found["stage"], []).append((float(found["le"]), float(value)))
+        stages.setdefault(stage, []).append((float(found["le"]), float(value)))
     return stages
 
 

@@ -59,7 +59,7 @@ def test_the_producer_batches_longer_when_the_slots_do_not_wait_for_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
-    assert load_settings().producer_config()["linger.ms"] == 20
+    assert load_settings().producer_config()["linger.ms"] == 5
     serial = load_settings(cli={"dispatch": "partition"})
     assert serial.producer_config()["linger.ms"] == 0
     overridden = load_settings(cli={"kafka_config": '{"linger.ms": 2}'})

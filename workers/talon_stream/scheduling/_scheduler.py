@@ -318,8 +318,10 @@ class KeyedScheduler(Generic[P]):
         return dropped
 
     def _startable(self, item: Item[P]) -> bool:
-        if not all(key not in self._busy and self._queues[key][0] is item for key in item.keys):
-            return False
+        busy, queues = self._busy, self._queues
+        for key in item.keys:  # a loop, not all(<generator>): this runs for every call
+            if key in busy or queues[key][0] is not item:
+                return False
         # A group leader waits for all its members (it becomes a candidate again as each comes).
         return not item.group or len(self._members(item)) == item.group - 1
 
