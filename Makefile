@@ -47,6 +47,10 @@ bench: $(STAMP)  ## throughput: naive, quix_streams and parallel_consumer (real 
 chaos: $(STAMP)  ## long chaos run (kill -9, outage, 429s, poison, bad key, rebalance, SIGTERM): one JSON line
 	@$(BIN)/python bench/chaos.py
 
+.PHONY: bench-profile
+bench-profile: $(STAMP)  ## the worker's CPU by step (py-spy on make bench's talon_stream run; needs ptrace rights)
+	$(BIN)/python bench/cpu_profile.py
+
 bench-backlog: $(STAMP)  ## drain 1,000,000 events over 200,000 customers: peak RSS, cost per event
 	$(BIN)/python bench/backlog.py
 

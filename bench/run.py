@@ -385,7 +385,7 @@ def measure_latency(
     time.sleep(1.5)  # a commit interval: the last records' commit stage is observed
     stages_after = stage_histograms(result["process"].metrics_url)
     result["stages_ms"] = stage_quantiles(stages_before, stages_after)
-    result["latency_breakdown"] = latency_breakdown(watch.timed, stack.base_url)
+    result["latency_breakdown"] = latency_breakdown(watch.timed, request_log(stack.base_url))
     latencies = sorted(watch.latencies_ms)
     result["latencies_ms"] = latencies
     result["p50_ms"] = round(statistics.median(latencies), 1) if latencies else None
@@ -464,15 +464,13 @@ def _percentiles(values: list[float]) -> dict[str, float | int | None]:
 
 
 def latency_breakdown(
-    timed: list[tuple[str, bytes, float, float]], base_url: str
+    timed: list[tuple[str, bytes, float, float]], entries: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """Each paced record's latency split with the emulator's request log (the call's
     Idempotency-Key is the envelope id): the call itself (Talon.One's time), the wait for the
     customer's previous call (it ended after this record was written: the per-customer order),
     and the rest — what the pipeline adds. ``added_free``: that rest for records whose customer
-    had no call in flight when they were written."""
-    with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=120) as response:
-        entries = json.loads(response.read())
+    had no call in flight when they were written. ``entries``: the emulator's request log."""
     calls: dict[str, tuple[float, float]] = {}
     for entry in entries:
         key = entry.get("idempotencyKey")
@@ -850,6 +848,13 @@ def order_violations(base_url: str, index: dict[str, tuple[bytes, int]]) -> dict
                 violations += 1
             highest = max(highest, offset)
     return {"calls_checked": matched, "order_violations": violations}
+
+
+def request_log(base_url: str) -> list[dict[str, Any]]:
+    """Every call the emulator answered, oldest first."""
+    with urllib.request.urlopen(f"{base_url}/__emulator/requests", timeout=120) as response:
+        entries: list[dict[str, Any]] = json.loads(response.read())
+    return entries
 
 
 def emulator_statuses(base_url: str) -> dict[str, int]:
