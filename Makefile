@@ -40,7 +40,7 @@ typecheck: $(STAMP)  ## mypy --strict on workers/ and emulator/
 deploy-check: $(STAMP)  ## offline checks of deploy/: Dockerfile, compose file, Kubernetes manifests
 	$(BIN)/pytest -q tests/deploy
 
-bench: $(STAMP)  ## throughput: naive, quix_streams and parallel_consumer (real peers), partition_serial, talon_stream, ceiling
+bench: $(STAMP)  ## throughput: naive, quix_streams, parallel_consumer and kafka_connect (real peers), partition_serial, talon_stream, ceiling
 	$(BIN)/python bench/run.py
 
 .PHONY: chaos

@@ -1,4 +1,4 @@
-"""The throughput benchmark: four ways to drive the same Talon.One traffic, side by side, one run.
+"""The throughput benchmark: ways to drive the same Talon.One traffic, side by side, in one run.
 
 One local broker (Apache Kafka or Tansu, as ``open_broker`` picks), one emulator with a fixed
 latency, one input topic holding the same events for every contender (a realistic shop mix keyed
@@ -12,6 +12,14 @@ by customer):
                        same in-flight budget, the JDK's HTTP client on its worker threads
                        (``bench/peers/parallel_consumer``, built with Maven on first use);
 * ``partition_serial`` the real worker with one call in flight per partition (the HTTP-sink model);
+* ``kafka_connect``    a real peer: Apache Kafka Connect 4.4.0, standalone, with an HTTP sink
+                       connector served on Maven Central (clescot's kafka-connect-http-connectors
+                       0.8.84), 12 tasks sharing the same in-flight budget
+                       (``bench/peers/kafka_connect``, fetched with Maven on first use). A generic
+                       HTTP sink cannot translate a shop event, so the bench translates the input
+                       topic ahead of time into a topic of HTTP requests (same partitions, keys and
+                       order; each request's ``Idempotency-Key`` is its input record's envelope
+                       id) for the connector to send: that work is not counted for it;
 * ``talon_stream``     the real worker (keyed dispatch);
 * ``ceiling``          a bare asyncio loop on aiohttp making the same calls (``Idempotency-Key``
                        included) with the same concurrency, no Kafka;
@@ -41,9 +49,11 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -53,6 +63,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import orjson
@@ -720,6 +731,210 @@ def run_parallel_consumer(
     }
 
 
+#: Talon.One answers the peers retry (the Kafka Connect peer's connector is told the same).
+TRANSIENT = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+def translate_to_requests(stack: Stack, topic: str) -> int:
+    """Copy the input topic into ``topic`` ahead of time (same partition, key and order for each
+    record), each record replaced by the HTTP request talon-stream makes for it, as the HTTP
+    sink connector reads one: ``url``, ``method``, ``headers`` (the API key, and as
+    ``Idempotency-Key`` the envelope id of the *input* record's coordinates, so the order check
+    matches each call to its input record), ``bodyAsString``. Returns the records written."""
+    stack.broker.create_topics({topic: 12})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.broker.bootstrap_servers,
+            "group.id": f"bench-requests-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "log.connection.close": False,
+        }
+    )
+    consumer.subscribe([stack.topic])
+    producer = Producer(
+        {
+            "bootstrap.servers": stack.broker.bootstrap_servers,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "log.connection.close": False,
+        }
+    )
+    options = TranslationOptions()
+    done, deadline = 0, time.monotonic() + 300
+    while done < stack.events and time.monotonic() < deadline:
+        for message in consumer.consume(1000, 0.5):
+            if message.error() is not None:
+                continue
+            call = translate(decode_event(message.value()), options)
+            key = envelope_id(message.topic(), message.partition(), message.offset())
+            headers = {"Authorization": [f"ApiKey-v1 {KEY}"], "Idempotency-Key": [key]}
+            query = f"?{urlencode(call.query)}" if call.query else ""
+            request: dict[str, Any] = {
+                "url": f"{stack.base_url}{call.path}{query}",
+                "method": call.method,
+                "headers": headers,
+                "bodyType": "STRING",
+            }
+            if call.body is not None:
+                headers["Content-Type"] = ["application/json"]
+                request["bodyAsString"] = orjson.dumps(call.body).decode()
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        key=message.key(),
+                        value=orjson.dumps(request),
+                        partition=message.partition(),
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            done += 1
+        producer.poll(0)
+    producer.flush(60)
+    consumer.close()
+    return done
+
+
+def emulator_calls(base_url: str) -> int:
+    """How many calls the emulator has answered (its health figure: cheap to poll)."""
+    with urllib.request.urlopen(f"{base_url}/__emulator/health", timeout=10) as response:
+        return int(json.loads(response.read())["requests"])
+
+
+def run_kafka_connect(
+    stack: Stack, window_s: float | None, index: dict[str, tuple[bytes, int]], in_flight: int
+) -> dict[str, Any]:
+    """Apache Kafka Connect in standalone mode with a real HTTP sink connector (a peer): the
+    real thing behind the partition_serial stand-in. Built with Maven on first use
+    (``bench/peers/kafka_connect``: Connect's runtime, and the connector's plugin bundle as
+    published on Maven Central).
+
+    A generic HTTP sink cannot turn a shop event into its Talon.One call, so the translation is
+    done ahead of time by :func:`translate_to_requests`, into a topic of HTTP requests that the
+    connector reads; neither its time nor its CPU is counted here. That is an advantage given to
+    the peer. It drains the whole input (or, given ``window_s``, runs that long from its first
+    call): input records given a final answer (not one it retries) per second from its first
+    call to its last, the CPU per record and the peak RSS of its JVM (from its first call on,
+    like Parallel Consumer's), then Talon.One's answers by status and the per-customer order,
+    over every call it made."""
+    began = time.monotonic()
+    home = PEERS / "kafka_connect"
+    pom = (home / "pom.xml").read_text()
+    versions = dict(re.findall(r"<(kafka|connector)\.version>([^<]+)<", pom))
+    classpath_file = home / "target" / "classpath.txt"
+    if (
+        not classpath_file.exists()
+        or classpath_file.stat().st_mtime < (home / "pom.xml").stat().st_mtime
+    ):
+        print("kafka_connect: fetching Kafka Connect and the connector with Maven (once)")
+        subprocess.run(["mvn", "-q", "-B", "package"], cwd=home, check=True)
+    requests_topic = f"{stack.topic}.requests"
+    translated = translate_to_requests(stack, requests_topic)
+    if translated != stack.events:
+        raise SystemExit(f"kafka_connect: translated {translated} of {stack.events} records")
+    tasks = 12  # one per input partition
+    settings = {
+        "tasks.max": tasks,
+        "in_flight_per_task": max(1, in_flight // tasks),
+        "max.poll.records": 500,  # the worker's default: the batch each task sends at once
+        "retries": 10,
+    }
+    folder = Path(tempfile.mkdtemp(prefix="bench-connect-"))
+    fill = {
+        "bootstrap": stack.broker.bootstrap_servers,
+        "rest_port": free_port(),
+        "plugin_path": home / "target" / "plugins",
+        "offsets_file": folder / "connect.offsets",
+        "name": f"bench-http-sink-{uuid.uuid4().hex[:6]}",
+        "topic": requests_topic,
+        "tasks": tasks,
+        "in_flight_per_task": settings["in_flight_per_task"],
+        "retries": settings["retries"],
+    }
+    for name in ("worker.properties", "connector.properties"):
+        (folder / name).write_text((home / name).read_text().format(**fill))
+    log = (folder / "connect.log").open("wb")
+    process = spawn(
+        [
+            "java",
+            # The sink task links a class that names Confluent's Schema Registry client, which is
+            # not on Maven Central (the connector uses it only to publish answers with a schema,
+            # off here): without bytecode verification the JVM resolves that name lazily, never.
+            "-XX:+UnlockDiagnosticVMOptions",
+            "-XX:-BytecodeVerificationRemote",
+            f"-Dlog4j2.configurationFile={home / 'log4j2.properties'}",
+            "-cp",
+            classpath_file.read_text().strip(),
+            "org.apache.kafka.connect.cli.ConnectStandalone",
+            str(folder / "worker.properties"),
+            str(folder / "connector.properties"),
+        ],
+        env=dict(os.environ),
+        stdout=log.fileno(),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while emulator_calls(stack.base_url) < 1:
+            text = (folder / "connect.log").read_text(errors="replace")
+            dead = "unrecoverable exception" in text or process.poll() is not None
+            if dead or time.monotonic() > deadline:
+                raise SystemExit(
+                    f"kafka_connect: no call made; its log ({folder}) ends:\n{text[-3000:]}"
+                )
+            time.sleep(0.2)
+        cpu0, started = proc_cpu_s(process.pid), time.time()
+        calls, quiet_since = 0, time.monotonic()
+        while time.time() - started < (window_s or 900.0):
+            time.sleep(0.2)
+            now = emulator_calls(stack.base_url)
+            if now != calls:
+                calls, quiet_since = now, time.monotonic()
+            elif window_s is None and calls >= stack.events and time.monotonic() - quiet_since > 1:
+                break  # a call per record made, and none for a second: no retry pending
+            elif process.poll() is not None or time.monotonic() - quiet_since > 60:
+                break  # stopped, or stalled: reported as not drained
+        cpu, ended = proc_cpu_s(process.pid) - cpu0, time.time()
+        rss = proc_peak_rss_mb(process.pid)
+    finally:
+        terminate(process, grace_s=5)
+        log.close()
+    with urllib.request.urlopen(f"{stack.base_url}/__emulator/requests", timeout=120) as response:
+        entries = json.loads(response.read())
+    final = [
+        entry
+        for entry in entries
+        if entry["status"] not in TRANSIENT
+        and entry.get("idempotencyKey") in index
+        and entry["ended"] <= ended
+    ]
+    if window_s is None:
+        done = len({entry["idempotencyKey"] for entry in final})
+        first = min(entry["started"] for entry in entries)
+        span = max(entry["ended"] for entry in final) - first
+        eps = (done - 1) / span
+    else:
+        done = len({entry["idempotencyKey"] for entry in final if entry["ended"] >= started})
+        eps = done / (ended - started)
+    shutil.rmtree(folder, ignore_errors=True)
+    return {
+        "eps": round(eps, 1),
+        "events": done,
+        "drained": window_s is None and done == stack.events,
+        "cpu_us_per_event": round(cpu / max(1, done) * 1e6, 1),
+        "peak_rss_mb": round(rss, 1),
+        "version": f"Kafka Connect {versions['kafka']}",
+        "connector": f"io.github.clescot:kafka-connect-http-connectors:{versions['connector']}",
+        "settings": settings,
+        "translated_ahead": True,
+        "wall_s": round(time.monotonic() - began, 1),  # build (first use), translation, run
+        "statuses": emulator_statuses(stack.base_url),
+        **order_violations(stack.base_url, index),
+    }
+
+
 def run_ceiling(
     stack: Stack,
     events: int,
@@ -884,7 +1099,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
         "--only",
-        default="naive,quix_streams,parallel_consumer,partition_serial,talon_stream,ceiling",
+        default=(
+            "naive,quix_streams,parallel_consumer,partition_serial,kafka_connect,talon_stream,ceiling"
+        ),
     )
     parser.add_argument(
         "--window-all",
@@ -961,6 +1178,20 @@ def main() -> None:
             results["partition_serial_eps"] = serial["eps"]
             print(
                 f"partition_serial  {serial['eps']:>9.1f} events/s ({serial['events']} in window)"
+            )
+        if "kafka_connect" in contenders:
+            fresh_emulator()
+            connect = run_kafka_connect(
+                stack, args.window_s if args.window_all else None, index, args.in_flight
+            )
+            results["kafka_connect"] = connect
+            results["kafka_connect_eps"] = connect["eps"]
+            print(
+                f"kafka_connect     {connect['eps']:>9.1f} events/s ({connect['events']} given a "
+                f"final answer, {connect['cpu_us_per_event']:.0f} µs CPU/event (JVM), "
+                f"{connect['peak_rss_mb']:.0f} MB peak, {connect['version']} + "
+                f"{connect['connector']}), answers {connect['statuses']}, "
+                f"{connect['order_violations']} calls out of order of {connect['calls_checked']}"
             )
         to_arrival = "talon_stream_eos" in contenders
         for variant, exactly_once in (("talon_stream", False), ("talon_stream_eos", True)):
@@ -1068,6 +1299,10 @@ def main() -> None:
     if "talon_stream_eps" in results and "partition_serial_eps" in results:
         results["talon_stream_vs_partition_serial"] = round(
             results["talon_stream_eps"] / results["partition_serial_eps"], 2
+        )
+    if "talon_stream_eps" in results and "kafka_connect_eps" in results:
+        results["talon_stream_vs_kafka_connect"] = round(
+            results["talon_stream_eps"] / results["kafka_connect_eps"], 2
         )
     if "talon_stream_eps" in results and "ceiling_eps" in results:
         results["talon_stream_vs_ceiling"] = round(
