@@ -7,7 +7,7 @@
   session
   ID, in offset order per customer, up to a global cap;
 * :class:`PartitionSerialDispatcher` runs each partition's records one at a time — the model of
-  HTTP sink connectors, kept as a baseline for benchmarks.
+  HTTP sink connectors that keep the order, kept as a baseline for benchmarks.
 """
 
 from __future__ import annotations
