@@ -354,6 +354,7 @@ def run_worker(
             "events": done,
             "cpu_us_per_event": round(cpu / max(1, done - 1) * 1e6, 1),
             "neighbours_cpu_us_per_event": per_event,
+            "neighbours": beside,
             "peak_rss_mb": round(rss, 1),
             "process": process,
             "watch": watch,
@@ -365,11 +366,27 @@ def run_worker(
             watch.stop()
 
 
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores (``/proc/stat``)."""
+    fields = [int(each) for each in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    total = sum(fields[:8])  # user … steal (guest time is counted in user already)
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
 def measure_latency(
-    stack: Stack, result: dict[str, Any], rate: float, events: int, seed: int
-) -> None:
-    """Feed ``events`` more records at ``rate`` per second to the running worker; record
-    latencies (``latencies_ms`` too, sorted)."""
+    stack: Stack,
+    result: dict[str, Any],
+    rate: float,
+    events: int,
+    seed: int,
+    sessions: str = "paced",
+) -> dict[str, Any]:
+    """Feed ``events`` more records (sessions named ``sessions``-…) at ``rate`` per second to
+    the running worker: the latency point — end-to-end percentiles, the stages, each record's
+    split (:func:`latency_breakdown`), the CPU per event of each process and the whole
+    machine's CPU use while paced. Also sets ``result``'s ``p50_ms``, ``p99_ms`` and
+    ``latencies_ms`` (sorted) to this point's."""
     watch: Watch = result["watch"]
     watch.latencies_ms.clear()
     watch.record_latency = True  # the backlog is drained: every new envelope is a paced event
@@ -381,11 +398,16 @@ def measure_latency(
             "linger.ms": 1,
         }
     )
+    time.sleep(3)  # the drain's tail (last commits, the order check's request-log read) settles
+    watch.latencies_ms.clear()
     watch.timed.clear()
     stages_before = stage_histograms(result["process"].metrics_url)
+    processes = {"worker": result["process"].pid, **result.get("neighbours", {})}
+    cpu_before = {name: cpu_of(pid) for name, pid in processes.items()}
+    machine_before = machine_cpu()
     start = time.monotonic()
     expected = watch.count + events
-    for n, (key, value) in enumerate(shop_events(events, 5000, seed + 1, prefix="paced")):
+    for n, (key, value) in enumerate(shop_events(events, 5000, seed + 1, prefix=sessions)):
         producer.produce(result["paced_topic"], key=key, value=value)
         producer.poll(0)
         delay = start + (n + 1) / rate - time.monotonic()
@@ -393,18 +415,36 @@ def measure_latency(
             time.sleep(delay)
     producer.flush(30)
     watch.wait_for(expected, 120)
+    elapsed = time.monotonic() - start
+    machine_after = machine_cpu()
+    point: dict[str, Any] = {
+        "rate": round(rate, 1),
+        "paced_eps": round(events / elapsed, 1),
+        "machine_cpu_busy": round(
+            (machine_after[0] - machine_before[0])
+            / max(1e-9, machine_after[1] - machine_before[1]),
+            2,
+        ),
+        "cpu_us_per_event": {
+            name: round((cpu_of(pid) - cpu_before[name]) / events * 1e6, 1)
+            for name, pid in processes.items()
+        },
+    }
     time.sleep(1.5)  # a commit interval: the last records' commit stage is observed
-    stages_after = stage_histograms(result["process"].metrics_url)
-    result["stages_ms"] = stage_quantiles(stages_before, stages_after)
-    result["latency_breakdown"] = latency_breakdown(watch.timed, request_log(stack.base_url))
+    point["stages_ms"] = stage_quantiles(
+        stages_before, stage_histograms(result["process"].metrics_url)
+    )
+    point["latency_breakdown"] = latency_breakdown(watch.timed, request_log(stack.base_url))
     latencies = sorted(watch.latencies_ms)
-    result["latencies_ms"] = latencies
-    result["p50_ms"] = round(statistics.median(latencies), 1) if latencies else None
-    result["p99_ms"] = (
+    point["p50_ms"] = round(statistics.median(latencies), 1) if latencies else None
+    point["p99_ms"] = (
         round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
         if latencies
         else None
     )
+    result["latencies_ms"] = latencies
+    result["p50_ms"], result["p99_ms"] = point["p50_ms"], point["p99_ms"]
+    return point
 
 
 def stage_histograms(metrics_url: str) -> dict[str, list[tuple[float, float]]]:
@@ -525,11 +565,12 @@ def latency_breakdown(
     }
 
 
-def print_latency(breakdown: dict[str, Any], stages: dict[str, dict[str, Any]]) -> None:
+def print_latency(point: dict[str, Any]) -> None:
     def ms(part: dict[str, Any]) -> str:
         return f"p50 {part['p50_ms']} / p99 {part['p99_ms']} ms ({part['count']} records)"
 
-    pad = " " * 18
+    breakdown, stages = point["latency_breakdown"], point["stages_ms"]
+    pad = " " * 20
     for label, part in (
         ("the call itself (Talon.One)", "call"),
         ("added, customer free", "added_free"),
@@ -539,8 +580,12 @@ def print_latency(breakdown: dict[str, Any], stages: dict[str, dict[str, Any]]) 
     ):
         print(f"{pad}{label:<29}{ms(breakdown[part])}")
     print(
-        "                  stages (p50/p99 ms): "
+        f"{pad}stages (p50/p99 ms): "
         + ", ".join(f"{stage} {each['p50_ms']}/{each['p99_ms']}" for stage, each in stages.items())
+    )
+    print(
+        f"{pad}CPU per event: "
+        + ", ".join(f"{each} {cost:.0f} µs" for each, cost in point["cpu_us_per_event"].items())
     )
 
 
@@ -1096,6 +1141,18 @@ def main() -> None:
     parser.add_argument("--in-flight", type=int, default=256)
     parser.add_argument("--window-s", type=float, default=20.0, help="for the slow contenders")
     parser.add_argument("--latency-events", type=int, default=3000)
+    parser.add_argument(
+        "--latency-loads",
+        default="0.125,0.25,0.5",
+        help="the paced phases' rates, as fractions of the rate the worker just measured; "
+        "the last one is the headline p50/p99",
+    )
+    parser.add_argument(
+        "--latency-rate",
+        type=float,
+        default=None,
+        help="one paced phase at this many events/s instead of --latency-loads",
+    )
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
         "--only",
@@ -1241,18 +1298,35 @@ def main() -> None:
                         for each, cost in keyed["neighbours_cpu_us_per_event"].items()
                     )
                 )
-                measure_latency(stack, keyed, keyed["eps"] / 2, args.latency_events, args.seed)
-                results.update(
-                    {f"{prefix}p50_ms": keyed["p50_ms"], f"{prefix}p99_ms": keyed["p99_ms"]}
+                loads = (
+                    [args.latency_rate / keyed["eps"]]
+                    if args.latency_rate
+                    else [float(each) for each in args.latency_loads.split(",")]
                 )
-                results[f"{prefix}stages_ms"] = keyed["stages_ms"]
-                results[f"{prefix}latency_breakdown"] = keyed["latency_breakdown"]
+                points = []
                 seen = "seen by a reader" if to_arrival else "effects record written"
-                print(
-                    f"                  latency ({seen}) p50 {keyed['p50_ms']} ms, "
-                    f"p99 {keyed['p99_ms']} ms"
-                )
-                print_latency(keyed["latency_breakdown"], keyed["stages_ms"])
+                for number, load in enumerate(loads):
+                    point = measure_latency(
+                        stack,
+                        keyed,
+                        keyed["eps"] * load,
+                        args.latency_events,
+                        args.seed,
+                        sessions=f"paced{number}",
+                    )
+                    point["load"] = round(load, 3)
+                    points.append(point)
+                    print(
+                        f"                  paced at {point['paced_eps']}/s ({load:.0%} of the "
+                        f"drain rate; machine CPU {point['machine_cpu_busy']:.0%} busy): "
+                        f"latency ({seen}) p50 {point['p50_ms']} ms, p99 {point['p99_ms']} ms"
+                    )
+                    print_latency(point)
+                # The headline: the last point (half the drain rate by default).
+                headline = points[-1]
+                results[f"{prefix}latency_points"] = points
+                results[f"{prefix}p50_ms"] = headline["p50_ms"]
+                results[f"{prefix}p99_ms"] = headline["p99_ms"]
             finally:
                 terminate(keyed["process"], grace_s=10)
                 keyed["watch"].stop()
