@@ -29,11 +29,16 @@ by customer):
                        sees the envelope (a transaction's records are seen only once committed).
 
 The slow contenders are measured over a time window (they would take an hour for the whole
-input); the others drain it. ``p50_ms``/``p99_ms`` come from a second, paced phase of the
-``talon_stream`` run (input timestamp → effects record timestamp) at half its measured rate, so
-they show processing latency, not queueing behind a backlog. Each worker's paced events go to a
-topic of its own that it reads beside the input topic, so the input topic holds the same events
-for every contender.
+input); the others drain it. Latency comes from paced phases of the ``talon_stream`` run after
+the drain (input timestamp → effects record timestamp), at 12.5, 25 and 50 % of its measured
+rate (``--latency-loads``; ``p50_ms``/``p99_ms`` are the last one's), so they show processing
+latency, not queueing behind a backlog. Each phase reports the worker's stages (two scrapes of
+its ``talon_stream_stage_seconds`` histograms), each record's latency split with the emulator's
+request log — the call itself, the wait for the customer's previous call (the order guarantee)
+and what the pipeline adds for customers with nothing in flight — and the CPU per event of every
+process and of the whole machine while paced. Each worker's paced events go to a topic of its
+own that it reads beside the input topic, so the input topic holds the same events for every
+contender.
 
     .venv/bin/python bench/run.py                       # make bench
     .venv/bin/python bench/run.py --events 20000 --latency-ms 10 --customers 100

@@ -12,7 +12,9 @@ errors become :class:`~talon_stream.BrokerError`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -24,7 +26,7 @@ from talon_stream.core._records import InputRecord, PartitionKey
 from talon_stream.scheduling._offsets import CommitPoint, decode_finished, decode_groups
 from talon_stream.scheduling._replay import Resume
 
-__all__ = ["AssignHandler", "AsyncConsumer", "RevokeHandler", "input_record"]
+__all__ = ["AssignHandler", "AsyncConsumer", "CommitAnswer", "RevokeHandler", "input_record"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ AssignHandler = Callable[
 RevokeHandler = Callable[
     [list[PartitionKey], Any], Coroutine[Any, Any, dict[PartitionKey, CommitPoint]]
 ]
+#: Called on the event loop when the broker answered a commit sent with
+#: :meth:`AsyncConsumer.commit_soon`: the points sent, and the partitions whose commit it took.
+CommitAnswer = Callable[[dict[PartitionKey, CommitPoint], set[PartitionKey]], None]
 
 
 def input_record(message: Message) -> InputRecord:
@@ -76,7 +81,12 @@ class AsyncConsumer:
         self, config: dict[str, Any], *, factory: Callable[[dict[str, Any]], Any] = Consumer
     ) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-consumer")
-        self._consumer = factory(config)
+        #: Commits sent without waiting, oldest first, until librdkafka reports their answer (in
+        #: that order, from a poll on the consumer's thread: only that thread touches it).
+        self._commits: deque[
+            tuple[dict[PartitionKey, CommitPoint], asyncio.AbstractEventLoop, CommitAnswer]
+        ] = deque()
+        self._consumer = factory({**config, "on_commit": self._answered})
         self._closed = False
         #: Per assigned partition, the committed offset reading started from (when there was one).
         self._starts: dict[PartitionKey, int] = {}
@@ -274,29 +284,46 @@ class AsyncConsumer:
         return await self._run(self._commit_now, points)
 
     def _commit_now(self, points: dict[PartitionKey, CommitPoint]) -> set[PartitionKey]:
-        partitions = [
-            TopicPartition(t, p, point.offset, metadata=point.metadata)
-            for (t, p), point in points.items()
-        ]
         try:
-            answered = self._consumer.commit(offsets=partitions, asynchronous=False)
+            answered = self._consumer.commit(offsets=_offsets(points), asynchronous=False)
         except KafkaException as exc:
-            # A commit can lose a race with a rebalance; the records are then replayed by the
-            # next owner (at-least-once), never skipped.
-            log.warning("offset commit failed (%s); uncommitted records will be replayed", exc)
-            return set()
-        # Some partitions may fail while the request succeeds: each carries its own error.
-        taken = set(points)
-        for tp in answered or ():
-            if tp.error is not None:
-                taken.discard((tp.topic, tp.partition))
-                log.warning(
-                    "offset commit of %s[%d] failed (%s); its uncommitted records will be replayed",
-                    tp.topic,
-                    tp.partition,
-                    tp.error,
-                )
-        return taken
+            return _taken(points, exc, ())
+        return _taken(points, None, answered)
+
+    async def commit_soon(
+        self, points: dict[PartitionKey, CommitPoint], answer: CommitAnswer
+    ) -> bool:
+        """Send the commit of ``points`` without waiting for the broker: the consumer goes on
+        fetching meanwhile (a synchronous commit holds its thread for the round trip, and every
+        record arriving then waits for it). ``answer(points, taken)`` runs on the event loop once
+        the broker answered. False when librdkafka refused it on the spot (nothing was sent)."""
+        if not points:
+            return False
+        return await self._run(self._commit_later, points, asyncio.get_running_loop(), answer)
+
+    def _commit_later(
+        self,
+        points: dict[PartitionKey, CommitPoint],
+        loop: asyncio.AbstractEventLoop,
+        answer: CommitAnswer,
+    ) -> bool:
+        try:
+            self._consumer.commit(offsets=_offsets(points), asynchronous=True)
+        except KafkaException as exc:
+            _taken(points, exc, ())
+            return False
+        self._commits.append((points, loop, answer))
+        return True
+
+    def _answered(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to the oldest commit sent with :meth:`commit_soon` (it reports
+        them in order, never a synchronous one), on the consumer's thread."""
+        if not self._commits:
+            return
+        points, loop, answer = self._commits.popleft()
+        taken = _taken(points, error, partitions)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits for it
+            loop.call_soon_threadsafe(answer, points, taken)
 
     async def pause(self, partitions: Sequence[PartitionKey]) -> None:
         if partitions:
@@ -315,3 +342,35 @@ class AsyncConsumer:
             await self._run(self._consumer.close)
         finally:
             self._executor.shutdown(wait=True)
+
+
+def _offsets(points: dict[PartitionKey, CommitPoint]) -> list[TopicPartition]:
+    return [
+        TopicPartition(t, p, point.offset, metadata=point.metadata)
+        for (t, p), point in points.items()
+    ]
+
+
+def _taken(
+    points: dict[PartitionKey, CommitPoint],
+    error: KafkaError | KafkaException | None,
+    answered: Iterable[TopicPartition] | None,
+) -> set[PartitionKey]:
+    """The partitions of ``points`` whose commit the broker took, given the request's
+    ``error`` and each partition's own (a request can succeed while some partitions fail)."""
+    if error is not None:
+        # A commit can lose a race with a rebalance; the records are then replayed by the
+        # next owner (at-least-once), never skipped.
+        log.warning("offset commit failed (%s); uncommitted records will be replayed", error)
+        return set()
+    taken = set(points)
+    for tp in answered or ():
+        if tp.error is not None:
+            taken.discard((tp.topic, tp.partition))
+            log.warning(
+                "offset commit of %s[%d] failed (%s); its uncommitted records will be replayed",
+                tp.topic,
+                tp.partition,
+                tp.error,
+            )
+    return taken

@@ -1,9 +1,10 @@
 """The worker: one consumer-group member that turns input records into Talon.One calls.
 
 The loop fetches records on the consumer thread, hands them to the dispatcher, pauses and resumes
-partitions as their buffers fill and drain, and commits — every ``commit_interval_s``, on
-revoke and on shutdown — only offsets below which every record has an acknowledged outcome,
-with the finished offsets above them in the commit's metadata.
+partitions as their buffers fill and drain, and commits — every ``commit_interval_s`` (sent
+without holding the consumer, counted once the broker answered), on revoke and on shutdown —
+only offsets below which every record has an acknowledged outcome, with the finished offsets
+above them in the commit's metadata.
 
 With exactly-once processing the outcomes go out in Kafka transactions
 (:class:`~talon_stream.kafka.TransactionalSink`) and the offsets are committed in them, every
@@ -61,6 +62,9 @@ _FETCH_WAIT_S = 0.1
 _COALESCING_WAIT_S = 0.01
 #: The least time between two commits made for calls that wait for one.
 _COMMIT_RETRY_S = 0.05
+#: How long a commit sent without waiting may go unanswered before the next one is sent anyway
+#: (librdkafka answers every one, with an error at worst).
+_COMMIT_ANSWER_S = 30.0
 _METADATA_TIMEOUT_S = 10.0
 
 
@@ -91,6 +95,10 @@ class Worker:
         #: The first commit that listed coalesced calls, until read back (``_check_groups_kept``).
         self._groups_unchecked: PartitionKey | None = None
         self._groups_checked = False
+        #: When the commit sent and not answered yet was sent (loop time), if one is.
+        self._commit_sent_at: float | None = None
+        #: Counts assignments and revokes: a commit answered after one is not marked.
+        self._generation = 0
         #: Partitions (re)assigned since the loop last looked: a partition paused before it was
         #: lost can come back still paused in librdkafka, so each is resumed once.
         self._fresh: set[PartitionKey] = set()
@@ -208,6 +216,7 @@ class Worker:
                     "%d records above the committed offsets already have their outcome", finished
                 )
             self.assigned.update(partitions)
+            self._generation += 1
             self._paused.difference_update(partitions)
             self._fresh.update(partitions)
             dispatcher.assign(partitions, resumes)
@@ -219,6 +228,7 @@ class Worker:
         ) -> dict[PartitionKey, CommitPoint]:
             log.info("revoked %s", _describe(partitions))
             self.assigned.difference_update(partitions)
+            self._generation += 1
             self._paused.difference_update(partitions)
             if transactions is None:
                 return await dispatcher.revoke(partitions, settings.drain_timeout_s)
@@ -467,10 +477,31 @@ class Worker:
             log.error("stopping: %s", dispatcher.failure)
 
     async def _commit(self, consumer: AsyncConsumer, dispatcher: Dispatcher) -> None:
+        """Send the commit of what is finished without waiting for the broker (the loop goes on
+        fetching); the offsets count as committed once it answered (:meth:`_committed`). One
+        at a time: the next one goes once this one is answered."""
+        now = asyncio.get_running_loop().time()
+        if self._commit_sent_at is not None and now - self._commit_sent_at < _COMMIT_ANSWER_S:
+            return
         points = dispatcher.committable()
         if not points:
             return
-        taken = await consumer.commit(points)
+        generation = self._generation
+
+        def answered(points: dict[PartitionKey, CommitPoint], taken: set[PartitionKey]) -> None:
+            self._commit_sent_at = None
+            if generation == self._generation:  # else a rebalance came between: mark nothing
+                self._committed(dispatcher, points, taken)
+
+        if await consumer.commit_soon(points, answered):
+            self._commit_sent_at = now
+
+    def _committed(
+        self,
+        dispatcher: Dispatcher,
+        points: Mapping[PartitionKey, CommitPoint],
+        taken: set[PartitionKey],
+    ) -> None:
         points = {key: point for key, point in points.items() if key in taken}
         self._note_groups(points)
         dispatcher.mark_committed(points)
