@@ -23,13 +23,19 @@ def test_each_stage_is_observed_once_per_record_and_commit_waits_for_the_commit(
     assert buckets(stages, "call")["0.05"] == 1
     assert buckets(stages, "call")["+Inf"] == 2
     assert buckets(stages, "commit")["+Inf"] == 0  # nothing committed yet
+    stages.covering()  # a commit is sent; an outcome comes before its answer
+    stages.observe(key_wait=0.0, call=0.05, finished=100.3, **common)
     stages.committed(at=100.5)
     assert buckets(stages, "commit")["0.25"] == 0
     assert buckets(stages, "commit")["0.5"] == 2  # 0.5 s and 0.3 s after the outcomes
-    assert buckets(stages, "commit")["+Inf"] == 2
+    assert buckets(stages, "commit")["+Inf"] == 2  # the third was not in that commit
     assert round(stages.histograms["commit"].sum, 6) == 0.8
-    stages.committed(at=101.0)  # a later commit covers nothing new
+    stages.committed(at=101.0)  # an answer to nothing sent covers nothing
     assert buckets(stages, "commit")["+Inf"] == 2
+    stages.covering()
+    stages.committed(at=101.3)
+    assert buckets(stages, "commit")["+Inf"] == 3
+    assert round(stages.histograms["commit"].sum, 6) == 1.8
 
 
 def test_a_record_without_a_timestamp_has_no_fetch_stage() -> None:

@@ -87,11 +87,13 @@ class StageLatency:
     """One histogram per :data:`STAGES` entry, observed once per call the keyed dispatcher
     runs (a coalesced call counts once, for the record that leads it)."""
 
-    __slots__ = ("_finished", "histograms")
+    __slots__ = ("_covered", "_finished", "histograms")
 
     def __init__(self) -> None:
         self.histograms = {stage: LatencyHistogram(STAGE_BUCKETS_S) for stage in STAGES}
-        self._finished: list[float] = []  # perf_counter of each outcome since the last commit
+        # perf_counter of each outcome not in a commit yet, and of those in the commit sent
+        self._finished: list[float] = []
+        self._covered: list[float] = []
 
     def observe(
         self,
@@ -116,12 +118,18 @@ class StageLatency:
         histograms["produce"].observe(produce)
         self._finished.append(finished)
 
-    def committed(self, at: float) -> None:
-        """A commit at ``at`` (``time.perf_counter``) covered every outcome observed so far."""
-        commit = self.histograms["commit"]
-        for finished in self._finished:
-            commit.observe(at - finished)
+    def covering(self) -> None:
+        """A commit is being sent: it covers every outcome observed so far (and those of a
+        commit sent before that was never answered)."""
+        self._covered.extend(self._finished)
         self._finished.clear()
+
+    def committed(self, at: float) -> None:
+        """The commit sent last was answered at ``at`` (``time.perf_counter``)."""
+        commit = self.histograms["commit"]
+        for finished in self._covered:
+            commit.observe(at - finished)
+        self._covered.clear()
 
 
 @dataclass

@@ -521,6 +521,10 @@ class KeyedDispatcher(_FlowControl[_Partition]):
     def wants_commit(self) -> bool:
         return any(partition.awaiting for partition in self._partitions.values())
 
+    def committable(self) -> dict[PartitionKey, CommitPoint]:
+        self._stages.covering()
+        return super().committable()
+
     def _on_committed(self) -> None:
         self._stages.committed(time.perf_counter())
 
