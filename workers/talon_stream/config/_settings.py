@@ -160,6 +160,9 @@ class Settings(BaseSettings):
     #: A ``cart.updated`` that happened before the newest event this worker already applied to
     #: its session is not sent: its envelope says which event superseded it (docs/events.md).
     supersede_late_carts: bool = True
+    #: How many sessions' newest applied event the worker remembers for that (the least
+    #: recently updated forgotten first; ~450 bytes each).
+    session_memory: int = Field(default=50_000, ge=1)
     #: Cart updates of one session waiting behind its call in flight are sent as one call
     #: (keyed dispatch; docs/processing.md), committed before it starts so that a replay makes
     #: the same call. Off by default: downstream consumers then see ``coalescedInto`` envelopes.
@@ -216,7 +219,9 @@ class Settings(BaseSettings):
     #: flight per partition (the HTTP-sink model, kept as a baseline).
     dispatch: Literal["keyed", "partition"] = "keyed"
     max_in_flight: int = Field(default=256, ge=1)
-    max_buffered_per_partition: int = Field(default=1000, ge=1)
+    #: Records waiting per partition before it is paused. A waiting record holds its decoded
+    #: event and translated call, ~5 kB: 500 per partition over 12 partitions is ~30 MB.
+    max_buffered_per_partition: int = Field(default=500, ge=1)
     drain_timeout_s: float = Field(default=30.0, ge=0)
     #: Transient failures are retried without limit, the waits growing from the initial
     #: back-off (doubling, with full jitter) to the maximum.

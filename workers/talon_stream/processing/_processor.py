@@ -199,7 +199,9 @@ class RecordProcessor:
             applications=others,
             router=router,
             stats=stats,
-            sessions=SessionLedger() if settings.supersede_late_carts else None,
+            sessions=(
+                SessionLedger(settings.session_memory) if settings.supersede_late_carts else None
+            ),
             erasures=ErasureLedger(sink, settings.erasures_topic),
             catalog_linger_s=settings.catalog_linger_ms / 1000,
         )

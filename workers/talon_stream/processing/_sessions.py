@@ -27,8 +27,9 @@ from talon_stream.core._events import CartUpdated, Event
 
 __all__ = ["SessionLedger", "SessionMark", "Superseded"]
 
-#: Sessions remembered per worker: one entry is about 300 bytes.
-DEFAULT_CAPACITY = 100_000
+#: Sessions remembered per worker (``TALON_STREAM_SESSION_MEMORY``): one entry is about 450
+#: bytes, so 50,000 are about 23 MB.
+DEFAULT_CAPACITY = 50_000
 
 
 class SessionMark(NamedTuple):
