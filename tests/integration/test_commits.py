@@ -25,6 +25,19 @@ def committed(
     return {(tp.topic, tp.partition): (tp.offset, tp.metadata or "") for tp in found}
 
 
+def member(broker: Broker, group: str) -> AsyncConsumer:
+    return AsyncConsumer(
+        {
+            "bootstrap.servers": broker.bootstrap_servers,
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 500,
+        }
+    )
+
+
 async def joined(consumer: AsyncConsumer, topic: str) -> list[PartitionKey]:
     assigned: list[PartitionKey] = []
 
@@ -50,16 +63,7 @@ async def test_a_commit_sent_without_waiting_is_answered_on_the_loop(
     topic, group = f"commits.{unique}", f"group.{unique}"
     broker.create_topics({topic: 2})
     produce(broker.bootstrap_servers, topic, [(b"k%d" % n, b"v") for n in range(20)])
-    consumer = AsyncConsumer(
-        {
-            "bootstrap.servers": broker.bootstrap_servers,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
+    consumer = member(broker, group)
     answers: list[tuple[dict[PartitionKey, CommitPoint], set[PartitionKey], bool]] = []
     loop = asyncio.get_running_loop()
 
@@ -97,16 +101,7 @@ async def test_a_refused_commit_counts_for_none_of_its_partitions(
 ) -> None:
     topic, group = f"commits.{unique}", f"group.{unique}"
     broker.create_topics({topic: 1})
-    consumer = AsyncConsumer(
-        {
-            "bootstrap.servers": broker.bootstrap_servers,
-            "group.id": group,
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "session.timeout.ms": 6000,
-            "heartbeat.interval.ms": 500,
-        }
-    )
+    consumer = member(broker, group)
     answers: list[set[PartitionKey]] = []
     try:
         await joined(consumer, topic)

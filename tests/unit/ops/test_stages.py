@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from talon_stream.ops import STAGES, MetricsSnapshot, StageLatency, WorkerCollector, WorkerStats
 from talon_stream.ops._metrics import render
 from talon_stream.talon import Halt
+
+ONE_RECORD: dict[str, Any] = {
+    "fetch": 0.002,
+    "decode": 0.0001,
+    "key_wait": 0.0,
+    "slot_wait": 0.0002,
+    "call": 0.05,
+    "produce": 0.004,
+    "finished": 1.0,
+}
 
 
 def buckets(stages: StageLatency, stage: str) -> dict[str, int]:
@@ -40,30 +52,14 @@ def test_each_stage_is_observed_once_per_record_and_commit_waits_for_the_commit(
 
 def test_a_record_without_a_timestamp_has_no_fetch_stage() -> None:
     stages = StageLatency()
-    stages.observe(
-        fetch=None,
-        decode=0.0,
-        key_wait=0.0,
-        slot_wait=0.0,
-        call=0.05,
-        produce=0.0,
-        finished=1.0,
-    )
+    stages.observe(**{**ONE_RECORD, "fetch": None})
     assert stages.histograms["fetch"].count == 0
     assert stages.histograms["decode"].count == 1
 
 
 def test_the_stages_are_one_histogram_family_labelled_by_stage() -> None:
     stats = WorkerStats()
-    stats.stages.observe(
-        fetch=0.002,
-        decode=0.0001,
-        key_wait=0.0,
-        slot_wait=0.0002,
-        call=0.05,
-        produce=0.004,
-        finished=1.0,
-    )
+    stats.stages.observe(**ONE_RECORD)
     collector = WorkerCollector(
         stats,
         Halt(),
