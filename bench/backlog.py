@@ -20,6 +20,7 @@ from typing import Any
 
 from run import (
     Stack,
+    cpu_model,
     proc_cpu_s,
     proc_peak_rss_mb,
     produce_input,
@@ -91,6 +92,7 @@ def main() -> None:
         "latency_ms": args.latency_ms,
         "in_flight": args.in_flight,
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_model": cpu_model(),
         "broker": broker.kind,
         "checkpoints": rows,
         "peak_rss_mb": max(row["peak_rss_mb"] for row in rows),

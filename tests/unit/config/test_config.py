@@ -129,3 +129,15 @@ def test_exactly_once_with_cooperative_sticky_is_refused_with_the_fix() -> None:
             "group_protocol": "consumer",
         }
     )
+
+
+def test_the_late_cart_memory_and_the_buffer_bound_size_the_workers_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = load_settings()
+    assert (settings.session_memory, settings.max_buffered_per_partition) == (50_000, 500)
+    monkeypatch.setenv("TALON_STREAM_SESSION_MEMORY", "200000")
+    assert load_settings().session_memory == 200_000
+    monkeypatch.setenv("TALON_STREAM_SESSION_MEMORY", "0")
+    with pytest.raises(ConfigurationError, match="SESSION_MEMORY"):
+        load_settings()
