@@ -1290,6 +1290,7 @@ def main() -> None:
                 )
                 order = order_violations(stack.base_url, index)  # before the paced phase
                 results[f"{prefix}order_check"] = order
+                results[f"{prefix}statuses"] = emulator_statuses(stack.base_url)
                 print(
                     f"{variant:<18}{keyed['eps']:>9.1f} events/s, "
                     f"{keyed['cpu_us_per_event']:.0f} µs CPU/event, "
