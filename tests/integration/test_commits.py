@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from talon_stream.core._records import PartitionKey
@@ -90,8 +91,10 @@ async def test_a_commit_sent_without_waiting_is_answered_on_the_loop(
         assert not await consumer.commit_soon({}, answer)  # nothing to send
     finally:
         await consumer.close()
+    # Tansu drops commit metadata (shared reference tansu.md); Apache Kafka keeps it.
+    kept = "" if broker.kind == "tansu" else "m1"
     assert committed(broker.bootstrap_servers, group, [(topic, 0), (topic, 1)]) == {
-        (topic, 0): (4, "m1"),
+        (topic, 0): (4, kept),
         (topic, 1): (5, ""),
     }
 
@@ -99,6 +102,11 @@ async def test_a_commit_sent_without_waiting_is_answered_on_the_loop(
 async def test_a_refused_commit_counts_for_none_of_its_partitions(
     broker: Broker, unique: str
 ) -> None:
+    if broker.kind == "tansu":
+        pytest.skip(
+            "Tansu takes a commit for a partition that does not exist: no refusal to provoke "
+            "(tested on Apache Kafka)"
+        )
     topic, group = f"commits.{unique}", f"group.{unique}"
     broker.create_topics({topic: 1})
     consumer = member(broker, group)
