@@ -1304,8 +1304,11 @@ def main() -> None:
                         for each, cost in keyed["neighbours_cpu_us_per_event"].items()
                     )
                 )
+                # With --window-all the worker was stopped at the end of its window: no latency.
                 loads = (
-                    [args.latency_rate / keyed["eps"]]
+                    []
+                    if args.window_all
+                    else [args.latency_rate / keyed["eps"]]
                     if args.latency_rate
                     else [float(each) for each in args.latency_loads.split(",")]
                 )
@@ -1328,11 +1331,10 @@ def main() -> None:
                         f"latency ({seen}) p50 {point['p50_ms']} ms, p99 {point['p99_ms']} ms"
                     )
                     print_latency(point)
-                # The headline: the last point (half the drain rate by default).
-                headline = points[-1]
-                results[f"{prefix}latency_points"] = points
-                results[f"{prefix}p50_ms"] = headline["p50_ms"]
-                results[f"{prefix}p99_ms"] = headline["p99_ms"]
+                if points:  # the headline: the last point (half the drain rate by default)
+                    results[f"{prefix}latency_points"] = points
+                    results[f"{prefix}p50_ms"] = points[-1]["p50_ms"]
+                    results[f"{prefix}p99_ms"] = points[-1]["p99_ms"]
             finally:
                 terminate(keyed["process"], grace_s=10)
                 keyed["watch"].stop()

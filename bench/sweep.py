@@ -38,11 +38,9 @@ def point(latency_ms: float, customers: int, window_s: float, events: int) -> di
                 str(window_s),
                 "--window-all",
                 # The four contenders of the table (the real peers start a JVM or a virtualenv
-                # per point), and one paced phase for the latency.
+                # per point); --window-all stops each after its window (no latency phase).
                 "--only",
                 ",".join(CONTENDERS),
-                "--latency-loads",
-                "0.5",
                 "--out",
                 out.name,
             ],
