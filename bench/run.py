@@ -63,7 +63,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +73,7 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 from confluent_kafka import Consumer, Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from talon_stream.core import Operation, TranslationOptions, decode_event, envelope_id, translate
 from talon_stream.demo import (
@@ -453,24 +454,25 @@ def measure_latency(
 
 
 def stage_histograms(metrics_url: str) -> dict[str, list[tuple[float, float]]]:
-    """The worker's ``talon_stream_stage_seconds`` buckets from ``/metrics``: per stage,
-    ``(upper bound s, cumulative count)`` in order."""
+    """The worker's stage histograms, scraped from its ``/metrics``."""
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
-        text = response.read().decode()
+        return parse_stage_histograms(response.read().decode())
+
+
+def parse_stage_histograms(text: str) -> dict[str, list[tuple[float, float]]]:
+    """``talon_stream_stage_seconds`` (and the call duration, as ``http_exchange``) from the
+    Prometheus text: per stage, ``(upper bound s, cumulative count)`` in order."""
     stages: dict[str, list[tuple[float, float]]] = {}
-    for line in text.splitlines():
-        if line.startswith("talon_stream_stage_seconds_bucket{"):
-            labels, value = line.rsplit(" ", 1)
-            found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-            stage = found["stage"]
-        elif line.startswith("talon_stream_call_duration_seconds_bucket{"):
-            # The HTTP exchange alone, within the call stage: request written → answer read.
-            labels, value = line.rsplit(" ", 1)
-            found = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-            stage = "http_exchange"
-        else:
-            continue
-        stages.setdefault(stage, []).append((float(found["le"]), float(value)))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "talon_stream_stage_seconds_bucket":
+                stage = sample.labels["stage"]
+            elif sample.name == "talon_stream_call_duration_seconds_bucket":
+                # The HTTP exchange alone, within the call stage: request written → answer read.
+                stage = "http_exchange"
+            else:
+                continue
+            stages.setdefault(stage, []).append((float(sample.labels["le"]), sample.value))
     return stages
 
 
@@ -1212,27 +1214,30 @@ def main() -> None:
             print(
                 f"naive             {naive['eps']:>9.1f} events/s ({naive['events']} in the window)"
             )
-        if "quix_streams" in contenders:
+
+        def peer(name: str, run: Callable[[], dict[str, Any]], says: str) -> None:
+            """A real peer on a fresh emulator: its result, and its line in the table."""
             fresh_emulator()
-            quix = run_quix(stack, args.window_s, index)
-            results["quix_streams"] = quix
-            results["quix_streams_eps"] = quix["eps"]
+            result = run()
+            results[name], results[f"{name}_eps"] = result, result["eps"]
             print(
-                f"quix_streams      {quix['eps']:>9.1f} events/s ({quix['events']} in the window, "
-                f"{quix['cpu_us_per_event']:.0f} µs CPU per event, Quix Streams "
-                f"{quix['version']}), {quix['order_violations']} calls out of order of "
-                f"{quix['calls_checked']}"
+                f"{name:<18}{result['eps']:>9.1f} events/s, {says.format(**result)}, "
+                f"{result['order_violations']} calls out of order of {result['calls_checked']}"
+            )
+
+        if "quix_streams" in contenders:
+            peer(
+                "quix_streams",
+                lambda: run_quix(stack, args.window_s, index),
+                "{events} in the window, {cpu_us_per_event:.0f} µs CPU per event, "
+                "Quix Streams {version}",
             )
         if "parallel_consumer" in contenders:
-            fresh_emulator()
-            peer = run_parallel_consumer(stack, args.in_flight, index)
-            results["parallel_consumer"] = peer
-            results["parallel_consumer_eps"] = peer["eps"]
-            print(
-                f"parallel_consumer {peer['eps']:>9.1f} events/s, "
-                f"{peer['cpu_us_per_event']:.0f} µs CPU/event (JVM), "
-                f"{peer['peak_rss_mb']:.0f} MB peak, answers {peer['statuses']}, "
-                f"{peer['order_violations']} calls out of order of {peer['calls_checked']}"
+            peer(
+                "parallel_consumer",
+                lambda: run_parallel_consumer(stack, args.in_flight, index),
+                "{cpu_us_per_event:.0f} µs CPU/event (JVM), {peak_rss_mb:.0f} MB peak, "
+                "answers {statuses}",
             )
         if "partition_serial" in contenders:
             fresh_emulator()
@@ -1242,18 +1247,13 @@ def main() -> None:
                 f"partition_serial  {serial['eps']:>9.1f} events/s ({serial['events']} in window)"
             )
         if "kafka_connect" in contenders:
-            fresh_emulator()
-            connect = run_kafka_connect(
-                stack, args.window_s if args.window_all else None, index, args.in_flight
-            )
-            results["kafka_connect"] = connect
-            results["kafka_connect_eps"] = connect["eps"]
-            print(
-                f"kafka_connect     {connect['eps']:>9.1f} events/s ({connect['events']} given a "
-                f"final answer, {connect['cpu_us_per_event']:.0f} µs CPU/event (JVM), "
-                f"{connect['peak_rss_mb']:.0f} MB peak, {connect['version']} + "
-                f"{connect['connector']}), answers {connect['statuses']}, "
-                f"{connect['order_violations']} calls out of order of {connect['calls_checked']}"
+            peer(
+                "kafka_connect",
+                lambda: run_kafka_connect(
+                    stack, args.window_s if args.window_all else None, index, args.in_flight
+                ),
+                "{events} given a final answer, {cpu_us_per_event:.0f} µs CPU/event (JVM), "
+                "{peak_rss_mb:.0f} MB peak, {version} + {connector}, answers {statuses}",
             )
         to_arrival = "talon_stream_eos" in contenders
         for variant, exactly_once in (("talon_stream", False), ("talon_stream_eos", True)):
@@ -1370,26 +1370,19 @@ def main() -> None:
         results["eos_vs_at_least_once_eps"] = round(
             results["talon_stream_eos_eps"] / results["talon_stream_eps"], 3
         )
-    if "talon_stream_eps" in results and "parallel_consumer_eps" in results:
-        results["talon_stream_vs_parallel_consumer"] = round(
-            results["talon_stream_eps"] / results["parallel_consumer_eps"], 2
-        )
-    if "talon_stream_eps" in results and "quix_streams_eps" in results:
-        results["talon_stream_vs_quix_streams"] = round(
-            results["talon_stream_eps"] / results["quix_streams_eps"], 1
-        )
-    if "talon_stream_eps" in results and "partition_serial_eps" in results:
-        results["talon_stream_vs_partition_serial"] = round(
-            results["talon_stream_eps"] / results["partition_serial_eps"], 2
-        )
-    if "talon_stream_eps" in results and "kafka_connect_eps" in results:
-        results["talon_stream_vs_kafka_connect"] = round(
-            results["talon_stream_eps"] / results["kafka_connect_eps"], 2
-        )
+    # talon_stream's events/s over each other contender's that ran (places: how it is rounded).
+    for other, places in (
+        ("parallel_consumer", 2),
+        ("quix_streams", 1),
+        ("partition_serial", 2),
+        ("kafka_connect", 2),
+        ("ceiling", 2),
+    ):
+        if "talon_stream_eps" in results and f"{other}_eps" in results:
+            results[f"talon_stream_vs_{other}"] = round(
+                results["talon_stream_eps"] / results[f"{other}_eps"], places
+            )
     if "talon_stream_eps" in results and "ceiling_eps" in results:
-        results["talon_stream_vs_ceiling"] = round(
-            results["talon_stream_eps"] / results["ceiling_eps"], 2
-        )
         bound = cpu_bound_vs_ceiling(results)
         if bound is not None:
             results["cpu_bound_vs_ceiling"] = bound

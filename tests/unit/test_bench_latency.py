@@ -11,6 +11,9 @@ from types import ModuleType
 
 import pytest
 
+from talon_stream.ops import STAGES, WorkerStats
+from tests.unit.ops.test_stages import ONE_RECORD, metrics_text
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -42,6 +45,19 @@ def cpu_profile() -> ModuleType:
 
 
 INF = float("inf")
+
+
+def test_the_stages_are_read_from_what_the_worker_serves_on_metrics(run: ModuleType) -> None:
+    stats = WorkerStats()
+    stats.stages.observe(**ONE_RECORD)
+    stats.latency.observe(0.049)
+    stages = run.parse_stage_histograms(metrics_text(stats))
+    assert set(stages) == {*STAGES, "http_exchange"}
+    assert stages["call"][-1] == (INF, 1.0)
+    assert dict(stages["call"])[0.05] == 1.0
+    assert dict(stages["call"])[0.04] == 0.0
+    assert dict(stages["http_exchange"])[0.05] == 1.0
+    assert stages["commit"][-1] == (INF, 0.0)
 
 
 def test_a_quantile_is_interpolated_inside_its_bucket(run: ModuleType) -> None:

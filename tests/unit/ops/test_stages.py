@@ -21,6 +21,19 @@ ONE_RECORD: dict[str, Any] = {
 }
 
 
+def metrics_text(stats: WorkerStats) -> str:
+    """What a worker with ``stats`` (and nothing in flight) serves on ``/metrics``."""
+    snapshot = MetricsSnapshot(
+        in_flight=0,
+        in_flight_limit=1,
+        buffered=0,
+        paused_partitions=0,
+        committed={},
+        high_watermarks={},
+    )
+    return render(WorkerCollector(stats, Halt(), lambda: snapshot)).decode()
+
+
 def buckets(stages: StageLatency, stage: str) -> dict[str, int]:
     return dict(stages.histograms[stage].cumulative())
 
@@ -60,19 +73,7 @@ def test_a_record_without_a_timestamp_has_no_fetch_stage() -> None:
 def test_the_stages_are_one_histogram_family_labelled_by_stage() -> None:
     stats = WorkerStats()
     stats.stages.observe(**ONE_RECORD)
-    collector = WorkerCollector(
-        stats,
-        Halt(),
-        lambda: MetricsSnapshot(
-            in_flight=0,
-            in_flight_limit=1,
-            buffered=0,
-            paused_partitions=0,
-            committed={},
-            high_watermarks={},
-        ),
-    )
-    text = render(collector).decode()
+    text = metrics_text(stats)
     families = {f.name: f for f in text_string_to_metric_families(text)}
     family = families["talon_stream_stage_seconds"]
     assert family.type == "histogram"

@@ -151,17 +151,17 @@ class KeyedScheduler(Generic[P]):
         self._waiting += 1
         self._per_partition[item.partition] = self._per_partition.get(item.partition, 0) + 1
         item.order = next(self._submitted)
-        item.submitted_at = self._clock()
+        item.submitted_at = now = self._clock()
         # Behind another item of one of its keys, it becomes a candidate when that one completes.
         if all(self._queues[key][0] is item for key in item.keys):
-            self._candidate(item)
+            self._candidate(item, now)
         elif item.member:  # its group's leader may be complete now
             head = self._queues[item.keys[0]][0]
             if head.group and not head.started:
                 self._candidate(head)
 
-    def _candidate(self, item: Item[P]) -> None:
-        item.ready_at = self._clock()
+    def _candidate(self, item: Item[P], now: float | None = None) -> None:
+        item.ready_at = self._clock() if now is None else now
         heapq.heappush(self._candidates, (item.order, next(self._pushes), item))
 
     def take_ready(self) -> list[Item[P]]:
