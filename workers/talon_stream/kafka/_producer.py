@@ -106,7 +106,8 @@ class AsyncProducer(OneBySend):
 
         try:
             for topic, key, value, headers in records:
-                await self._enqueue(loop, topic, key, value, headers, partition, delivered)
+                if not self._produce(loop, topic, key, value, headers, partition, delivered):
+                    await self._enqueue(loop, topic, key, value, headers, partition, delivered)
         except BaseException:
             acked.cancel()  # the records already queued report to nobody
             raise
@@ -124,7 +125,44 @@ class AsyncProducer(OneBySend):
         """
         loop = asyncio.get_running_loop()
         for topic, key, value, headers in records:
-            await self._enqueue(loop, topic, key, value, headers, partition, None)
+            if not self._produce(loop, topic, key, value, headers, partition, None):
+                await self._enqueue(loop, topic, key, value, headers, partition, None)
+
+    def _produce(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+        delivered: Callable[[KafkaError | None, Message], None] | None,
+    ) -> bool:
+        """Queue one record in librdkafka; False when its local queue is full (nothing queued).
+        ``delivered`` gets its report (none when None)."""
+        try:
+            if partition is None:  # librdkafka's partitioner picks the partition
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                )
+            else:
+                self._producer.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    headers=headers,
+                    on_delivery=delivered,
+                    partition=partition,
+                )
+        except BufferError:
+            return False
+        except KafkaException as exc:
+            raise BrokerError(f"could not produce to {topic!r}: {exc}") from exc
+        if delivered is not None:
+            self._unacked += 1
+            if self._timer is None:
+                self._timer = loop.call_later(self._interval, self._serve, loop)
+        return True
 
     async def _enqueue(
         self,
@@ -136,25 +174,12 @@ class AsyncProducer(OneBySend):
         partition: int | None,
         delivered: Callable[[KafkaError | None, Message], None] | None,
     ) -> None:
-        """Queue one record in librdkafka, waiting while its local queue is full; ``delivered``
-        gets its report (none when None)."""
-        # Not passed at all when None: librdkafka's partitioner then picks the partition.
-        where = {} if partition is None else {"partition": partition}
+        """Queue one record librdkafka's full local queue refused: let deliveries drain, try
+        again."""
         while True:
-            try:
-                self._producer.produce(
-                    topic, value=value, key=key, headers=headers, on_delivery=delivered, **where
-                )
-            except BufferError:  # local queue full: let deliveries drain
-                self._producer.poll(0)
-                await asyncio.sleep(self._interval)
-            except KafkaException as exc:
-                raise BrokerError(f"could not produce to {topic!r}: {exc}") from exc
-            else:
-                if delivered is not None:
-                    self._unacked += 1
-                    if self._timer is None:
-                        self._timer = loop.call_later(self._interval, self._serve, loop)
+            self._producer.poll(0)
+            await asyncio.sleep(self._interval)
+            if self._produce(loop, topic, key, value, headers, partition, delivered):
                 return
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
