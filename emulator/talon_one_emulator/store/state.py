@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.rules.engine import CouponInfo, RuleEngine
@@ -51,6 +51,9 @@ from talon_one_emulator.store.records import (
 )
 from talon_one_emulator.store.requestlog import DEFAULT_REQUEST_LOG_SIZE, RequestLog
 from talon_one_emulator.times import format_time, utc_now
+
+if TYPE_CHECKING:
+    from talon_one_emulator.notifications.outbox import NotificationOutbox
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -134,6 +137,8 @@ class EmulatorState:
             needs_view=points_view_needed(campaigns),
         )
         self.request_log = RequestLog(request_log_size)
+        #: Where catalog syncs, loyalty changes and created coupons are reported (None: nowhere).
+        self.notifications: NotificationOutbox | None = None
         self.events = AdvancedEventStore(max_events)
         self._ids: dict[_IdKind, itertools.count[int]] = {
             "session": itertools.count(1),
