@@ -153,7 +153,9 @@ class NotificationSender:
                 if delivery.duplicated or self._random.random() >= settings.duplicate_rate:
                     delivery.outcome = "delivered"
                     return
-                delivery.duplicated = True  # the 2xx "got lost": send it again
+                # The 2xx "got lost": Talon.One would time out, wait and send it again.
+                delivery.duplicated = True
+                await self._sleep(backoff * (0.5 + self._random.random() / 2))
                 continue
             if status and not _retryable(status):
                 delivery.outcome = "refused"

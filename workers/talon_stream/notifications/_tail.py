@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ID_HEADER = "talon-stream.notification.id"
 #: How often the topics' partitions are listed again (a topic created later is read too).
 _RESCAN_S = 5.0
-_POLL_S = 0.2
+_POLL_S = 0.1
 
 
 class PublishedIds:
@@ -47,6 +47,8 @@ class PublishedIds:
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "auto.offset.reset": "earliest",
+            # Another replica's record is known here this long after it was acknowledged.
+            "fetch.wait.max.ms": 50,
             "log.connection.close": False,
         }
         self._topics = tuple(dict.fromkeys(topics))
