@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from talon_one_emulator.campaigns.file import CampaignSet
 from talon_one_emulator.rules.engine import CouponInfo, RuleEngine
@@ -41,6 +41,7 @@ from talon_one_emulator.store.audiences import AudienceStore
 from talon_one_emulator.store.catalogs import CatalogStore
 from talon_one_emulator.store.events import DEFAULT_MAX_EVENTS, AdvancedEventStore
 from talon_one_emulator.store.loyalty import LoyaltyStore, points_view_needed
+from talon_one_emulator.store.notifier import Notifier
 from talon_one_emulator.store.promotion_ledger import CouponRecord, PromotionLedger
 from talon_one_emulator.store.records import (
     CartItemRecord,
@@ -51,9 +52,6 @@ from talon_one_emulator.store.records import (
 )
 from talon_one_emulator.store.requestlog import DEFAULT_REQUEST_LOG_SIZE, RequestLog
 from talon_one_emulator.times import format_time, utc_now
-
-if TYPE_CHECKING:
-    from talon_one_emulator.notifications.outbox import NotificationOutbox
 
 __all__ = [
     "DEFAULT_MAX_EVENTS",
@@ -138,7 +136,7 @@ class EmulatorState:
         )
         self.request_log = RequestLog(request_log_size)
         #: Where catalog syncs, loyalty changes and created coupons are reported (None: nowhere).
-        self.notifications: NotificationOutbox | None = None
+        self.notifications: Notifier | None = None
         self.events = AdvancedEventStore(max_events)
         self._ids: dict[_IdKind, itertools.count[int]] = {
             "session": itertools.count(1),
