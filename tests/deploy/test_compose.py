@@ -159,7 +159,7 @@ def test_the_emulator_notifies_the_receiver_which_publishes_to_created_topics(
     url = urlsplit(webhook.url)
     assert (url.hostname, url.port) == ("notifications", receiver.notifications_port)
     assert url.path == "/notifications"
-    secret = receiver.notifications_auth_secret.get_secret_value()
+    secret = receiver.notifications_auth_token.get_secret_value()
     assert webhook.headers == {receiver.notifications_auth_header: secret}
     created = set(services["topics"]["environment"]["TOPICS"].split())
     assert set(receiver.notifications_topics().values()) <= created

@@ -15,7 +15,7 @@ from talon_stream.config._settings import load_settings
 from .conftest import KUBERNETES, OVERLAYS, load_all, one, settings_variables
 from .test_manifests import KUBERNETES_VERSIONS
 
-SECRET_VARIABLE = "TALON_STREAM_NOTIFICATIONS_AUTH_SECRET"
+SECRET_VARIABLE = "TALON_STREAM_NOTIFICATIONS_AUTH_TOKEN"
 
 
 def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:

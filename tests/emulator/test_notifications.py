@@ -29,7 +29,7 @@ from talon_one_emulator.notifications.settings import (
 from talon_one_emulator.server import serve
 from tests.emulator.support import HTTP_KEY
 
-SECRET = {"X-Talon-Stream-Secret": "s3cret"}
+SECRET = {"X-Talon-Stream-Token": "s3cret"}
 
 
 class Hook:
@@ -99,7 +99,7 @@ async def test_5xx_and_429_are_retried_until_delivered(hook: Hook, status: int) 
     assert delivery.outcome == "delivered"
     ids = {headers["X-UUID"] for headers, _ in hook.requests}
     assert ids == {delivery.message_id}  # every attempt is the same message
-    assert all(headers["X-Talon-Stream-Secret"] == "s3cret" for headers, _ in hook.requests)
+    assert all(headers["X-Talon-Stream-Token"] == "s3cret" for headers, _ in hook.requests)
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])

@@ -38,7 +38,7 @@ from tests.integration.conftest import API_KEY
 pytestmark = pytest.mark.integration
 
 SECRET = "integration-notification-secret"
-HEADER = "X-Talon-Stream-Secret"
+HEADER = "X-Talon-Stream-Token"
 _UUID = re.compile(rb"X-UUID: ([0-9a-f-]+)", re.I)
 
 
@@ -132,7 +132,7 @@ def start_receiver(broker: Broker, unique: str, port: int, health: int) -> subpr
         "TALON_STREAM_NOTIFICATIONS_PORT": str(port),
         "TALON_STREAM_NOTIFICATIONS_HEALTH_PORT": str(health),
         "TALON_STREAM_NOTIFICATIONS_AUTH_HEADER": HEADER,
-        "TALON_STREAM_NOTIFICATIONS_AUTH_SECRET": SECRET,
+        "TALON_STREAM_NOTIFICATIONS_AUTH_TOKEN": SECRET,
         **{
             f"TALON_STREAM_NOTIFICATIONS_{category.upper()}_TOPIC": f"{category}-{unique}"
             for category in ("pricing", "loyalty", "coupons", "campaigns")

@@ -29,7 +29,7 @@ TOPICS: dict[Any, str] = {
     "coupons": "n.coupons",
     "campaigns": "n.campaigns",
 }
-HEADER = "X-Talon-Stream-Secret"
+HEADER = "X-Talon-Stream-Token"
 GOOD = {HEADER: "s3cret", "X-UUID": "m-1"}
 BODY = orjson.dumps(
     {
@@ -163,7 +163,7 @@ async def test_the_server_answers_probes_metrics_and_webhooks() -> None:
         notifications_port=0,
         notifications_health_port=0,
         notifications_host="127.0.0.1",
-        notifications_auth_secret="s3cret",
+        notifications_auth_token="s3cret",
     )
     tails: list[FakeTail] = []
 
@@ -206,5 +206,5 @@ async def test_the_server_answers_probes_metrics_and_webhooks() -> None:
 def test_the_server_refuses_to_start_without_a_secret() -> None:
     from talon_stream import ConfigurationError
 
-    with pytest.raises(ConfigurationError, match="NOTIFICATIONS_AUTH_SECRET"):
+    with pytest.raises(ConfigurationError, match="NOTIFICATIONS_AUTH_TOKEN"):
         ReceiverServer(Settings(), producer_factory=FakeProducer, tail_factory=FakeTail)  # type: ignore[arg-type]

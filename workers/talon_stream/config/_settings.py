@@ -274,8 +274,8 @@ class Settings(BaseSettings):
     notifications_health_port: int = Field(default=9090, ge=0, le=65535)
     #: The custom header the webhooks are configured with in Talon.One, and its secret value:
     #: a request without it is refused (401) and nothing is published.
-    notifications_auth_header: str = Field(default="X-Talon-Stream-Secret", min_length=1)
-    notifications_auth_secret: SecretStr = SecretStr("")
+    notifications_auth_header: str = Field(default="X-Talon-Stream-Token", min_length=1)
+    notifications_auth_token: SecretStr = SecretStr("")
     #: The topic of each category of notification (keyed by SKU, customer, card, coupon code,
     #: batch or campaign).
     notifications_pricing_topic: str = Field(default="talon.notifications.pricing", min_length=1)

@@ -54,10 +54,10 @@ class ReceiverServer:
         producer_factory: Callable[[dict[str, Any]], AsyncProducer] = AsyncProducer,
         tail_factory: Callable[..., PublishedIds] = PublishedIds,
     ) -> None:
-        secret = settings.notifications_auth_secret.get_secret_value()
+        secret = settings.notifications_auth_token.get_secret_value()
         if not secret:
             raise ConfigurationError(
-                "no notification secret: set TALON_STREAM_NOTIFICATIONS_AUTH_SECRET to the value "
+                "no notification secret: set TALON_STREAM_NOTIFICATIONS_AUTH_TOKEN to the value "
                 f"of the {settings.notifications_auth_header} header configured on the "
                 "notification webhooks in Talon.One"
             )
