@@ -36,6 +36,12 @@ from talon_one_emulator.http.faults import (
     parse_outage,
 )
 from talon_one_emulator.http.idempotency import IdempotencyStore
+from talon_one_emulator.notifications.sender import Delivery, NotificationSender
+from talon_one_emulator.notifications.settings import (
+    NotificationSettings,
+    NotificationWebhook,
+    parse_webhook,
+)
 from talon_one_emulator.server import EmulatorServer, run_forever, serve
 from talon_one_emulator.store.requestlog import RequestLog, RequestLogEntry
 from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
@@ -47,6 +53,7 @@ __all__ = [
     "CampaignFileError",
     "CampaignSet",
     "ConfigError",
+    "Delivery",
     "EmulatorApp",
     "EmulatorConfig",
     "EmulatorError",
@@ -59,6 +66,9 @@ __all__ = [
     "IntegrationService",
     "LognormalLatency",
     "NormalLatency",
+    "NotificationSender",
+    "NotificationSettings",
+    "NotificationWebhook",
     "RequestLog",
     "RequestLogEntry",
     "UniformLatency",
@@ -68,6 +78,7 @@ __all__ = [
     "parse_error_rate",
     "parse_latency",
     "parse_outage",
+    "parse_webhook",
     "run_forever",
     "serve",
 ]

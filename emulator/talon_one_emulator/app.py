@@ -72,6 +72,8 @@ from talon_one_emulator.http.handler import Operation, Result, Sleep, TalonHandl
 from talon_one_emulator.http.idempotency import IdempotencyStore
 from talon_one_emulator.http.loyalty_routes import loyalty_routes
 from talon_one_emulator.http.protocol import Request, Route, Router
+from talon_one_emulator.notifications.outbox import NotificationOutbox
+from talon_one_emulator.notifications.sender import NotificationSender
 from talon_one_emulator.store.state import EmulatorState
 
 __all__ = ["ADMIN_PREFIX", "EmulatorApp", "create_app"]
@@ -245,6 +247,8 @@ class EmulatorApp:
     state: EmulatorState
     faults: FaultInjector
     idempotency: IdempotencyStore
+    #: Sends the outbound notifications (None: no webhook is configured).
+    notifications: NotificationSender | None = None
 
 
 def create_app(
@@ -279,6 +283,10 @@ def create_app(
         faults = FaultInjector(config.fault_settings)
     if idempotency is None:
         idempotency = IdempotencyStore(config.idempotency_ttl_s, config.idempotency_capacity)
+    sender = None
+    if config.notifications.enabled:
+        sender = NotificationSender(config.notifications)
+        state.notifications = NotificationOutbox(state, sender)
     api = TalonHandler(config.api_keys, state, faults, idempotency, config.concurrency_limit, sleep)
     sessions = "/v2/customer_sessions/{customerSessionId}"
     routes = [
@@ -316,4 +324,4 @@ def create_app(
         *_promotion_routes(api),
         *loyalty_routes(api),
     ]
-    return EmulatorApp(Router(routes, api.not_found), state, faults, idempotency)
+    return EmulatorApp(Router(routes, api.not_found), state, faults, idempotency, sender)

@@ -12,6 +12,7 @@ from talon_one_emulator.http.idempotency import (
     DEFAULT_IDEMPOTENCY_CAPACITY,
     DEFAULT_IDEMPOTENCY_TTL,
 )
+from talon_one_emulator.notifications.settings import NotificationSettings
 from talon_one_emulator.store.concurrency import DEFAULT_CONCURRENCY_LIMIT
 from talon_one_emulator.store.requestlog import DEFAULT_REQUEST_LOG_SIZE
 from talon_one_emulator.store.state import (
@@ -51,6 +52,9 @@ class EmulatorConfig:
             per-profile coupon and budget counts, audience memberships, ...).
         max_events: how many advanced events (trackEventV3) are kept at most (default
             200,000); beyond, the oldest one is forgotten and its ID may be used again.
+        notifications: the outbound notification webhooks (strikethrough prices after a
+            catalog sync, loyalty points added or deducted, coupons created) and how their
+            deliveries are retried; none by default.
 
     Raises:
         ConfigError: a value is out of range.
@@ -69,6 +73,7 @@ class EmulatorConfig:
     max_sessions: int = DEFAULT_MAX_SESSIONS
     max_profiles: int = DEFAULT_MAX_PROFILES
     max_events: int = DEFAULT_MAX_EVENTS
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     def __post_init__(self) -> None:
         if isinstance(self.api_keys, str):

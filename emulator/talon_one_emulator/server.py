@@ -22,6 +22,8 @@ from talon_one_emulator.errors import EmulatorError
 from talon_one_emulator.http.faults import FaultInjector, FaultSettings
 from talon_one_emulator.http.idempotency import IdempotencyStore
 from talon_one_emulator.http.protocol import HttpServer
+from talon_one_emulator.notifications.sender import NotificationSender
+from talon_one_emulator.notifications.settings import NotificationSettings
 from talon_one_emulator.store.state import DEFAULT_MAX_PROFILES, DEFAULT_MAX_SESSIONS, EmulatorState
 
 __all__ = ["EmulatorServer", "run_forever", "serve"]
@@ -68,6 +70,12 @@ class EmulatorServer:
     def faults(self) -> FaultInjector:
         """The live fault injector: ``apply(FaultSettings(...))``, ``start_outage()``, ..."""
         return self._app.faults
+
+    @property
+    def notifications(self) -> NotificationSender | None:
+        """The sender of outbound notifications (None: no webhook configured); its
+        ``deliveries`` record every attempt."""
+        return self._app.notifications
 
     @property
     def idempotency(self) -> IdempotencyStore:
@@ -172,10 +180,14 @@ async def serve(app: EmulatorApp, host: str = "127.0.0.1", port: int = 0) -> Asy
     server = HttpServer(app.router)
     sock = _listening_socket(host, port)
     await server.start(sock)
+    if app.notifications is not None:
+        await app.notifications.start()
     try:
         yield sock.getsockname()[1]
     finally:
         await server.close()
+        if app.notifications is not None:
+            await app.notifications.close()
 
 
 def _event_loop() -> asyncio.AbstractEventLoop:
@@ -198,12 +210,14 @@ def run_forever(
     faults: FaultSettings | None = None,
     max_sessions: int = DEFAULT_MAX_SESSIONS,
     max_profiles: int = DEFAULT_MAX_PROFILES,
+    notifications: NotificationSettings | None = None,
 ) -> None:
     """Serve the emulator in the foreground until SIGINT or SIGTERM.
 
     Uses uvloop if it is installed. ``faults`` are applied from start-up (outage windows count
     from then); ``latency_ms`` is a shorthand for a fixed latency. At most ``max_sessions``
     sessions and ``max_profiles`` profiles are kept (the oldest-created go first).
+    ``notifications`` names the outbound notification webhooks.
 
     Raises:
         CampaignFileError: the campaign file cannot be loaded.
@@ -218,6 +232,7 @@ def run_forever(
         faults=faults or FaultSettings(),
         max_sessions=max_sessions,
         max_profiles=max_profiles,
+        notifications=notifications or NotificationSettings(),
     )
     app = create_app(config)
     loop = _event_loop()

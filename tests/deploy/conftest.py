@@ -75,10 +75,31 @@ def settings_variables() -> dict[str, str]:
     return names
 
 
+#: The label value of the notification receiver's objects (deploy/kubernetes/notifications).
+RECEIVER = "notification-receiver"
+
+
+def is_receiver(obj: dict[str, Any]) -> bool:
+    labels = obj.get("metadata", {}).get("labels", {})
+    return bool(labels.get("app.kubernetes.io/component") == RECEIVER)
+
+
 @pytest.fixture(scope="session")
-def built() -> dict[str, list[dict[str, Any]]]:
+def built_all() -> dict[str, list[dict[str, Any]]]:
     """Each overlay, built once for the whole run."""
     return {name: kustomize(path) for name, path in OVERLAYS.items()}
+
+
+@pytest.fixture(scope="session")
+def built(built_all: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each overlay's worker objects (the notification receiver's are checked apart)."""
+    return {name: [o for o in objects if not is_receiver(o)] for name, objects in built_all.items()}
+
+
+@pytest.fixture(scope="session")
+def receiver_built(built_all: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each overlay's notification receiver objects."""
+    return {name: [o for o in objects if is_receiver(o)] for name, objects in built_all.items()}
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from talon_stream.kafka._producer import AsyncProducer
 
 from .conftest import DEPLOY, ROOT, settings_variables
 
-TALON_STREAM_SERVICES = ("emulator", "worker", "demo")
+TALON_STREAM_SERVICES = ("emulator", "worker", "notifications", "demo")
 
 
 def _compose_schema() -> dict[str, Any]:
@@ -143,3 +143,25 @@ def test_only_the_shop_stream_producer_builds_the_image_with_the_demo(compose):
     assert services["demo"]["image"] != services["worker"]["image"]
     for name in ("emulator", "worker"):
         assert "args" not in services[name]["build"], f"{name} must get the production image"
+
+
+def test_the_emulator_notifies_the_receiver_which_publishes_to_created_topics(
+    compose, clean_environment
+):
+    from talon_one_emulator import parse_webhook
+
+    services = compose["services"]
+    command = services["emulator"]["command"]
+    webhook = parse_webhook(command[command.index("--notification-webhook") + 1])
+    for name, value in services["notifications"]["environment"].items():
+        clean_environment.setenv(name, str(value))
+    receiver = load_settings()
+    url = urlsplit(webhook.url)
+    assert (url.hostname, url.port) == ("notifications", receiver.notifications_port)
+    assert url.path == "/notifications"
+    secret = receiver.notifications_auth_token.get_secret_value()
+    assert webhook.headers == {receiver.notifications_auth_header: secret}
+    created = set(services["topics"]["environment"]["TOPICS"].split())
+    assert set(receiver.notifications_topics().values()) <= created
+    healthcheck = " ".join(services["notifications"]["healthcheck"]["test"])
+    assert f":{receiver.notifications_health_port}/readyz" in healthcheck

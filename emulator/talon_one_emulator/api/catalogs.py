@@ -257,6 +257,8 @@ class CatalogService:
         for sku, price in priced:
             store.history.setdefault(sku, []).append((moment, price))
         store.reindex()
+        if self.state.notifications is not None:
+            self.state.notifications.catalog_synced(record.id, record.version, priced)
         return catalog_json(self.state, record)
 
     def _check(self, payloads: list[Any]) -> None:

@@ -41,7 +41,11 @@ def keep_updates(
             found = profiles.get(integration_id)
             return found.id if found is not None else None
 
-        state.ledger.store(outcome, state.now_stamp(), profile_number)
+        stamp = state.now_stamp()
+        state.ledger.store(outcome, stamp, profile_number)
+        if outcome.created_coupons and state.notifications is not None:
+            coupons, _referrals = created_json(state.ledger, outcome, stamp)
+            state.notifications.coupons_created(coupons)
 
 
 def add_created(
@@ -71,10 +75,12 @@ def record_points(
     event_id: int | None = None,
 ) -> None:
     """Persist the loyalty effects: points earned, spent and rolled back."""
-    state.loyalty.record(
+    recorded = state.loyalty.record(
         effects,
         profile_id=profile_id or None,
         now=state.clock(),
         session_id=session_id,
         event_id=event_id,
     )
+    if recorded and state.notifications is not None:
+        state.notifications.points_changed(recorded)

@@ -163,6 +163,7 @@ class LoyaltyStore:
         # forget_profile need not scan every card.
         self._links: dict[str, dict[tuple[int, str], CardRecord]] = {}
         self._by_uuid: dict[str, Transaction] = {}
+        self._fresh: list[Transaction] = []  # what the running record() created
         self._transaction_ids = itertools.count(1)
         self._card_ids = itertools.count(1)
         for program in programs:
@@ -277,12 +278,14 @@ class LoyaltyStore:
         now: datetime,
         session_id: str | None = None,
         event_id: int | None = None,
-    ) -> None:
-        """Persist the loyalty effects among ``effects``; other effects are ignored.
+    ) -> list[Transaction]:
+        """Persist the loyalty effects among ``effects``; other effects are ignored. Returns
+        the transactions recorded.
 
         ``addLoyaltyPoints`` adds points (to the card, or to the existing profile),
         ``deductLoyaltyPoints`` spends them, the two rollbacks undo earlier transactions.
         """
+        self._fresh = []
         for effect in effects:
             effect_type = effect["effectType"]
             if effect_type not in LOYALTY_EFFECTS:
@@ -305,6 +308,8 @@ class LoyaltyStore:
                 self._rollback_added(program, effect, now, session_id)
             else:
                 self._rollback_deducted(program, effect, now, session_id)
+        fresh, self._fresh = self._fresh, []
+        return fresh
 
     def _writable(
         self, program: LoyaltyProgramSpec, profile_id: str | None, card: str | None, now: datetime
@@ -371,6 +376,7 @@ class LoyaltyStore:
             **values,
         )
         self._by_uuid[tx.uuid] = tx
+        self._fresh.append(tx)
         return tx
 
     def _original(

@@ -41,6 +41,7 @@ from talon_one_emulator.store.audiences import AudienceStore
 from talon_one_emulator.store.catalogs import CatalogStore
 from talon_one_emulator.store.events import DEFAULT_MAX_EVENTS, AdvancedEventStore
 from talon_one_emulator.store.loyalty import LoyaltyStore, points_view_needed
+from talon_one_emulator.store.notifier import Notifier
 from talon_one_emulator.store.promotion_ledger import CouponRecord, PromotionLedger
 from talon_one_emulator.store.records import (
     CartItemRecord,
@@ -134,6 +135,8 @@ class EmulatorState:
             needs_view=points_view_needed(campaigns),
         )
         self.request_log = RequestLog(request_log_size)
+        #: Where catalog syncs, loyalty changes and created coupons are reported (None: nowhere).
+        self.notifications: Notifier | None = None
         self.events = AdvancedEventStore(max_events)
         self._ids: dict[_IdKind, itertools.count[int]] = {
             "session": itertools.count(1),

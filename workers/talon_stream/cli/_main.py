@@ -1,5 +1,6 @@
-"""The ``talon-stream`` command: ``run`` (the worker), ``config check``, ``demo``, ``produce``,
-``emulator``, ``broker``, ``dlq replay`` and ``what-if``."""
+"""The ``talon-stream`` command: ``run`` (the worker), ``notifications`` (the receiver of
+Talon.One's notification webhooks), ``config check``, ``demo``, ``produce``, ``emulator``,
+``broker``, ``dlq replay`` and ``what-if``."""
 
 from __future__ import annotations
 
@@ -194,6 +195,35 @@ def run(overrides: _Overrides, log_level: str) -> None:
         raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
     except TalonStreamError as exc:
         raise _exit(1, str(exc)) from exc
+    log.info("stopped cleanly")
+
+
+@main.command()
+@_settings_options
+@click.option("--log-level", default="info", show_default=True)
+def notifications(overrides: _Overrides, log_level: str) -> None:
+    """Receive Talon.One's outbound notifications (webhooks) and publish each to Kafka, until
+    SIGTERM/SIGINT. Settings: TALON_STREAM_NOTIFICATIONS_* (docs/notifications.md)."""
+    from talon_stream.notifications import ReceiverServer
+
+    _setup_logging(log_level)
+    log.info("talon-stream %s notification receiver starting (pid %d)", __version__, os.getpid())
+    try:
+        settings = load_settings(config_file=overrides.config_file, cli=overrides.cli)
+        server = ReceiverServer(settings)
+    except ConfigurationError as exc:
+        raise _exit(EXIT_CONFIG, str(exc)) from exc
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, server.stop)
+        await server.run()
+
+    try:
+        run_event_loop(serve())
+    except OSError as exc:
+        raise _exit(EXIT_CONFIG, f"cannot listen: {exc}") from exc
     log.info("stopped cleanly")
 
 
@@ -403,6 +433,14 @@ def _emulator_cap(what: str, also_forgotten: str) -> Callable[[FC], FC]:
 )
 @_emulator_cap("sessions", "")
 @_emulator_cap("profiles", " with its loyalty ledgers, coupon usage and memberships")
+@click.option(
+    "--notification-webhook",
+    "notification_webhooks",
+    multiple=True,
+    metavar="URL|JSON",
+    help='Send outbound notifications here: a URL, or {"url": ..., "headers": {...}, '
+    '"kinds": ["strikethrough", "loyalty", "coupons"]} (repeatable; docs/notifications.md).',
+)
 @click.option("--log-level", default="info", show_default=True)
 def emulator(
     host: str,
@@ -418,6 +456,7 @@ def emulator(
     outages: tuple[str, ...],
     max_sessions: int | None,
     max_profiles: int | None,
+    notification_webhooks: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the Talon.One Integration API emulator until SIGTERM/SIGINT.
@@ -430,9 +469,11 @@ def emulator(
         DEFAULT_MAX_SESSIONS,
         EmulatorError,
         FaultSettings,
+        NotificationSettings,
         parse_error_rate,
         parse_latency,
         parse_outage,
+        parse_webhook,
         run_forever,
     )
 
@@ -447,6 +488,7 @@ def emulator(
         fields["outages"] = tuple(parse_outage(text) for text in outages)
         fields["retry_after_s"] = retry_after
         faults = FaultSettings.model_validate(fields)
+        webhooks = tuple(parse_webhook(text) for text in notification_webhooks)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
@@ -459,6 +501,7 @@ def emulator(
             faults=faults,
             max_sessions=DEFAULT_MAX_SESSIONS if max_sessions is None else max_sessions,
             max_profiles=DEFAULT_MAX_PROFILES if max_profiles is None else max_profiles,
+            notifications=NotificationSettings(webhooks=webhooks),
         )
     except EmulatorError as exc:
         raise _exit(EXIT_CONFIG, str(exc)) from exc

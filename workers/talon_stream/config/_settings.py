@@ -266,6 +266,35 @@ class Settings(BaseSettings):
     #: registered already (the worker looks them up and stops if they are not).
     schema_registry_auto_register: bool = True
 
+    # --- Notification receiver (`talon-stream notifications`, docs/notifications.md) ----------
+    #: Where Talon.One's notification webhooks are served (POST /notifications[/<name>]).
+    notifications_host: str = "0.0.0.0"  # noqa: S104 - Talon.One calls from outside
+    notifications_port: int = Field(default=8080, ge=0, le=65535)
+    #: ``/healthz``, ``/readyz`` and ``/metrics`` of the receiver, on a port of their own.
+    notifications_health_port: int = Field(default=9090, ge=0, le=65535)
+    #: The custom header the webhooks are configured with in Talon.One, and its secret value:
+    #: a request without it is refused (401) and nothing is published.
+    notifications_auth_header: str = Field(default="X-Talon-Stream-Token", min_length=1)
+    notifications_auth_token: SecretStr = SecretStr("")
+    #: The topic of each category of notification (keyed by SKU, customer, card, coupon code,
+    #: batch or campaign).
+    notifications_pricing_topic: str = Field(default="talon.notifications.pricing", min_length=1)
+    notifications_loyalty_topic: str = Field(default="talon.notifications.loyalty", min_length=1)
+    notifications_coupons_topic: str = Field(default="talon.notifications.coupons", min_length=1)
+    notifications_campaigns_topic: str = Field(
+        default="talon.notifications.campaigns", min_length=1
+    )
+    #: How long a notification's id is remembered, so that a retry publishes nothing (Talon.One
+    #: retries for about 10 minutes), and how many ids at most.
+    notifications_dedupe_window_s: float = Field(default=3600.0, gt=0)
+    notifications_dedupe_capacity: int = Field(default=200_000, ge=1)
+    #: A larger request body is refused (413).
+    notifications_max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    #: How long Kafka may take to acknowledge a request's records before the answer is 503.
+    notifications_publish_timeout_s: float = Field(default=10.0, gt=0)
+    #: SIGTERM: how long requests in flight may take to finish.
+    notifications_drain_timeout_s: float = Field(default=15.0, ge=0)
+
     _split = field_validator("input_topics", "response_content", mode="before")(_split_csv)
 
     @field_validator("schema_registry_url", mode="before")
@@ -397,6 +426,30 @@ class Settings(BaseSettings):
             "log.connection.close": False,
             **self._transactional_config(),
             **reveal(self.kafka_config),
+        }
+
+    def notifications_producer_config(self) -> dict[str, Any]:
+        """librdkafka settings of the notification receiver's producer: idempotent, acks=all,
+        never transactional; a record not acknowledged within
+        ``notifications_publish_timeout_s`` fails its request (503)."""
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.timeout.ms": int(self.notifications_publish_timeout_s * 1000),
+            "log.connection.close": False,
+            **reveal(self.kafka_config),
+        }
+
+    def notifications_topics(self) -> dict[str, str]:
+        """The topic of each category of notification."""
+        return {
+            "pricing": self.notifications_pricing_topic,
+            "loyalty": self.notifications_loyalty_topic,
+            "coupons": self.notifications_coupons_topic,
+            "campaigns": self.notifications_campaigns_topic,
         }
 
     def _group_config(self) -> dict[str, Any]:
