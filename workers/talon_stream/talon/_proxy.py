@@ -185,6 +185,7 @@ class _ConnectAnswer(asyncio.Protocol):
         self.head: asyncio.Future[bytes] = loop.create_future()
         self._proxy = proxy
         self._buffer = bytearray()
+        self.overflow = False
 
     def data_received(self, data: bytes) -> None:
         if self.head.done():
@@ -192,12 +193,9 @@ class _ConnectAnswer(asyncio.Protocol):
         self._buffer += data
         end = self._buffer.find(b"\r\n\r\n")
         if end >= 0:
-            if end + 4 < len(self._buffer):  # nothing may come before our TLS handshake
-                self.head.set_exception(
-                    ProxyError(f"proxy {self._proxy.address} sent bytes after its CONNECT answer")
-                )
-            else:
-                self.head.set_result(bytes(self._buffer[:end]))
+            # Bytes past the head: the body of a refusal, or a proxy out of step after a 2xx.
+            self.overflow = end + 4 < len(self._buffer)
+            self.head.set_result(bytes(self._buffer[:end]))
         elif len(self._buffer) > _MAX_HEAD:
             self.head.set_exception(
                 ProxyError(f"proxy {self._proxy.address} answered CONNECT with no end of head")
@@ -270,6 +268,8 @@ async def _through(
             f"HTTP {status} {reason}{hint}",
             status=status,
         )
+    if answer.overflow:  # nothing may come before our TLS handshake or first request
+        raise ProxyError(f"proxy {proxy.address} sent bytes after its CONNECT answer")
     protocol = protocol_factory()
     if ssl_context is None:
         transport.set_protocol(protocol)

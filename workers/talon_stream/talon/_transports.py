@@ -110,10 +110,9 @@ class AiohttpTransport:
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         proxy = origin.proxy
         self._proxy = URL(proxy.url) if proxy is not None else None
-        self._proxy_auth = (
-            aiohttp.BasicAuth(proxy.username, proxy.password or "")
-            if proxy is not None and proxy.username is not None
-            else None
+        authorization = proxy.authorization if proxy is not None else None
+        self._proxy_headers = (
+            {"Proxy-Authorization": authorization} if authorization is not None else None
         )
         self._session: aiohttp.ClientSession | None = None
 
@@ -140,7 +139,7 @@ class AiohttpTransport:
                 data=body,
                 headers=headers,
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
             ) as response:
                 content = await response.read()
                 return HttpResponse(response.status, content, response.headers.get("Retry-After"))
