@@ -35,9 +35,8 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No TALON_STREAM_*, KAFKA_* or proxy variable of the developer's shell reaches a test (nor
     the workers it starts): each test sets what it needs."""
     for name in list(os.environ):
-        if name.startswith(("TALON_STREAM_", "KAFKA_")) and name not in _KEPT:
-            monkeypatch.delenv(name)
-        elif name.upper() in _PROXY_VARIABLES:
+        ours = name.startswith(("TALON_STREAM_", "KAFKA_")) and name not in _KEPT
+        if ours or name.upper() in _PROXY_VARIABLES:
             monkeypatch.delenv(name)
 
 
