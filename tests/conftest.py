@@ -20,6 +20,9 @@ from tests.brokers import broker_description, broker_source, open_test_broker
 
 #: The one variable the tests read on purpose: which broker to run against.
 _KEPT = frozenset({"KAFKA_BOOTSTRAP_SERVERS"})
+#: Proxy variables the settings read: a developer's proxy must not stand between the tests and
+#: their loopback peers.
+_PROXY_VARIABLES = frozenset({"HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"})
 
 
 def pytest_report_header() -> str:
@@ -29,10 +32,11 @@ def pytest_report_header() -> str:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No TALON_STREAM_* or KAFKA_* variable of the developer's shell reaches a test (nor the
-    workers it starts): each test sets what it needs."""
+    """No TALON_STREAM_*, KAFKA_* or proxy variable of the developer's shell reaches a test (nor
+    the workers it starts): each test sets what it needs."""
     for name in list(os.environ):
-        if name.startswith(("TALON_STREAM_", "KAFKA_")) and name not in _KEPT:
+        ours = name.startswith(("TALON_STREAM_", "KAFKA_")) and name not in _KEPT
+        if ours or name.upper() in _PROXY_VARIABLES:
             monkeypatch.delenv(name)
 
 

@@ -33,6 +33,7 @@ from .conftest import (
 #: The oldest and the newest Kubernetes the manifests are checked against.
 KUBERNETES_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 API_KEY_VARIABLE = "TALON_STREAM_TALON_API_KEY"
+API_KEY_FILE_VARIABLE = "TALON_STREAM_TALON_API_KEY_FILE"
 #: ScaledObject ``spec`` fields (KEDA 2.x) and the Kafka scaler's trigger metadata.
 KEDA_SPEC_FIELDS = {
     "scaleTargetRef",
@@ -113,20 +114,32 @@ def test_the_secret_example_is_valid_but_applied_by_no_kustomization(built):
 
 
 @pytest.mark.parametrize("overlay", sorted(OVERLAYS))
-def test_the_api_key_is_referenced_from_a_secret_never_embedded(built, overlay):
+def test_the_api_key_is_a_file_of_the_mounted_secret_never_embedded(built, overlay):
     objects = built[overlay]
     (example,) = load_all(KUBERNETES / "secret.example.yaml")
-    env = _env(_container(objects))
-    reference = env[API_KEY_VARIABLE]
-    assert "value" not in reference
-    secret_ref = reference["valueFrom"]["secretKeyRef"]
-    assert secret_ref["name"] == example["metadata"]["name"]
-    assert secret_ref["key"] in example["stringData"]
-    assert not secret_ref.get("optional", False)
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    container = _container(objects)
+    env = _env(container)
+    # The key comes as a file, so that a rotated Secret reaches the running worker.
+    assert API_KEY_VARIABLE not in env
+    key_file = env[API_KEY_FILE_VARIABLE]["value"]
+    folder, _, name = key_file.rpartition("/")
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == folder]
+    assert mount.get("readOnly") is True
+    assert "subPath" not in mount  # a subPath mount is never updated by the kubelet
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    secret = volume["secret"]
+    assert secret["secretName"] == example["metadata"]["name"]
+    assert not secret.get("optional", False)
+    (item,) = [i for i in secret["items"] if i["path"] == name]
+    assert item["key"] in example["stringData"]
+    # Readable by the worker's group only, which owns the volume's files.
+    assert secret["defaultMode"] & 0o007 == 0
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
     # Nothing else carries a key: no literal in the env, none in the ConfigMap.
     assert API_KEY_VARIABLE not in _configmap(objects)
     for entry in env.values():
-        if "value" in entry:
+        if "value" in entry and not entry["name"].endswith("_FILE"):
             assert "KEY" not in entry["name"]
             assert "PASSWORD" not in entry["name"]
 

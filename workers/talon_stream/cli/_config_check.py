@@ -10,8 +10,10 @@ In order, each check one line of the :class:`Report`:
   the command that creates it), and the input topics' partitions bound the useful workers;
 * **co-partitioning** — with several input topics merged in event-time order, every one has
   as many partitions as the others (a topic that has not is named, with the fix);
-* **talon.one** — the API key is accepted: ``GET /v2/customer_sessions/<random id>`` answers 404
-  (no such session, but the key was good); 401/403 means it is refused;
+* **talon.one network** — when a CA bundle, a client certificate or a proxy is set: the files
+  load, and which proxy (if any) the Talon.One URL goes through;
+* **talon.one** — the API key (or the key file) is accepted: ``GET /v2/customer_sessions/<random
+  id>`` answers 404 (no such session, but the key was good); 401/403 means it is refused;
 * **mapping file** — when one is set, it loads.
 
 Nothing is created or changed: the Kafka check lists every topic (asking for one topic by name
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -48,6 +51,9 @@ from talon_stream.config._sources import (
 )
 from talon_stream.formats.mapping._mappings import load_mappings
 from talon_stream.scheduling._merge import co_partitioned_groups
+from talon_stream.talon._keys import api_key_source
+from talon_stream.talon._proxy import Proxy, proxy_for
+from talon_stream.talon._tls import client_ssl_context
 
 __all__ = [
     "CheckOptions",
@@ -234,14 +240,25 @@ def get_unknown_session(
     timeout_s: float,
     *,
     transport: httpx.BaseTransport | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    proxy: Proxy | None = None,
 ) -> tuple[str, HttpAnswer | Unreachable]:
-    """``GET /v2/customer_sessions/<random id>``: harmless, and authenticated. Returns the path
+    """``GET /v2/customer_sessions/<random id>``: harmless, and authenticated; TLS verified with
+    ``ssl_context`` (default: the system's CAs), through ``proxy`` when given. Returns the path
     asked and the answer, or why there was none."""
     path = f"/v2/customer_sessions/talon-stream-config-check-{uuid.uuid4().hex[:12]}"
     headers = {"Authorization": f"ApiKey-v1 {api_key}", "Accept": "application/json"}
     started = time.perf_counter()
+    auth = (proxy.username, proxy.password or "") if proxy and proxy.username is not None else None
     try:
-        with httpx.Client(base_url=base_url, timeout=timeout_s, transport=transport) as client:
+        with httpx.Client(
+            base_url=base_url,
+            timeout=timeout_s,
+            transport=transport,
+            verify=ssl_context if ssl_context is not None else True,
+            proxy=httpx.Proxy(proxy.url, auth=auth) if proxy is not None else None,
+            trust_env=False,  # the worker's own proxy and CA settings, as the worker uses them
+        ) as client:
             response = client.get(path, headers=headers)
     except httpx.TimeoutException:
         return path, Unreachable(f"no answer within {timeout_s:g} s")
@@ -274,25 +291,31 @@ def run_check(
     where = origins(Settings, request)
     checks = [_configuration(request, where)]
     checks.extend(_kafka(settings, where, options.timeout_s, kafka_probe))
-    checks.append(_talon(settings, where, options.timeout_s, http_transport))
+    network_check, network = _network(settings)
+    if network_check is not None:
+        checks.append(network_check)
+    keys: list[str] = []
+    checks.append(_talon(settings, where, options.timeout_s, http_transport, network, keys))
     for name, application in settings.applications.items():
         source = where.get("applications", "TALON_STREAM_APPLICATIONS")
-        url, key = settings.application_endpoint(name)
+        url, _ = settings.application_endpoint(name)
+        key, key_source = _key(settings, name, f"{source} ({name}.", keys)
         checks.append(
             _talon_key(
                 f"talon.one {name}",
                 url,
-                key.get_secret_value(),
-                f"{source} ({name}.api_key)",
+                key,
+                key_source,
                 f"{source} ({name}.base_url)"
                 if application.base_url
                 else where.get("talon_base_url", "TALON_STREAM_TALON_BASE_URL"),
                 options.timeout_s,
                 http_transport,
+                network,
             )
         )
     checks.append(_mapping(settings))
-    scrub = _scrubber(settings)
+    scrub = _scrubber(settings, keys)
     checks = [
         CheckResult(c.name, c.status, scrub(c.detail), None if c.fix is None else scrub(c.fix))
         for c in checks
@@ -466,20 +489,78 @@ def _co_partitioning(settings: Settings, inputs: Mapping[str, int]) -> CheckResu
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Network:
+    """What the Talon.One transport would use; ``usable`` is false when a setting is broken
+    (then the key checks are skipped: the network line says what to fix)."""
+
+    usable: bool
+    ssl_context: ssl.SSLContext | None = None
+    proxies: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def _network(settings: Settings) -> tuple[CheckResult | None, _Network]:
+    """The network line (``None`` when no network setting is set) and what it found."""
+    name = "talon.one network"
+    proxies = settings.proxies()
+    tls = (settings.talon_ca_file, settings.talon_client_cert_file, settings.talon_client_key_file)
+    if not any(tls) and not proxies["https_proxy"] and not proxies["http_proxy"]:
+        return None, _Network(True)
+    try:
+        context = client_ssl_context(
+            ca_file=settings.talon_ca_file,
+            cert_file=settings.talon_client_cert_file,
+            key_file=settings.talon_client_key_file,
+        )
+    except ConfigurationError as exc:
+        return CheckResult(name, "fail", str(exc), "see docs/network.md"), _Network(False)
+    try:
+        proxy = proxy_for(settings.talon_base_url, **proxies)
+    except ValueError as exc:
+        return CheckResult(name, "fail", f"proxy: {exc}", "see docs/network.md"), _Network(False)
+    parts = [
+        f"CA bundle {settings.talon_ca_file}" if settings.talon_ca_file else "the system's CAs",
+    ]
+    if settings.talon_client_cert_file is not None:
+        parts.append(f"client certificate {settings.talon_client_cert_file}")
+    parts.append(f"through proxy {proxy.address}" if proxy is not None else "no proxy")
+    return CheckResult(name, "pass", "; ".join(parts)), _Network(True, context, proxies)
+
+
+def _key(settings: Settings, name: str, prefix: str, keys: list[str]) -> tuple[str, str]:
+    """Application ``name``'s key (read from its file when it is one; empty when it cannot
+    be) and where it comes from; a key read is added to ``keys`` (to be scrubbed)."""
+    value, file, key_setting, file_setting = settings.application_key(name)
+    if file is None:
+        return (value.get_secret_value() if value is not None else ""), key_setting
+    try:
+        key = api_key_source(None, file, key_setting=key_setting, file_setting=file_setting).value
+    except ConfigurationError:
+        return "", f"{file_setting} ({file}, which cannot be read or is empty)"
+    keys.append(key)
+    return key, f"{file_setting} ({file})"
+
+
 def _talon(
     settings: Settings,
     where: Mapping[str, str],
     timeout_s: float,
     transport: httpx.BaseTransport | None,
+    network: _Network,
+    keys: list[str],
 ) -> CheckResult:
+    key, key_source = _key(settings, "default", "", keys)
+    if settings.talon_api_key_file is None:
+        key_source = where.get("talon_api_key", key_source)
     return _talon_key(
         "talon.one",
         settings.talon_base_url,
-        settings.talon_api_key.get_secret_value(),
-        where.get("talon_api_key", "TALON_STREAM_TALON_API_KEY"),
+        key,
+        key_source,
         where.get("talon_base_url", "TALON_STREAM_TALON_BASE_URL"),
         timeout_s,
         transport,
+        network,
     )
 
 
@@ -491,6 +572,7 @@ def _talon_key(
     url_source: str,
     timeout_s: float,
     transport: httpx.BaseTransport | None,
+    network: _Network,
 ) -> CheckResult:
     """Whether the Application at ``url`` accepts ``api_key`` (check named ``check``)."""
     get_key = (
@@ -499,7 +581,16 @@ def _talon_key(
     )
     if not api_key:
         return CheckResult(check, "fail", "no API key", get_key)
-    path, answer = get_unknown_session(url, api_key, timeout_s, transport=transport)
+    if not network.usable:
+        return CheckResult(check, "skip", "not checked: see talon.one network")
+    path, answer = get_unknown_session(
+        url,
+        api_key,
+        timeout_s,
+        transport=transport,
+        ssl_context=network.ssl_context,
+        proxy=proxy_for(url, **network.proxies),
+    )
     if isinstance(answer, Unreachable):
         return CheckResult(
             check,
@@ -571,12 +662,12 @@ def _mapping(settings: Settings) -> CheckResult:
     return CheckResult("mapping file", "pass", f"{settings.mapping_file} maps {topics}")
 
 
-def _scrubber(settings: Settings) -> Callable[[str], str]:
+def _scrubber(settings: Settings, keys: list[str]) -> Callable[[str], str]:
     """Removes every secret of ``settings`` (any ``SecretStr`` field, the secret librdkafka
-    values) from a text."""
+    values) and the ``keys`` read from files from a text."""
     values = [getattr(settings, name) for name in type(settings).model_fields]
     values += list(settings.kafka_config.values())
-    secrets = {v.get_secret_value() for v in values if isinstance(v, SecretStr)}
+    secrets = {v.get_secret_value() for v in values if isinstance(v, SecretStr)} | set(keys)
     ordered = sorted((s for s in secrets if len(s) >= _MIN_SCRUBBED), key=len, reverse=True)
 
     def scrub(text: str) -> str:

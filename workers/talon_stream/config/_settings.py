@@ -16,6 +16,7 @@ import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -69,13 +70,14 @@ Assignor = Literal["cooperative-sticky", "range", "roundrobin"]
 
 
 class ApplicationSettings(BaseModel):
-    """One more Talon.One Application (a market, a currency): its deployment, its key, its
-    catalog and its own cap on calls per second. ``base_url`` defaults to the default
-    Application's."""
+    """One more Talon.One Application (a market, a currency): its deployment, its key (a value,
+    or a file re-read when it changes), its catalog and its own cap on calls per second.
+    ``base_url`` defaults to the default Application's."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    api_key: SecretStr
+    api_key: SecretStr | None = None
+    api_key_file: Path | None = None
     base_url: str | None = None
     catalog_id: int | None = Field(default=None, ge=1)
     max_requests_per_s: float | None = Field(default=None, gt=0)
@@ -89,10 +91,16 @@ class ApplicationSettings(BaseModel):
 
     @field_validator("api_key")
     @classmethod
-    def _key(cls, value: SecretStr) -> SecretStr:
-        if not value.get_secret_value():
+    def _key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value():
             raise ValueError("api_key must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _one_key(self) -> ApplicationSettings:
+        if (self.api_key is None) == (self.api_key_file is None):
+            raise ValueError("give one of api_key and api_key_file (a file holding the key)")
+        return self
 
 
 #: The name of the Application ``talon_base_url`` / ``talon_api_key`` / ``catalog_id`` describe.
@@ -186,6 +194,29 @@ class Settings(BaseSettings):
     # --- Talon.One -----------------------------------------------------------------------------
     talon_base_url: str = Field(default="http://127.0.0.1:8900")
     talon_api_key: SecretStr = SecretStr("")
+    #: A file holding the API key instead (a mounted Kubernetes Secret): re-read every
+    #: ``talon_api_key_poll_s`` and whenever Talon.One refuses the key, so a rotated key is
+    #: taken up without a restart (docs/network.md).
+    talon_api_key_file: Path | None = None
+    talon_api_key_poll_s: float = Field(default=5.0, gt=0)
+    #: A PEM bundle of the CAs that sign Talon.One's certificate, in place of the system's.
+    talon_ca_file: Path | None = None
+    #: A PEM client certificate (and its unencrypted key, unless it is in the same file) for
+    #: deployments that require mutual TLS.
+    talon_client_cert_file: Path | None = None
+    talon_client_key_file: Path | None = None
+    #: The proxies of the Talon.One transport (``http://[user:password@]host:port``), by the
+    #: scheme of the Talon.One URL, and the hosts reached without one (``NO_PROXY``, as curl
+    #: reads it). The usual variables are read; the ``TALON_STREAM_`` ones win over them.
+    https_proxy: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TALON_STREAM_HTTPS_PROXY", "HTTPS_PROXY")
+    )
+    http_proxy: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("TALON_STREAM_HTTP_PROXY", "HTTP_PROXY")
+    )
+    no_proxy: str | None = Field(
+        default=None, validation_alias=AliasChoices("TALON_STREAM_NO_PROXY", "NO_PROXY")
+    )
     request_timeout_s: float = Field(default=10.0, gt=0)
     max_connections: int = Field(default=256, ge=1)
     #: ``native`` (default: ``talon_stream.talon.Http11Client``, a lean HTTP/1.1 client, the
@@ -331,10 +362,42 @@ class Settings(BaseSettings):
             for name, item in value.items()
         }
 
-    @field_validator("mapping_file", mode="before")
+    @field_validator(
+        "mapping_file",
+        "talon_api_key_file",
+        "talon_ca_file",
+        "talon_client_cert_file",
+        "talon_client_key_file",
+        "https_proxy",
+        "http_proxy",
+        "no_proxy",
+        mode="before",
+    )
     @classmethod
-    def _no_mapping_when_empty(cls, value: Any) -> Any:
+    def _unset_when_empty(cls, value: Any) -> Any:
         return None if value == "" else value
+
+    @field_validator("https_proxy", "http_proxy")
+    @classmethod
+    def _proxy_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_proxy_url(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_to_the_key(self) -> Settings:
+        if self.talon_api_key.get_secret_value() and self.talon_api_key_file is not None:
+            raise ValueError(
+                "TALON_STREAM_TALON_API_KEY and TALON_STREAM_TALON_API_KEY_FILE are both set: "
+                "give the key one way only (the file, to rotate it without a restart)"
+            )
+        if self.talon_client_key_file is not None and self.talon_client_cert_file is None:
+            raise ValueError(
+                "TALON_STREAM_TALON_CLIENT_KEY_FILE is set without "
+                "TALON_STREAM_TALON_CLIENT_CERT_FILE: a client key is only used with its "
+                "certificate"
+            )
+        return self
 
     @field_validator("talon_base_url")
     @classmethod
@@ -533,7 +596,8 @@ class Settings(BaseSettings):
 
     def application_endpoint(self, name: str) -> tuple[str, SecretStr]:
         """The base URL and API key of Application ``name`` (``DEFAULT_APPLICATION``: the
-        ``talon_*`` settings; the others' base URL defaults to the default one's).
+        ``talon_*`` settings; the others' base URL defaults to the default one's); the key is
+        empty when it is given as a file (see :meth:`application_key`).
 
         Raises:
             KeyError: no Application has this name.
@@ -541,17 +605,81 @@ class Settings(BaseSettings):
         if name == DEFAULT_APPLICATION:
             return self.talon_base_url, self.talon_api_key
         application = self.applications[name]
-        return application.base_url or self.talon_base_url, application.api_key
+        return application.base_url or self.talon_base_url, application.api_key or SecretStr("")
 
     def require_api_key(self) -> str:
-        """The API key, or a ConfigurationError that says how to set it."""
+        """The API key (read from its file when it is given as one), or a ConfigurationError
+        that says how to set it."""
+        if self.talon_api_key_file is not None:
+            try:
+                key = self.talon_api_key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigurationError(
+                    f"TALON_STREAM_TALON_API_KEY_FILE ({self.talon_api_key_file}) cannot be "
+                    f"read: {getattr(exc, 'strerror', None) or exc}"
+                ) from exc
+            if not key:
+                raise ConfigurationError(
+                    f"TALON_STREAM_TALON_API_KEY_FILE ({self.talon_api_key_file}) is empty: it "
+                    "must hold a Talon.One Integration API key"
+                )
+            return key
         key = self.talon_api_key.get_secret_value()
         if not key:
             raise ConfigurationError(
                 "no Talon.One API key: set TALON_STREAM_TALON_API_KEY to an Integration API key "
-                "(Campaign Manager: Settings, Integration API Keys)"
+                "(Campaign Manager: Settings, Integration API Keys), or "
+                "TALON_STREAM_TALON_API_KEY_FILE to a file holding it"
             )
         return key
+
+    def application_key(self, name: str) -> tuple[SecretStr | None, Path | None, str, str]:
+        """Application ``name``'s key as given — the value, the file — and the settings that
+        give each (for messages).
+
+        Raises:
+            KeyError: no Application has this name.
+        """
+        if name == DEFAULT_APPLICATION:
+            return (
+                self.talon_api_key if self.talon_api_key.get_secret_value() else None,
+                self.talon_api_key_file,
+                "TALON_STREAM_TALON_API_KEY",
+                "TALON_STREAM_TALON_API_KEY_FILE",
+            )
+        application = self.applications[name]
+        where = f"TALON_STREAM_APPLICATIONS ({name}."
+        return (
+            application.api_key,
+            application.api_key_file,
+            where + "api_key)",
+            where + "api_key_file)",
+        )
+
+    def proxies(self) -> dict[str, str | None]:
+        """The proxy settings revealed, as ``talon_stream.talon.proxy_for`` takes them."""
+        return {
+            "https_proxy": self.https_proxy.get_secret_value() if self.https_proxy else None,
+            "http_proxy": self.http_proxy.get_secret_value() if self.http_proxy else None,
+            "no_proxy": self.no_proxy,
+        }
+
+
+def _check_proxy_url(url: str) -> None:
+    """A proxy URL the transports can use; the message never quotes it (it may hold a
+    password)."""
+    text = url.strip()
+    parts = urlsplit(text if "://" in text else "http://" + text)
+    if parts.scheme.lower() != "http":
+        raise ValueError(
+            f"a proxy URL must start with http:// ({parts.scheme}:// proxies are not supported)"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError("the proxy URL's port is not a number from 0 to 65535") from exc
+    if not parts.hostname or port == 0:
+        raise ValueError("a proxy URL needs a host (http://host:port)")
 
 
 def load_settings(

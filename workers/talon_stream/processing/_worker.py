@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 from confluent_kafka import KafkaException, Producer
-from pydantic import SecretStr
 
-from talon_stream._exceptions import BrokerError
+from talon_stream._exceptions import BrokerError, ConfigurationError
 from talon_stream._version import __version__
 from talon_stream.config._settings import DEFAULT_APPLICATION, Settings
 from talon_stream.core._records import PartitionKey
@@ -46,7 +45,10 @@ from talon_stream.scheduling._replay import Resume
 from talon_stream.talon._applications import Application, Halts
 from talon_stream.talon._client import TalonClient
 from talon_stream.talon._halt import Halt
+from talon_stream.talon._keys import ApiKeyFile, StaticApiKey, api_key_source
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
+from talon_stream.talon._proxy import Proxy, proxy_for
+from talon_stream.talon._tls import client_ssl_context
 
 if TYPE_CHECKING:  # the Schema Registry client is imported only when a topic is Avro
     from talon_stream.formats.avro.formats import AvroFormats
@@ -82,7 +84,21 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.stats = stats or WorkerStats()
-        self._api_key = settings.require_api_key()
+        #: Each Application's API key (a key file is re-read while the worker runs), its TLS
+        #: context and proxies: checked now, so a missing file stops the worker at start-up.
+        self.api_keys = {
+            name: _key_source(settings, name)
+            for name in (DEFAULT_APPLICATION, *settings.applications)
+        }
+        self._ssl_context = client_ssl_context(
+            ca_file=settings.talon_ca_file,
+            cert_file=settings.talon_client_cert_file,
+            key_file=settings.talon_client_key_file,
+        )
+        self._proxies = {
+            url: _proxy(settings, url)
+            for url in {settings.application_endpoint(name)[0] for name in self.api_keys}
+        }
         self._http_transport = http_transport
         self._consumer_factory = consumer_factory
         self._producer_factory = producer_factory
@@ -162,6 +178,11 @@ class Worker:
         self.transactions = transactions
         talon = self._talon_client()
         applications = self._applications()
+        watchers = [
+            asyncio.get_running_loop().create_task(key.watch(), name=f"api key file of {name}")
+            for name, key in self.api_keys.items()
+            if isinstance(key, ApiKeyFile)
+        ]
         processor = RecordProcessor.from_settings(
             settings,
             talon,
@@ -293,6 +314,9 @@ class Worker:
             if transactions is not None:
                 await transactions.close()
             await producer.close()
+            for watcher in watchers:
+                watcher.cancel()
+            await asyncio.gather(*watchers, return_exceptions=True)
             await talon.aclose()
             for application in applications.values():
                 await application.talon.aclose()
@@ -351,7 +375,7 @@ class Worker:
         return {
             name: Application(
                 name,
-                self._talon_client(*settings.application_endpoint(name)),
+                self._talon_client(name),
                 self.application_halts[name],
                 RateLimiter(app.max_requests_per_s, burst=settings.rate_burst)
                 if app.max_requests_per_s is not None
@@ -361,18 +385,19 @@ class Worker:
             for name, app in settings.applications.items()
         }
 
-    def _talon_client(
-        self, base_url: str | None = None, api_key: SecretStr | None = None
-    ) -> TalonClient:
+    def _talon_client(self, application: str = DEFAULT_APPLICATION) -> TalonClient:
         settings = self.settings
+        base_url = settings.application_endpoint(application)[0]
         return TalonClient(
-            base_url or settings.talon_base_url,
-            api_key.get_secret_value() if api_key is not None else self._api_key,
+            base_url,
+            self.api_keys[application],
             http_client=settings.http_client,
             timeout_s=settings.request_timeout_s,
             max_connections=settings.max_connections,
             user_agent=f"talon-stream/{__version__}",
+            ssl_context=self._ssl_context,
             httpx_transport=self._http_transport,
+            proxy=self._proxies[base_url],
         )
 
     async def _event_time_merge(self, consumer: AsyncConsumer) -> EventTimeMerge | None:
@@ -621,6 +646,35 @@ def _describe(partitions: list[PartitionKey]) -> str:
     return (
         ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions)) or "nothing"
     )
+
+
+def _key_source(settings: Settings, application: str) -> StaticApiKey | ApiKeyFile:
+    """Application ``application``'s API key, a value or a file (re-read every
+    ``talon_api_key_poll_s``).
+
+    Raises:
+        ConfigurationError: no key, or a key file that cannot be read or is empty.
+    """
+    value, file, key_setting, file_setting = settings.application_key(application)
+    return api_key_source(
+        value,
+        file,
+        key_setting=key_setting,
+        file_setting=file_setting,
+        poll_s=settings.talon_api_key_poll_s,
+    )
+
+
+def _proxy(settings: Settings, base_url: str) -> Proxy | None:
+    """The proxy calls to ``base_url`` go through.
+
+    Raises:
+        ConfigurationError: the proxy URL cannot be used.
+    """
+    try:
+        return proxy_for(base_url, **settings.proxies())
+    except ValueError as exc:
+        raise ConfigurationError(f"HTTPS_PROXY / HTTP_PROXY: {exc}") from exc
 
 
 def _wall_ms() -> float:

@@ -35,6 +35,7 @@ from talon_stream._exceptions import (
 from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.talon._halt import Halt
+from talon_stream.talon._keys import ApiKeyFile
 from talon_stream.talon._limits import AdaptiveConcurrency, RateLimiter
 
 __all__ = ["Hold", "TalonCaller", "TalonSender"]
@@ -153,7 +154,7 @@ class TalonCaller:
         except TalonFatalError as exc:
             self._stats.retry_reasons[str(exc.status)] += 1
             self._halted_unreachable = False
-            halt.trip(_fatal_reason(exc, self.application))
+            halt.trip(_fatal_reason(exc, self.application, getattr(self._talon, "api_key", None)))
             raise
         except TalonTransportError as exc:
             self._stats.retry_reasons["transport"] += 1
@@ -280,14 +281,16 @@ class TalonCaller:
         raise AssertionError("unreachable: tenacity either returns or raises")
 
 
-def _fatal_reason(error: TalonFatalError, application: str | None) -> str:
+def _fatal_reason(error: TalonFatalError, application: str | None, source: object = None) -> str:
     """What the operator must fix, from a 401 or 403 (of ``application``, when there are
-    several)."""
+    several; ``source`` is where the client's key comes from)."""
     if application is None or application == "default":
         key, url = "TALON_STREAM_TALON_API_KEY", "TALON_STREAM_TALON_BASE_URL"
     else:
         key = f"TALON_STREAM_APPLICATIONS ({application}.api_key)"
         url = f"TALON_STREAM_APPLICATIONS ({application}.base_url)"
+    if isinstance(source, ApiKeyFile):
+        key = f"the key in {source.setting} ({source.path}; re-read on every refusal)"
     if error.status == 401:
         fix = f"check {key} (an Integration API key of this application)"
     else:

@@ -2,11 +2,16 @@
 :class:`~talon_stream.core.TalonResponse` or one of the Talon errors of
 :mod:`talon_stream._exceptions`.
 
-The client builds each request once — the session headers (key, ``Accept``, ``User-Agent``),
-the call's own (``Idempotency-Key``, trace context, ``Content-Type``), its JSON body and request
-target — sends it on a :mod:`~talon_stream.talon._transports` transport and maps the answer:
-2xx to a response, every other status to its error, no answer to
-:class:`~talon_stream.TalonTransportError`. No transport error leaves this module.
+The client builds each request once — the session headers (``Accept``, ``User-Agent``), the
+API key of the moment (:mod:`~talon_stream.talon._keys`), the call's own (``Idempotency-Key``,
+trace context, ``Content-Type``), its JSON body and request target — sends it on a
+:mod:`~talon_stream.talon._transports` transport and maps the answer: 2xx to a response, every
+other status to its error, no answer to :class:`~talon_stream.TalonTransportError`. No transport
+error leaves this module.
+
+A 401 makes the key source look again (a key file re-read): when the key changed since the
+request was sent, the request is sent once more with the new key (harmless: Talon.One applied
+nothing, and the call carries its Idempotency-Key); otherwise the 401 is raised.
 """
 
 from __future__ import annotations
@@ -29,7 +34,9 @@ from talon_stream._exceptions import (
     TalonTransportError,
 )
 from talon_stream.core._calls import Operation, TalonCall, TalonResponse
-from talon_stream.talon._http11 import HttpError, HttpTimeoutError
+from talon_stream.talon._http11 import HttpError, HttpResponse, HttpTimeoutError
+from talon_stream.talon._keys import ApiKeySource, StaticApiKey
+from talon_stream.talon._proxy import Proxy
 from talon_stream.talon._transports import HttpClientKind, Origin, open_transport
 
 __all__ = ["FATAL_STATUSES", "RETRYABLE_STATUSES", "TalonClient", "decode_answer", "encode_request"]
@@ -46,7 +53,10 @@ _NOT_JSON = object()
 class TalonClient:
     """Sends Integration API calls with ``Authorization: ApiKey-v1 <key>`` on pooled keep-alive
     connections, over the transport ``http_client`` names (``native`` by default; an
-    ``httpx_transport`` means httpx over it).
+    ``httpx_transport`` means httpx over it), through ``proxy`` when one is given.
+
+    ``api_key`` is the key, or where to find it (an :class:`~talon_stream.talon.ApiKeyFile`,
+    re-read when it changes): each request carries the key of the moment it is sent.
 
     Use as an async context manager (or call :meth:`aclose`) so the connections are released.
     """
@@ -54,7 +64,7 @@ class TalonClient:
     def __init__(
         self,
         base_url: str,
-        api_key: str,
+        api_key: str | ApiKeySource,
         *,
         http_client: HttpClientKind = "native",
         timeout_s: float = 10.0,
@@ -62,8 +72,14 @@ class TalonClient:
         user_agent: str = "talon-stream",
         ssl_context: ssl.SSLContext | None = None,
         httpx_transport: httpx.AsyncBaseTransport | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
-        origin = Origin(base_url, _session_headers(api_key, user_agent), timeout_s, max_connections)
+        self.api_key: ApiKeySource = StaticApiKey(api_key) if isinstance(api_key, str) else api_key
+        self._key = ""
+        self._authorization = ""
+        origin = Origin(
+            base_url, _session_headers(user_agent), timeout_s, max_connections, proxy=proxy
+        )
         self._transport = open_transport(
             http_client, origin, ssl_context=ssl_context, httpx_transport=httpx_transport
         )
@@ -94,12 +110,12 @@ class TalonClient:
         """
         sent, content, target = encode_request(call, idempotency_key, headers)
         started = time.perf_counter()
-        try:
-            response = await self._transport.request(call.method, target, content, sent)
-        except HttpTimeoutError as exc:
-            raise TalonTransportError(f"timed out: {exc}", call=call) from exc
-        except HttpError as exc:
-            raise TalonTransportError(f"no answer: {exc}", call=call) from exc
+        key = self.api_key.value
+        response = await self._request(call, target, content, sent, key)
+        if response.status == 401:
+            await self.api_key.refresh()
+            if self.api_key.value != key:  # refused a key that is no longer the current one
+                response = await self._request(call, target, content, sent, self.api_key.value)
         return decode_answer(
             call,
             response.status,
@@ -108,10 +124,23 @@ class TalonClient:
             time.perf_counter() - started,
         )
 
+    async def _request(
+        self, call: TalonCall, target: str, content: bytes | None, sent: dict[str, str], key: str
+    ) -> HttpResponse:
+        if key is not self._key:  # the header is built once per key
+            self._key, self._authorization = key, f"ApiKey-v1 {key}"
+        sent["Authorization"] = self._authorization
+        try:
+            return await self._transport.request(call.method, target, content, sent)
+        except HttpTimeoutError as exc:
+            raise TalonTransportError(f"timed out: {exc}", call=call) from exc
+        except HttpError as exc:
+            raise TalonTransportError(f"no answer: {exc}", call=call) from exc
 
-def _session_headers(api_key: str, user_agent: str) -> dict[str, str]:
-    """The headers every request of a client carries."""
-    return {"Authorization": f"ApiKey-v1 {api_key}", "Accept": _JSON, "User-Agent": user_agent}
+
+def _session_headers(user_agent: str) -> dict[str, str]:
+    """The headers every request of a client carries (the key is added to each request)."""
+    return {"Accept": _JSON, "User-Agent": user_agent}
 
 
 def encode_request(

@@ -7,13 +7,17 @@ interim 1xx answers skipped. Each request is one ``transport.write`` of bytes bu
 encoded once. It runs on asyncio's loop and on uvloop. It costs a fraction of aiohttp's CPU per
 request (``bench/http_clients.py``), which is why the worker uses it.
 
-What it does not do, on purpose: redirects, cookies, proxies, compression, ``Expect``, pipelining,
+Through an HTTP proxy (``proxy``), each connection is a CONNECT tunnel to the origin
+(:mod:`talon_stream.talon._proxy`), TLS inside it for ``https://``.
+
+What it does not do, on purpose: redirects, cookies, compression, ``Expect``, pipelining,
 HEAD requests, request streaming or write flow control (request bodies are small JSON documents).
 
 Exceptions, all carrying ``method`` and ``target`` (the request they are about)::
 
     HttpError                    no complete answer
-    ├── HttpConnectError         the connection could not be opened (refused, DNS, TLS)
+    ├── HttpConnectError         the connection could not be opened (refused, DNS, TLS, the
+    │                            proxy refused the tunnel)
     ├── HttpTimeoutError         ``timeout_s`` passed: pool wait, connect, write and read together
     └── HttpReadError            the connection broke (reset, EOF mid-answer) or the answer is
                                  not valid HTTP/1.1
@@ -36,6 +40,8 @@ from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
+
+from talon_stream.talon._proxy import Proxy, ProxyError, open_tunnel
 
 __all__ = [
     "Http11Client",
@@ -253,6 +259,7 @@ class Http11Client:
         max_connections: connections open at most; further requests wait for one, first come
             first served.
         ssl_context: for ``https://``; default ``ssl.create_default_context()``.
+        proxy: an HTTP proxy to tunnel every connection through (CONNECT).
 
     Use as an async context manager, or call :meth:`aclose`, to close the connections.
     """
@@ -265,6 +272,7 @@ class Http11Client:
         timeout_s: float = 10.0,
         max_connections: int = 256,
         ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -275,6 +283,7 @@ class Http11Client:
         self._host = parts.hostname
         self._port = parts.port or (443 if secure else 80)
         self._ssl = (ssl_context or ssl.create_default_context()) if secure else None
+        self._proxy = proxy
         self._prefix = parts.path.rstrip("/")
         authority = parts.netloc.rpartition("@")[2]  # never send userinfo
         fixed = {"Host": authority, **(headers or {})}
@@ -407,20 +416,33 @@ class Http11Client:
         if self._closed:
             raise HttpError("the client is closed", method=method, target=target)
         loop = asyncio.get_running_loop()
+        proxy = self._proxy
         try:
             async with asyncio.timeout_at(deadline):
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(loop),
-                    self._host,
-                    self._port,
-                    ssl=self._ssl,
-                    server_hostname=self._host if self._ssl is not None else None,
-                )
+                if proxy is None:
+                    _, connection = await loop.create_connection(
+                        lambda: _Connection(loop),
+                        self._host,
+                        self._port,
+                        ssl=self._ssl,
+                        server_hostname=self._host if self._ssl is not None else None,
+                    )
+                else:
+                    connection = await open_tunnel(
+                        loop, proxy, self._host, self._port, lambda: _Connection(loop), self._ssl
+                    )
         except TimeoutError:
             raise
-        except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
+        except ProxyError as exc:  # the message names the proxy
             raise HttpConnectError(
                 f"cannot connect to {self._host}:{self._port}: {exc}", method=method, target=target
+            ) from exc
+        except OSError as exc:  # refused, unreachable, DNS (gaierror), TLS (SSLError)
+            via = f" through proxy {proxy.address}" if proxy is not None else ""
+            raise HttpConnectError(
+                f"cannot connect to {self._host}:{self._port}{via}: {exc}",
+                method=method,
+                target=target,
             ) from exc
         if self._closed:  # aclose ran while this connection was being opened
             connection.close()

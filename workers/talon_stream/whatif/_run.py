@@ -32,7 +32,10 @@ from talon_stream.scheduling._merge import EventTimeMerge, co_partitioned_groups
 from talon_stream.talon._caller import TalonCaller, TalonSender
 from talon_stream.talon._client import TalonClient
 from talon_stream.talon._halt import Halt
+from talon_stream.talon._keys import api_key_source
 from talon_stream.talon._limits import RateLimiter
+from talon_stream.talon._proxy import proxy_for
+from talon_stream.talon._tls import client_ssl_context
 from talon_stream.whatif._diff import EventDiff, restrict
 from talon_stream.whatif._evaluate import DryJob, DryOnlySender, DryRunEvaluator
 from talon_stream.whatif._live import LiveEffects, read_live
@@ -438,13 +441,19 @@ def _application(settings: Settings, name: str) -> tuple[str, str]:
     if name not in settings.applications:
         known = ", ".join([DEFAULT_APPLICATION, *settings.applications])
         raise ConfigurationError(f"--application {name!r} is not one of {known}")
-    url, key = settings.application_endpoint(name)
-    return url, key.get_secret_value()
+    url, _ = settings.application_endpoint(name)
+    value, file, key_setting, file_setting = settings.application_key(name)
+    key = api_key_source(value, file, key_setting=key_setting, file_setting=file_setting)
+    return url, key.value
 
 
 def _talon_client(
     settings: Settings, options: WhatIfOptions, base_url: str, api_key: str
 ) -> TalonClient:
+    try:
+        proxy = proxy_for(base_url, **settings.proxies())
+    except ValueError as exc:
+        raise ConfigurationError(f"HTTPS_PROXY / HTTP_PROXY: {exc}") from exc
     return TalonClient(
         base_url,
         api_key,
@@ -452,6 +461,12 @@ def _talon_client(
         timeout_s=settings.request_timeout_s,
         max_connections=min(settings.max_connections, options.max_in_flight),
         user_agent=f"talon-stream/{__version__} what-if",
+        ssl_context=client_ssl_context(
+            ca_file=settings.talon_ca_file,
+            cert_file=settings.talon_client_cert_file,
+            key_file=settings.talon_client_key_file,
+        ),
+        proxy=proxy,
     )
 
 
