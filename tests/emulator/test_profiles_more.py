@@ -324,3 +324,48 @@ async def test_http_profile_routes(client: aiohttp.ClientSession) -> None:
     assert (status, body) == (204, None)
     status, body = await call(client, "PUT", "/v2/customer_profiles", bulk, {"silent": "no"})
     assert (status, body["integrationStates"][0]["customerProfile"]["integrationId"]) == (200, "x")
+
+
+async def test_http_bulk_profiles_as_talon_one_answers(client: aiohttp.ClientSession) -> None:
+    path = "/v2/customer_profiles"
+    bulk = {
+        "customerProfiles": [
+            {"integrationId": "bulk-a", "attributes": {"Name": "Ann"}},
+            {"integrationId": "bulk-b", "attributes": {"Name": 7, "pet": "cat"}},
+            {"integrationId": "bulk-c", "attributes": {"shoe": 40}},
+        ]
+    }
+    status, body = await call(client, "PUT", path, bulk, {"silent": "no"})
+    # One error per bad attribute, each pointing at its entry; nothing is applied.
+    assert status == 400
+    assert body["message"] == "The submitted data was invalid"
+    assert [(e["title"], e["source"]) for e in body["errors"]] == [
+        ("Invalid type", {"pointer": "/customerProfiles/1/attributes/Name"}),
+        ("Unknown", {"pointer": "/customerProfiles/1/attributes/pet"}),
+        ("Unknown", {"pointer": "/customerProfiles/2/attributes/shoe"}),
+    ]
+    assert body["errors"][1]["details"] == (
+        'The attribute "pet" is not defined on CustomerProfile entities.'
+    )
+    status, _ = await call(client, "GET", "/v1/customer_profiles/bulk-a/inventory")
+    assert status == 404
+
+    missing = {"customerProfiles": [{"attributes": {"Name": "Ann"}}]}
+    status, body = await call(client, "PUT", path, missing)
+    assert (status, body["errors"][0]["title"], body["errors"][0]["source"]) == (
+        400,
+        "required",
+        {"pointer": "/customerProfiles/0/integrationId"},
+    )
+    status, body = await call(client, "PUT", path, bulk, {"silent": "maybe"})
+    assert (status, body["errors"][0]["source"]) == (400, {"parameter": "silent"})
+
+    good = {"customerProfiles": [{"integrationId": "bulk-a", "attributes": {"Name": "Ann"}}]}
+    assert await call(client, "PUT", path, good, {"silent": "yes"}) == (204, None)
+    status, body = await call(client, "PUT", path, good, {"silent": "no"})
+    assert status == 200
+    [state] = body["integrationStates"]
+    assert (state["customerProfile"]["integrationId"], state["customerProfile"]["attributes"]) == (
+        "bulk-a",
+        {"Name": "Ann"},
+    )

@@ -166,6 +166,7 @@ class TalonStatusError(TalonError):
         body: str,
         retry_after: float | None = None,
         problems: tuple[tuple[str | None, str], ...] = (),
+        unknown_attributes: tuple[str, ...] = (),
     ) -> None:
         super().__init__(message, call=call)
         self.status = status
@@ -175,6 +176,9 @@ class TalonStatusError(TalonError):
         #: Talon.One's ``errors``, whole (the body is cut short): each one's JSON pointer into
         #: the request (``None`` if it has none) and what it says.
         self.problems = problems
+        #: The pointers of the errors titled ``Unknown`` that name a custom attribute the
+        #: Application does not declare (``/customerSession/attributes/shoeSize``).
+        self.unknown_attributes = unknown_attributes
 
     def __str__(self) -> str:
         return f"HTTP {self.status} from {self.call.describe()}: {self.args[0]}"

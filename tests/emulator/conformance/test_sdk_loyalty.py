@@ -412,6 +412,35 @@ def test_bulk_profiles_silent_yes_and_no(api: t.IntegrationApi) -> None:
     assert [s.customer_profile.integration_id for s in answer.integration_states] == ids
 
 
+def test_bulk_profiles_refused_entry_by_entry(api: t.IntegrationApi) -> None:
+    ids = [new_id("bulk") for _ in range(3)]
+    items = [
+        t.MultipleCustomerProfileIntegrationRequestItem(integration_id=ids[0], attributes={}),
+        t.MultipleCustomerProfileIntegrationRequestItem(
+            integration_id=ids[1], attributes={"pet": "cat"}
+        ),
+        t.MultipleCustomerProfileIntegrationRequestItem(
+            integration_id=ids[2], attributes={"shoeSize": 42}
+        ),
+    ]
+    request = t.MultipleCustomerProfileIntegrationRequest(customer_profiles=items)
+
+    with pytest.raises(BadRequestException) as caught:
+        api.update_customer_profiles_v2(request, silent="no")
+
+    # The SDK reads the 400 as ErrorResponseWithStatus: one error per bad attribute, each
+    # pointing at its entry; nothing of the request is applied.
+    assert caught.value.status == 400
+    assert isinstance(caught.value.data, t.ErrorResponseWithStatus)
+    errors = caught.value.data.errors or []
+    assert [(e.title, e.source.pointer) for e in errors] == [
+        ("Unknown", "/customerProfiles/1/attributes/pet"),
+        ("Unknown", "/customerProfiles/2/attributes/shoeSize"),
+    ]
+    with pytest.raises(NotFoundException):
+        api.get_customer_inventory(ids[0], profile=True)
+
+
 def test_delete_customer_data(api: t.IntegrationApi) -> None:
     profile_id = new_id("cust")
     api.update_customer_profiles_v2(

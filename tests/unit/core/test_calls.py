@@ -20,6 +20,7 @@ def test_the_id_in_the_path_is_percent_encoded_as_quote_does(
         Operation.RETURN_CART_ITEMS: "/v2/customer_sessions/{}/returns",
         Operation.REOPEN_CUSTOMER_SESSION: "/v2/customer_sessions/{}/reopen",
         Operation.UPDATE_CUSTOMER_PROFILE: "/v2/customer_profiles/{}",
+        Operation.UPDATE_CUSTOMER_PROFILES: "/v2/customer_profiles",
         Operation.TRACK_EVENT: "/v2/events",
         Operation.TRACK_EVENT_V3: "/v3/events",
         Operation.GET_EVENT_V3: "/v3/events/{}",

@@ -304,6 +304,21 @@ def test_a_superseded_envelope_is_written_and_read_back_with_what_superseded_it(
     )
 
 
+def test_dropped_attributes_are_written_and_read_back(registry: SchemaRegistryServer) -> None:
+    encoder = AvroEncoder(
+        registry_client(registry.url),
+        SCHEMAS.effects_envelope,
+        url=registry.url,
+        auto_register=True,
+    )
+    encoder.register("effects.dropped")
+    dropped = {**ENVELOPE, "droppedAttributes": ["CustomerSession.shoe", "CartItem.fabric"]}
+    read = deserialize(registry, "effects.dropped", encoder.encode("effects.dropped", dropped))
+    assert read["droppedAttributes"] == ["CustomerSession.shoe", "CartItem.fabric"]
+    plain = deserialize(registry, "effects.dropped", encoder.encode("effects.dropped", ENVELOPE))
+    assert plain["droppedAttributes"] is None
+
+
 def test_without_auto_registration_an_unregistered_subject_stops_the_start(
     registry: SchemaRegistryServer,
 ) -> None:

@@ -328,3 +328,59 @@ def test_an_item_is_stamped_when_submitted_and_when_its_customer_frees() -> None
     assert second.ready_at == 15.0
     assert scheduler.take_ready() == [second]  # submitted before the other customer's
     assert other.ready_at == 11.0  # still waiting, for a slot only: not for its customer
+
+
+def test_an_item_attaches_to_the_call_in_flight_it_would_wait_for() -> None:
+    scheduler: KeyedScheduler[None] = KeyedScheduler(max_in_flight=4)
+    lead = item(0, 0, "p:a")
+    scheduler.submit(lead)
+    assert scheduler.take_ready() == [lead]
+    rider = item(0, 1, "p:a")
+    assert scheduler.attach(rider, lambda found: found is lead)
+    assert rider.started
+    assert rider.lead is lead
+    assert lead.joined == [rider]
+    # A rider of the rider goes with the lead too.
+    second = item(0, 2, "p:a")
+    assert scheduler.attach(second, lambda found: found is lead)
+    # Another record of the customer queues behind them; nothing attaches past it.
+    cart = item(0, 3, "p:a", "s:a")
+    scheduler.submit(cart)
+    assert not scheduler.attach(item(0, 4, "p:a"), lambda _: True)
+    assert not scheduler.attach(item(1, 0, "p:b"), lambda _: True)  # nothing to go with
+    assert not scheduler.attach(item(1, 1, "p:a", "s:a"), lambda _: True)  # other keys
+    assert scheduler.waiting == 1
+    assert scheduler.take_ready() == []
+    scheduler.complete(lead)  # completes its riders with it
+    assert scheduler.take_ready() == [cart]
+    assert scheduler.in_flight == 1
+
+
+def test_an_item_does_not_attach_when_the_lead_declines_or_was_answered() -> None:
+    scheduler: KeyedScheduler[None] = KeyedScheduler(max_in_flight=4)
+    lead = item(0, 0, "p:a")
+    scheduler.submit(lead)
+    scheduler.take_ready()
+    assert not scheduler.attach(item(0, 1, "p:a"), lambda _: False)
+    scheduler.answered(lead)
+    assert not scheduler.attach(item(0, 2, "p:a"), lambda _: True)
+
+
+def test_waiting_items_right_behind_a_lead_go_with_it() -> None:
+    scheduler: KeyedScheduler[None] = KeyedScheduler(max_in_flight=4)
+    lead, second, third, cart, fourth = (
+        item(0, 0, "p:a"),
+        item(0, 1, "p:a"),
+        item(0, 2, "p:a"),
+        item(0, 3, "p:a", "s:a"),
+        item(0, 4, "p:a"),
+    )
+    for each in (lead, second, third, cart, fourth):
+        scheduler.submit(each)
+    assert scheduler.take_ready() == [lead]
+    assert scheduler.lead_of(("p:a",), None) is lead
+    assert scheduler.attach_waiting(lead, lambda _: True) == 2  # up to the cart update
+    assert lead.joined == [second, third]
+    assert scheduler.waiting == 2
+    scheduler.complete(lead)
+    assert scheduler.take_ready() == [cart]

@@ -244,6 +244,17 @@ class Settings(BaseSettings):
     #: How long a product event may wait for others to share its sync call (up to 1,000
     #: actions of its type; a full call leaves at once).
     catalog_linger_ms: int = Field(default=500, ge=0)
+    #: ``customer.updated`` records that run no rules (``runRuleEngine`` false) go in bulk
+    #: calls (update multiple customer profiles, up to 1,000 profiles each) with keyed
+    #: dispatch; off: one update customer profile call per record.
+    bulk_profiles: bool = True
+    #: How long a profile update may wait for others to share its bulk call (1,000 profiles
+    #: leave at once).
+    bulk_profiles_linger_ms: int = Field(default=500, ge=0)
+    #: A call Talon.One refuses for attributes its Application does not declare is sent again
+    #: without them; the envelope's ``droppedAttributes`` and ``attributes_dropped_total`` say
+    #: which. Off: such a record goes to the DLQ.
+    skip_unknown_attributes: bool = False
 
     # --- Worker --------------------------------------------------------------------------------
     #: ``keyed``: many customers in flight, one call per customer; ``partition``: one call in

@@ -30,6 +30,9 @@ class Operation(StrEnum):
     RETURN_CART_ITEMS = "returnCartItems"
     REOPEN_CUSTOMER_SESSION = "reopenCustomerSession"
     UPDATE_CUSTOMER_PROFILE = "updateCustomerProfileV2"
+    #: Update multiple customer profiles: ``customer.updated`` without rules, batched
+    #: (``talon_stream.core._profiles``).
+    UPDATE_CUSTOMER_PROFILES = "updateCustomerProfilesV2"
     TRACK_EVENT = "trackEventV2"
     #: Advanced events: uniquely identified by ``integrationId``, so a replay is a duplicate.
     TRACK_EVENT_V3 = "trackEventV3"
@@ -62,6 +65,7 @@ _METHODS = {
     Operation.RETURN_CART_ITEMS: "POST",
     Operation.REOPEN_CUSTOMER_SESSION: "PUT",
     Operation.UPDATE_CUSTOMER_PROFILE: "PUT",
+    Operation.UPDATE_CUSTOMER_PROFILES: "PUT",
     Operation.TRACK_EVENT: "POST",
     Operation.TRACK_EVENT_V3: "POST",
     Operation.GET_EVENT_V3: "GET",
@@ -75,6 +79,7 @@ _PATHS = {
     Operation.RETURN_CART_ITEMS: "/v2/customer_sessions/{id}/returns",
     Operation.REOPEN_CUSTOMER_SESSION: "/v2/customer_sessions/{id}/reopen",
     Operation.UPDATE_CUSTOMER_PROFILE: "/v2/customer_profiles/{id}",
+    Operation.UPDATE_CUSTOMER_PROFILES: "/v2/customer_profiles",
     Operation.TRACK_EVENT: "/v2/events",
     Operation.TRACK_EVENT_V3: "/v3/events",
     Operation.GET_EVENT_V3: "/v3/events/{id}",
@@ -131,6 +136,9 @@ class TalonResponse:
     status: int
     body: dict[str, Any]
     elapsed_s: float
+    #: JSON pointers of the attributes left out of the request because Talon.One does not know
+    #: them (``TALON_STREAM_SKIP_UNKNOWN_ATTRIBUTES``; ``talon_stream.core._attributes``).
+    dropped: tuple[str, ...] = ()
     #: The answer's ``effects`` (``[]`` when it has none), read once.
     effects: list[Any] = field(init=False)
 

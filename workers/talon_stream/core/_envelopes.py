@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from talon_stream.core._attributes import dropped_names
 from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.core._events import Event
 from talon_stream.core._records import InputRecord
@@ -107,7 +108,8 @@ def effects_envelope(
     processing_ms: float,
     envelope_key: str | None = None,
 ) -> dict[str, Any]:
-    """The envelope published (as JSON) for one processed event."""
+    """The envelope published (as JSON) for one processed event; ``droppedAttributes`` when
+    attributes Talon.One does not know were left out of the call."""
     body = response.body
     session = body.get("customerSession")
     envelope: dict[str, Any] = {
@@ -137,6 +139,8 @@ def effects_envelope(
         "processingMs": round(processing_ms, 3),
         "processedAt": iso_ms(time.time_ns() // 1_000_000, _NOW_SECONDS),
     }
+    if response.dropped:
+        envelope["droppedAttributes"] = dropped_names(call.operation, response.dropped)
     return envelope
 
 

@@ -8,7 +8,10 @@ Each event type maps to exactly one Integration API operation (see ``docs/events
 ``order.cancelled``    update customer session v2, ``state: cancelled``
 ``order.items_returned`` return cart items
 ``order.reopened``     reopen customer session
-``customer.updated``   update customer profile v2 (``runRuleEngine`` on by default)
+``customer.updated``   update customer profile v2 (``runRuleEngine`` on by default);
+                       without rules, an entry of update multiple customer profiles when
+                       bulk profiles are on (the worker batches them:
+                       ``talon_stream.core._profiles``)
 ``customer.event``     track event v2 with ``silent=no`` so effects come back (or, set
                        to v3, track advanced event: its ``integrationId`` is the
                        ``eventId``, so a replay is a duplicate Talon.One recognises)
@@ -74,6 +77,9 @@ class TranslationOptions:
     custom_events: Literal["v2", "v3"] = "v2"
     #: The cart item catalog product events sync (``None``: none is configured).
     catalog_id: int | None = None
+    #: A profile update that runs no rules goes in a bulk call (update multiple customer
+    #: profiles) when it carries nothing that call cannot: no audience changes, no dry run.
+    bulk_profiles: bool = False
 
     def content_for(self, allowed: frozenset[str]) -> list[str]:
         return [value for value in self.response_content if value in allowed]
@@ -230,6 +236,13 @@ def _profile_update(event: events.CustomerUpdated, options: TranslationOptions) 
         if payload.run_rule_engine is None
         else payload.run_rule_engine
     )
+    if (
+        options.bulk_profiles
+        and not run_rules
+        and not options.dry
+        and payload.audiences_changes is None
+    ):
+        return _bulk_profile_entry(event)
     body: dict[str, Any] = {}
     if payload.attributes is not None:
         body["attributes"] = payload.attributes
@@ -247,6 +260,24 @@ def _profile_update(event: events.CustomerUpdated, options: TranslationOptions) 
         if options.dry:
             query["dry"] = "true"
     return _profile_call(Operation.UPDATE_CUSTOMER_PROFILE, event, body, query)
+
+
+def _bulk_profile_entry(event: events.CustomerUpdated) -> TalonCall:
+    """The profile's entry of an update multiple customer profiles call, alone: the worker
+    gathers the entries of many records into one call. ``silent=yes``: Talon.One answers 204
+    (this operation never runs rules, so there are no effects to ask for)."""
+    profile_id = _profile_id(event.profile_id)
+    entry: dict[str, Any] = {"integrationId": profile_id}
+    if event.payload.attributes is not None:
+        entry["attributes"] = event.payload.attributes
+    return TalonCall(
+        operation=Operation.UPDATE_CUSTOMER_PROFILES,
+        integration_id=profile_id,
+        body={"customerProfiles": [entry]},
+        query={"silent": "yes"},
+        profile_id=profile_id,
+        session_id=event.session_id,
+    )
 
 
 def _event_body(event: events.CustomerEvent, **identity: str) -> dict[str, Any]:

@@ -28,6 +28,9 @@ the consumer's state, when Prometheus scrapes. Every metric is prefixed ``talon_
                                              was already applied (an envelope says so)
 ``calls_saved_total``                        cart updates that joined another record's call
 ``customers_erased_total``                   ``customer.erased`` events applied (no IDs kept)
+``attributes_dropped_total{entity,attribute}``  attributes left out of calls, Talon.One not
+                                             knowing them (the first 100 names; later ones as
+                                             ``_other``)
 ``transactions_total{outcome}``              exactly-once: transactions committed, aborted
 ``transaction_commit_seconds_total``         exactly-once: time spent committing them
 ========================================  =====================================================
@@ -224,6 +227,15 @@ class WorkerCollector(Collector):
         )
         erased.add_metric([], stats.customers_erased)
         yield erased
+
+        dropped = CounterMetricFamily(
+            _PREFIX + "attributes_dropped",
+            "Attributes left out of calls because Talon.One does not know them.",
+            labels=["entity", "attribute"],
+        )
+        for (entity, name), count in sorted(stats.dropped_attributes.items()):
+            dropped.add_metric([entity, name], count)
+        yield dropped
 
         skipped = CounterMetricFamily(
             _PREFIX + "records_skipped",

@@ -11,7 +11,19 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["STAGES", "LatencyHistogram", "StageLatency", "WorkerStats"]
+__all__ = [
+    "MAX_DROPPED_NAMES",
+    "OTHER_ATTRIBUTES",
+    "STAGES",
+    "LatencyHistogram",
+    "StageLatency",
+    "WorkerStats",
+]
+
+#: How many attribute names ``attributes_dropped_total`` tells apart; the later ones are
+#: counted together as :data:`OTHER_ATTRIBUTES` (the names come from the records).
+MAX_DROPPED_NAMES = 100
+OTHER_ATTRIBUTES = "_other"
 
 #: Upper bounds (seconds) of the call latency buckets: Talon.One answers in tens of ms.
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -160,10 +172,20 @@ class WorkerStats:
     #: Records taken per (topic, partition).
     consumed_by_partition: Counter[tuple[str, int]] = field(default_factory=Counter)
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    #: Attributes left out of calls because Talon.One does not know them, by (entity, name).
+    dropped_attributes: Counter[tuple[str, str]] = field(default_factory=Counter)
     #: Where a record's time goes, stage by stage (keyed dispatch).
     stages: StageLatency = field(default_factory=StageLatency)
     #: The latest few envelopes (decoded), for a human to look at.
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=5))
+
+    def attribute_dropped(self, entity: str, name: str) -> None:
+        """Count one attribute left out of a call; past :data:`MAX_DROPPED_NAMES` names, a new
+        name is counted as :data:`OTHER_ATTRIBUTES`."""
+        dropped = self.dropped_attributes
+        if (entity, name) not in dropped and len(dropped) >= MAX_DROPPED_NAMES:
+            name = OTHER_ATTRIBUTES
+        dropped[(entity, name)] += 1
 
     @property
     def outcomes(self) -> int:

@@ -45,7 +45,8 @@ Resumes = Mapping[PartitionKey, Resume]
 # metadata's bound (MAX_SPAN), with room for the records fetched before a pause takes effect.
 _SPAN_HIGH = MAX_SPAN // 2
 _SPAN_LOW = MAX_SPAN // 4
-#: What a product record waiting for its catalog sync call weighs against the buffer bound.
+#: What a product record waiting for its catalog sync call (or a profile update for its bulk
+#: call) weighs against the buffer bound.
 _BATCHED_WEIGHT = 5
 #: The most cart updates one coalesced call stands for.
 _MAX_COALESCED = 100
@@ -458,6 +459,7 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self._stages = processor.stats.stages
+        processor.profiles.on_waiting = self._gather
 
     @property
     def buffered(self) -> int:
@@ -482,6 +484,13 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         prepared = self._processor.prepare(record)
         if prepared.call is not None and prepared.call.operation is Operation.SYNC_CATALOG:
             self._batch(prepared, partition)
+            return
+        if (
+            prepared.call is not None
+            and prepared.call.operation is Operation.UPDATE_CUSTOMER_PROFILES
+            and partition.replay is None
+            and self._ride(prepared)
+        ):
             return
         keys = prepared.lock_keys()
         replay = partition.replay
@@ -516,6 +525,32 @@ class KeyedDispatcher(_FlowControl[_Partition]):
             partition.batched -= 1
         if self._partitions.get(record.partition_key) is partition:
             partition.offsets.finish(record.offset)
+
+    def _ride(self, prepared: Prepared) -> bool:
+        """A profile update whose customer's previous record is a profile update waiting for
+        its bulk call: it joins that update's entry and completes with it
+        (talon_stream.processing._profiles); whether it did."""
+        record = prepared.record
+        item = Item(record.partition_key, record.offset, prepared.lock_keys(), prepared)
+        processor = self._processor
+        return self._scheduler.attach(
+            item, lambda lead: processor.join_bulk(lead.payload, prepared)
+        )
+
+    def _gather(self, prepared: Prepared) -> None:
+        """``prepared``'s profile update waits for its bulk call: the profile updates of its
+        customer queued right behind it go with it (they would otherwise each wait for the
+        call before them)."""
+        record = prepared.record
+        partition = self._partitions.get(record.partition_key)
+        if partition is None or partition.replay is not None:
+            return
+        lead = self._scheduler.lead_of(prepared.lock_keys(), prepared)
+        if lead is not None:
+            processor = self._processor
+            self._scheduler.attach_waiting(
+                lead, lambda follower: processor.join_bulk(prepared, follower.payload)
+            )
 
     @property
     def wants_commit(self) -> bool:
@@ -634,7 +669,9 @@ class KeyedDispatcher(_FlowControl[_Partition]):
         # A product record waiting for its sync call holds no call slot and shares its SKU's
         # action with the others: it counts for a fifth, so that a backlog fills calls of
         # 1,000 actions of one type rather than pausing its partition at a mixed few hundred.
-        return self._scheduler.waiting_in(key) + partition.batched // _BATCHED_WEIGHT
+        # Profile updates waiting for their bulk call weigh the same.
+        batched = partition.batched + self._processor.profiles.waiting_in(key)
+        return self._scheduler.waiting_in(key) + batched // _BATCHED_WEIGHT
 
     def _in_flight_in(self, partition: _Partition) -> bool:
         return bool(partition.tasks)

@@ -52,6 +52,7 @@ from talon_stream.ops._tracing import CallTrace, start_call_trace
 from talon_stream.processing._catalog import CatalogSync
 from talon_stream.processing._erasures import ErasureLedger
 from talon_stream.processing._prepared import Prepared
+from talon_stream.processing._profiles import ProfileBulk
 from talon_stream.processing._publisher import OutcomePublisher
 from talon_stream.processing._sessions import SessionLedger, Superseded
 from talon_stream.talon._applications import Application
@@ -95,6 +96,7 @@ class RecordProcessor:
         sessions: SessionLedger | None = None,
         erasures: ErasureLedger | None = None,
         catalog_linger_s: float = 0.5,
+        profiles_linger_s: float = 0.5,
         applications: Mapping[str, tuple[TalonCaller, TranslationOptions]] | None = None,
         router: ApplicationRouter | None = None,
     ) -> None:
@@ -116,6 +118,8 @@ class RecordProcessor:
         self.erasures = erasures
         #: Product records, batched into catalog sync calls.
         self.catalogs = CatalogSync(linger_s=catalog_linger_s)
+        #: Profile updates without rules, gathered into bulk calls.
+        self.profiles = ProfileBulk(linger_s=profiles_linger_s)
 
     @classmethod
     def from_settings(
@@ -152,6 +156,7 @@ class RecordProcessor:
                 retry_max_s=settings.retry_max_backoff_s,
                 unreachable_halt_after_s=settings.unreachable_halt_after_s,
                 application=name,
+                skip_unknown_attributes=settings.skip_unknown_attributes,
             )
 
         several = bool(applications)
@@ -178,6 +183,8 @@ class RecordProcessor:
             profile_run_rule_engine=settings.profile_run_rule_engine,
             custom_events=settings.custom_events_api,
             catalog_id=settings.catalog_id,
+            # One record at a time per partition would send bulk calls of a few profiles.
+            bulk_profiles=settings.bulk_profiles and settings.dispatch == "keyed",
         )
         others = {
             name: (
@@ -204,6 +211,7 @@ class RecordProcessor:
             ),
             erasures=ErasureLedger(sink, settings.erasures_topic),
             catalog_linger_s=settings.catalog_linger_ms / 1000,
+            profiles_linger_s=settings.bulk_profiles_linger_ms / 1000,
         )
 
     def prepare(self, record: InputRecord) -> Prepared:
@@ -279,6 +287,9 @@ class RecordProcessor:
             return
         if call.operation is Operation.SYNC_CATALOG:
             await self._sync_catalog(prepared, event, call, on_answered)
+            return
+        if call.operation is Operation.UPDATE_CUSTOMER_PROFILES:
+            await self._update_profiles(prepared, on_answered, hold)
             return
         headers = prepared.record.headers
         trace = start_call_trace(headers, call.operation.value) if headers else None
@@ -396,6 +407,49 @@ class RecordProcessor:
             envelope_key=envelope_id(record.topic, record.partition, record.offset),
             attempts=outcome.attempts,
         )
+
+    async def _update_profiles(
+        self, prepared: Prepared, on_answered: Callable[[], None], hold: Hold | None
+    ) -> None:
+        """The profile update goes in the next bulk call (with others); the records that
+        joined it meanwhile (:meth:`join_bulk`) get their outcomes here too, in order."""
+        if hold is not None:
+            hold(True)  # waiting for the call, it holds its customer's keys but no call slot
+        outcomes = await self.profiles.update(prepared, self._callers[prepared.application])
+        on_answered()
+        for member, outcome in outcomes:
+            event, call, record = member.event, member.call, member.record
+            assert event is not None
+            assert call is not None
+            if outcome.response is None:
+                error = outcome.error or RecordError("the bulk profile update gave no answer")
+                failure = DlqFailure(error, 1, member.taken_at, datetime.now(tz=UTC))
+                await self._publisher.dead_letter(member, failure)
+                continue
+            await self._publisher.effects(
+                member,
+                event,
+                call,
+                outcome.response,
+                envelope_key=envelope_id(record.topic, record.partition, record.offset),
+                attempts=outcome.attempts,
+            )
+
+    def join_bulk(self, leader: Prepared, rider: Prepared) -> bool:
+        """Merge ``rider`` — a profile update of ``leader``'s customer, nothing of theirs
+        between them — into ``leader``'s bulk entry if it still waits for its call; whether it
+        did. A record to be refused before any call (not prepared, erased customer, parked
+        behind a dead letter) never joins."""
+        call = rider.call
+        if (
+            call is None
+            or rider.error is not None
+            or call.operation is not Operation.UPDATE_CUSTOMER_PROFILES
+            or self._publisher.dead_letters.parked is not None
+            or self._erased(call) is not None
+        ):
+            return False
+        return self.profiles.join(leader, rider)
 
     def _erased(self, call: TalonCall | None) -> ErasedCustomerError | None:
         """Why ``call`` is not to be made: its customer was erased (an erasure itself is)."""

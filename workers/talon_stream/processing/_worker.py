@@ -39,6 +39,7 @@ from talon_stream.ops._stats import WorkerStats
 from talon_stream.processing._catalog import CatalogSync
 from talon_stream.processing._dispatch import Dispatcher, KeyedDispatcher, PartitionSerialDispatcher
 from talon_stream.processing._processor import RecordProcessor
+from talon_stream.processing._profiles import ProfileBulk
 from talon_stream.scheduling._merge import EventTimeMerge, co_partitioned_groups
 from talon_stream.scheduling._offsets import CommitPoint
 from talon_stream.scheduling._replay import Resume
@@ -302,7 +303,7 @@ class Worker:
                 settings.dlq_topic,
                 settings.processing_guarantee,
             )
-            await self._loop(consumer, dispatcher, processor.catalogs)
+            await self._loop(consumer, dispatcher, processor.catalogs, processor.profiles)
         finally:
             # close() leaves the group: the revoke callback finishes in-flight records (bounded)
             # and commits what is finished.
@@ -311,6 +312,7 @@ class Worker:
                 await self._health.close()
             await dispatcher.close(0)  # cancel whatever outlived the drain timeout
             await processor.catalogs.close()
+            await processor.profiles.close()
             if transactions is not None:
                 await transactions.close()
             await producer.close()
@@ -437,7 +439,11 @@ class Worker:
         return merge if merge.active else None
 
     async def _loop(
-        self, consumer: AsyncConsumer, dispatcher: Dispatcher, catalogs: CatalogSync
+        self,
+        consumer: AsyncConsumer,
+        dispatcher: Dispatcher,
+        catalogs: CatalogSync,
+        profiles: ProfileBulk | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         transactions = self.transactions
@@ -461,6 +467,8 @@ class Worker:
             records = await consumer.consume(_FETCH_BATCH, wait_s)
             # A full batch: a backlog is being read, so product events wait for fuller calls.
             catalogs.draining = len(records) >= _FETCH_BATCH
+            if profiles is not None:
+                profiles.draining = catalogs.draining
             avro = self.avro
             if (
                 avro is not None

@@ -38,6 +38,12 @@ takes exactly them along — moved right behind it, ahead of any item of another
 came between them, as they were when the group was first sent. No other item joins a member or
 a group leader, nor do they join another; nor a *solo* item (:attr:`Item.solo`: sent on its own
 before), which goes on its own again.
+
+*Attaching* (:meth:`KeyedScheduler.attach`): an item submitted while the last item queued for
+its keys is in flight, its call not yet made (a profile update waiting for its bulk call), may
+go with that call instead of waiting for it to complete: it is queued right behind, started at
+once, and completes with it. Nothing of the customer is queued between them, so no record is
+overtaken.
 """
 
 from __future__ import annotations
@@ -83,6 +89,8 @@ class Item(Generic[P]):
     #: (the scheduler's clock): its wait for its customer, then for a slot.
     submitted_at: float = field(default=0.0)
     ready_at: float = field(default=0.0)
+    #: The item in flight it was attached to (:meth:`KeyedScheduler.attach`).
+    lead: Item[P] | None = field(default=None)
 
 
 class KeyedScheduler(Generic[P]):
@@ -246,6 +254,83 @@ class KeyedScheduler(Generic[P]):
         item.joined.extend(members)
         self._waiting -= len(members)
         self._per_partition[item.partition] -= len(members)
+
+    def attach(self, item: Item[P], joins: Callable[[Item[P]], bool]) -> bool:
+        """Start ``item`` with the item in flight it would wait for, if it may: the last item
+        queued for each of its keys is that one (or an item attached to it), started, not
+        answered, with the same keys and partition, and ``joins(lead)`` — asked last, so that
+        what it does stands — accepts. ``item`` then holds its keys with the lead and completes
+        with it (:attr:`Item.joined`). Whether it was attached."""
+        queues = []
+        for key in item.keys:
+            queue = self._queues.get(key)
+            if not queue:
+                return False
+            queues.append(queue)
+        last = queues[0][-1]
+        if any(queue[-1] is not last for queue in queues):
+            return False
+        lead = last.lead or last
+        if (
+            not lead.started
+            or lead.answered
+            or lead.cancelled
+            or lead.keys != item.keys
+            or lead.partition != item.partition
+            or not joins(lead)
+        ):
+            return False
+        item.order = next(self._submitted)
+        item.submitted_at = item.ready_at = self._clock()
+        item.started = True
+        item.lead = lead
+        for queue in queues:
+            queue.append(item)
+        lead.joined.append(item)
+        return True
+
+    def attach_waiting(self, lead: Item[P], joins: Callable[[Item[P]], bool]) -> int:
+        """Start with ``lead`` — in flight, its call not made — the items waiting right behind
+        it (and what was attached to it) in every one of its queues, with its keys and
+        partition, that ``joins`` accepts, in order up to the first it does not; as
+        :meth:`attach` does. How many were attached."""
+        if not lead.started or lead.answered or lead.cancelled:
+            return 0
+        queues = [self._queues[key] for key in lead.keys]
+        position = 1 + len(lead.joined)
+        attached = 0
+        while position < len(queues[0]):
+            follower = queues[0][position]
+            if (
+                follower.started
+                or follower.cancelled
+                or follower.member
+                or follower.solo
+                or follower.group
+                or follower.keys != lead.keys
+                or follower.partition != lead.partition
+                or not all(
+                    len(queue) > position and queue[position] is follower for queue in queues
+                )
+                or not joins(follower)
+            ):
+                break
+            follower.started = True
+            follower.lead = lead
+            lead.joined.append(follower)
+            self._waiting -= 1
+            self._per_partition[lead.partition] -= 1
+            attached += 1
+            position += 1
+        return attached
+
+    def lead_of(self, keys: tuple[Hashable, ...], payload: P) -> Item[P] | None:
+        """The started item at the head of the queues of ``keys`` whose payload is
+        ``payload``, if there is one."""
+        queue = self._queues.get(keys[0]) if keys else None
+        if not queue or queue[0].payload is not payload or not queue[0].started:
+            return None
+        return queue[0]
 
     def answered(self, item: Item[P]) -> None:
         """``item``'s call is over: its slot goes to the next call; its keys stay held until

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 from tenacity import (
@@ -32,7 +33,8 @@ from talon_stream._exceptions import (
     TalonStatusError,
     TalonTransportError,
 )
-from talon_stream.core._calls import TalonCall, TalonResponse
+from talon_stream.core._attributes import attribute_name, retry_key, without_attributes
+from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.talon._halt import Halt
 from talon_stream.talon._keys import ApiKeyFile
@@ -94,8 +96,12 @@ class TalonCaller:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         application: str | None = None,
+        skip_unknown_attributes: bool = False,
     ) -> None:
+        """``skip_unknown_attributes``: a call Talon.One refuses for attributes it does not
+        know is sent again without them (``talon_stream.core._attributes``)."""
         self._talon = talon
+        self.skip_unknown_attributes = skip_unknown_attributes
         #: The Application it calls, when the worker has several (calls are counted by it).
         self.application = application
         self._stats = stats
@@ -121,9 +127,58 @@ class TalonCaller:
         called when the call starts waiting for the halt to let it through, ``hold(False)``
         when it is through: the dispatcher gives its call slot to others meanwhile.
 
+        With ``skip_unknown_attributes``, a 400 naming attributes the Application does not
+        declare makes the call again without them (under a key derived from ``key``); the
+        answer's ``dropped`` lists their pointers, and the attempts count every request.
+
         Raises:
             TalonPermanentError: a status that will not change on retry.
         """
+        if not self.skip_unknown_attributes or call.body is None:
+            return await self._call(call, key, extra, hold)
+        dropped: list[str] = []
+        attempts = 0
+        first_key = key
+        while True:
+            try:
+                response, tries = await self._call(call, key, extra, hold)
+            except TalonPermanentError as exc:
+                assert call.body is not None
+                stripped = (
+                    without_attributes(call.operation, call.body, exc.unknown_attributes)
+                    if exc.status == 400 and exc.unknown_attributes
+                    else None
+                )
+                if stripped is None:
+                    raise
+                body, removed = stripped
+                attempts += 1
+                dropped.extend(removed)
+                self._count_dropped(call.operation, removed)
+                call = replace(call, body=body)
+                key = retry_key(first_key, dropped)
+                continue
+            attempts += tries
+            if dropped:
+                response = replace(response, dropped=tuple(dropped))
+            return response, attempts
+
+    def _count_dropped(self, operation: Operation, pointers: list[str]) -> None:
+        names = set()
+        for pointer in pointers:
+            found = attribute_name(operation, pointer)
+            if found is not None:
+                names.add(found)
+        for entity, name in sorted(names):
+            self._stats.attribute_dropped(entity, name)
+
+    async def _call(
+        self,
+        call: TalonCall,
+        key: str,
+        extra: Mapping[str, str] | None = None,
+        hold: Hold | None = None,
+    ) -> tuple[TalonResponse, int]:
         try:
             return await self._attempt(call, key, extra, hold), 1
         except (TalonRetryableError, TalonTransportError, TalonFatalError) as exc:

@@ -209,6 +209,7 @@ def _status_error(
         body=text,
         retry_after=_retry_after_seconds(retry_after),
         problems=_problems(body) if status == 400 else (),
+        unknown_attributes=_unknown_attributes(body) if status == 400 else (),
     )
 
 
@@ -226,6 +227,23 @@ def _problems(body: Any) -> tuple[tuple[str | None, str], ...]:
         pointer = source.get("pointer") if isinstance(source, dict) else None
         detail = error.get("details") or error.get("title") or "invalid"
         out.append((pointer if isinstance(pointer, str) else None, str(detail)))
+    return tuple(out)
+
+
+def _unknown_attributes(body: Any) -> tuple[str, ...]:
+    """The pointers of the errors of ``body`` (parsed) that say an attribute is not defined:
+    title ``Unknown``, pointing into an ``attributes`` object."""
+    errors = body.get("errors") if isinstance(body, dict) else None
+    if not isinstance(errors, list):
+        return ()
+    out = []
+    for error in errors:
+        if not isinstance(error, dict) or error.get("title") != "Unknown":
+            continue
+        source = error.get("source")
+        pointer = source.get("pointer") if isinstance(source, dict) else None
+        if isinstance(pointer, str) and pointer.rpartition("/")[0].endswith("/attributes"):
+            out.append(pointer)
     return tuple(out)
 
 

@@ -126,6 +126,8 @@ class EffectsEnvelope(_Model):
     superseded: SupersededBy | None = None
     #: Set when the record was sent in one call with others of its session.
     coalesced_into: CoalescedInto | None = None
+    #: Set when unknown attributes were left out of the call (``Entity.name``).
+    dropped_attributes: list[str] | None = None
     processing_ms: float
     #: RFC 3339 with milliseconds.
     processed_at: str
