@@ -105,9 +105,9 @@ class AsyncProducer(OneBySend):
                 acked.set_result(None)
 
         try:
-            for topic, key, value, headers in records:
-                if not self._produce(loop, topic, key, value, headers, partition, delivered):
-                    await self._enqueue(loop, topic, key, value, headers, partition, delivered)
+            for record in records:
+                if not self._produce(loop, record, partition, delivered):
+                    await self._enqueue(loop, record, partition, delivered)
         except BaseException:
             acked.cancel()  # the records already queued report to nobody
             raise
@@ -124,22 +124,20 @@ class AsyncProducer(OneBySend):
             BrokerError: a record was refused on the spot (too large, unknown topic).
         """
         loop = asyncio.get_running_loop()
-        for topic, key, value, headers in records:
-            if not self._produce(loop, topic, key, value, headers, partition, None):
-                await self._enqueue(loop, topic, key, value, headers, partition, None)
+        for record in records:
+            if not self._produce(loop, record, partition, None):
+                await self._enqueue(loop, record, partition, None)
 
     def _produce(
         self,
         loop: asyncio.AbstractEventLoop,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None,
+        record: OutputRecord,
         partition: int | None,
         delivered: Callable[[KafkaError | None, Message], None] | None,
     ) -> bool:
         """Queue one record in librdkafka; False when its local queue is full (nothing queued).
         ``delivered`` gets its report (none when None)."""
+        topic, key, value, headers = record
         try:
             if partition is None:  # librdkafka's partitioner picks the partition
                 self._producer.produce(
@@ -167,10 +165,7 @@ class AsyncProducer(OneBySend):
     async def _enqueue(
         self,
         loop: asyncio.AbstractEventLoop,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None,
+        record: OutputRecord,
         partition: int | None,
         delivered: Callable[[KafkaError | None, Message], None] | None,
     ) -> None:
@@ -179,7 +174,7 @@ class AsyncProducer(OneBySend):
         while True:
             self._producer.poll(0)
             await asyncio.sleep(self._interval)
-            if self._produce(loop, topic, key, value, headers, partition, delivered):
+            if self._produce(loop, record, partition, delivered):
                 return
 
     def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
