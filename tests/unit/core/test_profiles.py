@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from talon_stream.core._profiles import PendingProfiles, apply, refused_entries
+from talon_stream.core._profiles import PendingProfiles, apply
 
 updates = st.lists(
     st.tuples(
@@ -58,19 +58,3 @@ def test_entries_are_taken_oldest_first_and_merged_in_order() -> None:
     [second] = pending.take()
     assert second.as_json() == {"integrationId": "b"}
     assert pending.oldest() is None
-
-
-def test_refused_entries_by_pointer() -> None:
-    problems = [
-        ("/customerProfiles/2/attributes/pet", "unknown pet"),
-        ("/customerProfiles/2/attributes/age", "age is not a number"),
-        ("/customerProfiles/0/integrationId", "too long"),
-    ]
-    assert refused_entries(problems, 3) == {
-        2: "unknown pet; age is not a number",
-        0: "too long",
-    }
-    assert refused_entries([("/customerProfiles", "too many")], 3) is None
-    assert refused_entries([("/customerProfiles/5/x", "?")], 3) is None
-    assert refused_entries([(None, "?")], 3) is None
-    assert refused_entries([], 3) is None

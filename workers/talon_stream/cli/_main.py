@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 
@@ -27,7 +27,7 @@ from talon_stream._exceptions import (
     TalonStreamError,
 )
 from talon_stream._version import __version__
-from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, load_settings
+from talon_stream.config._settings import DEFAULT_INPUT_TOPICS, Settings, load_settings
 from talon_stream.core._routing import DEFAULT_EFFECT_ROUTES
 from talon_stream.ops._logs import setup_logging
 from talon_stream.whatif._model import DEFAULT_MAX_IN_FLIGHT, DEFAULT_RATE
@@ -166,36 +166,7 @@ def run(overrides: _Overrides, log_level: str) -> None:
     Configuration comes from TALON_STREAM_* and KAFKA_* environment variables and the config
     file (see the README); the options override them.
     """
-    # A stop asked for while the worker is being set up is kept, and honoured once it runs.
-    stop_asked = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop_asked.set())
-    from talon_stream.processing._worker import Worker
-
-    _setup_logging(log_level)
-    log.info("talon-stream %s starting (pid %d)", __version__, os.getpid())
-    try:
-        settings = load_settings(config_file=overrides.config_file, cli=overrides.cli)
-        worker = Worker(settings)
-    except ConfigurationError as exc:
-        raise _exit(EXIT_CONFIG, str(exc)) from exc
-
-    async def serve() -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, worker.stop)
-        if stop_asked.is_set():
-            worker.stop()
-        await worker.run()
-
-    _tune_gc()
-    try:
-        run_event_loop(serve())
-    except BrokerError as exc:
-        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
-    except TalonStreamError as exc:
-        raise _exit(1, str(exc)) from exc
-    log.info("stopped cleanly")
+    _serve(overrides, log_level, _worker, "")
 
 
 @main.command()
@@ -204,25 +175,59 @@ def run(overrides: _Overrides, log_level: str) -> None:
 def notifications(overrides: _Overrides, log_level: str) -> None:
     """Receive Talon.One's outbound notifications (webhooks) and publish each to Kafka, until
     SIGTERM/SIGINT. Settings: TALON_STREAM_NOTIFICATIONS_* (docs/notifications.md)."""
+    _serve(overrides, log_level, _receiver, " notification receiver")
+
+
+def _worker(settings: Settings) -> _Service:
+    from talon_stream.processing._worker import Worker  # imported once the signals are caught
+
+    return Worker(settings)
+
+
+def _receiver(settings: Settings) -> _Service:
     from talon_stream.notifications import ReceiverServer
 
+    return ReceiverServer(settings)
+
+
+class _Service(Protocol):
+    def stop(self) -> None: ...
+
+    async def run(self) -> None: ...
+
+
+def _serve(
+    overrides: _Overrides, log_level: str, build: Callable[[Settings], _Service], what: str
+) -> None:
+    """Run the service ``build`` makes of the settings until SIGTERM/SIGINT; a stop asked for
+    while it is being set up is kept, and honoured once it runs."""
+    stop_asked = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_asked.set())
     _setup_logging(log_level)
-    log.info("talon-stream %s notification receiver starting (pid %d)", __version__, os.getpid())
+    log.info("talon-stream %s%s starting (pid %d)", __version__, what, os.getpid())
     try:
         settings = load_settings(config_file=overrides.config_file, cli=overrides.cli)
-        server = ReceiverServer(settings)
+        service = build(settings)
     except ConfigurationError as exc:
         raise _exit(EXIT_CONFIG, str(exc)) from exc
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, server.stop)
-        await server.run()
+            loop.add_signal_handler(signum, service.stop)
+        if stop_asked.is_set():
+            service.stop()
+        await service.run()
 
+    _tune_gc()
     try:
         run_event_loop(serve())
-    except OSError as exc:
+    except BrokerError as exc:
+        raise _exit(EXIT_BROKER, f"Kafka: {exc}") from exc
+    except TalonStreamError as exc:
+        raise _exit(1, str(exc)) from exc
+    except OSError as exc:  # a port of its own is taken
         raise _exit(EXIT_CONFIG, f"cannot listen: {exc}") from exc
     log.info("stopped cleanly")
 

@@ -14,7 +14,6 @@ entries, oldest first.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -24,15 +23,12 @@ __all__ = [
     "PendingProfiles",
     "ProfileEntry",
     "apply",
-    "refused_entries",
 ]
 
 #: The most profiles Talon.One takes in one bulk call.
 MAX_PROFILES = 1000
 
 T = TypeVar("T")
-
-_ENTRY_POINTER = re.compile(r"^/customerProfiles/(\d+)(?:/|$)")
 
 
 @dataclass(slots=True)
@@ -101,17 +97,3 @@ def apply(profiles: dict[str, dict[str, Any]], updates: Iterable[ProfileEntry[An
     model the batching is tested against."""
     for entry in updates:
         profiles.setdefault(entry.integration_id, {}).update(entry.attributes or {})
-
-
-def refused_entries(problems: Iterable[tuple[str | None, str]], size: int) -> dict[int, str] | None:
-    """What a 400's errors (pointer, detail) say of each entry they point at
-    (``/customerProfiles/<i>/…``), by index; ``None`` when an error points at no entry (or there
-    is no error): the call as a whole was refused."""
-    found: dict[int, str] = {}
-    for pointer, detail in problems:
-        match = _ENTRY_POINTER.match(pointer or "")
-        if match is None or int(match.group(1)) >= size:
-            return None
-        index = int(match.group(1))
-        found[index] = f"{found[index]}; {detail}" if index in found else detail
-    return found or None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.core._catalog import MAX_ACTIONS, ActionType, CatalogAction, PendingActions
 from talon_stream.core._envelopes import coalesced_key
 from talon_stream.core._records import InputRecord
+from talon_stream.processing._bulk import send_batch
 from talon_stream.talon._caller import TalonCaller
 
 __all__ = ["CatalogSync", "SyncOutcome"]
@@ -36,7 +36,6 @@ __all__ = ["CatalogSync", "SyncOutcome"]
 _STARVED = 4
 #: How often a sender waiting out a backlog looks whether it has been read.
 _DRAINING_CHECK_S = 0.05
-_ACTION_POINTER = re.compile(r"^/actions/(\d+)(?:/|$)")
 
 
 @dataclass(slots=True)
@@ -165,49 +164,45 @@ class CatalogSync:
         self, catalog: _Catalog, batch: Sequence[tuple[CatalogAction, list[_Ticket]]]
     ) -> None:
         """Make the call for ``batch``; settle each ticket (refused actions by their errors)."""
-        todo = list(batch)
-        while todo:
-            call = TalonCall(
-                Operation.SYNC_CATALOG,
-                catalog.id,
-                {"actions": [action.as_json() for action, _ in todo]},
-            )
-            records = [ticket.record for _, tickets in todo for ticket in tickets]
-            try:
-                response, attempts = await catalog.caller.call(call, coalesced_key(records))
-            except TalonPermanentError as exc:
-                if exc.status != 400:  # the catalog or the key, not an action: all alike
-                    _settle(todo, SyncOutcome(error=exc))
-                    return
-                refused = _refused_actions(exc, len(todo))
-                if refused is None:
-                    if len(todo) == 1:
-                        _settle(todo, SyncOutcome(error=exc))
-                        return
-                    half = len(todo) // 2  # the error names no action: find it by halves
-                    await self._send(catalog, todo[:half])
-                    todo = todo[half:]
-                    continue
-                keep = []
-                for index, entry in enumerate(todo):
-                    action = entry[0]
-                    if index not in refused:
-                        keep.append(entry)
-                    elif action.type == "REMOVE":  # not in the catalog: as the event wants
-                        gone = TalonResponse(status=exc.status, body={}, elapsed_s=0.0)
-                        _settle([entry], SyncOutcome(gone, 1))
-                    else:
-                        error = TalonPermanentError(
-                            f"{action.type} of sku {action.sku!r} refused: {refused[index]}",
-                            call=call,
-                            status=exc.status,
-                            body=exc.body,
-                        )
-                        _settle([entry], SyncOutcome(error=error))
-                todo = keep
-                continue
-            _settle(todo, SyncOutcome(response, attempts))
+        await send_batch(_SyncCalls(catalog.id), batch, catalog.caller)
+
+
+_Entry = tuple[CatalogAction, list[_Ticket]]
+
+
+@dataclass(frozen=True, slots=True)
+class _SyncCalls:
+    """One catalog's sync calls, for :func:`~talon_stream.processing._bulk.send_batch`."""
+
+    catalog_id: str
+    field = "actions"
+
+    def call_for(self, entries: Sequence[_Entry]) -> tuple[TalonCall, str]:
+        body = {"actions": [action.as_json() for action, _ in entries]}
+        records = [ticket.record for _, tickets in entries for ticket in tickets]
+        return TalonCall(Operation.SYNC_CATALOG, self.catalog_id, body), coalesced_key(records)
+
+    def refused(
+        self, entry: _Entry, reason: str, call: TalonCall, error: TalonPermanentError
+    ) -> None:
+        action = entry[0]
+        if action.type == "REMOVE":  # not in the catalog: as the event wants
+            gone = TalonResponse(status=error.status, body={}, elapsed_s=0.0)
+            _settle([entry], SyncOutcome(gone, 1))
             return
+        refusal = TalonPermanentError(
+            f"{action.type} of sku {action.sku!r} refused: {reason}",
+            call=call,
+            status=error.status,
+            body=error.body,
+        )
+        _settle([entry], SyncOutcome(error=refusal))
+
+    def failed(self, entries: Sequence[_Entry], error: TalonPermanentError) -> None:
+        _settle(entries, SyncOutcome(error=error))
+
+    def answered(self, entries: Sequence[_Entry], response: TalonResponse, attempts: int) -> None:
+        _settle(entries, SyncOutcome(response, attempts))
 
 
 def _settle(entries: Sequence[tuple[CatalogAction, list[_Ticket]]], outcome: SyncOutcome) -> None:
@@ -215,18 +210,3 @@ def _settle(entries: Sequence[tuple[CatalogAction, list[_Ticket]]], outcome: Syn
         for ticket in tickets:
             if not ticket.done.done():
                 ticket.done.set_result(outcome)
-
-
-def _refused_actions(error: TalonPermanentError, size: int) -> dict[int, str] | None:
-    """What a 400's errors say of each action they point at (``/actions/<i>/…``), by index;
-    ``None`` when an error points at no action (or there is no error list)."""
-    if not error.problems:
-        return None
-    found: dict[int, str] = {}
-    for pointer, detail in error.problems:
-        match = _ACTION_POINTER.match(pointer or "")
-        if match is None or int(match.group(1)) >= size:
-            return None  # an error about the whole call: the actions cannot be told apart
-        index = int(match.group(1))
-        found[index] = f"{found[index]}; {detail}" if index in found else detail
-    return found

@@ -36,9 +36,9 @@ from talon_stream.core._profiles import (
     MAX_PROFILES,
     PendingProfiles,
     ProfileEntry,
-    refused_entries,
 )
 from talon_stream.core._records import PartitionKey
+from talon_stream.processing._bulk import send_batch
 from talon_stream.processing._prepared import Prepared
 from talon_stream.talon._caller import TalonCaller
 
@@ -221,47 +221,51 @@ class ProfileBulk:
 
     async def _send(self, sender: _Sender, batch: Sequence[ProfileEntry[_Ticket]]) -> None:
         """Make the call for ``batch``; settle each ticket (refused entries by their errors)."""
-        todo = list(batch)
-        while todo:
-            call = TalonCall(
-                Operation.UPDATE_CUSTOMER_PROFILES,
-                "",
-                {"customerProfiles": [entry.as_json() for entry in todo]},
-                {"silent": "yes"},
-            )
-            records = [ticket.prepared.record for entry in todo for ticket in entry.tokens]
-            try:
-                response, attempts = await sender.caller.call(call, coalesced_key(records))
-            except TalonPermanentError as exc:
-                if exc.status != 400:  # the key or the deployment, not an entry: all alike
-                    _settle(todo, BulkOutcome(error=exc))
-                    return
-                refused = refused_entries(exc.problems, len(todo))
-                if refused is None:
-                    if len(todo) == 1:
-                        _settle(todo, BulkOutcome(error=exc))
-                        return
-                    half = len(todo) // 2  # the error names no entry: find it by halves
-                    await self._send(sender, todo[:half])
-                    todo = todo[half:]
-                    continue
-                keep = []
-                for index, entry in enumerate(todo):
-                    if index not in refused:
-                        keep.append(entry)
-                        continue
-                    error = TalonPermanentError(
-                        f"profile {entry.integration_id!r} refused: {refused[index]}",
-                        call=call,
-                        status=exc.status,
-                        body=exc.body,
-                    )
-                    _settle([entry], BulkOutcome(error=error))
-                todo = keep
-                continue
-            for index, entry in enumerate(todo):
-                _answer(entry, index, response, attempts)
-            return
+        await send_batch(_BULK_CALLS, batch, sender.caller)
+
+
+class _BulkCalls:
+    """Update multiple customer profiles calls, for
+    :func:`~talon_stream.processing._bulk.send_batch`."""
+
+    field = "customerProfiles"
+
+    def call_for(self, entries: Sequence[ProfileEntry[_Ticket]]) -> tuple[TalonCall, str]:
+        call = TalonCall(
+            Operation.UPDATE_CUSTOMER_PROFILES,
+            "",
+            {"customerProfiles": [entry.as_json() for entry in entries]},
+            {"silent": "yes"},
+        )
+        records = [ticket.prepared.record for entry in entries for ticket in entry.tokens]
+        return call, coalesced_key(records)
+
+    def refused(
+        self,
+        entry: ProfileEntry[_Ticket],
+        reason: str,
+        call: TalonCall,
+        error: TalonPermanentError,
+    ) -> None:
+        refusal = TalonPermanentError(
+            f"profile {entry.integration_id!r} refused: {reason}",
+            call=call,
+            status=error.status,
+            body=error.body,
+        )
+        _settle([entry], BulkOutcome(error=refusal))
+
+    def failed(self, entries: Sequence[ProfileEntry[_Ticket]], error: TalonPermanentError) -> None:
+        _settle(entries, BulkOutcome(error=error))
+
+    def answered(
+        self, entries: Sequence[ProfileEntry[_Ticket]], response: TalonResponse, attempts: int
+    ) -> None:
+        for index, entry in enumerate(entries):
+            _answer(entry, index, response, attempts)
+
+
+_BULK_CALLS = _BulkCalls()
 
 
 def _answer(
