@@ -13,6 +13,7 @@ from talon_one_emulator import EmulatorConfig, EmulatorServer
 from talon_stream.config._settings import Settings
 from talon_stream.demo._broker import LOCAL_CONSUMER_SETTINGS, Broker
 from talon_stream.processing._worker import Worker
+from tests.conftest import produce
 
 API_KEY = "integration-test-key"
 
@@ -49,6 +50,25 @@ def create_topics(broker: Broker, settings: Settings, partitions: int) -> str:
         {topic: partitions, settings.effects_topic: partitions, settings.dlq_topic: 1}
     )
     return topic
+
+
+async def drain(
+    broker: Broker,
+    settings: Settings,
+    records: list[tuple[bytes | None, bytes | None]],
+    partitions: int = 4,
+) -> Worker:
+    """Produce ``records`` (key, value) to the worker's input topic, created with its effects
+    topic and DLQ; run a worker until each record has an outcome, then stop it. The worker, for
+    what it counted."""
+    topic = create_topics(broker, settings, partitions)
+    produce(broker.bootstrap_servers, topic, records)
+    worker = Worker(settings)
+    async with running(worker):
+        await wait_for(
+            lambda: worker.stats.outcomes >= len(records), timeout_s=120, what="outcomes"
+        )
+    return worker
 
 
 @contextlib.asynccontextmanager

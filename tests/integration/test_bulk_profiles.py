@@ -12,9 +12,8 @@ import pytest
 
 from talon_one_emulator import EmulatorServer
 from talon_stream.demo._broker import Broker
-from talon_stream.processing._worker import Worker
-from tests.conftest import produce, read_all
-from tests.integration.conftest import running, wait_for, worker_settings
+from tests.conftest import read_all
+from tests.integration.conftest import drain, worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +51,8 @@ async def test_ten_thousand_profile_updates_go_in_a_few_bulk_calls(
     broker: Broker, emulator: EmulatorServer, unique: str
 ) -> None:
     settings = worker_settings(broker, emulator, unique)
-    broker.create_topics(
-        {settings.input_topics[0]: 4, settings.effects_topic: 4, settings.dlq_topic: 1}
-    )
     records, expected = profile_updates(seed=17)
-    produce(broker.bootstrap_servers, settings.input_topics[0], records)
-    worker = Worker(settings)
-    async with running(worker):
-        await wait_for(lambda: worker.stats.outcomes >= EVENTS, timeout_s=120, what="outcomes")
+    worker = await drain(broker, settings, records)
     assert worker.stats.outcomes == EVENTS
     assert worker.stats.dead_lettered == 0
 
@@ -96,9 +89,6 @@ async def test_a_cart_update_waits_for_its_customers_bulk_profile_update(
     # update (bulk again). The cart update must reach Talon.One after the first bulk call
     # that carries the customer, and before the one that carries the second update.
     settings = worker_settings(broker, emulator, unique, bulk_profiles_linger_ms=200)
-    broker.create_topics(
-        {settings.input_topics[0]: 2, settings.effects_topic: 2, settings.dlq_topic: 1}
-    )
     customers = [f"mix-{n:03d}" for n in range(60)]
     records: list[tuple[bytes | None, bytes | None]] = []
     for step, (kind, payload) in enumerate(
@@ -119,10 +109,7 @@ async def test_a_cart_update_waits_for_its_customers_bulk_profile_update(
             if kind == "cart.updated":
                 event["sessionId"] = f"{customer}-s"
             records.append((customer.encode(), orjson.dumps(event)))
-    produce(broker.bootstrap_servers, settings.input_topics[0], records)
-    worker = Worker(settings)
-    async with running(worker):
-        await wait_for(lambda: worker.stats.outcomes >= len(records), what="outcomes")
+    worker = await drain(broker, settings, records, partitions=2)
     assert worker.stats.dead_lettered == 0
 
     # Per customer, the position in the request log of each of their calls.

@@ -12,9 +12,7 @@ import pytest
 
 from talon_one_emulator import EmulatorServer
 from talon_stream.demo._broker import Broker
-from talon_stream.processing._worker import Worker
-from tests.conftest import produce
-from tests.integration.conftest import running, wait_for, worker_settings
+from tests.integration.conftest import drain, worker_settings
 
 pytestmark = pytest.mark.integration
 
@@ -76,14 +74,8 @@ async def test_ten_thousand_product_events_sync_the_catalog_in_a_dozen_calls(
     settings = worker_settings(
         broker, emulator, unique, input_topics=(f"shop.products-{unique}",), catalog_id=CATALOG
     )
-    broker.create_topics(
-        {settings.input_topics[0]: 4, settings.effects_topic: 4, settings.dlq_topic: 1}
-    )
     records, expected = product_events(seed=11)
-    produce(broker.bootstrap_servers, settings.input_topics[0], records)
-    worker = Worker(settings)
-    async with running(worker):
-        await wait_for(lambda: worker.stats.outcomes >= EVENTS, timeout_s=120, what="outcomes")
+    worker = await drain(broker, settings, records)
     assert worker.stats.outcomes == EVENTS
     assert worker.stats.dead_lettered == 0
 
