@@ -31,7 +31,7 @@ from confluent_kafka import Producer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import KEY, shop_events
+from run import KEY, cpu_model, shop_events
 
 from talon_stream.config import Settings
 from talon_stream.core import (
@@ -193,6 +193,7 @@ def main() -> None:
     summed = sum(value for name, value in figures.items() if name not in left_out)
     result: dict[str, Any] = {
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_model": cpu_model(),
         "events": n,
         "answer_bytes_mean": round(sum(map(len, bodies)) / n),
         "us_per_event": figures,
