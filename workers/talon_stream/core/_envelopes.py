@@ -11,7 +11,6 @@ import hashlib
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from talon_stream.core._attributes import dropped_names
@@ -81,7 +80,10 @@ class _IsoSeconds:
 
     def __call__(self, second: int) -> str:
         if second != self._second:
-            self._text = datetime.fromtimestamp(second, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            # gmtime and %-formatting: a third of strftime's price (and cheaper than an f-string
+            # of gmtime's fields), for records that come from many seconds (a backlog).
+            fields = time.gmtime(second)[:6]
+            self._text = "%04d-%02d-%02dT%02d:%02d:%02d" % fields  # noqa: UP031
             self._second = second
         return self._text
 
