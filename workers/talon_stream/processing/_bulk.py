@@ -12,16 +12,27 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
-from talon_stream._exceptions import TalonPermanentError
+from talon_stream._exceptions import RecordError, TalonPermanentError
 from talon_stream.core._calls import TalonCall, TalonResponse
 from talon_stream.talon._caller import TalonCaller
 
-__all__ = ["Batch", "refused_entries", "send_batch"]
+__all__ = ["Batch", "BatchOutcome", "refused_entries", "send_batch"]
 
 E = TypeVar("E")
 E_contra = TypeVar("E_contra", contravariant=True)
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one record of a batched call got: the call's answer and its attempts, or the
+    error."""
+
+    response: TalonResponse | None = None
+    attempts: int = 0
+    error: TalonPermanentError | RecordError | None = None
 
 
 class Batch(Protocol[E_contra]):

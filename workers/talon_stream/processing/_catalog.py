@@ -22,15 +22,15 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from talon_stream._exceptions import RecordError, TalonPermanentError
+from talon_stream._exceptions import TalonPermanentError
 from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.core._catalog import MAX_ACTIONS, ActionType, CatalogAction, PendingActions
 from talon_stream.core._envelopes import coalesced_key
 from talon_stream.core._records import InputRecord
-from talon_stream.processing._bulk import send_batch
+from talon_stream.processing._bulk import BatchOutcome, send_batch
 from talon_stream.talon._caller import TalonCaller
 
-__all__ = ["CatalogSync", "SyncOutcome"]
+__all__ = ["CatalogSync"]
 
 #: A type whose oldest action has waited this many lingers goes next, however few wait.
 _STARVED = 4
@@ -39,18 +39,9 @@ _DRAINING_CHECK_S = 0.05
 
 
 @dataclass(slots=True)
-class SyncOutcome:
-    """What one product record got: the sync call's answer and its attempts, or the error."""
-
-    response: TalonResponse | None = None
-    attempts: int = 0
-    error: TalonPermanentError | RecordError | None = None
-
-
-@dataclass(slots=True)
 class _Ticket:
     record: InputRecord
-    done: asyncio.Future[SyncOutcome] = field(
+    done: asyncio.Future[BatchOutcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -86,7 +77,7 @@ class CatalogSync:
         caller: TalonCaller,
         *,
         application: str = "default",
-    ) -> SyncOutcome:
+    ) -> BatchOutcome:
         """Wait for the sync call (made with ``caller``: the catalog's Application's) that
         carries ``action`` and return what the record got."""
         catalog = self._catalogs.get((application, catalog_id))
@@ -188,7 +179,7 @@ class _SyncCalls:
         action = entry[0]
         if action.type == "REMOVE":  # not in the catalog: as the event wants
             gone = TalonResponse(status=error.status, body={}, elapsed_s=0.0)
-            _settle([entry], SyncOutcome(gone, 1))
+            _settle([entry], BatchOutcome(gone, 1))
             return
         refusal = TalonPermanentError(
             f"{action.type} of sku {action.sku!r} refused: {reason}",
@@ -196,16 +187,16 @@ class _SyncCalls:
             status=error.status,
             body=error.body,
         )
-        _settle([entry], SyncOutcome(error=refusal))
+        _settle([entry], BatchOutcome(error=refusal))
 
     def failed(self, entries: Sequence[_Entry], error: TalonPermanentError) -> None:
-        _settle(entries, SyncOutcome(error=error))
+        _settle(entries, BatchOutcome(error=error))
 
     def answered(self, entries: Sequence[_Entry], response: TalonResponse, attempts: int) -> None:
-        _settle(entries, SyncOutcome(response, attempts))
+        _settle(entries, BatchOutcome(response, attempts))
 
 
-def _settle(entries: Sequence[tuple[CatalogAction, list[_Ticket]]], outcome: SyncOutcome) -> None:
+def _settle(entries: Sequence[tuple[CatalogAction, list[_Ticket]]], outcome: BatchOutcome) -> None:
     for _, tickets in entries:
         for ticket in tickets:
             if not ticket.done.done():

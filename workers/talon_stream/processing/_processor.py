@@ -49,6 +49,7 @@ from talon_stream.formats._decoder import Decoder
 from talon_stream.formats.mapping._mappings import Mappings
 from talon_stream.ops._stats import WorkerStats
 from talon_stream.ops._tracing import CallTrace, start_call_trace
+from talon_stream.processing._bulk import BatchOutcome
 from talon_stream.processing._catalog import CatalogSync
 from talon_stream.processing._erasures import ErasureLedger
 from talon_stream.processing._prepared import Prepared
@@ -394,19 +395,7 @@ class RecordProcessor:
             application=prepared.application,
         )
         on_answered()
-        if outcome.response is None:
-            error = outcome.error or RecordError("the catalog sync gave no answer")
-            failure = DlqFailure(error, 1, prepared.taken_at, datetime.now(tz=UTC))
-            await self._publisher.dead_letter(prepared, failure)
-            return
-        await self._publisher.effects(
-            prepared,
-            event,
-            call,
-            outcome.response,
-            envelope_key=envelope_id(record.topic, record.partition, record.offset),
-            attempts=outcome.attempts,
-        )
+        await self._publish_batched(prepared, event, call, outcome, "the catalog sync")
 
     async def _update_profiles(
         self, prepared: Prepared, on_answered: Callable[[], None], hold: Hold | None
@@ -418,22 +407,36 @@ class RecordProcessor:
         outcomes = await self.profiles.update(prepared, self._callers[prepared.application])
         on_answered()
         for member, outcome in outcomes:
-            event, call, record = member.event, member.call, member.record
-            assert event is not None
-            assert call is not None
-            if outcome.response is None:
-                error = outcome.error or RecordError("the bulk profile update gave no answer")
-                failure = DlqFailure(error, 1, member.taken_at, datetime.now(tz=UTC))
-                await self._publisher.dead_letter(member, failure)
-                continue
-            await self._publisher.effects(
-                member,
-                event,
-                call,
-                outcome.response,
-                envelope_key=envelope_id(record.topic, record.partition, record.offset),
-                attempts=outcome.attempts,
+            assert member.event is not None
+            assert member.call is not None
+            await self._publish_batched(
+                member, member.event, member.call, outcome, "the bulk profile update"
             )
+
+    async def _publish_batched(
+        self,
+        prepared: Prepared,
+        event: Event,
+        call: TalonCall,
+        outcome: BatchOutcome,
+        what: str,
+    ) -> None:
+        """The record's outcome of a call made for many (``what``): its envelope, or its DLQ
+        record with the error."""
+        if outcome.response is None:
+            error = outcome.error or RecordError(f"{what} gave no answer")
+            failure = DlqFailure(error, 1, prepared.taken_at, datetime.now(tz=UTC))
+            await self._publisher.dead_letter(prepared, failure)
+            return
+        record = prepared.record
+        await self._publisher.effects(
+            prepared,
+            event,
+            call,
+            outcome.response,
+            envelope_key=envelope_id(record.topic, record.partition, record.offset),
+            attempts=outcome.attempts,
+        )
 
     def join_bulk(self, leader: Prepared, rider: Prepared) -> bool:
         """Merge ``rider`` — a profile update of ``leader``'s customer, nothing of theirs

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from talon_stream._exceptions import RecordError, TalonPermanentError
+from talon_stream._exceptions import TalonPermanentError
 from talon_stream.core._calls import Operation, TalonCall, TalonResponse
 from talon_stream.core._envelopes import coalesced_key
 from talon_stream.core._profiles import (
@@ -38,11 +38,11 @@ from talon_stream.core._profiles import (
     ProfileEntry,
 )
 from talon_stream.core._records import PartitionKey
-from talon_stream.processing._bulk import send_batch
+from talon_stream.processing._bulk import BatchOutcome, send_batch
 from talon_stream.processing._prepared import Prepared
 from talon_stream.talon._caller import TalonCaller
 
-__all__ = ["BulkOutcome", "ProfileBulk"]
+__all__ = ["ProfileBulk"]
 
 #: The oldest entry goes after this many lingers, however few wait.
 _STARVED = 4
@@ -52,19 +52,10 @@ _MAX_RIDERS = 1000
 _DRAINING_CHECK_S = 0.05
 
 
-@dataclass(slots=True)
-class BulkOutcome:
-    """What one record got: the call's answer and its attempts, or the error."""
-
-    response: TalonResponse | None = None
-    attempts: int = 0
-    error: TalonPermanentError | RecordError | None = None
-
-
 @dataclass(slots=True, eq=False)
 class _Ticket:
     prepared: Prepared
-    done: asyncio.Future[BulkOutcome] = field(
+    done: asyncio.Future[BatchOutcome] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
     #: The records that joined this one's entry while it waited (:meth:`ProfileBulk.join`).
@@ -112,7 +103,7 @@ class ProfileBulk:
 
     async def update(
         self, prepared: Prepared, caller: TalonCaller
-    ) -> list[tuple[Prepared, BulkOutcome]]:
+    ) -> list[tuple[Prepared, BatchOutcome]]:
         """Wait for the bulk call (made with ``caller``: the record's Application's) that
         carries the record's entry, and for those of the records that joined it; return what
         each got, in order."""
@@ -253,10 +244,10 @@ class _BulkCalls:
             status=error.status,
             body=error.body,
         )
-        _settle([entry], BulkOutcome(error=refusal))
+        _settle([entry], BatchOutcome(error=refusal))
 
     def failed(self, entries: Sequence[ProfileEntry[_Ticket]], error: TalonPermanentError) -> None:
-        _settle(entries, BulkOutcome(error=error))
+        _settle(entries, BatchOutcome(error=error))
 
     def answered(
         self, entries: Sequence[ProfileEntry[_Ticket]], response: TalonResponse, attempts: int
@@ -289,14 +280,14 @@ def _answer(
                 if _escape(name) in dropped
             )
         own = TalonResponse(response.status, {}, response.elapsed_s, dropped=mine)
-        ticket.done.set_result(BulkOutcome(own, attempts))
+        ticket.done.set_result(BatchOutcome(own, attempts))
 
 
 def _escape(name: str) -> str:
     return name.replace("~", "~0").replace("/", "~1")
 
 
-def _settle(entries: Sequence[ProfileEntry[_Ticket]], outcome: BulkOutcome) -> None:
+def _settle(entries: Sequence[ProfileEntry[_Ticket]], outcome: BatchOutcome) -> None:
     for entry in entries:
         for ticket in entry.tokens:
             if not ticket.done.done():
